@@ -1,0 +1,1 @@
+"""The inspection core: no Qt here, and torch only through `models`."""

@@ -1,0 +1,23 @@
+"""Errors of the inspection core. The CLI maps InspectorError to exit status 2; the UI shows it."""
+
+from __future__ import annotations
+
+
+class InspectorError(Exception):
+    """Base class: a fault the user can act on; the message says what to do."""
+
+
+class ConfigError(InspectorError):
+    """The station configuration is missing, malformed or inconsistent."""
+
+
+class LibraryError(InspectorError):
+    """A description library file or record is invalid."""
+
+
+class DataError(InspectorError):
+    """Input data (images, folders, CSV files) cannot be used as given."""
+
+
+class ModelLoadError(InspectorError):
+    """A model could not be built or loaded (bad file, hash mismatch, unknown name)."""
