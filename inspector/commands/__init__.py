@@ -1,0 +1,1 @@
+"""Subcommand modules of the `inspector` CLI; each exposes register(subparsers)."""
