@@ -21,3 +21,11 @@ class DataError(InspectorError):
 
 class ModelLoadError(InspectorError):
     """A model could not be built or loaded (bad file, hash mismatch, unknown name)."""
+
+
+class CameraError(InspectorError):
+    """A frame source cannot be opened or read (missing device, lost stream, closed source)."""
+
+
+class ImageDecodeError(DataError):
+    """Image bytes are empty, truncated, corrupt, of a refused format, or too large to decode."""
