@@ -1,0 +1,274 @@
+"""Self-describing checkpoints: ``NAME.safetensors`` plus a ``NAME.json`` sidecar.
+
+The model id is the SHA-256 of the weights file. Loading hashes the very bytes it then
+deserialises, so nothing unverified is ever parsed, and nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from models.errors import CheckpointError
+
+if TYPE_CHECKING:  # factory imports this module, so the type is only needed for annotations
+    from models.factory import ModelBundle
+
+FORMAT = "inspector-checkpoint"
+FORMAT_VERSION = 1
+PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".jit", ".torchscript"}
+# Keys save_checkpoint writes itself; caller metadata may not overwrite them.
+RESERVED_KEYS = {"format", "format_version", "arch", "base", "partial", "model_cfg", "preprocess_cfg",
+                 "weights_file", "weights_sha256", "frozen_sha256", "created_at",
+                 "software", "pretrained_sources"}
+_REQUIRED_KEYS = ("format_version", "arch", "base", "partial", "model_cfg", "preprocess_cfg", "weights_sha256")
+
+
+def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+    """Return (weights, sidecar) for ``NAME.safetensors``, ``NAME.json`` or the stem ``NAME``."""
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"{path} is a pickle-based PyTorch file ({path.suffix}); this station loads only safetensors "
+            "checkpoints because unpickling can run arbitrary code. Convert it once on a trusted machine: "
+            "safetensors.torch.save_file(torch.load(f, weights_only=True), 'NAME.safetensors'), "
+            "then write a sidecar with models.checkpoint.save_checkpoint"
+        )
+    if path.suffix in (".safetensors", ".json"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
+
+
+def canonical_state(state: Mapping[str, torch.Tensor], keys: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+    """Detached CPU copies, floats as fp32, contiguous and unshared (safetensors refuses shared storage)."""
+    chosen = state.keys() if keys is None else keys
+    out = {}
+    for key in chosen:
+        t = state[key].detach().to("cpu")
+        out[key] = (t.float() if t.is_floating_point() else t).contiguous().clone()
+    return out
+
+
+def serialize_state(state: Mapping[str, torch.Tensor], header: Mapping[str, str] | None = None) -> bytes:
+    """Serialize a state dict to safetensors bytes in canonical form (deterministic for equal tensors)."""
+    return st_save(canonical_state(state), metadata={"format": "pt", **(header or {})})
+
+
+def state_sha256(model: torch.nn.Module) -> str:
+    """Model id of an in-memory model: SHA-256 of what a full save_checkpoint would write."""
+    return hashlib.sha256(serialize_state(model.state_dict())).hexdigest()
+
+
+def state_digest(state: Mapping[str, torch.Tensor], keys: Iterable[str]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of the given tensors (the frozen part of a partial save)."""
+    digest = hashlib.sha256()
+    for key in sorted(keys):
+        t = canonical_state(state, [key])[key]
+        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def trainable_keys(model: torch.nn.Module) -> set[str]:
+    """State keys of trainable parameters, buffers of modules holding them (BN stats), and the logit scale/bias."""
+    keys = {name for name, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+    for mod_name, module in model.named_modules(remove_duplicate=False):
+        if any(p.requires_grad for p in module.parameters(recurse=False)):
+            prefix = f"{mod_name}." if mod_name else ""
+            keys.update(prefix + b for b, _ in module.named_buffers(recurse=False))
+    keys.update(k for k in ("logit_scale", "logit_bias") if getattr(model, k, None) is not None)
+    return keys & set(model.state_dict())  # non-persistent buffers are not part of any checkpoint
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    # Temp file in the same folder + fsync + os.replace: a crash leaves the old file or the new one, never half.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+
+
+def _software() -> dict[str, str]:
+    import open_clip
+    import safetensors
+
+    return {"torch": torch.__version__, "open_clip": open_clip.__version__, "safetensors": safetensors.__version__}
+
+
+def save_checkpoint(bundle: ModelBundle, path: str | Path, *, metadata: dict | None = None,
+                    trainable_only: bool = False) -> str:
+    """Write NAME.safetensors + NAME.json atomically; return the weights' SHA-256 (the new model id)."""
+    weights_path, sidecar_path = checkpoint_paths(path)
+    extra = dict(metadata or {})
+    clash = sorted(RESERVED_KEYS & extra.keys())
+    if clash:
+        raise CheckpointError(f"metadata keys {clash} are written by save_checkpoint itself: remove them")
+    if not weights_path.parent.is_dir():
+        raise CheckpointError(f"cannot save checkpoint: folder {weights_path.parent} does not exist")
+    state = bundle.model.state_dict()
+    base = bundle.metadata.get("base", bundle.arch)
+    header: dict[str, str] = {}
+    frozen = None
+    if trainable_only:
+        from models.factory import list_architectures  # lazy: factory imports this module
+
+        if base not in list_architectures():
+            raise CheckpointError(
+                f"a trainable_only checkpoint must name a base architecture that can be rebuilt by name, "
+                f"but {base!r} is not one: save the full model (trainable_only=False)"
+            )
+        keys = trainable_keys(bundle.model)
+        frozen = state_digest(state, set(state) - keys)
+        # In the header, so the model id (file hash) also pins the frozen towers it expects.
+        header = {"inspector.partial": "true", "inspector.base": base, "inspector.frozen_sha256": frozen}
+        state = {k: state[k] for k in keys}
+    data = serialize_state(state, header)
+    model_id = hashlib.sha256(data).hexdigest()
+    from models.factory import tower_sources  # lazy: factory imports this module
+
+    sidecar = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": bundle.arch,
+        "base": base,
+        "partial": trainable_only,
+        "model_cfg": bundle.model_cfg,
+        "preprocess_cfg": dict(getattr(bundle.model.visual, "preprocess_cfg", {})),
+        "weights_file": weights_path.name,
+        "weights_sha256": model_id,
+        "frozen_sha256": frozen,
+        # The bundle's id is the parent (fit() trains in place and leaves model_id as it was loaded).
+        "parent_model_id": extra.pop("parent_model_id", bundle.model_id),
+        "pretrained_sources": bundle.metadata.get("pretrained_sources") or tower_sources(base),
+        "training": extra.pop("training", {}),
+        "data_sources": extra.pop("data_sources", []),
+        "metrics": extra.pop("metrics", {}),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "software": _software(),
+        **extra,
+    }
+    _atomic_write(weights_path, data)
+    _atomic_write(sidecar_path, json.dumps(_jsonable(sidecar), indent=2, sort_keys=True).encode() + b"\n")
+    return model_id
+
+
+def read_sidecar(path: str | Path) -> dict:
+    """Read and check a checkpoint's JSON sidecar."""
+    weights_path, sidecar_path = checkpoint_paths(path)
+    if not sidecar_path.is_file():
+        raise CheckpointError(
+            f"checkpoint {weights_path.name} has no sidecar {sidecar_path}: without it the weights cannot be "
+            "verified or rebuilt. Copy the .json that was saved with it, or re-save with save_checkpoint"
+        )
+    try:
+        sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"sidecar {sidecar_path} is not readable JSON ({exc}): restore it from the original") from exc
+    missing = [k for k in _REQUIRED_KEYS if k not in sidecar] if isinstance(sidecar, dict) else list(_REQUIRED_KEYS)
+    if missing:
+        raise CheckpointError(f"sidecar {sidecar_path} lacks required keys {missing}: it was not written by save_checkpoint")
+    if not isinstance(sidecar["format_version"], int):
+        raise CheckpointError(f"sidecar {sidecar_path} has an invalid format_version {sidecar['format_version']!r}")
+    if sidecar["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"sidecar {sidecar_path} has format version {sidecar['format_version']}, newer than this software "
+            f"reads ({FORMAT_VERSION}): update the station software"
+        )
+    return sidecar
+
+
+def refuse_pickle(path: str | Path) -> None:
+    """Raise CheckpointError if a weights file is pickle-based or TorchScript, by suffix or by content."""
+    path = Path(path)
+    checkpoint_paths(path)  # raises for .pt/.pth/.bin/... names
+    if path.is_file():
+        with open(path, "rb") as fh:
+            _sniff(path, fh.read(8))
+
+
+def _sniff(weights_path: Path, head: bytes) -> None:
+    # Refuse by content too: a TorchScript or torch.save archive renamed to .safetensors is still a pickle.
+    if head.startswith(b"PK\x03\x04"):
+        raise CheckpointError(
+            f"{weights_path} is a PyTorch zip archive (torch.save pickle or TorchScript), not safetensors: "
+            "convert it to safetensors on a trusted machine; this station never unpickles"
+        )
+    if head[:1] == b"\x80":
+        raise CheckpointError(f"{weights_path} is a pickle file, not safetensors: convert it to safetensors")
+
+
+def _parse_header(weights_path: Path, data: bytes) -> dict[str, str]:
+    try:
+        (size,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + size]) if 8 + size <= len(data) else None
+    except (struct.error, UnicodeDecodeError, json.JSONDecodeError):
+        header = None
+    if not isinstance(header, dict):
+        raise CheckpointError(
+            f"{weights_path} is not a valid safetensors file (truncated or not safetensors): "
+            "restore it from the original checkpoint"
+        )
+    return header.get("__metadata__") or {}
+
+
+def verify_checkpoint(path: str | Path) -> str:
+    """Recompute the weights' SHA-256 and compare it with the sidecar; return the model id."""
+    weights_path, _ = checkpoint_paths(path)
+    return _read_verified(weights_path, read_sidecar(path))[1]
+
+
+def _read_verified(weights_path: Path, sidecar: dict) -> tuple[bytes, str]:
+    if not weights_path.is_file():
+        raise CheckpointError(f"checkpoint weights {weights_path} do not exist")
+    data = weights_path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sidecar["weights_sha256"]:
+        raise CheckpointError(
+            f"weights file {weights_path} does not match its sidecar hash (expected "
+            f"{sidecar['weights_sha256'][:16]}..., got {actual[:16]}...): the file is corrupt or was tampered "
+            "with. Restore both files from the original checkpoint"
+        )
+    return data, actual
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, dict[str, str], str]:
+    """Verify and deserialise a checkpoint: (state, sidecar, safetensors header metadata, model id)."""
+    weights_path, _ = checkpoint_paths(path)
+    refuse_pickle(weights_path)
+    sidecar = read_sidecar(path)
+    data, model_id = _read_verified(weights_path, sidecar)
+    _sniff(weights_path, data[:8])
+    header = _parse_header(weights_path, data)
+    try:
+        state = st_load(data)
+    except Exception as exc:  # safetensors raises its own SafetensorError; report it in our terms
+        raise CheckpointError(f"{weights_path} is not a valid safetensors file ({exc}): restore it") from exc
+    if (header.get("inspector.partial") == "true") != bool(sidecar["partial"]):
+        raise CheckpointError(f"{weights_path} and its sidecar disagree on whether the checkpoint is partial")
+    return state, sidecar, header, model_id
