@@ -17,6 +17,7 @@ import numpy as np
 
 from inspector.library import Library
 from inspector.records import Candidate, Ranking, Verdict
+from models.metrics import segment_label_scores, softmax
 
 
 @dataclass(frozen=True)
@@ -51,16 +52,7 @@ def build_index(library: Library, embed_texts, model_id: str, library_version: i
 def label_scores(image_embeddings: np.ndarray, index: RankingIndex) -> tuple[np.ndarray, np.ndarray]:
     """[N, D] image embeddings -> ([N, L] mean cosine per label, [N, M] cosine per description)."""
     sims = image_embeddings.astype(np.float32, copy=False) @ index.embeddings.T
-    sums = np.add.reduceat(sims, index.starts, axis=1)
-    return sums / index.counts[None, :], sims
-
-
-def softmax(x: np.ndarray, scale: float) -> np.ndarray:
-    """Softmax over the last axis of scale * x, max-subtracted for stability."""
-    z = scale * x
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    return segment_label_scores(sims, index.counts, "mean"), sims
 
 
 def rank(image_embedding: np.ndarray, index: RankingIndex, logit_scale: float, top_k: int | None = None) -> Ranking:

@@ -49,22 +49,6 @@ def _check_inputs(images: Sequence[Any], labels: Sequence[str], label_texts: Map
             f"images carry labels {unknown} that label_texts does not describe; known labels: {list(label_texts)}")
 
 
-def label_scores(image_emb: np.ndarray, text_emb: np.ndarray, owners: np.ndarray, num_labels: int,
-                 aggregate: str = "mean") -> np.ndarray:
-    """[N, L] label scores: mean (or max) of the cosines to each label's descriptions.
-
-    `owners[t]` is the label index of description t; embeddings are expected L2-normalised.
-    """
-    cos = image_emb @ text_emb.T
-    reduce = np.mean if aggregate == "mean" else np.max
-    return np.stack([reduce(cos[:, owners == j], axis=1) for j in range(num_labels)], axis=1)
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    z = np.exp(x - x.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
 def evaluate(bundle: ModelBundle, images: Sequence[np.ndarray | Image.Image], labels: Sequence[str],
              label_texts: Mapping[str, Sequence[str]], ok_labels: Sequence[str] = ("ok",),
              aggregate: str = "mean", batch_size: int = 32) -> dict[str, Any]:
@@ -74,12 +58,13 @@ def evaluate(bundle: ModelBundle, images: Sequence[np.ndarray | Image.Image], la
     index = {name: j for j, name in enumerate(names)}
     y = np.array([index[str(lb)] for lb in labels], dtype=np.int64)
     descriptions = [str(t) for name in names for t in label_texts[name]]
-    owners = np.array([index[name] for name in names for _ in label_texts[name]])
+    counts = [len(label_texts[name]) for name in names]
+    owners = np.repeat(np.arange(len(names)), counts)
 
     scorer = TorchScorer(bundle, batch_size=batch_size)
     image_emb = scorer.embed_images([_as_array(i, im) for i, im in enumerate(images)]).astype(np.float64)
     text_emb = scorer.embed_texts(descriptions).astype(np.float64)
-    scores = label_scores(image_emb, text_emb, owners, len(names), aggregate)
+    scores = metrics.segment_label_scores(image_emb @ text_emb.T, counts, aggregate)
 
     recall = metrics.per_label_recall(scores, y)
     cm = metrics.confusion_matrix(y, metrics.predictions(scores), len(names))
@@ -89,7 +74,7 @@ def evaluate(bundle: ModelBundle, images: Sequence[np.ndarray | Image.Image], la
     is_defect = ~np.isin(y, ok_idx)
     auroc = None
     if ok_idx and 0 < is_defect.sum() < len(y):
-        probs = _softmax(scorer.logit_scale * scores)
+        probs = metrics.softmax(scores, scorer.logit_scale)
         auroc = metrics.auroc(1.0 - probs[:, ok_idx].max(axis=1), is_defect)
     # Modality gap between the images and the descriptions of their own labels (one row per pair).
     pair_text = np.concatenate([text_emb[owners == j] for j in y])

@@ -134,3 +134,24 @@ def modality_gap(image_emb: ArrayLike, text_emb: ArrayLike) -> float:
     if (norms_u == 0).any() or (norms_v == 0).any():
         raise ValueError("embeddings contain an all-zero row; it has no direction")
     return float(np.linalg.norm((u / norms_u).mean(axis=0) - (v / norms_v).mean(axis=0)))
+
+
+def segment_label_scores(cosines: np.ndarray, counts: ArrayLike, aggregate: str = "mean") -> np.ndarray:
+    """[N, M] image-description cosines, descriptions grouped label by label with `counts[l]` each
+    -> [N, L] label scores: the mean (or max) over each label's descriptions. O(N*M)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.ndim != 1 or (counts < 1).any() or counts.sum() != cosines.shape[1]:
+        raise ValueError(f"counts {counts.tolist()} must be >= 1 each and sum to {cosines.shape[1]} descriptions")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    if aggregate == "mean":
+        return np.add.reduceat(cosines, starts, axis=1) / counts[None, :]
+    if aggregate == "max":
+        return np.maximum.reduceat(cosines, starts, axis=1)
+    raise ValueError(f"aggregate must be 'mean' or 'max', got {aggregate!r}")
+
+
+def softmax(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Softmax over the last axis of scale * x, max-subtracted for stability."""
+    z = scale * np.asarray(x, dtype=np.float64)
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)

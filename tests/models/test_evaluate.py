@@ -190,3 +190,18 @@ def test_evaluate_tiny_model_ranges(tiny_bundle):
     assert np.array(out["confusion"]["matrix"]).sum() == 6
     assert out["model_id"] == tiny_bundle.model_id
     json.dumps(out)
+
+
+def test_segment_label_scores_mean_and_max_match_a_loop() -> None:
+    from models.metrics import segment_label_scores
+
+    rng = np.random.default_rng(3)
+    cos = rng.uniform(-1, 1, size=(4, 6))
+    counts = [1, 3, 2]
+    bounds = [(0, 1), (1, 4), (4, 6)]
+    expected_mean = np.stack([cos[:, a:b].mean(axis=1) for a, b in bounds], axis=1)
+    expected_max = np.stack([cos[:, a:b].max(axis=1) for a, b in bounds], axis=1)
+    np.testing.assert_allclose(segment_label_scores(cos, counts, "mean"), expected_mean)
+    np.testing.assert_allclose(segment_label_scores(cos, counts, "max"), expected_max)
+    with pytest.raises(ValueError, match="sum to 6"):
+        segment_label_scores(cos, [1, 1], "mean")
