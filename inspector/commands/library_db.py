@@ -1,0 +1,125 @@
+"""`inspector library list|add|retire|import|export`: the versioned library in the station database.
+
+These live under the `library` command that cli.py builds (next to `library check`); every edit
+needs a QA sign-in (--user) and a --reason, and makes a new library version.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from inspector.commands.user import add_db_argument, add_user_argument, open_log, sign_in
+from inspector.errors import LibraryError
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    with open_log(args) as log:
+        version = args.version or log.library.current_version()
+        if version == 0:
+            print("no library stored yet; import one with `inspector library import FILE --user QA --reason ...`")
+            return 0
+        print(f"library version {version} (of {log.library.current_version()})")
+        for label in log.library.labels(version):
+            if label.retired and not args.all:
+                continue
+            flag = " [retired]" if label.retired else ""
+            print(f"{label.id}: {label.name}, {label.disposition}, severity {label.severity}{flag}")
+            for text, retired in label.descriptions:
+                if args.all or not retired:
+                    print(f"    - {text}{' [retired]' if retired else ''}")
+    return 0
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    from inspector.library import Label
+
+    with open_log(args) as log:
+        qa = sign_in(log, args.user)
+        active = {s.id for s in log.library.labels() if not s.retired}
+        if args.label in active:
+            given = [f"--{n}" for n in ("name", "disposition", "severity", "threshold") if getattr(args, n) is not None]
+            if given:
+                raise LibraryError(f"label {args.label!r} exists; {', '.join(given)} only apply to a new label"
+                                   " (retire it and add it again to change its fields)")
+            for text in args.description:
+                version = log.library.add_description(args.label, text, qa, args.reason)
+        else:
+            if not args.disposition:
+                raise LibraryError(f"{args.label!r} is not an active label; a new label needs --disposition"
+                                   " (accept, rework, scrap or review)")
+            label = Label(args.label, args.name or args.label, args.disposition, args.severity or 0,
+                          tuple(t.strip() for t in args.description), args.threshold)
+            version = log.library.add_label(label, qa, args.reason)
+    print(f"library version {version} recorded")
+    return 0
+
+
+def _cmd_retire(args: argparse.Namespace) -> int:
+    with open_log(args) as log:
+        qa = sign_in(log, args.user)
+        if args.description:
+            version = log.library.retire_description(args.label, args.description, qa, args.reason)
+        else:
+            version = log.library.retire_label(args.label, qa, args.reason)
+    print(f"library version {version} recorded")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from inspector.library import load_library
+
+    library = load_library(args.file)
+    with open_log(args) as log:
+        version = log.library.import_library(library, sign_in(log, args.user), args.reason)
+    print(f"imported {args.file} as library version {version}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    with open_log(args) as log:
+        path = log.library.export_yaml(args.file, args.version)
+    print(f"wrote {path}")
+    return 0
+
+
+def _library_subparsers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    # cli.build_parser made `library` (with `check`) before calling register(); argparse keeps a
+    # parser's subparsers only in its actions list, so find them there.
+    parser = sub.choices["library"]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError("the `library` command has no subcommands; cli.build_parser changed")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add list/add/retire/import/export under the existing `library` command."""
+    lib = _library_subparsers(sub)
+    c = lib.add_parser("list", help="labels and descriptions of the library in the database")
+    c.add_argument("--version", type=int, help="a past version (default: the one in force)")
+    c.add_argument("--all", action="store_true", help="show retired labels and descriptions too")
+    c.set_defaults(func=_cmd_list)
+    c = lib.add_parser("add", help="add a label, or descriptions to an existing label (QA)")
+    c.add_argument("label", help="label id")
+    c.add_argument("--description", action="append", required=True, help="a description; repeat for more")
+    c.add_argument("--name", help="display name of a new label")
+    c.add_argument("--disposition", help="for a new label: accept, rework, scrap or review")
+    c.add_argument("--severity", type=int, help="for a new label: 0 (none) to 5 (critical)")
+    c.add_argument("--threshold", type=float, help="for a new label: probability below which a part needs review")
+    c.set_defaults(func=_cmd_add)
+    c = lib.add_parser("retire", help="retire a label or one of its descriptions (QA); nothing is deleted")
+    c.add_argument("label", help="label id")
+    c.add_argument("--description", help="retire only this description")
+    c.set_defaults(func=_cmd_retire)
+    c = lib.add_parser("import", help="make a library YAML file the library in force (QA)")
+    c.add_argument("file")
+    c.set_defaults(func=_cmd_import)
+    c = lib.add_parser("export", help="write a library version as YAML (never overwrites)")
+    c.add_argument("file")
+    c.add_argument("--version", type=int, help="a past version (default: the one in force)")
+    c.set_defaults(func=_cmd_export)
+    for name in ("add", "retire", "import"):
+        lib.choices[name].add_argument("--reason", required=True, help="why (recorded with the new version)")
+        add_user_argument(lib.choices[name])
+    for name in ("list", "add", "retire", "import", "export"):
+        add_db_argument(lib.choices[name])

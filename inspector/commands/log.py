@@ -1,0 +1,66 @@
+"""`inspector log export|verify|verify-export`: the auditor's commands.
+
+`log verify` exits 0 when the chain and its anchor are intact and 1 naming the first bad row;
+`log verify-export` likewise for a bundle. Errors (no database, wrong password) exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from inspector.commands.user import add_db_argument, add_user_argument, open_log, sign_in
+from inspector.errors import InspectorError
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    with open_log(args) as log:
+        summary = log.export(args.from_ts, args.to_ts, args.out, sign_in(log, args.user))
+    print(f"exported {summary.rows} chained rows (seq {summary.first_seq}..{summary.last_seq}) and"
+          f" {summary.images} images to {summary.out_dir}; manifest SHA-256 {summary.manifest_sha256}")
+    for warning in summary.warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    with open_log(args) as log:
+        user = sign_in(log, args.user) if args.user else None
+        report = log.verify(user)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def _cmd_verify_export(args: argparse.Namespace) -> int:
+    from inspector.export import verify_export
+
+    key = None
+    if args.key:
+        try:
+            key = bytes.fromhex(Path(args.key).read_text(encoding="ascii").strip())
+        except (OSError, ValueError) as exc:
+            raise InspectorError(f"cannot read the station key {args.key}: {exc}") from None
+    report = verify_export(args.bundle, key)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `log` and its subcommands to the top-level subparsers."""
+    p = sub.add_parser("log", help="the decision log: export and verify")
+    log = p.add_subparsers(dest="log_command", required=True)
+    c = log.add_parser("export", help="write an audit bundle (CSV, JSONL, images, chain, manifest)")
+    c.add_argument("--from", dest="from_ts", required=True, help="UTC start, ISO 8601 (e.g. 2026-05-01)")
+    c.add_argument("--to", dest="to_ts", required=True, help="UTC end, exclusive (e.g. 2026-06-01T00:00Z)")
+    c.add_argument("--out", required=True, help="a new folder for the bundle (never an existing one)")
+    add_user_argument(c)
+    add_db_argument(c)
+    c.set_defaults(func=_cmd_export)
+    c = log.add_parser("verify", help="recompute the hash chain and check the anchor; exit 1 if broken")
+    add_user_argument(c, required=False)
+    add_db_argument(c)
+    c.set_defaults(func=_cmd_verify)
+    c = log.add_parser("verify-export", help="check an export bundle offline; exit 1 if not intact")
+    c.add_argument("bundle")
+    c.add_argument("--key", help="station key file, to check the manifest's HMAC too")
+    c.set_defaults(func=_cmd_verify_export)
