@@ -91,6 +91,12 @@ def _initial(db: Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS(name="0002_frame_index")
+def _frame_index(db: Database) -> None:
+    # A watched folder asks "was this file already inspected?" for every file in its backlog.
+    db.execute("CREATE INDEX inspections_frame ON inspections (frame_sha256)")
+
+
 class StorageError(InspectorError):
     """The database could not be opened, read or written (disk full, locked, damaged)."""
 

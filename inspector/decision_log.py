@@ -131,6 +131,11 @@ class DecisionLog:
             inspection_id = self.sdb.append("inspections", row)
         return inspection_id
 
+    def has_frame(self, frame_sha256: str) -> bool:
+        """Whether an inspection of these frame bytes is already recorded (a watched folder's backlog)."""
+        rows = self.sdb.db.query("SELECT 1 AS x FROM inspections WHERE frame_sha256 = ? LIMIT 1", [frame_sha256])
+        return any(True for _ in rows)
+
     def record_decision(self, decision: Decision, user: Session) -> int:
         """Commit the operator's first answer to an inspection; returns the decision id."""
         authorize(self.sdb, user, "decide", "record_decision")

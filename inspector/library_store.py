@@ -112,6 +112,18 @@ class LibraryStore:
             return new
         return self._change(user, reason, "import", change, (library.name, library.description))
 
+    def seed_if_empty(self, library: Library, source: str) -> int:
+        """First run only: store the configured seed library as version 1 (a chained event says
+        where it came from). Later changes go through QA; returns the version in force."""
+        with self.sdb.transaction():
+            if self.current_version():
+                return self.current_version()
+            v = self._write_version(library.name, library.description, "system", f"seeded from {source}",
+                                    {label.id: _from_label(label, None) for label in library.labels})
+            self.sdb.append("events", event_row("library_seeded", "system", f"library v{v}",
+                                                {"version": v, "source": source}))
+        return v
+
     def add_label(self, label: Label, user: Session, reason: str) -> int:
         """Add a new label (or bring a retired one back with these fields and descriptions)."""
         def change(old: Snapshot) -> Snapshot:
@@ -203,18 +215,23 @@ class LibraryStore:
             new, new_meta = change(old), meta or old_meta
             if new == old and new_meta == old_meta:
                 raise LibraryError("the change leaves the library as it is; nothing was recorded")
-            active = tuple(s.to_label() for s in new.values() if not s.retired)
-            Library(name=new_meta[0], labels=active, description=new_meta[1])  # validates before writing
-            v = self.sdb.append("library_versions", {"name": new_meta[0], "description": new_meta[1],
-                                                      "user": user.name, "reason": reason.strip()})
-            for position, s in enumerate(new.values()):
-                self.sdb.append("library_labels", {
-                    "version": v, "label_id": s.id, "position": position, "name": s.name, "disposition": s.disposition,
-                    "severity": s.severity, "threshold": s.threshold, "scope": json.dumps(s.scope, sort_keys=True),
-                    "retired": int(s.retired)})
-                for i, (text, retired) in enumerate(s.descriptions):
-                    self.sdb.append("library_descriptions", {"version": v, "label_id": s.id, "position": i,
-                                                             "text": text, "retired": int(retired)})
+            v = self._write_version(new_meta[0], new_meta[1], user.name, reason.strip(), new)
             self.sdb.append("events", event_row("library_edit", user.name, f"library v{v}",
                                                 {"action": action, "version": v, "reason": reason.strip()}))
+        return v
+
+    def _write_version(self, name: str, description: str, user: str | None, reason: str, new: Snapshot) -> int:
+        """Append a full snapshot as a new version; inside a transaction."""
+        active = tuple(s.to_label() for s in new.values() if not s.retired)
+        Library(name=name, labels=active, description=description)  # validates before writing
+        v = self.sdb.append("library_versions", {"name": name, "description": description,
+                                                  "user": user, "reason": reason})
+        for position, s in enumerate(new.values()):
+            self.sdb.append("library_labels", {
+                "version": v, "label_id": s.id, "position": position, "name": s.name, "disposition": s.disposition,
+                "severity": s.severity, "threshold": s.threshold, "scope": json.dumps(s.scope, sort_keys=True),
+                "retired": int(s.retired)})
+            for i, (text, retired) in enumerate(s.descriptions):
+                self.sdb.append("library_descriptions", {"version": v, "label_id": s.id, "position": i,
+                                                         "text": text, "retired": int(retired)})
         return v
