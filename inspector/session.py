@@ -71,6 +71,18 @@ class Station:
     def model_id(self) -> str:
         return self.scorer.model_id
 
+    @property
+    def explainer(self):
+        """Grad-CAM for the station's model, built on first use (None for scorers without a torch model)."""
+        if getattr(self, "_explainer", None) is None:
+            bundle = getattr(self.scorer, "bundle", None)
+            if bundle is None:
+                return None
+            from models.explain import Explainer
+
+            self._explainer = Explainer(bundle)
+        return self._explainer
+
     def refresh_library(self) -> bool:
         """Pick up a new library version (QA edits are live on the next frame); True if it changed."""
         if self.log is None:

@@ -66,6 +66,11 @@ class TorchScorer:
         # Normalise in fp32: half-precision norms lose the last digits the ranking compares.
         return F.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32, copy=False)
 
+    @property
+    def bundle(self) -> ModelBundle:
+        """The model bundle behind this scorer (Grad-CAM explains the same model it ranks with)."""
+        return self._bundle
+
     def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """uint8 HxWx3 RGB (or HxW gray) images -> [N, D] float32, L2-normalised."""
         if isinstance(images, np.ndarray) and images.ndim != 4:

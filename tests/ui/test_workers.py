@@ -1,0 +1,50 @@
+"""Task: runs off the GUI thread, reports progress, can be cancelled, reports errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from inspector.errors import InspectorError
+from ui.workers import Task
+
+
+def test_task_runs_off_the_gui_thread_and_reports(qtbot) -> None:
+    seen = {}
+
+    def work(progress, cancelled, n):
+        seen["thread"] = threading.current_thread()
+        for i in range(n):
+            progress(i + 1, n, f"step {i + 1}")
+        return n * 2
+
+    task = Task(work, 3)
+    steps = []
+    task.progress.connect(lambda d, t, s: steps.append((d, t)))
+    with qtbot.waitSignal(task.finished, timeout=5000) as blocker:
+        task.start()
+    assert blocker.args == [6]
+    assert seen["thread"] is not threading.main_thread()
+    qtbot.waitUntil(lambda: steps == [(1, 3), (2, 3), (3, 3)], timeout=2000)
+    assert task.wait()
+
+
+def test_task_cancel_and_failure(qtbot) -> None:
+    def slow(progress, cancelled):
+        while not cancelled():
+            time.sleep(0.01)
+
+    task = Task(slow)
+    with qtbot.waitSignal(task.cancelled, timeout=5000):
+        task.start()
+        task.cancel()
+    assert task.wait()
+
+    def broken(progress, cancelled):
+        raise InspectorError("camera 'x' is gone")
+
+    bad = Task(broken)
+    with qtbot.waitSignal(bad.failed, timeout=5000) as blocker:
+        bad.start()
+    assert blocker.args == ["camera 'x' is gone"]
+    assert bad.wait()

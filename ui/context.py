@@ -1,0 +1,20 @@
+"""What every view is given: the station (core), the signed-in user, the configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from inspector.config import StationConfig
+from inspector.session import Station
+from inspector.users import MATRIX, Session
+
+
+@dataclass
+class AppContext:
+    station: Station  # .log (DecisionLog), .index (library in force), .scorer, .inspect(), .record()
+    config: StationConfig
+    user: Session | None = None
+
+    def can(self, permission: str) -> bool:
+        """Whether the signed-in user's role has `permission` (the core enforces it regardless)."""
+        return self.user is not None and permission in MATRIX.get(self.user.role, frozenset())
