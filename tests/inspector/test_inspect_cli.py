@@ -85,3 +85,12 @@ def test_watch_records_each_file_once_and_the_chain_verifies(tmp_path: Path) -> 
 def test_watch_needs_a_user(tmp_path: Path) -> None:
     out = run("watch", str(tmp_path), "--db", str(tmp_path / "s.db"))
     assert out.returncode == 2 and "--user" in out.stderr
+
+
+@pytest.mark.timeout(300)
+def test_headless_demo_ranks_generated_parts(tmp_path: Path) -> None:
+    config = tmp_path / "station.toml"
+    config.write_text('[model]\nref = "inspector-tiny"\n')
+    out = run("run", "--config", str(config), "--frames", "2")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("verdict:") == 2 and "station ready" in out.stdout
