@@ -16,9 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from inspector.imageio import cv2  # through imageio: OPENCV_IO_MAX_IMAGE_PIXELS must be set first
 from inspector.chain import ChainReport
 from inspector.database import StationDB, event_row, open_database, parse_time, utc_stamp
 from inspector.errors import InspectorError, LibraryError
@@ -209,11 +209,19 @@ class DecisionLog:
         return self._event("model_promoted", detail, user, model_id)
 
     def inspections(self, *, from_ts: TimeArg = None, to_ts: TimeArg = None, label: str | None = None,
-                    verdict: str | None = None, operator: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        """Inspection rows, oldest first; label = top-ranked label id, verdict = proposed disposition."""
+                    verdict: str | None = None, operator: str | None = None, limit: int = 1000,
+                    newest_first: bool = False) -> list[dict[str, Any]]:
+        """Inspection rows, oldest first (newest_first: the latest `limit` rows, newest first);
+        label = top-ranked label id, verdict = proposed disposition."""
         where, params = _where([("recorded_at >= ?", _t(from_ts)), ("recorded_at < ?", _t(to_ts)),
                                 ("top_label_id = ?", label), ("disposition = ?", verdict), ("user = ?", operator)])
-        return list(self.sdb.db.query("SELECT * FROM inspections" + where + " ORDER BY id LIMIT ?", [*params, limit]))
+        order = " ORDER BY id DESC" if newest_first else " ORDER BY id"
+        return list(self.sdb.db.query("SELECT * FROM inspections" + where + order + " LIMIT ?", [*params, limit]))
+
+    def inspection(self, inspection_id: int) -> dict[str, Any] | None:
+        """One inspection row by id, or None."""
+        rows = list(self.sdb.db.query("SELECT * FROM inspections WHERE id = ?", [int(inspection_id)]))
+        return rows[0] if rows else None
 
     def decisions(self, *, from_ts: TimeArg = None, to_ts: TimeArg = None, operator: str | None = None,
                   label: str | None = None, kind: str | None = None, inspection_id: int | None = None,

@@ -9,7 +9,7 @@ Text embeddings are cached per (model id, description text); that cache is not a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ def _from_label(label: Label, old: StoredLabel | None = None) -> StoredLabel:
 
 
 Snapshot = dict[str, StoredLabel]
+# What update_label may change; the id is the label's identity and descriptions have their own edits.
+LABEL_FIELDS: tuple[str, ...] = ("name", "disposition", "severity", "threshold")
 
 
 class LibraryStore:
@@ -139,6 +141,17 @@ class LibraryStore:
             texts = [(t, r) for t, r in stored.descriptions if t != text.strip()] + [(text.strip(), False)]
             return {**old, label_id: replace(stored, descriptions=tuple(texts))}
         return self._change(user, reason, "add_description", change)
+
+    def update_label(self, label_id: str, changes: Mapping[str, Any], user: Session, reason: str) -> int:
+        """Change an active label's name, disposition, severity or threshold; descriptions stay."""
+        unknown = sorted(set(changes) - set(LABEL_FIELDS))
+        if unknown:
+            raise LibraryError(f"cannot change {', '.join(unknown)};"
+                               f" a label's editable fields are {', '.join(LABEL_FIELDS)}")
+
+        def change(old: Snapshot) -> Snapshot:
+            return {**old, label_id: replace(self._active(old, label_id), **changes)}
+        return self._change(user, reason, "update_label", change)
 
     def retire_label(self, label_id: str, user: Session, reason: str) -> int:
         """Retire a label and its descriptions; it stays in the history."""

@@ -93,6 +93,11 @@ class Station:
         self.index = self._build_index(library, version)
         return True
 
+    def index_for(self, library: Library, version: int = 0) -> RankingIndex:
+        """Compile any library (e.g. an unpublished draft) against this model, through the same
+        per-text embedding cache as the library in force; the index in force is not changed."""
+        return self._build_index(library, version)
+
     def _build_index(self, library: Library, version: int) -> RankingIndex:
         return build_index(library, self._embed_texts_cached, self.scorer.model_id, version)
 

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
 
 from inspector.errors import InspectorError
 
@@ -64,7 +64,9 @@ class Task(QObject):
         for name in ("progress", "finished", "failed", "cancelled"):
             getattr(self._worker, name).connect(getattr(self, name))
         for end in (self._worker.finished, self._worker.failed, self._worker.cancelled):
-            end.connect(self._thread.quit)
+            # Direct: QThread.quit is thread-safe, and a queued call would wait for the GUI
+            # thread's event loop, so a wait() on the GUI thread could never see the thread end.
+            end.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self.done)
 
     def start(self) -> None:

@@ -171,12 +171,14 @@ def test_key_file_is_private_and_anchor_only_moves_forward(db: Path) -> None:
 
 
 def test_anchor_every_n_commits_and_on_close(tmp_path: Path) -> None:
-    with DecisionLog.open(tmp_path / "n.db", anchor_every=4) as log:  # opening commits migration event 1
+    with DecisionLog.open(tmp_path / "n.db", anchor_every=4) as log:
+        # opening commits the schema migrations in ONE transaction: commit 1, chain rows 1..m
+        m = len(log.events(kind="schema_migration"))
         for i in range(5):
-            log.record_event("note", {"i": i})
+            log.record_event("note", {"i": i})  # commits 2..6, chain rows m+1..m+5
         anchored = json.loads(Path(f"{tmp_path}/n.db.anchor").read_text())["seq"]
-        assert anchored == 4  # the 4th of 6 commits (the migration event is the 1st)
-    assert json.loads(Path(f"{tmp_path}/n.db.anchor").read_text())["seq"] == 6
+        assert anchored == m + 3  # anchored at the 4th commit: the 3rd note
+    assert json.loads(Path(f"{tmp_path}/n.db.anchor").read_text())["seq"] == m + 5  # close anchors the rest
 
 
 def test_canonical_form_and_entry_hash_follow_the_spec() -> None:
