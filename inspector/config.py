@@ -16,7 +16,9 @@ from typing import Any
 from inspector.errors import ConfigError
 from inspector.library import seed_library_dir
 
-DEFAULT_MODEL = "inspector-default"
+# The shipped, trained model (models/weights/, models/MODEL_CARD.md); "inspector-default" is the untrained
+# architecture it is built on.
+DEFAULT_MODEL = "inspector-default-v1"
 
 
 def user_data_dir() -> Path:

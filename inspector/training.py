@@ -45,12 +45,41 @@ def _dataset(args: argparse.Namespace):
     raise DataError(f"--data {data}: expected a .csv/.tsv file or a folder with one sub-folder per label id")
 
 
+def recipe_command(args: argparse.Namespace) -> dict[str, Any]:
+    """`inspector train --recipe NAME [--out PATH]`: generate, train, evaluate and save a recipe's model."""
+    import sys
+
+    from models.recipes import RECIPES, SHIPPED_NAME, get_recipe, run_recipe
+
+    if args.recipe not in RECIPES:
+        raise DataError(f"unknown recipe {args.recipe!r}; known recipes: {sorted(RECIPES)}")
+    if args.data:
+        raise DataError("--recipe generates its own data: drop --data (or drop --recipe to train on your data)")
+    out = args.out or (SHIPPED_NAME if args.recipe == "default" else f"inspector-{args.recipe}-recipe")
+    with model_errors():
+        recipe = get_recipe(args.recipe, seed=args.seed)
+        summary = run_recipe(recipe, out, evaluate=not args.no_eval, log_path=args.log,
+                             progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    summary.pop("bundle")
+    held = summary.get("heldout")
+    scores = f"; held-out top-1 {held['top1']:.3f}, MRR {held['mrr']:.3f}" if held else ""
+    total = summary["timings"]["total_train_s"]
+    summary["summary"] = (f"recipe {args.recipe!r}: {summary['steps_done']} steps, {total / 60:.1f} min "
+                          f"(generation + caching + training){scores}; wrote {out} (model {summary['model_id'][:12]})")
+    return summary
+
+
 def train_command(args: argparse.Namespace) -> dict[str, Any]:
     """Train from --model on --data and write the checkpoint --out; returns a summary dict."""
+    if getattr(args, "recipe", None):
+        return recipe_command(args)
     from models.checkpoint import save_checkpoint
     from models.factory import load_model
+    from models.freeze import trained_flags
     from models.train import TrainConfig, fit
 
+    if not args.data or not args.out:
+        raise DataError("inspector train needs --data and --out (or --recipe NAME)")
     with model_errors():
         bundle = load_model(args.model, device=args.device)
         dataset = _dataset(args)
@@ -72,7 +101,10 @@ def train_command(args: argparse.Namespace) -> dict[str, Any]:
                        "final_losses": result.final_losses, "wall_s": result.wall_s},
         }
         trainable_only = bundle.arch == "inspector-default" and not args.train_towers
-        model_id = save_checkpoint(bundle, args.out, metadata=metadata, trainable_only=trainable_only)
+        # Store what this run trained plus what the parent checkpoint already carried (a shipped model's
+        # trained blocks), nothing else: fit() hands the model back with all-True requires_grad flags.
+        with trained_flags(bundle.model, cfg, keep=bundle.metadata.get("partial_keys", ())):
+            model_id = save_checkpoint(bundle, args.out, metadata=metadata, trainable_only=trainable_only)
     state = "completed" if result.completed else f"stopped early ({result.reason})"
     return {
         "summary": f"{state} after {result.steps_done} steps in {result.wall_s:.0f} s; wrote {args.out} (model {model_id[:12]})",

@@ -26,6 +26,10 @@ from models.device import inference_dtype, select_device
 from models.errors import CheckpointError, ModelError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+# Shipped, trained models (trainable-only checkpoints in models/weights/, see models/MODEL_CARD.md):
+# name -> checkpoint stem. "default" is the station's default model.
+SHIPPED_MODELS = {"inspector-default-v1": "inspector-default-v1", "default": "inspector-default-v1"}
 _EXTRA_KEYS = ("preprocess_cfg", "tower_weights", "init_seed")
 
 
@@ -219,12 +223,26 @@ def _apply_partial(model: torch.nn.Module, state: dict[str, torch.Tensor], heade
     model.load_state_dict(state, strict=False)
 
 
+def shipped_model_path(name: str) -> Path:
+    """Checkpoint stem of a shipped model name ("default", "inspector-default-v1")."""
+    if name not in SHIPPED_MODELS:
+        raise ModelError(f"{name!r} is not a shipped model; shipped: {sorted(SHIPPED_MODELS)}")
+    path = WEIGHTS_DIR / SHIPPED_MODELS[name]
+    if not checkpoint.checkpoint_paths(path)[0].is_file():
+        raise ModelError(f"the shipped model {name!r} is missing ({path}.safetensors): reinstall the package, or "
+                         "rebuild it with `inspector train --recipe default --out models/weights/inspector-default-v1`")
+    return path
+
+
 def load_model(ref: str | Path, *, device: str | torch.device | None = None,
                precision: str | None = None) -> ModelBundle:
-    """Load an architecture by name or a checkpoint (NAME.safetensors, NAME.json or the stem NAME)."""
+    """Load an architecture by name, a shipped model by name ("default", "inspector-default-v1") or a
+    checkpoint (NAME.safetensors, NAME.json or the stem NAME)."""
     # A bare architecture name always means the architecture; write "./NAME" for a checkpoint of that name.
     if isinstance(ref, str) and ref in list_architectures():
         return create_model(ref, device=device, precision=precision)
+    if isinstance(ref, str) and ref in SHIPPED_MODELS:
+        ref = shipped_model_path(ref)
     dev = select_device(device)
     inference_dtype(dev, precision)
     weights_path, sidecar_path = checkpoint.checkpoint_paths(ref)
@@ -235,6 +253,8 @@ def load_model(ref: str | Path, *, device: str | torch.device | None = None,
     if sidecar["partial"]:
         model, model_cfg, _ = _build_named(header.get("inspector.base", sidecar["base"]), load_towers=True)
         _apply_partial(model, state, header, str(weights_path))
+        # What differs from the base architecture: a fine-tuned child's partial save must keep these too.
+        sidecar = {**sidecar, "partial_keys": sorted(state)}
     else:
         model_cfg = sidecar["model_cfg"]
         model = _instantiate(model_cfg, 0, load_hf_weights=False)  # every weight comes from the file

@@ -182,6 +182,75 @@ def test_cached_and_uncached_frozen_training_agree():
         torch.testing.assert_close(runs[1][name], runs[0][name], rtol=1e-4, atol=1e-5, msg=name)
 
 
+def test_cached_partial_unfreeze_matches_uncached():
+    """Last image block open: caching the frozen trunk's activations changes the speed, not the run."""
+    runs = []
+    for cache in (True, False):
+        b = create_model("inspector-tiny", device="cpu")
+        seen = []
+        fit(b, Shapes(), _cfg(steps=6, unfreeze_image_blocks=1, cache_tower_outputs=cache), seen.append)
+        runs.append(([s.total_loss for s in seen], _params(b.model)))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-5)
+    init = _params(create_model("inspector-tiny", device="cpu").model)
+    for name, p in runs[1][1].items():
+        # Adam turns float noise on a ~zero gradient (the attention key bias) into lr-sized steps:
+        # compare each tensor with how far training moved it.
+        moved = float((p - init[name]).abs().max())
+        torch.testing.assert_close(runs[0][1][name], p, rtol=0, atol=1e-6 + 0.05 * moved, msg=name)
+
+
+def test_partial_cache_runs_the_frozen_prefix_once_not_per_step(bundle):
+    calls = []
+    handle = bundle.model.visual.transformer.resblocks[0].register_forward_hook(lambda *a: calls.append(1))
+    try:
+        fit(bundle, Shapes(), _cfg(steps=6, unfreeze_image_blocks=1))
+    finally:
+        handle.remove()
+    assert len(calls) == 1  # 16 images fit one caching chunk; the 6 steps never run the frozen block
+
+
+def test_a_tower_cache_is_reusable_and_checked():
+    from models.freeze import TowerCache
+
+    data = Shapes()
+    first = create_model("inspector-tiny", device="cpu")
+    cache = TowerCache(first, data, 1)
+    fit(first, data, _cfg(steps=3, unfreeze_image_blocks=1), cache=cache)  # trains only what is open
+    again = create_model("inspector-tiny", device="cpu")
+    assert fit(again, data, _cfg(steps=3, unfreeze_image_blocks=1), cache=cache).completed
+    with pytest.raises(TrainError, match="open image blocks"):
+        fit(again, data, _cfg(steps=3), cache=cache)
+    other = create_model("inspector-tiny", device="cpu")
+    with torch.no_grad():
+        other.model.visual.conv1.weight.add_(0.1)  # a frozen weight: the cached activations no longer apply
+    with pytest.raises(TrainError, match="other frozen weights"):
+        fit(other, data, _cfg(steps=3, unfreeze_image_blocks=1), cache=cache)
+
+
+def test_a_prefix_cache_gives_the_pooled_cache(bundle):
+    from models.freeze import TowerCache
+
+    data = Shapes()
+    direct = TowerCache(bundle, data, 0)
+    derived = TowerCache(bundle, data, 1).pooled()
+    assert derived.n_open == 0 and derived.image_sha256 == direct.image_sha256
+    torch.testing.assert_close(derived.images, direct.images, rtol=1e-4, atol=1e-5)
+
+
+def test_default_model_cached_partial_matches_uncached(default_bundle):
+    """EfficientNet: two open blocks (BatchNorm in training mode) from cached activations, as uncached."""
+    runs = []
+    for cache in (True, False):
+        b = copy.deepcopy(default_bundle)
+        seen = []
+        # CLIP loss: the ranking terms sort near-tied scores of these repetitive images, and the cache's
+        # channels-last convolutions round differently, which may flip a tie (a discrete, legitimate change).
+        fit(b, Shapes(per_class=2), _cfg(steps=4, batch_size=8, lr=1e-3, unfreeze_image_blocks=2, loss_variant="clip",
+                                         cache_tower_outputs=cache), seen.append)
+        runs.append([s.total_loss for s in seen])
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-3, atol=1e-3)
+
+
 def test_logit_scale_is_clamped_at_100(bundle):
     with torch.no_grad():
         bundle.model.logit_scale.fill_(5.0)  # s = 148: above the cap before the first step
