@@ -17,7 +17,7 @@ from inspector.errors import InspectorError
 
 # Each module in inspector/commands/ adds its subcommands with `register(subparsers)`; its
 # handlers do their heavy imports inside, so `inspector --help` stays fast.
-COMMAND_MODULES: tuple[str, ...] = ("inspect", "log", "user", "library_db")
+COMMAND_MODULES: tuple[str, ...] = ("inspect", "log", "user", "library_db", "model")
 
 
 def _cmd_library_check(args: argparse.Namespace) -> int:
@@ -76,12 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_library_check)
 
     p = sub.add_parser("train", help="train or fine-tune a model with the RANKCLIP loss")
+    p.add_argument("--recipe", help="a named recipe that fixes data and settings: 'default' reproduces the shipped "
+                                    "model (models/MODEL_CARD.md), 'tiny' is a seconds-long smoke run")
+    p.add_argument("--no-eval", action="store_true", help="with --recipe: skip the held-out evaluation")
     p.add_argument("--model", default=DEFAULT_MODEL, help="architecture name or checkpoint to start from")
-    p.add_argument("--data", required=True, help="CSV/TSV (image path, caption) or a folder with one sub-folder per label id")
+    p.add_argument("--data", help="CSV/TSV (image path, caption) or a folder with one sub-folder per label id")
     p.add_argument("--library", help="library YAML whose descriptions caption a labelled folder")
     p.add_argument("--image-col", default="filepath")
     p.add_argument("--caption-col", default="title")
-    p.add_argument("--out", required=True, help="checkpoint path to write (NAME.safetensors + NAME.json)")
+    p.add_argument("--out", help="checkpoint path to write (NAME.safetensors + NAME.json); with --recipe default "
+                                 "./inspector-default-v1")
     p.add_argument("--loss", default="rankclip", choices=["clip", "rankclip", "rankclip_c", "rankclip_i"])
     p.add_argument("--numerics", default="official", choices=["official", "exact"])
     p.add_argument("--weight-cap", type=float, default=2.0)

@@ -74,11 +74,29 @@ _TABLES = [
     " WHEN NEW.seq <> (SELECT IFNULL(MAX(seq), 0) + 1 FROM chain)"
     " BEGIN SELECT RAISE(ABORT, 'chain seq must follow the head'); END",
 ]
-_APPEND_ONLY = (*RECORD_TABLES, "chain", "credentials")
-_TRIGGERS = [
-    f"CREATE TRIGGER {t}_no_{verb.lower()} BEFORE {verb} ON {t}"
-    f" BEGIN SELECT RAISE(ABORT, '{t} is append-only: a change is a new row'); END"
-    for t in _APPEND_ONLY for verb in ("UPDATE", "DELETE")
+
+
+def _append_only(tables: tuple[str, ...]) -> list[str]:
+    return [f"CREATE TRIGGER {t}_no_{verb.lower()} BEFORE {verb} ON {t}"
+            f" BEGIN SELECT RAISE(ABORT, '{t} is append-only: a change is a new row'); END"
+            for t in tables for verb in ("UPDATE", "DELETE")]
+
+
+# The record tables of the first schema, spelled out: RECORD_TABLES grows with later migrations,
+# whose tables do not exist yet when 0001 runs on a new database; each migration guards its own.
+_INITIAL_RECORDS = ("library_versions", "library_labels", "library_descriptions", "users", "inspections",
+                    "decisions", "events")
+_TRIGGERS = _append_only((*_INITIAL_RECORDS, "chain", "credentials"))
+# The model registry (inspector.registry): a model row once, then its state changes as new rows.
+_REGISTRY = [
+    "CREATE TABLE model_registry (id INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL, model_id TEXT NOT NULL UNIQUE,"
+    " parent_id TEXT, data_hash TEXT NOT NULL, recipe TEXT NOT NULL, figures TEXT NOT NULL, checkpoint TEXT NOT NULL,"
+    " user TEXT NOT NULL, reason TEXT NOT NULL) STRICT",
+    "CREATE TABLE model_states (id INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL,"
+    " model_id TEXT NOT NULL REFERENCES model_registry(model_id),"
+    " state TEXT NOT NULL CHECK (state IN ('candidate', 'active', 'retired')), user TEXT NOT NULL,"
+    " reason TEXT NOT NULL) STRICT",
+    "CREATE INDEX model_states_model ON model_states (model_id, id)",
 ]
 
 MIGRATIONS = Migrations("inspector")
@@ -95,6 +113,12 @@ def _initial(db: Database) -> None:
 def _frame_index(db: Database) -> None:
     # A watched folder asks "was this file already inspected?" for every file in its backlog.
     db.execute("CREATE INDEX inspections_frame ON inspections (frame_sha256)")
+
+
+@MIGRATIONS(name="0003_model_registry")
+def _model_registry(db: Database) -> None:
+    for statement in _REGISTRY + _append_only(("model_registry", "model_states")):
+        db.execute(statement)
 
 
 class StorageError(InspectorError):

@@ -121,8 +121,11 @@ class Station:
         t0 = time.perf_counter()
         embedding = self.scorer.embed_images([frame.rgb])[0]
         t1 = time.perf_counter()
-        ranking = rank(embedding, self.index, self.scorer.logit_scale, top_k=top_k)
-        verdict = decide(ranking, self.index, self.policy)
+        # One read of the index: the GUI may swap in a new library version (refresh_library) on
+        # another thread while a capture worker ranks, and rank and verdict must use the same one.
+        index = self.index
+        ranking = rank(embedding, index, self.scorer.logit_scale, top_k=top_k)
+        verdict = decide(ranking, index, self.policy)
         t2 = time.perf_counter()
         return InspectionResult(
             frame=frame, ranking=ranking, verdict=verdict,

@@ -121,3 +121,9 @@ def barrier(info: DistInfo) -> None:
     """Wait for every rank (no-op when single-process)."""
     if info.world_size > 1:
         dist.barrier()
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group at the end of a torchrun job; a no-op when none was started."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,111 @@
+"""`inspector-station`: the Qt station app (what `make run` starts).
+
+The window appears at once in a "loading the model…" state; the model loads in a worker (it
+takes seconds on a CPU), which also warms the database (library seeded, description embeddings
+cached) on its own connection, so opening the station on the GUI thread afterwards is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from PySide6.QtWidgets import QApplication
+
+from inspector.capture import build_source
+from inspector.capture.factory import SPEC_HELP
+from inspector.config import StationConfig, load_config
+from inspector.errors import InspectorError
+from inspector.live import SourceFactory
+from inspector.samples import sample_camera, sample_parts
+from inspector.scorer import Scorer, load_scorer
+from inspector.session import Station
+from ui.heatmap_worker import wait_for_orphans
+from ui.main_window import MainWindow
+from ui.workers import Task
+
+SAMPLE_COUNT = 16
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the loader hands the GUI thread: the loaded model and how to open the camera."""
+
+    scorer: Scorer
+    source_factory: SourceFactory
+
+
+def prepare(progress, _cancelled, config: StationConfig, source: str | None, fps: float) -> Prepared:
+    """Load the model, warm the database and set up the camera (runs in a worker thread)."""
+    progress(0, 3, "loading the model")
+    scorer = load_scorer(config.model.ref, config.model.device)
+    progress(1, 3, "preparing the station database")
+    with Station.open(config, scorer=scorer):  # seeds the library and caches its embeddings
+        pass
+    progress(2, 3, "setting up the camera")
+    if source is None:
+        parts = sample_parts(SAMPLE_COUNT, size=max(224, scorer.image_size))
+        factory: SourceFactory = lambda _on_event: sample_camera(parts, fps=fps)  # noqa: E731
+    else:
+        build_source(source)  # a bad SOURCE fails here, with its message, not after sign-in
+        factory = lambda on_event: build_source(source, on_event=on_event)  # noqa: E731
+    return Prepared(scorer, factory)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inspector-station", description="the inspection station (Qt)")
+    parser.add_argument("--config", help="station TOML file (default: embedded defaults)")
+    parser.add_argument("--model", help="model name or checkpoint (overrides the config)")
+    parser.add_argument("--db", help="station database (overrides the config)")
+    parser.add_argument("--source", help=f"camera: {SPEC_HELP} (default: generated sample parts)")
+    parser.add_argument("--fps", type=float, default=1.0, help="rate of the sample-part camera (default 1)")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> StationConfig:
+    config = load_config(args.config)
+    if args.model:
+        config = replace(config, model=replace(config.model, ref=args.model))
+    if args.db:
+        config = replace(config, database=replace(config.database, path=args.db))
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the station; the exit status (2 for a configuration error, like the CLI)."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = _config(args)
+    except InspectorError as exc:
+        print(f"inspector-station: error: {exc}", file=sys.stderr)
+        return 2
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setOrganizationName("rankclip-inspector")
+    app.setApplicationName("station")
+    window = MainWindow(config)
+    window.show()
+
+    def ready(prepared: Prepared) -> None:
+        try:
+            station = Station.open(config, scorer=prepared.scorer)
+        except InspectorError as exc:
+            window.show_fatal(str(exc))
+            return
+        window.attach_station(station, prepared.source_factory)
+
+    loader = Task(prepare, config, args.source, args.fps)
+    loader.progress.connect(lambda done, total, text: window.loading.setText(f"Loading… {text} ({done + 1}/{total})"))
+    loader.finished.connect(ready)
+    loader.failed.connect(window.show_fatal)
+    loader.start()
+    status = app.exec()
+    # Threads must end before the interpreter does: a model still loading, a heatmap still computing.
+    loader.wait(120_000)
+    wait_for_orphans(30_000)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""`python -m ui.screenshots OUT_DIR`: render every view to PNG offscreen (`make screenshots`).
+
+Builds a throw-away station (temporary database) on the default model when it loads, else the
+tiny one; generates sample parts, records them with the answers a careful operator would give
+(the generator's ground truth), then shows each view as its user would see it and grabs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication, QWidget
+
+from inspector.answers import record_answer
+from inspector.capture.simulated import SimulatedCamera
+from inspector.config import DEFAULT_MODEL, DatabaseConfig, ModelConfig, StationConfig
+from inspector.errors import InspectorError
+from inspector.library_draft import Edit
+from inspector.records import Frame, utc_now
+from inspector.samples import SAMPLE_SOURCE_ID, sample_parts
+from inspector.scorer import Scorer, load_scorer
+from inspector.session import Station
+from ui.context import AppContext
+from ui.login_view import LoginView
+from ui.main_window import MainWindow
+from ui.operator_view import needs_attention
+
+SIZE = (1280, 800)
+MAX_BYTES = 280_000  # keep the repository light: every picture under ~300 KB
+PASSWORDS = {"admin": "admin-pass-1", "qa1": "qa1-pass-12", "op1": "op1-pass-12", "aud1": "aud1-pass-12"}
+# Shipped trained weights first, then the configured default, the bare architecture, the tiny model.
+MODELS = tuple(dict.fromkeys(("default", DEFAULT_MODEL, "inspector-default", "inspector-tiny")))
+
+
+def _wait(done: Callable[[], bool], timeout_s: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.02)
+    QApplication.processEvents()
+    return done()
+
+
+def _save(widget: QWidget, out: Path, name: str, size: tuple[int, int] = SIZE) -> None:
+    widget.resize(*size)
+    widget.show()
+    _wait(lambda: False, 0.3)  # let layouts and queued paints settle
+    path = out / name
+    image = widget.grab().toImage()
+    image.save(str(path), "PNG", 0)  # quality 0 = maximum PNG compression
+    if path.stat().st_size > MAX_BYTES:
+        _save_quantized(image, path)
+    print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+
+
+def _save_quantized(image: QImage, path: Path) -> None:
+    """Photos and heatmaps make big PNGs: 256 colours from an adaptive palette still read well
+    (Qt's own 8-bit conversion uses a fixed colour cube, which bands heatmaps badly)."""
+    from PIL import Image
+
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    w, h = rgb.width(), rgb.height()
+    rows = np.frombuffer(rgb.constBits(), np.uint8).reshape(h, rgb.bytesPerLine())
+    pixels = np.ascontiguousarray(rows[:, : 3 * w].reshape(h, w, 3))
+    Image.fromarray(pixels).quantize(256, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
+
+
+def _load_model() -> tuple[Scorer, str]:
+    problems = []
+    for ref in MODELS:
+        try:
+            return load_scorer(ref, "cpu"), ref
+        except InspectorError as exc:
+            problems.append(f"{ref}: {exc}")
+    raise InspectorError("no model could be loaded: " + "; ".join(problems))
+
+
+def _populate(station: Station) -> dict:
+    """Accounts, and sample parts recorded with ground-truth answers (for the audit and QA views)."""
+    log = station.log
+    log.users.create_first_admin("admin", PASSWORDS["admin"], "Station Admin")
+    admin = log.login("admin", PASSWORDS["admin"])
+    for name, role, printed in (("qa1", "qa", "Quinn QA"), ("op1", "operator", "Olga Operator"),
+                                ("aud1", "auditor", "Ari Auditor")):
+        log.users.add_user(name, role, PASSWORDS[name], admin, printed_name=printed, reason="screenshots")
+    users = {name: log.login(name, pw) for name, pw in PASSWORDS.items()}
+    results = []
+    for seq, part in enumerate(sample_parts(24, size=224, seed=7)):
+        frame = Frame(part.rgb, utc_now(), SAMPLE_SOURCE_ID, seq, origin=f"{part.defect} on {part.surface}")
+        result = station.record(station.inspect(frame), users["op1"])
+        ranks = {c.label_id: c.rank for c in result.ranking.candidates}
+        if seq % 11 == 5:
+            record_answer(log, result, users["op1"], "none_of_these", typed="oily fingerprint near the edge")
+        elif seq % 13 == 7:
+            record_answer(log, result, users["op1"], "reject_image")
+        elif part.defect in ranks:
+            record_answer(log, result, users["op1"], "pick", ranks[part.defect])
+        results.append((part, result))
+    return {"users": users, "results": results}
+
+
+def _optional(module: str, cls: str):
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        print(f"skipped {cls}: {module} is not in this build")
+        return None
+
+
+def _operator(station: Station, config: StationConfig, settings: QSettings, part, out: Path, name: str) -> None:
+    """The operator's window on a simulated camera replaying one part (the real capture path)."""
+    settings.setValue("operator/heatmap", True)
+    settings.setValue("operator/contrast", True)
+    window = MainWindow(config, settings=settings)
+    window.attach_station(station, lambda _ev: SimulatedCamera([part.rgb], fps=1.0, source_id=SAMPLE_SOURCE_ID))
+    window.resize(*SIZE)
+    window.show()
+    window.login.name.setText("op1")
+    window.login.password.setText(PASSWORDS["op1"])
+    window.login.submit()
+    view = window.operator_view
+    # A part that needs attention is held with its heatmaps, and the next ones queue behind it;
+    # an accepted part stays plain (no heatmap unless asked for) and the next ones flow past.
+    if not _wait(lambda: view.current is not None and view.rate.per_minute() is not None and (
+            not needs_attention(view.current)
+            or (view.frame.showing_overlay and view.contrast.showing_overlay and len(view.waiting) >= 2))):
+        print(f"heatmap not ready: {view.frame.note!r} / {view.contrast.note!r}")
+    _save(window, out, name)
+    window.sign_out("screenshot taken")  # stops the camera and logs the sign-out
+    window.station = None  # render() closes it
+    window.close()
+
+
+def _operator_shots(station: Station, config: StationConfig, settings: QSettings, data: dict, out: Path) -> None:
+    results = data["results"]
+    defect = next((p for p, r in results if p.defect in ("crack", "scratch") and needs_attention(r)), results[0][0])
+    _operator(station, config, settings, defect, out, "operator.png")
+    calm = next((p for p, r in results if not needs_attention(r)), None)
+    if calm is None:
+        print("skipped operator-ok.png: this model accepted none of the sample parts")
+    else:
+        _operator(station, config, settings, calm, out, "operator-ok.png")
+
+
+def _qa(context: AppContext, out: Path) -> None:
+    view_class = _optional("ui.qa_view", "QAView")
+    if view_class is None:
+        return
+    view = view_class(context)
+    view.editor.stage(Edit("add_description", "scratch", "operators call long scratches 'gouges'",
+                           text="a long gouge dragged across the part"))
+    _save(view, out, "qa-library.png")
+    view.preview()
+    task = view.impact.task
+    _wait(lambda: task is not None and not task.is_running())
+    _save(view, out, "qa-impact.png")
+    view.tabs.setCurrentWidget(view.agreement)
+    _save(view, out, "qa-agreement.png")
+    view.close()
+
+
+def _audit(context: AppContext, data: dict, out: Path) -> None:
+    view_class = _optional("ui.audit_view", "AuditView")
+    if view_class is None:
+        return
+    view = view_class(context)
+    _save(view, out, "audit-list.png")
+    defect = next((r for p, r in data["results"] if p.defect != "ok"), data["results"][0][1])
+    view.open_inspection(defect.inspection_id)
+    view.tabs.setCurrentIndex(2)  # events: logins, library seed, refusals
+    _save(view, out, "audit-detail.png")
+    view.close()
+
+
+def render(out: Path) -> int:
+    """Render every view into `out`; 0 on success."""
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication.instance() or QApplication(["screenshots"])
+    app.setStyleSheet("")
+    scorer, ref = _load_model()
+    print(f"model: {ref} ({scorer.model_id[:12]})")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = replace(StationConfig(), model=ModelConfig(ref, "cpu"),
+                         database=DatabaseConfig(str(Path(tmp) / "station.db")))
+        settings = QSettings(str(Path(tmp) / "ui.ini"), QSettings.Format.IniFormat)
+        with Station.open(replace(config, database=DatabaseConfig(str(Path(tmp) / "fresh.db"))), scorer=scorer) as fresh:
+            first = LoginView(fresh.log)
+            _save(first, out, "login-first-run.png", (900, 560))
+        with Station.open(config, scorer=scorer) as station:
+            data = _populate(station)
+            login = LoginView(station.log)
+            login.name.setText("op1")
+            login.password.setText("not-my-password")
+            login.submit()
+            _save(login, out, "login.png", (900, 560))
+            _operator_shots(station, config, settings, data, out)
+            users = data["users"]
+            _qa(AppContext(station, config, users["qa1"]), out)
+            _audit(AppContext(station, config, users["aud1"]), data, out)
+            from ui.user_admin_panel import UserAdminPanel
+
+            _save(UserAdminPanel(AppContext(station, config, users["admin"])), out, "users.png", (1000, 600))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return render(Path(args[0] if args else "docs/screenshots"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
