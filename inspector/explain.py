@@ -29,9 +29,8 @@ class Heatmap:
     versus_label_id: str | None = None
 
 
-def _label_embedding(station, label_id: str) -> np.ndarray:
+def _label_embedding(index, label_id: str) -> np.ndarray:
     """The label's direction: the normalised mean of its descriptions' embeddings (what ranks it)."""
-    index = station.index
     li = index.library.label_ids.index(label_id)
     start, count = int(index.starts[li]), int(index.counts[li])
     mean = index.embeddings[start : start + count].mean(axis=0)
@@ -48,13 +47,47 @@ def explain_candidate(station, result: InspectionResult, rank: int = 1, versus_r
         raise InspectorError(f"candidate ranks run from 1 to {len(candidates)}")
     label = candidates[rank - 1].label_id
     versus = candidates[versus_rank - 1].label_id if versus_rank is not None else None
+    return _explain(explainer, station.index, result.frame.rgb, label, versus)
+
+
+def explain_record(station, record, rank: int = 1, versus_rank: int | None = None) -> Heatmap:
+    """Heatmap of a LOGGED inspection (an inspector.audit.InspectionRecord) for its candidate #rank.
+
+    Only with the model that ranked it and the library version it was ranked against: a map from
+    another model would explain a ranking the operator never saw, which is worse than none in an audit.
+    The stored image is the lossless PNG of the very frame that was ranked.
+    """
+    from inspector.imageio import read_image_file
+
+    explainer = getattr(station, "explainer", None)
+    if explainer is None:
+        raise InspectorError("this station's model cannot explain its rankings (no Grad-CAM for it)")
+    if record.image_path is None:
+        raise InspectorError("no image was stored with this inspection, so there is nothing to explain")
+    if record.model_id != station.model_id:
+        raise InspectorError(
+            f"this inspection was ranked by model {record.model_id[:12]}, the station now runs"
+            f" {station.model_id[:12]}: a heatmap from another model would not explain this ranking")
+    candidates = record.candidates
+    if not 1 <= rank <= len(candidates) or (versus_rank is not None and not 1 <= versus_rank <= len(candidates)):
+        raise InspectorError(f"candidate ranks run from 1 to {len(candidates)}")
+    index = station.index
+    if index.library_version != record.library_version:
+        if station.log is None:
+            raise InspectorError(f"library v{record.library_version} is not available without the station database")
+        version = record.library_version
+        index = station.index_for(station.log.library.library(version), version)
+    label = candidates[rank - 1].label_id
+    versus = candidates[versus_rank - 1].label_id if versus_rank is not None else None
+    return _explain(explainer, index, read_image_file(record.image_path), label, versus)
+
+
+def _explain(explainer, index, rgb: np.ndarray, label: str, versus: str | None) -> Heatmap:
     from inspector.training import model_errors
 
     with model_errors():
-        e = explainer.explain(
-            result.frame.rgb, _label_embedding(station, label),
-            None if versus is None else _label_embedding(station, versus),
-        )
+        e = explainer.explain(rgb, _label_embedding(index, label),
+                              None if versus is None else _label_embedding(index, versus))
     return Heatmap(e.heatmap, e.overlay, e.bbox, e.peak, e.target, e.layer, label, versus)
 
 

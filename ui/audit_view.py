@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidge
 from inspector.audit import AuditRows, inspection_record, search
 from inspector.database import parse_time, utc_stamp
 from inspector.errors import InspectorError
+from inspector.explain import explain_record
 from ui.audit_actions import AuditActions
 from ui.audit_filter_bar import AuditFilterBar
 from ui.context import AppContext
@@ -56,7 +57,7 @@ class AuditView(QWidget):
         self.tabs.addTab(self.inspections, "Inspections")
         self.tabs.addTab(self.decisions, "Decisions")
         self.tabs.addTab(self.events, "Events")
-        self.detail = InspectionDetail()
+        self.detail = InspectionDetail(lambda record, rank: explain_record(context.station, record, rank))
         self.actions = AuditActions(context, self.export_period)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.tabs)

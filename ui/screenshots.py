@@ -178,6 +178,8 @@ def _audit(context: AppContext, data: dict, out: Path) -> None:
     _save(view, out, "audit-list.png")
     defect = next((r for p, r in data["results"] if p.defect != "ok"), data["results"][0][1])
     view.open_inspection(defect.inspection_id)
+    view.detail.show_heatmap()  # the auditor's heatmap of #1, with the model that ranked it
+    _wait(lambda: not view.detail.busy())
     view.tabs.setCurrentIndex(2)  # events: logins, library seed, refusals
     _save(view, out, "audit-detail.png")
     view.close()

@@ -178,3 +178,49 @@ def test_export_runs_in_a_task_and_the_bundle_verifies(qtbot, setup, tmp_path: P
         view.actions.export()
     assert view.actions.export_result.is_error and "exists" in view.actions.export_result.text()
     assert st.log.events(kind="ui_error")[-1]["user"] == "aud1"  # the failure is in the audit trail too
+
+
+def test_heatmap_of_a_logged_inspection_is_computed_in_a_task_or_refused_plainly(qtbot, setup) -> None:
+    st, users = setup
+    view = _view(qtbot, st, users["aud1"])
+    view.inspections.setCurrentCell(0, 0)
+    detail = view.detail
+    assert detail.heatmap_button.isEnabled()
+    detail.heatmap_button.click()
+    qtbot.waitUntil(lambda: not detail.busy(), timeout=10_000)
+    # This station's test scorer has no Grad-CAM: the auditor is told so, nothing crashes.
+    assert "No heatmap:" in detail.heatmap_note.text() and "cannot explain" in detail.heatmap_note.text()
+    assert not detail.heatmap.isVisible()
+
+
+def test_a_heatmap_for_a_record_no_longer_shown_is_dropped(qtbot, setup) -> None:
+    import threading
+
+    from inspector.audit import inspection_record
+    from inspector.explain import Heatmap
+    from ui.inspection_detail import InspectionDetail
+
+    st, _ = setup
+    first, second = (inspection_record(st.log, row["id"]) for row in st.log.inspections()[:2])
+    release = threading.Event()
+
+    def explain(record, rank):
+        release.wait(5)
+        h, w = record.height, record.width
+        return Heatmap(np.zeros((h, w), np.float32), np.full((h, w, 3), 200, np.uint8), (1, 2, 3, 4), (2, 3),
+                       "similarity", "visual.layer", record.candidates[rank - 1].label_id)
+
+    detail = InspectionDetail(explain)
+    qtbot.addWidget(detail)
+    detail.show()
+    detail.set_record(first)
+    detail.heatmap_button.click()
+    assert detail.busy() and not detail.heatmap_button.isEnabled()  # one at a time, the GUI not waiting
+    detail.set_record(second)
+    release.set()
+    qtbot.waitUntil(lambda: not detail.busy(), timeout=5_000)
+    assert not detail.heatmap.isVisible() and detail.heatmap_note.text() == ""
+    detail.heatmap_button.click()
+    qtbot.waitUntil(lambda: not detail.busy(), timeout=5_000)
+    assert detail.heatmap.isVisible() and not detail.heatmap.pixmap().isNull()
+    assert f"#1 {second.candidates[0].label_id}" in detail.heatmap_note.text()

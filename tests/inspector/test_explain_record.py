@@ -1,0 +1,91 @@
+"""Heatmaps of logged inspections, as an auditor asks for them: from the stored image, with the
+model and the library version that ranked it; refused plainly when the station runs another model."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inspector.audit import inspection_record
+from inspector.config import DatabaseConfig, LibraryConfig, ModelConfig, StationConfig
+from inspector.errors import InspectorError
+from inspector.explain import explain_record
+from inspector.library import seed_library_dir
+from inspector.records import Frame
+from inspector.session import Station
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def _config(root: Path) -> StationConfig:
+    return StationConfig(model=ModelConfig("inspector-tiny"),
+                         library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
+                         database=DatabaseConfig(str(root / "s.db")))
+
+
+def _part(seed: int) -> np.ndarray:
+    rgb = np.random.default_rng(seed).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    rgb[10:20, 5:60] = 255  # a bright streak, so the map has something to find
+    return rgb
+
+
+@pytest.fixture()
+def logged(tmp_path: Path):
+    station = Station.open(_config(tmp_path))
+    log = station.log
+    log.users.create_first_admin("admin", "admin-pass-1")
+    admin = log.login("admin", "admin-pass-1")
+    log.users.add_user("qa1", "qa", "qa1-pass-1", admin)
+    qa = log.login("qa1", "qa1-pass-1")
+    rgb = _part(1)
+    result = station.record(station.inspect(Frame(rgb, datetime.now(timezone.utc), "cam", 1)), qa)
+    yield station, inspection_record(log, result.inspection_id), rgb, qa
+    station.close()
+
+
+def test_heatmap_of_a_logged_inspection_matches_the_live_one(logged) -> None:
+    station, record, rgb, _ = logged
+    heat = explain_record(station, record, 1)
+    assert heat.heatmap.shape == rgb.shape[:2] and heat.overlay.shape == rgb.shape
+    assert heat.label_id == record.candidates[0].label_id
+    live = station.explainer.explain(rgb, *_directions(station, record.candidates[0].label_id))
+    # The stored PNG is lossless, so the audit map is the map the operator could have seen.
+    np.testing.assert_allclose(heat.heatmap, live.heatmap, atol=1e-5)
+
+
+def _directions(station, label_id: str):
+    index = station.index
+    li = index.library.label_ids.index(label_id)
+    rows = index.embeddings[int(index.starts[li]): int(index.starts[li] + index.counts[li])].mean(axis=0)
+    return rows / np.linalg.norm(rows), None
+
+
+def test_an_older_library_version_is_explained_with_that_version(logged) -> None:
+    station, record, _, qa = logged
+    top = record.candidates[0].label_id
+    station.log.library.add_description(top, "a completely different wording of this defect", qa, "test")
+    assert station.refresh_library() and station.index.library_version != record.library_version
+    heat = explain_record(station, record, 1)
+    station.log.library.retire_label(top, qa, "label withdrawn")
+    station.refresh_library()
+    # The label left the library in force, yet the inspection is still explained as it was ranked.
+    again = explain_record(station, record, 1)
+    np.testing.assert_allclose(again.heatmap, heat.heatmap, atol=1e-5)
+
+
+def test_another_model_is_refused_plainly(logged) -> None:
+    station, record, _, _ = logged
+    moved = type(record)(**{**record.__dict__, "model_id": "f" * 64})
+    with pytest.raises(InspectorError, match="ranked by model ffffffffffff.*would not explain"):
+        explain_record(station, moved, 1)
+
+
+def test_missing_image_and_bad_rank_are_refused(logged) -> None:
+    station, record, _, _ = logged
+    with pytest.raises(InspectorError, match="no image was stored"):
+        explain_record(station, type(record)(**{**record.__dict__, "image_path": None}), 1)
+    with pytest.raises(InspectorError, match="ranks run from 1"):
+        explain_record(station, record, len(record.candidates) + 1)
