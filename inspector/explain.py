@@ -39,15 +39,18 @@ def _label_embedding(index, label_id: str) -> np.ndarray:
 
 def explain_candidate(station, result: InspectionResult, rank: int = 1, versus_rank: int | None = None) -> Heatmap:
     """Heatmap of why the frame matches candidate #rank (and, with versus_rank, why it beats that one)."""
-    explainer = getattr(station, "explainer", None)
-    if explainer is None:
+    model = station.model  # one snapshot: the station may switch model while this runs
+    if model.explainer is None:
         raise InspectorError("this station's model cannot explain its rankings (no Grad-CAM for it)")
+    if result.ranking.model_id != model.model_id:
+        raise InspectorError(f"this part was ranked by model {result.ranking.model_id[:12]}, the station now runs"
+                             f" {model.model_id[:12]}: a heatmap from another model would not explain this ranking")
     candidates = result.ranking.candidates
     if not 1 <= rank <= len(candidates) or (versus_rank is not None and not 1 <= versus_rank <= len(candidates)):
         raise InspectorError(f"candidate ranks run from 1 to {len(candidates)}")
     label = candidates[rank - 1].label_id
     versus = candidates[versus_rank - 1].label_id if versus_rank is not None else None
-    return _explain(explainer, station.index, result.frame.rgb, label, versus)
+    return _explain(model.explainer, model.index, result.frame.rgb, label, versus)
 
 
 def explain_record(station, record, rank: int = 1, versus_rank: int | None = None) -> Heatmap:
@@ -59,27 +62,32 @@ def explain_record(station, record, rank: int = 1, versus_rank: int | None = Non
     """
     from inspector.imageio import read_image_file
 
-    explainer = getattr(station, "explainer", None)
-    if explainer is None:
+    model = station.model  # one snapshot: the station may switch model while this runs
+    if model.explainer is None:
         raise InspectorError("this station's model cannot explain its rankings (no Grad-CAM for it)")
     if record.image_path is None:
         raise InspectorError("no image was stored with this inspection, so there is nothing to explain")
-    if record.model_id != station.model_id:
+    if record.model_id != model.model_id:
         raise InspectorError(
             f"this inspection was ranked by model {record.model_id[:12]}, the station now runs"
-            f" {station.model_id[:12]}: a heatmap from another model would not explain this ranking")
+            f" {model.model_id[:12]}: a heatmap from another model would not explain this ranking")
     candidates = record.candidates
     if not 1 <= rank <= len(candidates) or (versus_rank is not None and not 1 <= versus_rank <= len(candidates)):
         raise InspectorError(f"candidate ranks run from 1 to {len(candidates)}")
-    index = station.index
+    index = model.index
     if index.library_version != record.library_version:
         if station.log is None:
             raise InspectorError(f"library v{record.library_version} is not available without the station database")
+        from inspector.decision_log import DecisionLog
+
         version = record.library_version
-        index = station.index_for(station.log.library.library(version), version)
+        # Audit views call this from a worker thread, and a sqlite connection belongs to the thread
+        # that opened it: read the old version (and cache its embeddings) through one of our own.
+        with DecisionLog.open(station.log.sdb.path, create=False) as log:
+            index = model.compile(log.library.library(version), version, log)
     label = candidates[rank - 1].label_id
     versus = candidates[versus_rank - 1].label_id if versus_rank is not None else None
-    return _explain(explainer, index, read_image_file(record.image_path), label, versus)
+    return _explain(model.explainer, index, read_image_file(record.image_path), label, versus)
 
 
 def _explain(explainer, index, rgb: np.ndarray, label: str, versus: str | None) -> Heatmap:

@@ -92,6 +92,11 @@ class ModelRegistry:
         """The model the station uses, or None before anything was registered."""
         return next((m for m in self.list() if m.state == "active"), None)
 
+    def revision(self) -> int:
+        """The id of the latest state change (0 before any): a new value means a new QA decision."""
+        rows = list(self.sdb.db.query("SELECT MAX(id) AS latest FROM model_states"))
+        return int(rows[0]["latest"] or 0)
+
     def history(self, model_id: str | None = None) -> list[dict[str, Any]]:
         """State-change rows (oldest first), of one model or all."""
         where, params = (" WHERE model_id = ?", [model_id]) if model_id else ("", [])

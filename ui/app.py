@@ -3,6 +3,7 @@
 The window appears at once in a "loading the model…" state; the model loads in a worker (it
 takes seconds on a CPU), which also warms the database (library seeded, description embeddings
 cached) on its own connection, so opening the station on the GUI thread afterwards is quick.
+The model is the registry's active one when the database has one, else `--model` / the config's.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from inspector.config import StationConfig, load_config
 from inspector.errors import InspectorError
 from inspector.live import SourceFactory
 from inspector.samples import sample_camera, sample_parts
-from inspector.scorer import Scorer, load_scorer
+from inspector.scorer import Scorer
 from inspector.session import Station
+from ui.finetune_panel import wait_for_runs
 from ui.heatmap_worker import wait_for_orphans
 from ui.main_window import MainWindow
 from ui.workers import Task
@@ -40,10 +42,11 @@ class Prepared:
 def prepare(progress, _cancelled, config: StationConfig, source: str | None, fps: float) -> Prepared:
     """Load the model, warm the database and set up the camera (runs in a worker thread)."""
     progress(0, 3, "loading the model")
-    scorer = load_scorer(config.model.ref, config.model.device)
+    # The registry's active model, else the configured one; seeds the library and caches its
+    # embeddings. Not announced: the GUI thread's open below logs which model runs and why.
+    with Station.open(config, announce=False) as warm:
+        scorer = warm.scorer
     progress(1, 3, "preparing the station database")
-    with Station.open(config, scorer=scorer):  # seeds the library and caches its embeddings
-        pass
     progress(2, 3, "setting up the camera")
     if source is None:
         parts = sample_parts(SAMPLE_COUNT, size=max(224, scorer.image_size))
@@ -104,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Threads must end before the interpreter does: a model still loading, a heatmap still computing.
     loader.wait(120_000)
     wait_for_orphans(30_000)
+    wait_for_runs(120_000)  # a fine-tuning run cancelled at sign-out stops at its next step
     return status
 
 

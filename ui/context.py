@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from inspector.config import StationConfig
 from inspector.session import Station
 from inspector.users import MATRIX, Session
+
+if TYPE_CHECKING:
+    from ui.model_follower import ModelFollower
 
 
 @dataclass
@@ -14,6 +18,9 @@ class AppContext:
     station: Station  # .log (DecisionLog), .index (library in force), .scorer, .inspect(), .record()
     config: StationConfig
     user: Session | None = None
+    # The window's one ModelFollower (switches the station to the registry's active model); a view
+    # used on its own (tests, screenshots) makes its own when this is None.
+    follower: "ModelFollower | None" = None
 
     def can(self, permission: str) -> bool:
         """Whether the signed-in user's role has `permission` (the core enforces it regardless)."""

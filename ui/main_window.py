@@ -24,6 +24,7 @@ from ui.context import AppContext
 from ui.error_banner import ErrorBanner
 from ui.idle_lock import IdleLock, idle_seconds
 from ui.login_view import LoginView
+from ui.model_follower import ModelFollower
 from ui.operator_view import OperatorView
 from ui.user_admin_panel import UserAdminPanel
 
@@ -31,7 +32,8 @@ from ui.user_admin_panel import UserAdminPanel
 ROLE_TABS: dict[str, tuple[str, ...]] = {
     "operator": ("Operator",), "qa": ("Operator", "QA", "Audit"), "auditor": ("Audit",), "admin": ("Users",),
 }
-LIBRARY_POLL_MS = 5000  # library edits made elsewhere (CLI, another station) are live within this
+# Library edits and model promotions made elsewhere (CLI, another station) are picked up within this.
+LIBRARY_POLL_MS = 5000
 
 
 def _placeholder(text: str) -> QLabel:
@@ -55,6 +57,7 @@ class MainWindow(QMainWindow):
         self.login: LoginView | None = None
         self.tabs: QTabWidget | None = None
         self.operator_view: OperatorView | None = None
+        self.follower: ModelFollower | None = None
         self._closed = False
         self.setWindowTitle("Inspection station")
         self.setStyleSheet(f"QMainWindow {{ background: {palette.BACKGROUND}; }}")
@@ -95,6 +98,12 @@ class MainWindow(QMainWindow):
             station.close()
             return
         self.station, self.source_factory = station, source_factory
+        self.follower = ModelFollower(station, self)
+        self.follower.switching.connect(lambda model_id: self.statusBar().showMessage(
+            f"loading model {model_id[:12]} (promoted or rolled back to); the line keeps running meanwhile"))
+        self.follower.switched.connect(lambda model_id: self.statusBar().showMessage(
+            f"model {model_id[:12]} · library v{station.index.library_version} (switched)"))
+        self.follower.failed.connect(lambda message: self.report("model", message, logged=True))
         self.login = LoginView(station.log)
         self.login.signed_in.connect(self._signed_in)
         self.stack.addWidget(self.login)
@@ -128,7 +137,7 @@ class MainWindow(QMainWindow):
 
     def _signed_in(self, user: Session) -> None:
         assert self.station is not None
-        self.context = AppContext(self.station, self.config, user)
+        self.context = AppContext(self.station, self.config, user, self.follower)
         self.tabs = QTabWidget()
         for name in ROLE_TABS.get(user.role, ()):
             self.tabs.addTab(self._view(name), name)
@@ -198,6 +207,11 @@ class MainWindow(QMainWindow):
 
     def _teardown(self) -> None:
         self.idle.disarm()
+        if self.tabs is not None:
+            for i in range(self.tabs.count()):
+                view = self.tabs.widget(i)
+                if not isinstance(view, OperatorView) and hasattr(view, "shutdown"):
+                    view.shutdown()  # e.g. a fine-tuning run in the QA view is cancelled
         if self.operator_view is not None:
             self.operator_view.shutdown()
             self.operator_view = None
@@ -215,6 +229,8 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(f"library v{self.station.index.library_version} in force")
         except InspectorError as exc:
             self.report("library", str(exc))
+        if self.follower is not None:
+            self.follower.check()  # a promotion or rollback from the CLI or another window
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closed = True
@@ -222,6 +238,8 @@ class MainWindow(QMainWindow):
         self._poll.stop()
         user = self.context.user if self.context is not None else None
         self._teardown()
+        if self.follower is not None:
+            self.follower.stop()  # a model still loading: let it finish, drop it, then close the station
         if self.station is not None:
             if user is not None:
                 try:

@@ -42,6 +42,10 @@ class QAView(QWidget):
         self.editor.published.connect(lambda _version: self.agreement.refresh())
         self.tabs.currentChanged.connect(self._tab_changed)
 
+    def shutdown(self) -> None:
+        """The view goes away (sign-out): a fine-tuning run is asked to stop."""
+        self.finetune.shutdown()
+
     def preview(self) -> bool:
         """Show the impact tab and preview the editor's draft there."""
         self.tabs.setCurrentWidget(self.impact)

@@ -3,6 +3,8 @@
 Builds a throw-away station (temporary database) on the default model when it loads, else the
 tiny one; generates sample parts, records them with the answers a careful operator would give
 (the generator's ground truth), then shows each view as its user would see it and grabs it.
+The fine-tuning shot runs a real (short) fine-tune on those answers; `--only finetune` renders
+just that one.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from ui.main_window import MainWindow
 from ui.operator_view import needs_attention
 
 SIZE = (1280, 800)
+# The screenshot's run: short, but a real one on recorded answers.
+FINETUNE_STEPS, FINETUNE_FORGETTING_N, FINETUNE_EXTRA_PARTS = 60, 32, 96
 MAX_BYTES = 280_000  # keep the repository light: every picture under ~300 KB
 PASSWORDS = {"admin": "admin-pass-1", "qa1": "qa1-pass-12", "op1": "op1-pass-12", "aud1": "aud1-pass-12"}
 # Shipped trained weights first, then the configured default, the bare architecture, the tiny model.
@@ -93,19 +97,24 @@ def _populate(station: Station) -> dict:
                                 ("aud1", "auditor", "Ari Auditor")):
         log.users.add_user(name, role, PASSWORDS[name], admin, printed_name=printed, reason="screenshots")
     users = {name: log.login(name, pw) for name, pw in PASSWORDS.items()}
-    results = []
-    for seq, part in enumerate(sample_parts(24, size=224, seed=7)):
+    return {"users": users, "results": _answer_parts(station, users["op1"], 24, seed=7)}
+
+
+def _answer_parts(station: Station, op, count: int, seed: int, first_seq: int = 0) -> list:
+    """Record `count` generated parts, each answered as a careful operator would (ground truth)."""
+    log, results = station.log, []
+    for seq, part in enumerate(sample_parts(count, size=224, seed=seed), start=first_seq):
         frame = Frame(part.rgb, utc_now(), SAMPLE_SOURCE_ID, seq, origin=f"{part.defect} on {part.surface}")
-        result = station.record(station.inspect(frame), users["op1"])
+        result = station.record(station.inspect(frame), op)
         ranks = {c.label_id: c.rank for c in result.ranking.candidates}
         if seq % 11 == 5:
-            record_answer(log, result, users["op1"], "none_of_these", typed="oily fingerprint near the edge")
+            record_answer(log, result, op, "none_of_these", typed="oily fingerprint near the edge")
         elif seq % 13 == 7:
-            record_answer(log, result, users["op1"], "reject_image")
+            record_answer(log, result, op, "reject_image")
         elif part.defect in ranks:
-            record_answer(log, result, users["op1"], "pick", ranks[part.defect])
+            record_answer(log, result, op, "pick", ranks[part.defect])
         results.append((part, result))
-    return {"users": users, "results": results}
+    return results
 
 
 def _optional(module: str, cls: str):
@@ -185,8 +194,30 @@ def _audit(context: AppContext, data: dict, out: Path) -> None:
     view.close()
 
 
-def render(out: Path) -> int:
-    """Render every view into `out`; 0 on success."""
+def _finetune(context: AppContext, data: dict, out: Path) -> None:
+    """The fine-tuning tab after a real run on the recorded answers: the candidate and its figures."""
+    view_class = _optional("ui.qa_view", "QAView")
+    if view_class is None:
+        return
+    # A few more shifts of answers, so the held-out split has more than a handful of images.
+    _answer_parts(context.station, data["users"]["op1"], FINETUNE_EXTRA_PARTS, seed=11, first_seq=1000)
+    view = view_class(context)
+    panel = view.finetune
+    view.tabs.setCurrentWidget(panel)
+    # A short run keeps `make screenshots` to minutes on a CPU; the form shows what a station would use.
+    panel.base_config = replace(panel.base_config, batch_size=16, forgetting_n=FINETUNE_FORGETTING_N, device="cpu")
+    panel.steps.setValue(FINETUNE_STEPS)
+    t0 = time.monotonic()
+    if panel.start():
+        _wait(lambda: not panel.running(), timeout_s=1800)
+    print(f"fine-tuning run: {time.monotonic() - t0:.0f} s; {panel.status.text().splitlines()[0][:120]}")
+    panel.reason.setText("fewer missed scratches on line 2")
+    _save(view, out, "qa-finetune.png")
+    view.close()
+
+
+def render(out: Path, only: str | None = None) -> int:
+    """Render every view into `out` (only="finetune": just that one); 0 on success."""
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(["screenshots"])
     app.setStyleSheet("")
@@ -196,11 +227,15 @@ def render(out: Path) -> int:
         config = replace(StationConfig(), model=ModelConfig(ref, "cpu"),
                          database=DatabaseConfig(str(Path(tmp) / "station.db")))
         settings = QSettings(str(Path(tmp) / "ui.ini"), QSettings.Format.IniFormat)
-        with Station.open(replace(config, database=DatabaseConfig(str(Path(tmp) / "fresh.db"))), scorer=scorer) as fresh:
-            first = LoginView(fresh.log)
-            _save(first, out, "login-first-run.png", (900, 560))
+        if only is None:
+            with Station.open(replace(config, database=DatabaseConfig(str(Path(tmp) / "fresh.db"))),
+                              scorer=scorer) as fresh:
+                _save(LoginView(fresh.log), out, "login-first-run.png", (900, 560))
         with Station.open(config, scorer=scorer) as station:
             data = _populate(station)
+            if only == "finetune":
+                _finetune(AppContext(station, config, data["users"]["qa1"]), data, out)
+                return 0
             login = LoginView(station.log)
             login.name.setText("op1")
             login.password.setText("not-my-password")
@@ -213,12 +248,22 @@ def render(out: Path) -> int:
             from ui.user_admin_panel import UserAdminPanel
 
             _save(UserAdminPanel(AppContext(station, config, users["admin"])), out, "users.png", (1000, 600))
+            _finetune(AppContext(station, config, users["qa1"]), data, out)  # last: it adds parts and models
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m ui.screenshots [OUT_DIR] [--only finetune]`."""
     args = list(sys.argv[1:] if argv is None else argv)
-    return render(Path(args[0] if args else "docs/screenshots"))
+    only = None
+    if "--only" in args:
+        at = args.index("--only")
+        only = args[at + 1] if at + 1 < len(args) else ""
+        del args[at:at + 2]
+        if only != "finetune":
+            print("--only takes: finetune", file=sys.stderr)
+            return 2
+    return render(Path(args[0] if args else "docs/screenshots"), only)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def test_view_opens_for_each_role_and_edit_actions_follow_it(qtbot, setup, role:
     assert form.add_label_button.isEnabled() is editable and form.reason.isEnabled() is editable
     assert form.add_description_button.isEnabled() is editable  # the first label is selected
     assert not view.editor.draft_box.publish_button.isEnabled()  # nothing staged yet
-    assert not view.finetune.start_button.isEnabled() and "not available" in view.finetune.message.text()
+    assert view.finetune.start_button.isEnabled() is editable  # fine-tuning, like editing, is for QA only
     assert view.agreement.report is not None and view.agreement.report.answered == 2
 
 

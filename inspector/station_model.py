@@ -1,0 +1,138 @@
+"""Which model a station runs, and the model as the station holds it (scorer + compiled library).
+
+The station runs the registry's active model when there is one (a QA decision, on the record),
+else the configured model. When the active model cannot be loaded (checkpoint missing, truncated,
+altered, a pickle, or another model's weights under its name) the station refuses to start rather
+than run a model nobody promoted: the error names the file and the way out (restore the file, or
+`inspector model rollback`), and the refusal is an event in the log. An auditor reading the log
+must be able to trust that the active model is the one that ranked the parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from inspector.decision_log import DecisionLog
+from inspector.errors import ModelLoadError
+from inspector.library import Library
+from inspector.ranking import RankingIndex, build_index
+from inspector.registry import ModelRegistry
+from inspector.scorer import Scorer, load_scorer
+
+SOURCES = ("registry", "configuration", "caller")
+_WHY = {
+    "registry": "the active model in the registry (promoted or rolled back to by QA)",
+    "configuration": "no model is active in the registry, so the configured model",
+    "caller": "a model the program chose explicitly (not through the registry)",
+}
+
+
+class ActiveModelError(ModelLoadError):
+    """The registry's active model cannot be loaded; the station will not run another in its place."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model to load: a name or checkpoint, why it was chosen, and the id its weights must have."""
+
+    ref: str
+    source: str  # one of SOURCES
+    model_id: str | None = None  # registered models only: the weights' SHA-256 on record
+
+    @property
+    def why(self) -> str:
+        return _WHY[self.source]
+
+
+def choose_model(log: DecisionLog | None, configured_ref: str) -> ModelChoice:
+    """The registry's active model when the database has one, else the configured model."""
+    active = ModelRegistry(log).active() if log is not None else None
+    if active is None:
+        return ModelChoice(configured_ref, "configuration")
+    return ModelChoice(active.checkpoint, "registry", active.model_id)
+
+
+def check_identity(scorer: Scorer, choice: ModelChoice) -> None:
+    """Refuse weights that are not the registered model (a valid checkpoint copied over another)."""
+    if choice.model_id is not None and scorer.model_id != choice.model_id:
+        raise ModelLoadError(
+            f"{choice.ref} holds model {scorer.model_id[:12]}, not the registered model {choice.model_id[:12]}:"
+            " the checkpoint was replaced after it was registered; restore the registered file from a backup")
+
+
+def load_choice(choice: ModelChoice, device: str | None = None) -> Scorer:
+    """Load the chosen model and check that its weights are the registered ones (ModelLoadError if not)."""
+    scorer = load_scorer(choice.ref, device)
+    check_identity(scorer, choice)
+    return scorer
+
+
+def embed_cached(scorer: Scorer, log: DecisionLog | None, memory: dict[str, np.ndarray],
+                 texts: list[str]) -> np.ndarray:
+    """Embeddings of `texts` for this scorer; only texts never seen with this model are embedded.
+
+    The database cache is keyed by (model id, text); `memory` belongs to one model and keeps the
+    last call's texts, so a redraw of the same library costs no query.
+    """
+    cached = dict(memory)
+    if log is not None:
+        cached.update(log.library.get_cached_embeddings(scorer.model_id, [t for t in texts if t not in cached]))
+    missing = sorted({t for t in texts if t not in cached})
+    if missing:
+        fresh = np.asarray(scorer.embed_texts(missing), dtype=np.float32)
+        if log is not None:
+            log.library.put_embeddings(scorer.model_id, missing, fresh)
+        cached.update(zip(missing, fresh))
+    memory.clear()
+    memory.update({t: cached[t] for t in set(texts)})
+    return np.stack([cached[t] for t in texts]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """One model as the station runs it: the scorer, the library compiled for it, where it came from.
+
+    Immutable and replaced whole: a reader on another thread (the capture loop) takes one reference
+    and ranks a frame with a scorer and an index that belong together.
+    """
+
+    scorer: Scorer
+    index: RankingIndex
+    ref: str
+    source: str
+    memory: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def model_id(self) -> str:
+        return self.scorer.model_id
+
+    @property
+    def why(self) -> str:
+        return _WHY.get(self.source, self.source)
+
+    @cached_property
+    def explainer(self) -> Any:
+        """Grad-CAM for this model, built on first use (None for scorers without a torch model)."""
+        bundle = getattr(self.scorer, "bundle", None)
+        if bundle is None:
+            return None
+        from models.explain import Explainer
+
+        return Explainer(bundle)
+
+    def compile(self, library: Library, version: int, log: DecisionLog | None) -> RankingIndex:
+        """Any library compiled for this model through its embedding caches."""
+        return build_index(library, lambda texts: embed_cached(self.scorer, log, self.memory, texts),
+                           self.scorer.model_id, version)
+
+
+def compile_model(scorer: Scorer, library: Library, version: int, log: DecisionLog | None,
+                  ref: str, source: str) -> ModelState:
+    """A ModelState with `library` (version `version`) compiled for `scorer`."""
+    memory: dict[str, np.ndarray] = {}
+    index = build_index(library, lambda texts: embed_cached(scorer, log, memory, texts), scorer.model_id, version)
+    return ModelState(scorer, index, ref, source, memory)

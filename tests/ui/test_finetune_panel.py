@@ -1,0 +1,270 @@
+"""Fine-tuning panel on the tiny model: a run reports progress and registers a candidate, a run can
+be cancelled, the core refuses an operator (and a worse candidate) with its own message, a QA
+promotion switches the running station and a rollback switches it back, and a running window
+follows a promotion made elsewhere (the CLI) and keeps its model when the new one is broken, and a
+sign-out during a run stops it without leaving a thread behind."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PySide6.QtCore import QSettings, Qt
+
+from inspector.answers import record_answer
+from inspector.config import DatabaseConfig, LibraryConfig, ModelConfig, StationConfig
+from inspector.decision_log import DecisionLog
+from inspector.finetune import FinetuneConfig
+from inspector.records import Frame
+from inspector.registry import ModelRegistry
+from inspector.session import Station
+from ui import finetune_panel
+from ui.context import AppContext
+from ui.finetune_panel import FinetunePanel
+from ui.main_window import MainWindow
+
+PASSWORDS = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw"}
+COLOURS = {"ok": (200, 200, 200), "scratch": (200, 40, 40), "dent": (40, 60, 200)}
+LIBRARY = {"format": 1, "name": "colours", "labels": [
+    {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface", "no defect visible"]},
+    {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch", "a scratch line"]},
+    {"id": "dent", "disposition": "scrap", "severity": 4, "descriptions": ["a dent in the sheet", "a dented panel"]}]}
+# Small and fast: the held-out figures still come from both sets, only smaller.
+FAST = FinetuneConfig(steps=12, batch_size=16, lr=5e-3, warmup_steps=2, heldout_fraction=0.25,
+                      forgetting_n=4, forgetting_size=64, max_wall_seconds=120, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # the CI machine is shared; the tiny model gains nothing from more
+
+
+def _config(root: Path) -> StationConfig:
+    return StationConfig(model=ModelConfig("inspector-tiny", "cpu"), library=LibraryConfig(str(root / "lib.yaml")),
+                         database=DatabaseConfig(str(root / "station.db")))
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A station on the tiny model whose operator answered 16 coloured parts per label with the truth."""
+    root = tmp_path_factory.mktemp("finetune_panel")
+    (root / "lib.yaml").write_text(yaml.safe_dump(LIBRARY))
+    with Station.open(_config(root)) as st:
+        log = st.log
+        log.users.create_first_admin("admin", PASSWORDS["admin"])
+        admin = log.login("admin", PASSWORDS["admin"])
+        log.users.add_user("op", "operator", PASSWORDS["op"], admin)
+        log.users.add_user("qa", "qa", PASSWORDS["qa"], admin)
+        op = log.login("op", PASSWORDS["op"])
+        rng = np.random.default_rng(0)
+        for k in range(48):
+            truth = list(COLOURS)[k % 3]
+            colour = np.array(COLOURS[truth]) + rng.integers(-25, 26, 3)
+            rgb = np.clip(colour + rng.normal(0, 8, (48, 48, 3)), 0, 255).astype(np.uint8)
+            result = st.record(st.inspect(Frame(rgb, datetime.now(timezone.utc), "cam", k)), op)
+            rank = next(c.rank for c in result.ranking.candidates if c.label_id == truth)
+            record_answer(log, result, op, "pick", rank)
+    return root
+
+
+@pytest.fixture()
+def station(template: Path, tmp_path: Path):
+    root = tmp_path / "station"
+    shutil.copytree(template, root)
+    with Station.open(_config(root)) as st:
+        users = {name: st.log.login(name, pw) for name, pw in PASSWORDS.items() if name != "admin"}
+        yield st, users
+
+
+def _panel(qtbot, st: Station, user) -> FinetunePanel:
+    panel = FinetunePanel(AppContext(st, _config(Path(st.log.sdb.path).parent), user))
+    qtbot.addWidget(panel)
+    panel.base_config = FAST
+    panel.steps.setValue(FAST.steps)
+    panel.cap.setValue(FAST.max_wall_seconds / 60)
+    panel.show()
+    return panel
+
+
+def _candidate(st: Station, qa, tmp_path: Path, worse: bool = False) -> str:
+    """The tiny model registered as active, and a perturbed copy as a candidate with figures vs it."""
+    import torch
+
+    from models.checkpoint import save_checkpoint
+    from models.factory import create_model
+
+    bundle = create_model("inspector-tiny", device="cpu")
+    with torch.no_grad():
+        for p in bundle.model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+    path = tmp_path / "candidate"
+    new_id = save_checkpoint(bundle, path)
+    registry, base_id = ModelRegistry(st.log), st.model_id
+    if registry.active() is None:
+        registry.register(base_id, "inspector-tiny", qa, parent_id=None, data_hash="", recipe={}, figures={},
+                          state="active", reason="the station's model before fine-tuning")
+
+    def m(top1: float) -> dict:
+        return {"n": 12, "top1": top1, "top3": 1.0, "mrr": top1}
+
+    typed = m(0.3 if worse else 0.5)
+    registry.register(new_id, str(path), qa, parent_id=base_id, data_hash="d", recipe={}, figures={
+        "baseline_model_id": base_id, "baseline": {"confirmations": m(0.6), "typed_defects": m(0.5)},
+        "candidate": {"confirmations": m(0.9), "typed_defects": typed}})
+    return new_id
+
+
+def test_a_run_shows_progress_and_finishes_with_a_candidate_and_its_figures(qtbot, station) -> None:
+    st, users = station
+    panel = _panel(qtbot, st, users["qa"])
+    in_use = st.model_id
+    assert panel.start() and not panel.start_button.isEnabled() and panel.cancel_button.isEnabled()
+    stages: list[str] = []
+    panel.task.progress.connect(lambda _d, _t, text: stages.append(text.split(":")[0]))
+    with qtbot.waitSignal(panel.task.done, timeout=90_000):
+        pass
+    assert {"load", "evaluate", "train", "save"} <= set(stages)
+    candidates = [m for m in ModelRegistry(st.log).list() if m.state == "candidate"]
+    assert len(candidates) == 1 and not panel.status.is_error
+    assert panel.selected().model_id == candidates[0].model_id and "registered" in panel.status.text()
+    assert panel.progress.value() == panel.progress.maximum() == FAST.steps
+    assert "time cap" in panel.stage.text() and "2:00" in panel.stage.text()
+    cells = [panel.figures.table.item(r, 3).text() for r in range(panel.figures.table.rowCount())]
+    assert len(cells) == 6 and all(c != "-" for c in cells)  # top-1/top-3/MRR on both held-out sets
+    states = {panel.table.item(r, 0).text(): panel.table.item(r, 1).text() for r in range(panel.table.rowCount())}
+    assert states[candidates[0].model_id[:12]] == "candidate" and states[in_use[:12]] == "active · running"
+    assert st.model_id == in_use  # a candidate is not in production until promoted
+    assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+def test_a_run_can_be_cancelled_and_registers_nothing(qtbot, station) -> None:
+    st, users = station
+    panel = _panel(qtbot, st, users["qa"])
+    panel.steps.setValue(400)
+    assert panel.start()
+    panel.task.progress.connect(lambda _d, _t, text: text.startswith("train") and panel.cancel_button.click())
+    with qtbot.waitSignal(panel.task.done, timeout=90_000):
+        pass
+    assert "cancelled" in panel.status.text() and not panel.status.is_error
+    assert [m.state for m in ModelRegistry(st.log).list()] == []
+    assert panel.progress.value() < 400 and panel.start_button.isEnabled()
+
+
+def test_an_operator_is_refused_by_the_core_and_sees_its_message(qtbot, station, tmp_path: Path) -> None:
+    st, users = station
+    new_id = _candidate(st, users["qa"], tmp_path)
+    panel = _panel(qtbot, st, users["op"])
+    assert panel.select(new_id)
+    assert not panel.promote_button.isEnabled() and not panel.start_button.isEnabled()
+    assert panel.promote(new_id, "I like it") is None  # forced past the disabled button
+    assert panel.status.is_error and "may not promote model" in panel.status.text()
+    denied = st.log.events(kind="denied")[-1]
+    assert (denied["user"], denied["subject"]) == ("op", "promote_model")
+    assert ModelRegistry(st.log).get(new_id).state == "candidate" and st.model_id != new_id
+    assert panel.rollback(new_id, "undo") is None and "may not" in panel.status.text()
+    assert panel.start()  # the run is refused in the core too, before any work
+    with qtbot.waitSignal(panel.task.done, timeout=30_000):
+        pass
+    assert panel.status.is_error and "may not promote model" in panel.status.text()
+
+
+def test_a_worse_candidate_is_refused_with_the_cores_reason(qtbot, station, tmp_path: Path) -> None:
+    st, users = station
+    new_id = _candidate(st, users["qa"], tmp_path, worse=True)
+    panel = _panel(qtbot, st, users["qa"])
+    panel.select(new_id)
+    assert "typed_defects top1" in panel.figures.check.text()  # said before the click, too
+    panel.reason.setText("better on the line")
+    qtbot.mouseClick(panel.promote_button, Qt.MouseButton.LeftButton)
+    assert panel.status.is_error and "not promoted" in panel.status.text()
+    assert "typed_defects top1 0.300 is below" in panel.status.text()
+    assert ModelRegistry(st.log).get(new_id).state == "candidate" and not panel.follower.busy()
+
+
+def test_qa_promotion_switches_the_station_and_rollback_switches_it_back(qtbot, station, tmp_path: Path) -> None:
+    st, users = station
+    old_id = st.model_id
+    new_id = _candidate(st, users["qa"], tmp_path)
+    panel = _panel(qtbot, st, users["qa"])
+    assert panel.select(new_id) and panel.promote_button.isEnabled()
+    qtbot.mouseClick(panel.promote_button, Qt.MouseButton.LeftButton)
+    assert panel.status.is_error and "reason" in panel.status.text()  # the core wants a reason
+    panel.reason.setText("fewer missed scratches")
+    with qtbot.waitSignal(panel.follower.switched, timeout=30_000) as switched:
+        qtbot.mouseClick(panel.promote_button, Qt.MouseButton.LeftButton)
+    assert switched.args == [new_id] and st.model_id == new_id and ModelRegistry(st.log).active().model_id == new_id
+    assert new_id[:12] in panel.in_use.text() and "registry" in panel.in_use.text()
+    assert st.log.events(kind="model_promoted")[-1]["user"] == "qa"
+    assert st.log.events(kind="model_switched")[-1]["subject"] == new_id
+    panel.select(old_id)
+    assert panel.rollback_button.isEnabled() and not panel.promote_button.isEnabled()
+    panel.reason.setText("false rejects on line 2")
+    with qtbot.waitSignal(panel.follower.switched, timeout=30_000):
+        qtbot.mouseClick(panel.rollback_button, Qt.MouseButton.LeftButton)
+    assert st.model_id == old_id and st.inspect(Frame(np.zeros((48, 48, 3), np.uint8), datetime.now(timezone.utc),
+                                                      "cam", 999)).ranking.model_id == old_id
+
+
+def test_a_running_window_follows_a_promotion_made_elsewhere_and_keeps_its_model_if_broken(
+        qtbot, station, tmp_path: Path, monkeypatch) -> None:
+    st, users = station
+    monkeypatch.setattr("ui.main_window.LIBRARY_POLL_MS", 200)  # the window polls every 5 s; tests need not wait
+    old_id = st.model_id
+    new_id = _candidate(st, users["qa"], tmp_path)
+    window = MainWindow(_config(Path(st.log.sdb.path).parent),
+                        settings=QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.attach_station(st)
+    window.show()
+    # The CLI promotes on its own connection; the window's poll notices it.
+    (tmp_path / "candidate.safetensors").rename(tmp_path / "moved.safetensors")
+    with DecisionLog.open(st.log.sdb.path, create=False) as cli:
+        ModelRegistry(cli).promote(new_id, cli.login("qa", PASSWORDS["qa"]), "from the command line")
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=20_000)
+    assert "keeps model" in window.banner.message and st.model_id == old_id
+    assert st.log.events(kind="model_switch_failed")[-1]["subject"] == new_id
+    assert not window.follower.check()  # the same broken model is not retried on every poll
+    (tmp_path / "moved.safetensors").rename(tmp_path / "candidate.safetensors")
+    with DecisionLog.open(st.log.sdb.path, create=False) as cli:
+        qa = cli.login("qa", PASSWORDS["qa"])
+        ModelRegistry(cli).rollback(old_id, qa, "restore the file first")
+        ModelRegistry(cli).rollback(new_id, qa, "file restored")
+    qtbot.waitUntil(lambda: st.model_id == new_id, timeout=20_000)
+    assert "switched" in window.statusBar().currentMessage()
+    window.station = None  # the fixture closes the station
+    window.close()
+
+
+def test_signing_out_during_a_run_cancels_it_and_the_run_ends_cleanly(qtbot, station, tmp_path: Path) -> None:
+    st, _ = station
+    window = MainWindow(_config(Path(st.log.sdb.path).parent),
+                        settings=QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.attach_station(st)
+    window.login.name.setText("qa")
+    window.login.password.setText(PASSWORDS["qa"])
+    assert window.login.submit() is not None
+    qa_view = next(window.tabs.widget(i) for i in range(window.tabs.count()) if window.tabs.tabText(i) == "QA")
+    panel = qa_view.finetune
+    panel.base_config = FAST
+    panel.steps.setValue(400)
+    assert panel.start()
+    task = panel.task
+    steps = []
+    task.progress.connect(lambda step, _t, text: text.startswith("train") and steps.append(step))
+    qtbot.waitUntil(lambda: bool(steps), timeout=60_000)
+    window.sign_out("signed out")  # the QA view is torn down while the run trains
+    assert window.tabs is None and task in finetune_panel._RUNS
+    qtbot.waitUntil(lambda: not task.is_running(), timeout=60_000)
+    qtbot.wait(50)  # the run's last queued signals reach a panel that no longer exists: nothing happens
+    assert finetune_panel.wait_for_runs(1000) and task not in finetune_panel._RUNS
+    assert max(steps) < 400  # cancelled at sign-out, not trained to the end unobserved
+    assert [m.state for m in ModelRegistry(st.log).list() if m.state == "candidate"] == []
+    window.station = None  # the fixture closes the station
+    window.close()
