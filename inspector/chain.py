@@ -176,12 +176,20 @@ def load_key(path: Path, create: bool) -> bytes:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             pass
+        except OSError as exc:
+            raise AnchorError(f"station key {path} cannot be created: {exc.strerror or exc}; the folder must be"
+                              " writable and have free space") from None
         else:
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(os.urandom(32).hex() + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            _fsync_dir(path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="ascii") as f:
+                    f.write(os.urandom(32).hex() + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                _fsync_dir(path.parent)
+            except OSError as exc:  # a half-written key would lock the station out later: remove it
+                path.unlink(missing_ok=True)
+                raise AnchorError(f"station key {path} cannot be written: {exc.strerror or exc}; free disk space"
+                                  " and retry") from None
     try:
         if os.name == "posix" and path.stat().st_mode & 0o077:
             raise AnchorError(f"station key {path} is readable by other users; run `chmod 600 {path}`")
@@ -190,6 +198,9 @@ def load_key(path: Path, create: bool) -> bytes:
         raise AnchorError(f"station key {path} is missing; restore it from the station backup") from None
     except ValueError:
         raise AnchorError(f"station key {path} is not 64 hex digits; restore it from the station backup") from None
+    except OSError as exc:
+        raise AnchorError(f"station key {path} cannot be read: {exc.strerror or exc}; check its owner and"
+                          " permissions (the station's account must read it)") from None
 
 
 def _mac(key: bytes, seq: int, digest: str, written_at: str) -> str:
@@ -227,6 +238,10 @@ def write_anchor(path: Path, key: bytes, seq: int, digest: str, written_at: str)
             return
         body = {"seq": seq, "hash": digest, "written_at": written_at, "mac": _mac(key, seq, digest, written_at)}
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        # Every writer holds the lock while its temp file exists, so any other one now is left over
+        # from a writer that was killed mid-write: remove it, or crashes pile them up.
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
         with open(tmp, "wb") as f:
             f.write(canonical(body) + b"\n")
             f.flush()

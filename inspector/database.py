@@ -7,7 +7,9 @@ acknowledged only after COMMIT has returned; then the anchor file moves forward.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -125,6 +127,32 @@ class StorageError(InspectorError):
     """The database could not be opened, read or written (disk full, locked, damaged)."""
 
 
+class AnchorWriteError(AnchorError):
+    """The record IS committed, but the anchor file could not be moved forward to it."""
+
+
+def storage_hint(exc: BaseException, path: Path) -> str:
+    """What the operator can do about a failed read or write of the database at `path`."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    code = getattr(exc, "errno", None) if isinstance(exc, OSError) else None
+    if name.startswith("SQLITE_FULL") or code in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk holding {path.parent} is full: free space there, then retry"
+    if name.startswith("SQLITE_READONLY") or code in (errno.EACCES, errno.EPERM, errno.EROFS) or not _writable(path):
+        return (f"the database or its folder {path.parent} is read-only (file permissions or a read-only mount);"
+                " SQLite must write the database and its -wal and -shm files: make them writable, then retry")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return f"another program held the database locked for over {BUSY_TIMEOUT_MS // 1000} s; retry"
+    if name.startswith("SQLITE_IOERR") or code is not None:
+        return "the disk reported an I/O error: check the disk and free space (and the system log), then retry"
+    return "check free disk space and that no other program holds the database locked, then retry"
+
+
+def _writable(path: Path) -> bool:
+    # os.access honours read-only mounts even for root (EROFS), unlike a permission-bit check.
+    target = path if path.exists() else path.parent
+    return os.access(target, os.W_OK)
+
+
 def utc_stamp(when: datetime | None = None) -> str:
     """UTC ISO 8601 with milliseconds and 'Z': sortable as text, the one time format stored."""
     when = datetime.now(timezone.utc) if when is None else when
@@ -201,15 +229,14 @@ class StationDB:
                     self.conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise StorageError(f"database {self.path} was not changed: {exc}; check free disk space and"
-                               " that no other program holds the database locked, then retry") from exc
+            raise StorageError(f"database {self.path} was not changed: {exc}; {storage_hint(exc, self.path)}") from exc
         if self._head is not None:
             self._commits += 1
             if self._commits % self._anchor_every == 0:
                 try:
                     self.write_anchor()
                 except OSError as exc:
-                    raise AnchorError(f"the record IS committed (chain seq {self._head[0]}), but the anchor file"
+                    raise AnchorWriteError(f"the record IS committed (chain seq {self._head[0]}), but the anchor file"
                                       f" {self.anchor_path} could not be updated: {exc}; free disk space or fix"
                                       " permissions: until the next commit anchors, a cut tail would go unseen") from exc
 
@@ -261,6 +288,7 @@ def open_database(path: str | Path, *, create: bool = True, anchor_every: int = 
     path = Path(path).expanduser().absolute()
     if not create and not path.is_file():
         raise StorageError(f"database {path} does not exist; pass the right --db, or create it with `inspector user add`")
+    conn: sqlite3.Connection | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
@@ -279,6 +307,15 @@ def open_database(path: str | Path, *, create: bool = True, anchor_every: int = 
                 station.load_columns()
                 for name in pending:
                     station.append("events", event_row("schema_migration", None, name))
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open database {path}: {exc}") from exc
+    except (sqlite3.Error, OSError) as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, OSError):  # the folder or a side file: the same plain message, never a traceback
+            raise StorageError(f"cannot open database {path}: {exc.strerror or exc} ({exc.filename or path});"
+                               f" {storage_hint(exc, path)}") from exc
+        raise StorageError(f"cannot open database {path}: {exc}; {storage_hint(exc, path)}") from exc
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        raise
     return station

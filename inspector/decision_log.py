@@ -20,7 +20,8 @@ import numpy as np
 
 from inspector.imageio import cv2  # through imageio: OPENCV_IO_MAX_IMAGE_PIXELS must be set first
 from inspector.chain import ChainReport
-from inspector.database import StationDB, event_row, open_database, parse_time, utc_stamp
+from inspector.database import StationDB, StorageError, event_row, open_database, parse_time, storage_hint
+from inspector.database import utc_stamp
 from inspector.errors import InspectorError, LibraryError
 from inspector.export import ExportSummary, export_bundle
 from inspector.library_store import LibraryStore
@@ -51,20 +52,29 @@ def store_image(root: Path, rgb: np.ndarray) -> str:
     final = image_file(root, sha)
     if final.exists():
         return sha
-    new_dirs = [d for d in (final.parent.parent, final.parent) if not d.exists()]
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{sha}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)  # same bytes if another writer won the race: harmless
-    for folder in [final.parent, *[d.parent for d in new_dirs]]:  # the new names must survive a power cut too
-        fd = os.open(folder, os.O_RDONLY)
+    try:
+        new_dirs = [d for d in (final.parent.parent, final.parent) if not d.exists()]
+        final.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.fsync(fd)
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)  # same bytes if another writer won the race: harmless
         finally:
-            os.close(fd)
+            tmp.unlink(missing_ok=True)  # gone after the rename; a partial file after a failed write
+        for folder in [final.parent, *[d.parent for d in new_dirs]]:  # the new names must survive a power cut too
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        # Disk full, read-only mount, I/O error: the same plain StorageError as a failed commit, and
+        # nothing was recorded (the image is written before the transaction that would reference it).
+        raise StorageError(f"image file {final} was not written: {exc.strerror or exc}; {storage_hint(exc, root)}"
+                           ) from exc
     return sha
 
 

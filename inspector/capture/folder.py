@@ -68,6 +68,7 @@ class FolderSource(FrameSource):
         self._done: dict[Path, tuple[int, int]] = {}
         self._hashes: set[str] = set()
         self._digests: OrderedDict[int, str] = OrderedDict()
+        self._paths: OrderedDict[int, Path] = OrderedDict()  # seq -> file, for requeue()
 
     def open(self) -> None:
         if not self.path.is_dir():
@@ -94,6 +95,17 @@ class FolderSource(FrameSource):
     def digest(self, frame: Frame) -> str | None:
         """The SHA-256 (hex) of the file bytes `frame` came from: the key `seen()` is asked about."""
         return self._digests.get(frame.seq)
+
+    def requeue(self, frame: Frame) -> bool:
+        """Offer `frame`'s file again (after it settles anew): the caller could not record it, e.g.
+        because the disk was full. The file stays on disk, so the frame is retried, not lost.
+        Returns False when the file is unknown (or was forgotten); the frame is then not retried."""
+        path = self._paths.get(frame.seq)
+        if path is None:
+            return False
+        self._done.pop(path, None)
+        self._hashes.discard(self._digests.get(frame.seq, ""))
+        return True
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -178,8 +190,11 @@ class FolderSource(FrameSource):
         frame = self._make_frame(rgb, origin=path.name, captured_at=to_utc(st.st_mtime))
         if frame is not None:
             self._digests[frame.seq] = sha
+            self._paths[frame.seq] = path
             while len(self._digests) > _DIGESTS_KEPT:
                 self._digests.popitem(last=False)
+            while len(self._paths) > _DIGESTS_KEPT:
+                self._paths.popitem(last=False)
         return frame
 
     def _finish(self, path: Path, pending: _Pending) -> None:

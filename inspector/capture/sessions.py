@@ -43,6 +43,10 @@ def _close_quietly(inner: FrameSource | None) -> None:
         pass
 
 
+def _inner_error(inner: FrameSource | None) -> str:
+    return "" if inner is None else inner.health().last_error
+
+
 def _inner_counters(inner: FrameSource | None) -> tuple[int, int, str]:
     if inner is None:
         return 0, 0, ""
@@ -76,6 +80,10 @@ class InlineSession:
     def counters(self) -> Counters:
         invalid, dropped, backend = _inner_counters(self._inner)
         return invalid, dropped, 0, backend
+
+    def last_error(self) -> str:
+        """The inner source's last error message ("" when none)."""
+        return _inner_error(self._inner)
 
     def abandon(self) -> None:
         _close_quietly(self._inner)
@@ -151,6 +159,10 @@ class ThreadSession:
     def counters(self) -> Counters:
         invalid, dropped, backend = _inner_counters(self._inner)
         return invalid, dropped + self.dropped, self.peak, backend
+
+    def last_error(self) -> str:
+        """The inner source's last error message ("" when none)."""
+        return _inner_error(self._inner)
 
     def abandon(self) -> None:
         self._stop.set()

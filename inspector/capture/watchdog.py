@@ -42,8 +42,10 @@ class ResilientSource(FrameSource):
     """Wraps `inner_factory()` sources; reconnects forever (or `max_attempts`) with backoff.
 
     Events to `on_event(kind, details)`: connected, stalled, disconnected, reconnect_scheduled,
-    reconnect_attempt, reconnect_failed, recovered, failed, closed. Each `details` carries
-    source_id and a `message` fit for the audit log.
+    reconnect_attempt, reconnect_failed, recovered, failed, closed, frame_invalid (garbage frames
+    the inner source skipped since the last report) and frames_dropped (frames the bounded queue
+    dropped because the consumer was slower), both with the `count` since the last report and
+    the `total`. Each `details` carries source_id and a `message` fit for the audit log.
     """
 
     backend = "resilient"
@@ -82,6 +84,7 @@ class ResilientSource(FrameSource):
         self._had_frame = False
         self._fatal = ""
         self._past_invalid = self._past_dropped = 0
+        self._invalid_reported = self._dropped_reported = 0  # already announced as events
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -114,6 +117,7 @@ class ResilientSource(FrameSource):
             if self._session is not None:
                 wait = min(deadline, self._progress_at + self._stall_after_s) - now
                 frame = self._handle(self._session.poll(max(0.0, wait)))
+                self._report_losses()
                 if frame is not None:
                     return frame
             else:
@@ -126,6 +130,7 @@ class ResilientSource(FrameSource):
         if self._state == "closed":
             return
         self._drop_session()
+        self._report_losses()  # after the drop: the counters are final, so the events add up to them
         self._next_attempt_at = None
         self._set_state("closed")
         self._emit("closed", f"camera {self.source_id!r} closed")
@@ -160,6 +165,23 @@ class ResilientSource(FrameSource):
             self._session = InlineSession(self._factory)
         self._progress_at = self._clock()
         self._session.start()
+
+    def _report_losses(self) -> None:
+        # Garbage frames are skipped and a full queue drops frames on the reader thread; announce
+        # them here, on the caller's thread, so each lost frame is accounted for in the audit log
+        # (batched per read: the counts add up to the health() counters).
+        session = self._session
+        invalid, dropped = session.counters()[:2] if session is not None else (0, 0)
+        invalid, dropped = invalid + self._past_invalid, dropped + self._past_dropped
+        if invalid > self._invalid_reported:
+            count, self._invalid_reported = invalid - self._invalid_reported, invalid
+            last = session.last_error() if session is not None else ""
+            self._emit("frame_invalid", f"camera {self.source_id!r} delivered {count} invalid frame(s), skipped"
+                       + (f": {last}" if last else ""), count=count, total=invalid)
+        if dropped > self._dropped_reported:
+            count, self._dropped_reported = dropped - self._dropped_reported, dropped
+            self._emit("frames_dropped", f"camera {self.source_id!r}: {count} frame(s) dropped, not inspected:"
+                       " the station could not keep up with the camera", count=count, total=dropped)
 
     def _drop_session(self) -> None:
         session, self._session = self._session, None
