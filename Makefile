@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test lint bench bench-quality bench-loss train-default setup clean-venv screenshots
+.PHONY: run test lint bench bench-quality bench-reliability bench-learning bench-loss bench-startup bench-db bench-gradcam bench-latency train-default setup clean-venv screenshots
 
 setup: $(STAMP)
 
@@ -32,16 +32,46 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
-bench: $(STAMP)
-	$(PY) -m bench.loss_cost
+# Issue 7, performance: per-frame latency, Grad-CAM cost, RANKCLIP vs CLIP step and loss cost, the
+# decision log (commits/s, export, 1M-row verify), start-up; one after another, each writing
+# bench/results/<name>.{json,md}. Run on a quiet machine (load average < 0.5): about 40-50 min on
+# 2 cores (loss about 20, latency and decision log about 6-8 each). `make bench BENCH_ARGS=--quick`:
+# a smoke run of each, about 10 min. Every script takes --device cuda.
+BENCH_ARGS ?=
+bench: bench-latency bench-gradcam bench-loss bench-db bench-startup
+
+bench-latency: $(STAMP)
+	$(PY) -m bench.latency $(BENCH_ARGS)
+
+bench-gradcam: $(STAMP)
+	$(PY) -m bench.gradcam_cost $(BENCH_ARGS)
 
 bench-loss: $(STAMP)
-	$(PY) -m bench.loss_cost
+	$(PY) -m bench.loss_cost $(BENCH_ARGS)
+
+bench-db: $(STAMP)
+	$(PY) -m bench.decision_log $(BENCH_ARGS)
+
+bench-startup: $(STAMP)
+	$(PY) -m bench.startup $(BENCH_ARGS)
 
 # CLIP vs RANKCLIP(^C, ^I) x 3 seeds on typed defects, textile few-shot and ELPV (~40 min on 2 cores).
 bench-quality: $(STAMP)
 	@$(PY) -c "import elpv_dataset" 2>/dev/null || $(PY) -m pip install -q -c constraints.txt -e '.[bench]'
 	$(PY) -m bench.quality
+
+# Issue 7, long versions: 200 SIGKILLs during `inspector watch`, 5000 fuzzed files, GUI + watch for
+# >= 60 s; writes bench/results/reliability.{json,md} (about 10-15 min on 2 cores).
+bench-reliability: $(STAMP)
+	@$(PY) -c "import hypothesis" 2>/dev/null || $(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m bench.reliability
+
+# Issue 6: the simulated plant, rounds of 50/200/1000 operator confirmations through the station's
+# fine-tune, RANKCLIP vs CLIP x 3 seeds on ELPV and textiles; writes bench/results/learning_curve.{json,md}
+# and docs/learning_curve.png (about 25-45 min on 2 shared cores; `--quick` smoke run: about 2-3 min).
+bench-learning: $(STAMP)
+	@$(PY) -c "import elpv_dataset, conformal_clip_data, matplotlib" 2>/dev/null || $(PY) -m pip install -q -c constraints.txt -e '.[bench]'
+	$(PY) -m bench.learning_curve
 
 # Reproduce the shipped default model (models/MODEL_CARD.md); about 25 min on 2 cores.
 train-default: $(STAMP)
