@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from models.factory import ModelBundle
-from models.freeze import TowerCache, prefix_skipped
+from models.freeze import TowerCache
+from models.recipes import embed_cached_images
 from models.scorer import TorchScorer
 
 PASSWORDS = {"admin": "plant-admin-secret", "op": "plant-operator-pw", "qa": "plant-qa-engineer"}
@@ -124,24 +124,7 @@ class CachedScorer(TorchScorer):
 @torch.no_grad()
 def embed_rows(bundle: ModelBundle, cache: TowerCache, batch: int = 256) -> np.ndarray:
     """models.recipes.embed_cached_images for a cache already bound to bundle (no second check)."""
-    model = bundle.model
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        out = []
-        for i0 in range(0, cache.size, batch):
-            x = cache.images[i0:i0 + batch]
-            if cache.n_open:
-                with prefix_skipped(cache.towers[0], cache.n_open):
-                    f = model.encode_image(x)
-            else:
-                proj = cache.towers[0].projection()
-                f = x @ proj if isinstance(proj, torch.nn.Parameter) else (proj(x) if proj is not None else x)
-            out.append(F.normalize(f.float(), dim=-1).cpu().numpy())
-        return np.concatenate(out).astype(np.float32)
-    finally:
-        for m, training in modes:
-            m.training = training
+    return embed_cached_images(bundle, cache, batch, bind=False).astype(np.float32)
 
 
 @contextlib.contextmanager

@@ -109,14 +109,16 @@ def heldout_label_texts(labels: Sequence[str] = DEFECT_TYPES) -> dict[str, list[
 # ---------------------------------------------------------------- fast evaluation over cached frozen work
 
 @torch.no_grad()
-def embed_cached_images(bundle: ModelBundle, cache: TowerCache, batch: int = 256) -> np.ndarray:
+def embed_cached_images(bundle: ModelBundle, cache: TowerCache, batch: int = 256, *, bind: bool = True) -> np.ndarray:
     """L2-normalised image embeddings of the cached items: only the trainable rest of the tower runs.
 
     In eval mode this equals bundle's encode_image on the original images (same frozen prefix), so a
     benchmark can score many trained models without re-running the frozen trunk each time.
+    bind=False skips the frozen-weights check for a cache its caller has already bound to bundle.
     """
     model = bundle.model
-    cache.bind(bundle)
+    if bind:
+        cache.bind(bundle)
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
