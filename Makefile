@@ -34,9 +34,11 @@ test: $(STAMP)
 
 # Issue 7, performance: per-frame latency, Grad-CAM cost, RANKCLIP vs CLIP step and loss cost, the
 # decision log (commits/s, export, 1M-row verify), start-up; one after another, each writing
-# bench/results/<name>.{json,md}. Run on a quiet machine (load average < 0.5): about 40-50 min on
-# 2 cores (loss about 20, latency and decision log about 6-8 each). `make bench BENCH_ARGS=--quick`:
-# a smoke run of each, about 10 min. Every script takes --device cuda.
+# bench/results/<name>.{json,md}. Run on a quiet machine (each result says whether other processes
+# used the CPU meanwhile): about 35 min on 2 cores (loss 18, latency 8, decision log 4, Grad-CAM and
+# start-up 1-2 each); the loss bench needs ~10 GiB RAM at batch 4096 and the decision log ~4 GiB of
+# temporary disk. `make bench BENCH_ARGS=--quick`: a smoke run of each, about 10 min (it overwrites
+# the results). Every script takes --device cuda.
 BENCH_ARGS ?=
 bench: bench-latency bench-gradcam bench-loss bench-db bench-startup
 
