@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QGroupBox, QHB
 
 from inspector.errors import InspectorError
 from inspector.finetune import FinetuneConfig, FinetuneProgress, FinetuneResult, run_finetune
-from inspector.registry import ModelRegistry, RegisteredModel
+from inspector.registry import DEFAULT_TOLERANCE, ModelRegistry, RegisteredModel
 from ui.context import AppContext
 from ui.model_figures import ModelFigures
 from ui.model_follower import ModelFollower
@@ -132,6 +132,11 @@ class FinetunePanel(QWidget):
         self.figures = ModelFigures()
         self.reason = QLineEdit()
         self.reason.setPlaceholderText("Reason (required): why this model should run in production")
+        # QA's allowance for the shipped generic set: a plant unlike it loses top-1 there as it learns.
+        self.typed_drop = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1.0, singleStep=0.05, value=DEFAULT_TOLERANCE)
+        self.typed_drop.setToolTip("Allowed drop in top-1 and MRR on the shipped typed-defect set (default "
+                                   f"{DEFAULT_TOLERANCE:.2f}). Raise it only for a plant whose parts are unlike"
+                                   " the generic defects; the promotion records the value.")
         self.promote_button = QPushButton("Promote")
         self.rollback_button = QPushButton("Roll back to this model")
         decide = QHBoxLayout()
@@ -141,6 +146,11 @@ class FinetunePanel(QWidget):
         detail = QGroupBox("Selected model against the model it was trained from")
         detail_layout = QVBoxLayout(detail)
         detail_layout.addWidget(self.figures)
+        allowance = QHBoxLayout()
+        allowance.addWidget(QLabel("Allowed drop in top-1 and MRR on the shipped typed-defect set:"))
+        allowance.addWidget(self.typed_drop)
+        allowance.addStretch(1)
+        detail_layout.addLayout(allowance)
         detail_layout.addLayout(decide)
         detail_layout.addStretch(1)
 
@@ -159,6 +169,7 @@ class FinetunePanel(QWidget):
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.promote_button.clicked.connect(lambda: self.promote())
+        self.typed_drop.valueChanged.connect(lambda v: self.figures.set_tolerances({"typed_defects": v}))
         self.rollback_button.clicked.connect(lambda: self.rollback())
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.follower.switched.connect(self._switched)
@@ -302,6 +313,10 @@ class FinetunePanel(QWidget):
         """Promote a candidate (default: the selected one) through the core; None if it refused."""
         return self._change("promote", model_id, reason)
 
+    def set_tolerances(self) -> dict[str, float]:
+        """The per-set allowances a promotion from this panel uses (only the typed-defect set is adjustable)."""
+        return {"typed_defects": round(self.typed_drop.value(), 2)}
+
     def rollback(self, model_id: str | None = None, reason: str | None = None) -> RegisteredModel | None:
         """Make an earlier active model active again through the core; None if it refused."""
         return self._change("rollback", model_id, reason)
@@ -315,7 +330,10 @@ class FinetunePanel(QWidget):
         why = self.reason.text() if reason is None else reason
         try:
             # The core checks the role (and logs a denial), the reason and, for a promotion, the figures.
-            model = getattr(registry, action)(target, self.context.user, why)
+            if action == "promote":
+                model = registry.promote(target, self.context.user, why, set_tolerances=self.set_tolerances())
+            else:
+                model = registry.rollback(target, self.context.user, why)
         except InspectorError as exc:
             self.status.show_error(f"{'Promotion' if action == 'promote' else 'Rollback'} refused: {exc}")
             self.refresh()  # a refusal is on the record; the list may show it
@@ -359,6 +377,7 @@ class FinetunePanel(QWidget):
         self.steps.setEnabled(may and not running)
         self.cap.setEnabled(may and not running)
         self.reason.setEnabled(may)
+        self.typed_drop.setEnabled(may)
         self.promote_button.setEnabled(may and selected is not None and selected.state == "candidate")
         self.rollback_button.setEnabled(may and selected is not None and selected.state == "retired")
         if not may:

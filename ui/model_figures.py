@@ -13,7 +13,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
-from inspector.registry import DEFAULT_TOLERANCE, HELDOUT_SETS, RegisteredModel, promotion_problems
+from inspector.registry import DEFAULT_TOLERANCE, HELDOUT_SETS, RegisteredModel, promotion_problems, tolerances_for
 
 SET_NAMES = {"confirmations": "Held-out confirmations", "typed_defects": "Typed defects (shipped)"}
 METRICS = (("top1", "Top-1"), ("top3", "Top-3"), ("mrr", "MRR"))
@@ -52,10 +52,18 @@ class ModelFigures(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.table)
         layout.addWidget(self.check)
+        self.tolerances = tolerances_for(DEFAULT_TOLERANCE)
+        self._shown: tuple[RegisteredModel | None, str | None] = (None, None)
         self.show_model(None)
+
+    def set_tolerances(self, tolerances: dict[str, float]) -> None:
+        """The allowed drop per held-out set that QA would promote with; the check is redrawn."""
+        self.tolerances = tolerances_for(DEFAULT_TOLERANCE, tolerances)
+        self.show_model(*self._shown)
 
     def show_model(self, model: RegisteredModel | None, active_id: str | None = None) -> None:
         """Fill the table for `model` (None: empty); active_id is the registry's active model."""
+        self._shown = (model, active_id)
         figures = model.figures if model is not None else {}
         has_candidate = "candidate" in figures
         # A base model registered by a run carries only the figures it had as the base.
@@ -71,12 +79,12 @@ class ModelFigures(QWidget):
                          "-" if base is None else f"{base:.3f}", "-" if this is None else f"{this:.3f}", change)
                 for c, text in enumerate(cells):
                     item = QTableWidgetItem(text)
-                    if c == 4 and this is not None and base is not None and this < base - DEFAULT_TOLERANCE:
+                    if c == 4 and this is not None and base is not None and this < base - self.tolerances[name]:
                         item.setForeground(QBrush(_WORSE))
                     self.table.setItem(row, c, item)
                 row += 1
         self.title.setText(self._title(model, active_id))
-        self.check.setText(self._check(model, active_id))
+        self.check.setText(self._check(model, active_id, self.tolerances))
 
     @staticmethod
     def _title(model: RegisteredModel | None, active_id: str | None) -> str:
@@ -95,14 +103,15 @@ class ModelFigures(QWidget):
         return " · ".join(parts)
 
     @staticmethod
-    def _check(model: RegisteredModel | None, active_id: str | None) -> str:
+    def _check(model: RegisteredModel | None, active_id: str | None, tolerances: dict[str, float]) -> str:
         if model is None or model.state != "candidate":
             return ""
-        problems = promotion_problems(model.figures, DEFAULT_TOLERANCE)
+        problems = promotion_problems(model.figures, DEFAULT_TOLERANCE, tolerances)
         base = model.figures.get("baseline_model_id")
         if active_id is not None and base != active_id:
             problems.insert(0, f"it was evaluated against {str(base)[:12]}, but {active_id[:12]} is active now")
         if not problems:
-            return (f"Promotion check: not worse than its base by more than {DEFAULT_TOLERANCE:.2f} on top-1 or MRR"
-                    " on either held-out set. Promote it with a reason to put it into production.")
+            allowed = ", ".join(f"{SET_NAMES[k].lower()} {v:.2f}" for k, v in tolerances.items())
+            return (f"Promotion check: not worse than its base on top-1 or MRR beyond the allowed drop ({allowed})."
+                    " Promote it with a reason to put it into production.")
         return "Promotion would be refused: " + "; ".join(problems) + "."

@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from inspector.commands.user import add_db_argument, add_user_argument, open_log, sign_in
+from inspector.errors import DataError
 
 
 def _stop_flag() -> tuple[threading.Event, Any]:
@@ -86,6 +87,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_tolerances(items: list[str]) -> dict[str, float]:
+    """`SET=DROP` arguments as a mapping; the registry checks the names and the range."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise DataError(f"--set-tolerance {item!r}: write it as SET=DROP, e.g. typed_defects=0.6")
+    return out
+
+
 def _cmd_change(args: argparse.Namespace) -> int:
     from inspector.finetune import register_checkpoint
     from inspector.registry import ModelRegistry
@@ -96,7 +111,7 @@ def _cmd_change(args: argparse.Namespace) -> int:
         if args.model_command == "register":
             model = register_checkpoint(log, args.checkpoint, user, args.reason)
         elif args.model_command == "promote":
-            model = registry.promote(args.model, user, args.reason, args.tolerance)
+            model = registry.promote(args.model, user, args.reason, args.tolerance, _set_tolerances(args.set_tolerance))
         else:
             model = registry.rollback(args.model, user, args.reason)
     print(f"model {model.model_id[:12]} is now {model.state} ({model.checkpoint})")
@@ -150,6 +165,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("model", help="model id (or a unique prefix of 8+ digits)")
     c.add_argument("--reason", required=True)
     c.add_argument("--tolerance", type=float, default=0.02, help="allowed drop in top-1 and MRR (default 0.02)")
+    c.add_argument("--set-tolerance", action="append", default=[], metavar="SET=DROP",
+                   help="another allowed drop for one held-out set, e.g. typed_defects=0.6 for a plant whose"
+                        " parts are unlike the shipped generic defects (recorded with the promotion)")
     add_user_argument(c)
     c.set_defaults(func=_cmd_change)
     c = models.add_parser("rollback", help="make an earlier active model active again (QA)")

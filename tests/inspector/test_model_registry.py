@@ -5,6 +5,7 @@ not worse on either held-out set beyond the tolerance, rollback to an earlier ac
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -104,6 +105,36 @@ def test_promotion_is_refused_when_worse_on_either_set(station, confirm, typed, 
     assert log.verify().ok
 
 
+def test_qa_may_allow_a_larger_drop_on_one_set_and_the_promotion_records_it(station) -> None:
+    # A plant unlike the generic defects: its own parts improve, the shipped typed-defect set drops.
+    log, registry, users = station
+    new = _candidate(registry, users["qa"], "plant", (0.63, 0.86), (0.73, 0.20))
+    with pytest.raises(PromotionRefused, match="typed_defects top1"):
+        registry.promote(new, users["qa"], "line 2 learns its cells", set_tolerances={"typed_defects": 0.5})
+    promoted = registry.promote(new, users["qa"], "line 2 learns its cells; generic set not relevant here",
+                                set_tolerances={"typed_defects": 0.6})
+    assert promoted.state == "active"
+    detail = json.loads(log.events(kind="model_promoted")[-1]["detail"])
+    assert detail["set_tolerances"] == {"confirmations": DEFAULT_TOLERANCE, "typed_defects": 0.6}
+    refused = json.loads(log.events(kind="model_promotion_refused")[-1]["detail"])
+    assert refused["set_tolerances"]["typed_defects"] == 0.5
+    # The larger allowance is only for the set it names: the confirmations keep the default.
+    worse = _candidate(registry, users["qa"], "worse", (0.86, 0.80), (0.2, 0.2), baseline="plant")
+    with pytest.raises(PromotionRefused, match="confirmations top1"):
+        registry.promote(worse, users["qa"], "try", set_tolerances={"typed_defects": 1.0})
+
+
+@pytest.mark.parametrize("bad, message", [({"typo_set": 0.5}, "unknown held-out set"),
+                                          ({"typed_defects": 1.5}, "between 0 and 1"),
+                                          ({"typed_defects": float("nan")}, "between 0 and 1")])
+def test_a_bad_set_tolerance_is_refused_before_anything_changes(station, bad, message) -> None:
+    log, registry, users = station
+    new = _candidate(registry, users["qa"], "new", (0.70, 0.85), (0.5, 0.1))
+    with pytest.raises(RegistryError, match=message):
+        registry.promote(new, users["qa"], "r", set_tolerances=bad)
+    assert registry.get(new).state == "candidate" and not log.events(kind="model_promotion_refused")
+
+
 @pytest.mark.parametrize("who", ["op", "aud"])
 def test_operators_and_auditors_may_not_promote_and_the_refusal_is_logged(station, who) -> None:
     log, registry, users = station
@@ -178,6 +209,8 @@ def test_model_commands_list_promote_refuse_and_roll_back(station, monkeypatch, 
     monkeypatch.setenv("INSPECTOR_PASSWORD", PASSWORDS["qa"])
     assert main(["model", "promote", bad, "--db", db, "--user", "qa", "--reason", "r"]) == 2
     assert "typed_defects top1" in capsys.readouterr().err
+    assert main(["model", "promote", bad, "--db", db, "--user", "qa", "--reason", "r", "--set-tolerance", "typed"]) == 2
+    assert "SET=DROP" in capsys.readouterr().err
     assert main(["model", "promote", good[:12], "--db", db, "--user", "qa", "--reason", "better"]) == 0
     assert main(["model", "list", "--db", db]) == 0
     listing = capsys.readouterr().out

@@ -185,6 +185,13 @@ def test_a_worse_candidate_is_refused_with_the_cores_reason(qtbot, station, tmp_
     assert panel.status.is_error and "not promoted" in panel.status.text()
     assert "typed_defects top1 0.300 is below" in panel.status.text()
     assert ModelRegistry(st.log).get(new_id).state == "candidate" and not panel.follower.busy()
+    # QA allows a larger drop on the generic set: the check says so before the click, the core records it.
+    panel.typed_drop.setValue(0.25)
+    assert "Promotion check" in panel.figures.check.text() and "0.25" in panel.figures.check.text()
+    with qtbot.waitSignal(panel.follower.switched, timeout=30_000):
+        qtbot.mouseClick(panel.promote_button, Qt.MouseButton.LeftButton)
+    assert ModelRegistry(st.log).get(new_id).state == "active" and not panel.status.is_error
+    assert '"typed_defects":0.25' in st.log.events(kind="model_promoted")[-1]["detail"]
 
 
 def test_qa_promotion_switches_the_station_and_rollback_switches_it_back(qtbot, station, tmp_path: Path) -> None:
