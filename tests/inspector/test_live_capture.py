@@ -3,7 +3,6 @@ roles that decide; answers map to Decisions; the rate meter; generated sample pa
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 
@@ -18,32 +17,20 @@ from inspector.library import seed_library_dir
 from inspector.live import LiveCapture, RateMeter
 from inspector.samples import sample_camera, sample_parts
 from inspector.session import Station
+from fakes import HashScorer
 
-DIM = 32
 CRACK = "a jagged crack running through the material"
 
 
-class FakeScorer:
-    model_id, logit_scale, image_size, device = "fake-live", 30.0, 8, "cpu"
-
-    @staticmethod
-    def _vec(text: str) -> np.ndarray:
-        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little"))
-        v = rng.normal(size=DIM).astype(np.float32)
-        return v / np.linalg.norm(v)
-
-    def embed_texts(self, texts):
-        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, DIM), np.float32)
-
-    def embed_images(self, images):
-        return np.stack([self._vec(CRACK) for _ in images])
+def _scorer() -> HashScorer:
+    return HashScorer("fake-live", image_text=CRACK)
 
 
 @pytest.fixture()
 def station(tmp_path: Path):
     config = StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
                            database=DatabaseConfig(str(tmp_path / "s.db")))
-    with Station.open(config, scorer=FakeScorer()) as st:
+    with Station.open(config, scorer=_scorer()) as st:
         st.log.users.create_first_admin("admin", "admin-pass-1")
         admin = st.log.login("admin", "admin-pass-1")
         for name, role in (("op1", "operator"), ("aud1", "auditor")):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,33 +15,14 @@ from inspector.library import seed_library_dir
 from inspector.records import Frame
 from inspector.scorer import Scorer
 from inspector.session import Station, frame_sha256
+from fakes import HashScorer
 
 DIM = 512  # random unit vectors this long are nearly orthogonal (cosine ~ +-0.04)
 
 
-class FakeScorer:
-    """Texts map to fixed random unit vectors; an image's colour picks the text it resembles."""
-
-    model_id = "fake-model"
-    logit_scale = 30.0
-    image_size = 32
-    device = "cpu"
-
-    def __init__(self) -> None:
-        self.embedded_texts: list[str] = []
-        self.target: dict[int, str] = {}  # red value -> text the image should match
-
-    def _vec(self, text: str) -> np.ndarray:
-        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], 'little'))
-        v = rng.normal(size=DIM).astype(np.float32)
-        return v / np.linalg.norm(v)
-
-    def embed_texts(self, texts):
-        self.embedded_texts.extend(texts)
-        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, DIM), np.float32)
-
-    def embed_images(self, images):
-        return np.stack([self._vec(self.target[int(im[0, 0, 0])]) for im in images])
+def _scorer() -> HashScorer:
+    """An image's colour picks the text it resembles: tests fill `target` (red value -> text)."""
+    return HashScorer("fake-model", dim=DIM, image_size=32)
 
 
 def _config(tmp_path: Path) -> StationConfig:
@@ -57,11 +37,11 @@ def _frame(red: int, seq: int = 0) -> Frame:
 
 
 def test_fake_scorer_satisfies_the_protocol() -> None:
-    assert isinstance(FakeScorer(), Scorer)
+    assert isinstance(_scorer(), Scorer)
 
 
 def test_first_open_seeds_the_library_and_ranks(tmp_path: Path) -> None:
-    scorer = FakeScorer()
+    scorer = _scorer()
     scorer.target[200] = "a jagged crack running through the material"
     with Station.open(_config(tmp_path), scorer=scorer) as station:
         assert station.index.library_version == 1
@@ -75,17 +55,17 @@ def test_first_open_seeds_the_library_and_ranks(tmp_path: Path) -> None:
 
 
 def test_embeddings_are_cached_per_model_and_text(tmp_path: Path) -> None:
-    first = FakeScorer()
+    first = _scorer()
     with Station.open(_config(tmp_path), scorer=first):
         pass
     n_descriptions = len(first.embedded_texts)
     assert n_descriptions > 0
-    second = FakeScorer()
+    second = _scorer()
     with Station.open(_config(tmp_path), scorer=second):
         pass
     assert second.embedded_texts == []  # all came from the database cache
 
-    other_model = FakeScorer()
+    other_model = _scorer()
     other_model.model_id = "another-model"
     with Station.open(_config(tmp_path), scorer=other_model):
         pass
@@ -93,7 +73,7 @@ def test_embeddings_are_cached_per_model_and_text(tmp_path: Path) -> None:
 
 
 def test_a_new_description_is_live_on_the_next_frame(tmp_path: Path) -> None:
-    scorer = FakeScorer()
+    scorer = _scorer()
     new_text = "a long gouge dragged across the part"
     scorer.target[100] = new_text
     with Station.open(_config(tmp_path), scorer=scorer) as station:
@@ -115,7 +95,7 @@ def test_a_new_description_is_live_on_the_next_frame(tmp_path: Path) -> None:
 
 
 def test_record_commits_and_returns_the_id(tmp_path: Path) -> None:
-    scorer = FakeScorer()
+    scorer = _scorer()
     scorer.target[50] = "a dent pressed into the surface"
     with Station.open(_config(tmp_path), scorer=scorer) as station:
         station.log.users.create_first_admin("admin", "Admin-pass-1234")
@@ -133,7 +113,7 @@ def test_record_commits_and_returns_the_id(tmp_path: Path) -> None:
 
 
 def test_record_without_database_is_refused(tmp_path: Path) -> None:
-    scorer = FakeScorer()
+    scorer = _scorer()
     scorer.target[10] = "a dent pressed into the surface"
     station = Station.open(_config(tmp_path), with_log=False, scorer=scorer)
     with pytest.raises(InspectorError, match="without a database"):

@@ -4,7 +4,6 @@ in a Task and its bundle verifies."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sqlite3
@@ -21,28 +20,16 @@ from inspector.records import Decision, Frame
 from inspector.session import Station
 from ui.audit_view import AuditView
 from ui.context import AppContext
+from fakes import HashScorer
 
 DIM = 64
 
 
-def _vec(text: str) -> np.ndarray:
-    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little"))
-    v = rng.normal(size=DIM).astype(np.float32)
-    return v / np.linalg.norm(v)
-
-
-class HashScorer:
-    """Texts map to fixed random unit vectors; an image's red value picks the text it matches."""
-
-    model_id, logit_scale, image_size, device = "hash-model-0123456789abcdef", 30.0, 8, "cpu"
-    target = {10: "a thin straight scratch across the surface", 20: "a jagged crack running through the material",
-              30: "a clean surface with no visible defects"}
-
-    def embed_texts(self, texts):
-        return np.stack([_vec(t) for t in texts]) if texts else np.zeros((0, DIM), np.float32)
-
-    def embed_images(self, images):
-        return np.stack([_vec(self.target[int(im[0, 0, 0])]) for im in images])
+def _scorer() -> HashScorer:
+    """An image's red value picks the text it matches."""
+    return HashScorer("hash-model-0123456789abcdef", dim=DIM, by_red={
+        10: "a thin straight scratch across the surface", 20: "a jagged crack running through the material",
+        30: "a clean surface with no visible defects"})
 
 
 def _config(root: Path) -> StationConfig:
@@ -54,7 +41,7 @@ def _config(root: Path) -> StationConfig:
 def template(tmp_path_factory: pytest.TempPathFactory):
     """Two operators' inspections (scratch, crack, ok) with answers, built once; tests use copies."""
     root = tmp_path_factory.mktemp("audit_view")
-    with Station.open(_config(root), scorer=HashScorer()) as st:
+    with Station.open(_config(root), scorer=_scorer()) as st:
         log = st.log
         log.users.create_first_admin("admin", "admin-pass-1")
         users = {"admin": log.login("admin", "admin-pass-1")}
@@ -75,7 +62,7 @@ def template(tmp_path_factory: pytest.TempPathFactory):
 def setup(template, tmp_path: Path):
     root, users = template
     shutil.copytree(root, tmp_path / "station")
-    with Station.open(_config(tmp_path / "station"), scorer=HashScorer()) as st:
+    with Station.open(_config(tmp_path / "station"), scorer=_scorer()) as st:
         yield st, users
 
 

@@ -3,10 +3,8 @@ are logged by the core; the idle lock signs the user out and returns to sign-in.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
@@ -16,33 +14,20 @@ from inspector.library import seed_library_dir
 from inspector.session import Station
 from ui.login_view import LoginView
 from ui.main_window import MainWindow
+from fakes import HashScorer
 
-DIM = 32
 
 
-class FakeScorer:
-    """Fixed random unit vectors per text; every image looks like the first text."""
-
-    model_id, logit_scale, image_size, device = "fake-model-login", 30.0, 8, "cpu"
-
-    @staticmethod
-    def _vec(text: str) -> np.ndarray:
-        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little"))
-        v = rng.normal(size=DIM).astype(np.float32)
-        return v / np.linalg.norm(v)
-
-    def embed_texts(self, texts):
-        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, DIM), np.float32)
-
-    def embed_images(self, images):
-        return np.stack([self._vec("x") for _ in images])
+def _scorer() -> HashScorer:
+    """Every image looks like the text "x"."""
+    return HashScorer("fake-model-login")
 
 
 @pytest.fixture()
 def station(tmp_path: Path):
     config = StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
                            database=DatabaseConfig(str(tmp_path / "s.db")))
-    with Station.open(config, scorer=FakeScorer()) as st:
+    with Station.open(config, scorer=_scorer()) as st:
         yield st, config
 
 
@@ -95,7 +80,7 @@ def test_idle_lock_returns_to_sign_in(qtbot, tmp_path, station) -> None:
     admin = st.log.login("admin", "admin-pass-1")
     st.log.users.add_user("op1", "operator", "op1-pass-12", admin)
     settings = QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat)
-    settings.setValue("security/idle_lock_s", 0.4)
+    settings.setValue("security/idle_lock_s", 1.0)
     window = MainWindow(config, settings=settings)
     qtbot.addWidget(window)
     window.attach_station(st)
@@ -103,8 +88,8 @@ def test_idle_lock_returns_to_sign_in(qtbot, tmp_path, station) -> None:
     _fill(window.login, "op1", "op1-pass-12")
     window.login.submit()
     assert window.stack.currentWidget() is window.tabs and window.idle.armed
-    for _ in range(4):  # input keeps the session alive past the idle time
-        qtbot.wait(150)
+    for _ in range(5):  # input keeps the session alive past the idle time (gaps well under it: loaded CI)
+        qtbot.wait(300)
         qtbot.keyClick(window.operator_view, Qt.Key.Key_H)
     assert window.context is not None
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.login, timeout=3000)

@@ -3,7 +3,6 @@ window state persists, the admin panel goes through the core, and closing shuts 
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -21,27 +20,14 @@ from ui.app import main, prepare
 from ui.main_window import MainWindow
 from ui.operator_view import OperatorView
 from ui.user_admin_panel import UserAdminPanel
+from fakes import HashScorer
 
-DIM = 32
 ROLES = {"op1": "operator", "qa1": "qa", "aud1": "auditor"}
 
 
-class FakeScorer:
-    """Fixed random unit vectors per text; every image looks like the first description."""
-
-    model_id, logit_scale, image_size, device = "fake-model-window", 30.0, 8, "cpu"
-
-    @staticmethod
-    def _vec(text: str) -> np.ndarray:
-        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little"))
-        v = rng.normal(size=DIM).astype(np.float32)
-        return v / np.linalg.norm(v)
-
-    def embed_texts(self, texts):
-        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, DIM), np.float32)
-
-    def embed_images(self, images):
-        return np.stack([self._vec("a jagged crack running through the material") for _ in images])
+def _scorer() -> HashScorer:
+    """Every image looks like the crack description."""
+    return HashScorer("fake-model-window", image_text="a jagged crack running through the material")
 
 
 def _config(tmp_path: Path) -> StationConfig:
@@ -53,7 +39,7 @@ def _config(tmp_path: Path) -> StationConfig:
 def window(qtbot, tmp_path: Path):
     """A window with an attached station (fake model, sample camera at 20 fps) and four accounts."""
     config = _config(tmp_path)
-    st = Station.open(config, scorer=FakeScorer())
+    st = Station.open(config, scorer=_scorer())
     st.log.users.create_first_admin("admin", "admin-pass-1")
     admin = st.log.login("admin", "admin-pass-1")
     for name, role in ROLES.items():

@@ -4,7 +4,6 @@ while the camera blocks; heatmaps come from a worker (and say so when the model 
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 import time
@@ -26,6 +25,7 @@ from inspector.session import Station
 from inspector.users import AccessDenied
 from ui.context import AppContext
 from ui.operator_view import OperatorView
+from fakes import HashScorer
 
 DIM = 64
 SCRATCH, CRACK, OK = 10, 20, 30  # red value of a frame -> the description it matches
@@ -33,22 +33,9 @@ TEXTS = {SCRATCH: "a thin straight scratch across the surface", CRACK: "a jagged
          OK: "a clean surface with no visible defects"}
 
 
-def _vec(text: str) -> np.ndarray:
-    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little"))
-    v = rng.normal(size=DIM).astype(np.float32)
-    return v / np.linalg.norm(v)
-
-
-class FakeScorer:
-    """Texts map to fixed random unit vectors; a frame's red value picks the text it matches."""
-
-    model_id, logit_scale, image_size, device = "fake-model-0123456789", 30.0, 8, "cpu"
-
-    def embed_texts(self, texts):
-        return np.stack([_vec(t) for t in texts]) if texts else np.zeros((0, DIM), np.float32)
-
-    def embed_images(self, images):
-        return np.stack([_vec(TEXTS[int(im[0, 0, 0])]) for im in images])
+def _scorer() -> HashScorer:
+    """A frame's red value picks the text it matches."""
+    return HashScorer("fake-model-0123456789", by_red=TEXTS, dim=DIM)
 
 
 class QueueSource(FrameSource):
@@ -93,7 +80,7 @@ class QueueSource(FrameSource):
 def station(tmp_path: Path):
     config = StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
                            database=DatabaseConfig(str(tmp_path / "s.db")))
-    with Station.open(config, scorer=FakeScorer()) as st:
+    with Station.open(config, scorer=_scorer()) as st:
         log = st.log
         log.users.create_first_admin("admin", "admin-pass-1")
         admin = log.login("admin", "admin-pass-1")
