@@ -17,8 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from inspector.commands.training_args import add_training_arguments
 from inspector.errors import InspectorError
-from inspector.finetune_engine import LOSSES, FinetuneConfig, FinetuneProgress, train_candidate
+from inspector.finetune_engine import FinetuneConfig, FinetuneProgress, train_candidate
 from inspector.finetune_pairs import TrainingSet, read_pairs_jsonl
 from inspector.finetune_sources import training_set_from
 
@@ -34,19 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default="inspector-default", help="model the stations run: name or checkpoint")
     p.add_argument("--out", required=True, help="folder for the candidate checkpoint and resumable state")
     p.add_argument("--summary", help="also write rank 0's JSON summary to this file")
-    p.add_argument("--loss", default="rankclip", choices=LOSSES)
-    p.add_argument("--steps", type=int, default=FinetuneConfig.steps)
-    p.add_argument("--batch-size", type=int, default=FinetuneConfig.batch_size, help="global batch (lists span it)")
-    p.add_argument("--lr", type=float, default=FinetuneConfig.lr)
-    p.add_argument("--unfreeze-image-blocks", type=int, default=0)
-    p.add_argument("--max-minutes", type=float, default=None, help="wall-time cap of the training loop")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split-seed", type=int, default=0, help="held-out split seed (keep it fixed across runs)")
-    p.add_argument("--heldout-fraction", type=float, default=FinetuneConfig.heldout_fraction)
-    p.add_argument("--forgetting-n", type=int, default=FinetuneConfig.forgetting_n)
-    p.add_argument("--forgetting-size", type=int, default=FinetuneConfig.forgetting_size)
-    p.add_argument("--no-resume", action="store_true", help="start over even if resumable state exists")
-    p.add_argument("--device", default=None)
+    add_training_arguments(p, max_minutes=None)
     return p
 
 

@@ -119,25 +119,14 @@ def _cmd_change(args: argparse.Namespace) -> int:
 
 
 def _finetune_arguments(p: argparse.ArgumentParser) -> None:
-    from inspector.finetune_engine import LOSSES, FinetuneConfig
+    from inspector.finetune_engine import FinetuneConfig
+    from inspector.commands.training_args import add_training_arguments
 
     p.add_argument("--config", help="station TOML (its model is the base when nothing is active)")
     p.add_argument("--base", help="model to start from (default: the active model, else the configured one)")
     p.add_argument("--out", help="folder for candidates (default: models/ beside the database)")
     p.add_argument("--bundle", action="append", default=[], help="also learn from another station's export bundle")
-    p.add_argument("--loss", default="rankclip", choices=LOSSES)
-    p.add_argument("--steps", type=int, default=FinetuneConfig.steps)
-    p.add_argument("--batch-size", type=int, default=FinetuneConfig.batch_size)
-    p.add_argument("--lr", type=float, default=FinetuneConfig.lr)
-    p.add_argument("--unfreeze-image-blocks", type=int, default=0)
-    p.add_argument("--max-minutes", type=float, default=FinetuneConfig.max_wall_seconds / 60)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split-seed", type=int, default=0, help="held-out split seed (keep it fixed across runs)")
-    p.add_argument("--heldout-fraction", type=float, default=FinetuneConfig.heldout_fraction)
-    p.add_argument("--forgetting-n", type=int, default=FinetuneConfig.forgetting_n)
-    p.add_argument("--forgetting-size", type=int, default=FinetuneConfig.forgetting_size)
-    p.add_argument("--no-resume", action="store_true", help="start over even if resumable state exists")
-    p.add_argument("--device", default=None)
+    add_training_arguments(p, max_minutes=FinetuneConfig.max_wall_seconds / 60)
     p.add_argument("--dry-run", action="store_true", help="show the training set and proposals; train nothing")
     p.add_argument("--write-pairs", help="write the pairs as JSONL (for inspector.finetune_job --pairs) and stop")
     p.add_argument("--json", action="store_true")
