@@ -11,7 +11,8 @@ commit (the station's default, anchor_every=1).
 1. record_inspection with its image: --inspections frames (each distinct, RGB --image-size
    square, written as a content-addressed PNG with fsync before the commit), as `inspector watch`
    does; then without the image file; then the operator's record_decision; then record_inspection
-   (no image) on a connection that anchors every 1 000 commits instead of every commit.
+   (no image) on a connection that anchors every 1 000 commits instead of every commit; then, for
+   --small more frames, the image path alone (PNG encode; store_image into a fresh folder).
    Each inspection carries the full ranking of the seed library's 8 labels.
 2. Bytes per inspection: the database's page growth over step 1's inspections (page_count x
    page_size after a WAL checkpoint) and the image bytes, per inspection.
@@ -113,6 +114,23 @@ def _rate(times: list[float]) -> dict[str, Any]:
     return {"n": len(times), "per_s": len(times) / sum(times), "ms": stats_ms(1000 * t for t in times)}
 
 
+def image_split(root: Path, base: list[np.ndarray], seqs: range) -> dict[str, Any]:
+    """Where an image commit's extra time goes: the PNG encode alone, then store_image (the encode
+    plus the durable file: temp file, fsync, rename, folder fsyncs) into a fresh image folder."""
+    from inspector.decision_log import encode_png, store_image
+
+    encode, store = [], []
+    for seq in seqs:
+        rgb = _distinct(base, seq)
+        t0 = time.perf_counter()
+        encode_png(rgb)
+        t1 = time.perf_counter()
+        store_image(root, rgb)
+        encode.append(t1 - t0)
+        store.append(time.perf_counter() - t1)
+    return {"png_encode": _rate(encode), "store_image": _rate(store)}
+
+
 def api_phase(work: Path, n: int, n_small: int, image_size: int) -> dict[str, Any]:
     from inspector.decision_log import DecisionLog
     from inspector.export import verify_export
@@ -165,6 +183,7 @@ def api_phase(work: Path, n: int, n_small: int, image_size: int) -> dict[str, An
             batched.record_inspection(result, op, store_image_file=False)
             times.append(time.perf_counter() - t0)
     out["no_image_anchor_every_1000"] = _rate(times)
+    out.update(image_split(work / "split" / "images" / "sha256", base, range(n + 2 * n_small, n + 3 * n_small)))
 
     bundle = work / "export"
     t0 = time.perf_counter()
@@ -271,14 +290,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"{wi['per_s']:.0f}", f"{wi['ms']['p50']:.2f}", f"{wi['ms']['p95']:.2f}", f"{wi['ms']['p99']:.2f}"]]
     for key, what in (("no_image", "record_inspection, no image file"),
                       ("decision", "record_decision (confirm)"),
-                      ("no_image_anchor_every_1000", "record_inspection, no image, anchor every 1 000 commits")):
+                      ("no_image_anchor_every_1000", "record_inspection, no image, anchor every 1 000 commits"),
+                      ("png_encode", "the image alone: PNG encode (encode_png)"),
+                      ("store_image", "the image alone: encode, temp file, fsync, rename, folder fsyncs")):
         r = api[key]
         rate_rows.append([what, r["n"], f"{r['per_s']:.0f}", f"{r['ms']['p50']:.2f}", f"{r['ms']['p95']:.2f}",
                           f"{r['ms']['p99']:.2f}"])
     b = api["bytes_per_inspection"]
     body = [f"Work folder on {info['filesystem']}.", "",
             "## Commits (WAL, synchronous=FULL, one BEGIN IMMEDIATE ... COMMIT per call, anchor file after each "
-            "commit unless stated)", "",
+            "commit unless stated: one slot rewritten in place, fdatasync)", "",
             md_table(["call", "n", "per second", "p50 ms", "p95 ms", "p99 ms"], rate_rows), "",
             f"Bytes per inspection: database {b['database']:,.0f} B (8-label ranking, chain entry, indexes), "
             f"image file {b['image_png']:,.0f} B ({b['image_size']} PNG); a camera frame costs its own PNG size.", "",

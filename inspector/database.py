@@ -234,7 +234,7 @@ class StationDB:
             self._commits += 1
             if self._commits % self._anchor_every == 0:
                 try:
-                    self.write_anchor()
+                    self.write_anchor(self._head)
                 except OSError as exc:
                     raise AnchorWriteError(f"the record IS committed (chain seq {self._head[0]}), but the anchor file"
                                       f" {self.anchor_path} could not be updated: {exc}; free disk space or fix"
@@ -256,9 +256,9 @@ class StationDB:
         self.db.execute("INSERT INTO credentials (recorded_at, user_name, encoded) VALUES (?, ?, ?)",
                         [utc_stamp(), user_name, encoded])
 
-    def write_anchor(self) -> None:
-        """Move the anchor file to the committed chain head (after COMMIT only)."""
-        seq, digest = head(self.conn)
+    def write_anchor(self, committed: tuple[int, str] | None = None) -> None:
+        """Move the anchor file to a committed chain entry (after COMMIT only): the given one, else the head."""
+        seq, digest = committed or head(self.conn)
         if seq:
             write_anchor(self.anchor_path, self.key, seq, digest, utc_stamp())
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from inspector.chain import RECORD_TABLES, canonical, entry_hash
+from inspector.chain import RECORD_TABLES, AnchorError, anchor_record, canonical, entry_hash
 from inspector.database import StationDB, event_row, parse_time, utc_stamp
 from inspector.errors import InspectorError
 from inspector.users import Session, authorize
@@ -148,8 +148,13 @@ def export_bundle(sdb: StationDB, from_ts: datetime | str, to_ts: datetime | str
             warnings.append(f"image {str(sha)[:80]!r} is not a valid stored image; not exported")
             continue
         files[f"images/{sha}.png"] = _write_new(root, f"images/{sha}.png", source.read_bytes())
-    if sdb.anchor_path.is_file():
-        files["anchor.json"] = _write_new(root, "anchor.json", sdb.anchor_path.read_bytes())
+    try:  # the current anchor as one JSON record (the station's file holds two slots)
+        anchor = anchor_record(sdb.anchor_path, sdb.key)
+    except AnchorError as exc:
+        anchor = None
+        warnings.append(f"anchor not exported: {exc}")
+    if anchor is not None:
+        files["anchor.json"] = _write_new(root, "anchor.json", anchor)
     ends = (chain[0], chain[-1]) if chain else ({}, {})
     segment = {"first_seq": ends[0].get("seq"), "last_seq": ends[1].get("seq"),
                "prev_hash": ends[0].get("prev_hash"), "head_hash": ends[1].get("hash")}

@@ -1,6 +1,7 @@
 """The hash chain catches tampering done around the application: a raw sqlite3 connection with
 the append-only triggers dropped edits a byte, deletes, swaps or truncates; verify() names the
-first bad row, and the HMAC'ed anchor file catches a cut-off tail."""
+first bad row, and the HMAC'ed anchor file catches a cut-off tail, an edited slot and another
+station's anchor."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.chain import GENESIS, canonical, entry_hash
+from inspector.chain import ANCHOR_FILE_BYTES, ANCHOR_SLOT_BYTES, GENESIS, AnchorError, canonical, entry_hash
+from inspector.chain import read_anchor, write_anchor
 from inspector.decision_log import DecisionLog
 from inspector.library import library_from_dict
 from inspector.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
@@ -141,14 +143,54 @@ def test_truncated_tail_is_caught_by_the_anchor(db: Path) -> None:
     assert "removed from the end" in report.problem
 
 
+def _anchored_seq(db: Path) -> int:
+    with DecisionLog.open(db, create=False) as log:
+        anchor = read_anchor(log.sdb.anchor_path, log.sdb.key)
+    assert anchor is not None
+    return anchor.seq
+
+
+def _edit_newest_slot(anchor: Path, edit) -> None:
+    """Apply `edit` to the record in the slot with the higher seq, keeping it valid JSON of slot size."""
+    data = bytearray(anchor.read_bytes())
+    assert len(data) == ANCHOR_FILE_BYTES
+    slots = [json.loads(data[i:i + ANCHOR_SLOT_BYTES]) for i in (0, ANCHOR_SLOT_BYTES)]
+    newest = max((0, 1), key=lambda i: slots[i]["seq"])
+    line = json.dumps(edit(slots[newest]), separators=(",", ":")).encode()
+    data[newest * ANCHOR_SLOT_BYTES:(newest + 1) * ANCHOR_SLOT_BYTES] = line.ljust(ANCHOR_SLOT_BYTES - 1) + b"\n"
+    anchor.write_bytes(bytes(data))
+
+
 def test_missing_or_edited_anchor_fails_verification(db: Path) -> None:
     anchor = Path(f"{db}.anchor")
-    data = json.loads(anchor.read_text())
-    anchor.write_text(json.dumps({**data, "seq": data["seq"] - 2}))
-    assert "HMAC" in _verify(db).problem
+    _edit_newest_slot(anchor, lambda slot: {**slot, "seq": slot["seq"] - 2})
+    report = _verify(db)
+    assert not report.ok and "HMAC" in report.problem and "slot" in report.problem
     anchor.unlink()
     report = _verify(db)
     assert not report.ok and "no anchor" in report.problem
+
+
+def test_anchor_of_another_station_fails_verification(db: Path, tmp_path: Path) -> None:
+    other, other_key = tmp_path / "other.anchor", os.urandom(32)
+    for seq in (1, 2):  # both slots written, with another station's key
+        write_anchor(other, other_key, seq, "ab" * 32, "2026-01-01T00:00:00.000Z")
+    shutil.copy(other, f"{db}.anchor")
+    report = _verify(db)
+    assert not report.ok and "HMAC" in report.problem and "another station" in report.problem
+    with DecisionLog.open(db, create=False) as log, pytest.raises(AnchorError, match="another station"):
+        log.record_event("note", {"n": 1})  # committed, but the foreign anchor is never overwritten
+
+
+def test_truncated_tail_with_the_newest_anchor_slot_destroyed_is_caught(db: Path) -> None:
+    """Destroying the newer slot leaves the older one valid; the damage itself is still reported."""
+    with sqlite3.connect(db) as raw:
+        head = raw.execute("SELECT MAX(seq) FROM chain").fetchone()[0]
+        table, row_id = raw.execute("SELECT tbl, row_id FROM chain WHERE seq = ?", (head,)).fetchone()
+    _tamper(db, (f"DELETE FROM {table} WHERE id = ?", (row_id,)), ("DELETE FROM chain WHERE seq = ?", (head,)))
+    _edit_newest_slot(Path(f"{db}.anchor"), lambda slot: {**slot, "mac": "0" * 64})
+    report = _verify(db)
+    assert not report.ok and "HMAC" in report.problem
 
 
 def test_row_inserted_around_the_application_is_named(db: Path) -> None:
@@ -160,14 +202,13 @@ def test_row_inserted_around_the_application_is_named(db: Path) -> None:
 
 def test_key_file_is_private_and_anchor_only_moves_forward(db: Path) -> None:
     assert os.stat(f"{db}.key").st_mode & 0o777 == 0o600
+    seq_before = _anchored_seq(db)
     with DecisionLog.open(db, create=False) as log:
-        seq_before = json.loads(Path(f"{db}.anchor").read_text())["seq"]
         log.record_event("note", {"n": 1})
-        after = json.loads(Path(f"{db}.anchor").read_text())
-        assert after["seq"] == seq_before + 1
-        from inspector.chain import write_anchor
+        after = read_anchor(log.sdb.anchor_path, log.sdb.key)
+        assert after is not None and after.seq == seq_before + 1
         write_anchor(log.sdb.anchor_path, log.sdb.key, 1, "0" * 64, "2020-01-01T00:00:00.000Z")
-        assert json.loads(Path(f"{db}.anchor").read_text()) == after
+        assert read_anchor(log.sdb.anchor_path, log.sdb.key) == after
 
 
 def test_anchor_every_n_commits_and_on_close(tmp_path: Path) -> None:
@@ -176,9 +217,8 @@ def test_anchor_every_n_commits_and_on_close(tmp_path: Path) -> None:
         m = len(log.events(kind="schema_migration"))
         for i in range(5):
             log.record_event("note", {"i": i})  # commits 2..6, chain rows m+1..m+5
-        anchored = json.loads(Path(f"{tmp_path}/n.db.anchor").read_text())["seq"]
-        assert anchored == m + 3  # anchored at the 4th commit: the 3rd note
-    assert json.loads(Path(f"{tmp_path}/n.db.anchor").read_text())["seq"] == m + 5  # close anchors the rest
+        assert _anchored_seq(tmp_path / "n.db") == m + 3  # anchored at the 4th commit: the 3rd note
+    assert _anchored_seq(tmp_path / "n.db") == m + 5  # close anchors the rest
 
 
 def test_canonical_form_and_entry_hash_follow_the_spec() -> None:

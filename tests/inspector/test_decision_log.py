@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
-from inspector.decision_log import DecisionError, DecisionLog
+from inspector.decision_log import STALE_TEMP_S, DecisionError, DecisionLog, staging_dir
 from inspector.errors import LibraryError
 from inspector.library import library_from_dict
 from inspector.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
@@ -121,7 +121,7 @@ def test_same_image_is_stored_once(station) -> None:
     log.record_inspection(make_result(version), users["op"])
     assert len({r["image_sha256"] for r in log.inspections()}) == 1
     assert len(list(log.sdb.image_root.rglob("*.png"))) == 1
-    assert not list(log.sdb.image_root.rglob("*.tmp"))
+    assert not list(log.sdb.image_root.parent.rglob("*.tmp"))
 
 
 def test_unknown_library_version_is_refused(station) -> None:
@@ -311,3 +311,39 @@ def test_two_processes_writing_do_not_fork_the_chain(tmp_path: Path) -> None:
         assert report.ok, report.problem
         seqs = [r[0] for r in log.sdb.conn.execute("SELECT seq FROM chain ORDER BY seq")]
         assert seqs == list(range(1, len(seqs) + 1))
+
+
+# A writer stuck inside store_image after writing its temp file (fsync never returns), so that it
+# can be killed with the file in place, as a power cut or SIGKILL mid-write leaves it.
+STUCK_IMAGE_WRITER = r"""
+import os, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[2])
+from inspector import decision_log
+os.fsync = lambda fd: (print("writing", flush=True), time.sleep(120))
+decision_log.store_image(decision_log.Path(sys.argv[1]), np.full((4, 4, 3), 7, np.uint8))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_temp_images_of_killed_writers_are_removed_and_live_ones_kept(station) -> None:
+    log, _, _ = station
+    root, db = log.sdb.image_root, log.sdb.path
+    proc = subprocess.Popen([sys.executable, "-c", STUCK_IMAGE_WRITER, str(root), str(ROOT)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "writing\n", proc.stderr.read()
+        (temp,) = staging_dir(root).glob("*.tmp")
+        DecisionLog.open(db, create=False).close()  # opening sweeps, but this writer is alive: kept
+        assert temp.exists()
+    finally:
+        proc.kill()
+        proc.wait(30)
+    DecisionLog.open(db, create=False).close()
+    assert temp.exists()  # a dead writer's file, but young: the sweep cannot tell it from a slow live one
+    old = time.time() - STALE_TEMP_S - 60
+    os.utime(temp, (old, old))
+    DecisionLog.open(db, create=False).close()
+    assert not temp.exists() and not list(root.parent.rglob("*.tmp"))
+    # The killed writer's image was never renamed into place, so nothing names it.
+    assert not list(root.rglob("*.png")) and log.verify().ok
