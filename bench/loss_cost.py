@@ -290,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                  md_table(["B", "clip ms", "rankclip_c ms", "rankclip_i ms", "rankclip ms", "rankclip / clip",
                            "clip peak MiB", "rankclip peak MiB", "one BxB fp32 MiB"], rows), "",
                  "rankclip_c: CLIP + the cross-modal ranking terms; rankclip_i: CLIP + the in-modal ones; rankclip: "
-                 "both (the trained objective). Each ranking term sorts a B x B target matrix (stable argsort).", ""]
+                 "both (the trained objective). Each ranking term sorts a B x B target matrix: one unstable sort of "
+                 "packed int64 keys (float order, tie-break rank, column), numpy's on the CPU, torch.sort on CUDA.", ""]
     if body_errors:
         body += ["Failed configurations (out of memory or the process died):", "",
                  *(f"- {e}" for e in body_errors), ""]

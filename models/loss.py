@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
 VARIANTS = ("clip", "rankclip", "rankclip_c", "rankclip_i")
@@ -28,6 +32,14 @@ _OFFICIAL_EPS = 1e-10
 _TERM_DIVISOR = 32.0
 # The warm-up reaches its cap at this fraction of training and stays flat afterwards (spec P7).
 _RAMP_END = 2.0 / 3.0
+# Sort CPU keys with numpy (SIMD); False forces torch.sort, the CUDA branch, so tests can pin it.
+_NUMPY_CPU_SORT = True
+# CPU sort blocks of about this many bytes stay in L2 for the masking pass that follows the sort.
+_SORT_BLOCK_BYTES = 1 << 20
+# Below this many keys per thread, handing work to another thread costs more than it saves.
+_SORT_MIN_PER_THREAD = 1 << 17
+# (pid, pool) of the CPU sort threads, created on first use.
+_SORT_POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def _check_choice(name: str, value: object, allowed: tuple) -> None:
@@ -64,28 +76,165 @@ def _random_perm(n: int, device: torch.device, generator: torch.Generator | None
     return torch.randperm(n, generator=generator, device=gen_device).to(device)
 
 
+def _float_order_bits(target: Tensor, scratch: Tensor) -> Tensor:
+    """int32 copy of float32 `target`, rows contiguous, whose integer order is the float order.
+
+    `scratch` is an int32 tensor of the same shape that this overwrites.
+    """
+    bits = torch.empty(target.shape, dtype=torch.float32, device=target.device)
+    # + 0.0 turns -0.0 into +0.0: floats that compare equal must get equal bits (and so tie).
+    if target.is_contiguous():
+        torch.add(target, 0.0, out=bits)
+    else:  # e.g. a transposed view: copy_ transposes blockwise, an add would read with a stride
+        bits.copy_(target).add_(0.0)
+    bits = bits.view(torch.int32)
+    # IEEE floats are sign-magnitude: flipping the magnitude bits of negatives makes them ordered as
+    # two's-complement integers (-inf lowest, then the negatives, 0, the positives).
+    sign = torch.bitwise_right_shift(bits, 31, out=scratch)
+    bits ^= sign.bitwise_and_(0x7FFFFFFF)
+    return bits
+
+
+def _sort_pool() -> ThreadPoolExecutor:
+    """The process's pool of CPU sort threads (a forked child, whose threads are gone, makes its own)."""
+    global _SORT_POOL
+    if _SORT_POOL is None or _SORT_POOL[0] != os.getpid():
+        pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="rankclip-sort")
+        _SORT_POOL = (os.getpid(), pool)
+    return _SORT_POOL[1]
+
+
+def _numpy_sort_low_bits_(keys: np.ndarray, mask: int) -> None:
+    """Sort every row of `keys` in place, then keep the bits in `mask`: numpy's SIMD sort.
+
+    Rows go in blocks of about 1 MiB, so the masking pass finds its block still in cache; the blocks
+    are shared among torch's intra-op thread count (numpy releases the GIL while it sorts).
+    """
+    rows_per_block = max(1, _SORT_BLOCK_BYTES // max(1, keys.itemsize * keys.shape[1]))
+    blocks = [keys[r:r + rows_per_block] for r in range(0, keys.shape[0], rows_per_block)]
+
+    def sort_blocks(part: list[np.ndarray]) -> None:
+        for block in part:
+            block.sort(axis=1)
+            np.bitwise_and(block, mask, out=block)
+
+    workers = min(torch.get_num_threads(), len(blocks), keys.size // _SORT_MIN_PER_THREAD)
+    if workers < 2:
+        sort_blocks(blocks)
+        return
+    for done in [_sort_pool().submit(sort_blocks, blocks[w::workers]) for w in range(workers)]:
+        done.result()
+
+
+def _sorted_low_bits(keys: Tensor, width: int) -> Tensor:
+    """Rows of int64 `keys` sorted ascending, reduced to their low `width` bits (in place on the CPU)."""
+    mask = (1 << width) - 1
+    if keys.device.type == "cpu" and _NUMPY_CPU_SORT:
+        # ~10x torch's CPU row sort. The keys of a row are distinct, so every correct sort gives the
+        # same result: this branch and the torch.sort one (CUDA) agree exactly.
+        _numpy_sort_low_bits_(keys.numpy(), mask)
+        return keys
+    return torch.sort(keys, dim=1).values.bitwise_and_(mask)
+
+
+def _order_and_scratch(target: Tensor, perm: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Columns of each row listed by ascending `target` (worst -> best), ties in the order of `perm`.
+
+    That is exactly perm[argsort(target[:, perm], stable=True)], the reference's random tie-break,
+    computed by one unstable sort of distinct int64 keys [float order bits | rank in perm | column]:
+    the rank decides ties and the column is read back from the sorted key's low bits, so a
+    checkpoint recomputation reproduces the same order. (NaN targets, which make the loss NaN
+    anyway, have no defined place.) Also returns two [R, n] scratch tensors of target's dtype
+    (contents undefined) left over from building the keys: a fresh B x B tensor costs page faults
+    on the CPU, so the caller reuses them.
+    """
+    n = target.shape[1]
+    width = max(1, (n - 1).bit_length())
+    if target.dtype != torch.float32 or 32 + 2 * width > 63:
+        # float64 (tests, gradcheck) or n > 32768: the key does not fit in an int64.
+        order = perm[torch.argsort(target[:, perm], dim=1, stable=True)]
+        return order, *torch.empty((2, *target.shape), dtype=target.dtype, device=target.device)
+    rank = torch.empty_like(perm)
+    rank[perm] = torch.arange(n, device=perm.device)
+    column_code = (rank << width) | torch.arange(n, device=perm.device)
+    scratch = torch.empty(target.shape, dtype=torch.int32, device=target.device)
+    bits = _float_order_bits(target, scratch)
+    keys = torch.empty(target.shape, dtype=torch.int64, device=target.device)
+    keys.copy_(bits)
+    # keys = bits * 2^(2 width) + column_code in one pass (a multiply, as the bits may be negative).
+    torch.add(column_code, keys, alpha=1 << 2 * width, out=keys)
+    order = _sorted_low_bits(keys, width)
+    return order, bits.view(torch.float32), scratch.view(torch.float32)
+
+
+class _OfficialListMLE(torch.autograd.Function):
+    """Per-row official ListMLE of `scores` in the order of `target`, with a hand-written backward.
+
+    Forward is the reference recipe (shift by the non-detached row max, exp, suffix sums of the
+    best -> worst list, log(. + eps)) on the list taken worst -> best, where those suffix sums are
+    plain prefix sums c: no flips, and the reference's flip-cumsum-flip summation order. Autograd
+    would save and create several more [R, n] tensors; this backward needs only e = exp(x - max)
+    and c (at large B each [R, n] pass and each fresh [R, n] tensor costs milliseconds on a CPU):
+        d/dx_j = e_j * sum_{k >= j} w_k / (c_k + eps) - w_j, plus, through the max,
+        sum_k w_k * eps / (c_k + eps) on the row's argmax (0 without eps: PL is shift-invariant).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, scores: Tensor, target: Tensor, perm: Tensor, weights: Tensor | None
+    ) -> Tensor:
+        order, x, c_eps = _order_and_scratch(target, perm)
+        torch.gather(scores, 1, order, out=x)  # scores listed worst -> best by the target
+        top, arg = x.max(dim=1, keepdim=True)  # the reference's max: same argmax on tied scores
+        x.sub_(top)
+        # Sum_k w_k (log(c_k + eps) - x_k), with the x part summed before exp overwrites x.
+        linear = x.sum(dim=1) if weights is None else (x * weights).sum(dim=1)
+        e = x.exp_()
+        torch.cumsum(e, dim=1, out=c_eps).add_(_OFFICIAL_EPS)
+        logs = torch.log(c_eps)
+        if weights is not None:
+            logs.mul_(weights)
+        ctx.save_for_backward(order, arg, e, c_eps, weights)
+        return logs.sum(dim=1).sub_(linear)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_rows: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
+        order, arg, e, c_eps, weights = ctx.saved_tensors
+        gw = grad_rows[:, None] if weights is None else grad_rows[:, None] * weights
+        # Suffix sums from the best end (adds the small terms first, like autograd's cumsum backward),
+        # computed on a flipped copy: torch has no reverse cumsum.
+        flipped = c_eps.flip(1)
+        torch.div(gw.flip(1), flipped, out=flipped)
+        tail = flipped.cumsum_(1).flip(1)
+        shift = tail[:, :1] * _OFFICIAL_EPS  # eps * sum_k g w_k / (c_k + eps): the max's share
+        g = torch.addcmul(-gw, tail, e, out=tail)  # e_j * tail_j - g w_j
+        g.scatter_add_(1, arg, shift)
+        # Every row of `order` is a permutation, so the scatter overwrites all of `flipped`.
+        return flipped.scatter_(1, order, g), None, None, None
+
+
+def _decay_weights(n: int, position_decay: str | None, like: Tensor) -> Tensor | None:
+    """Per-column weights of the worst -> best list: column j is position k = n - j (1-based)."""
+    if position_decay is None:
+        return None
+    k = torch.arange(n, 0, -1, device=like.device, dtype=like.dtype)
+    return 1.0 / torch.log2(k + 1.0)
+
+
 def _pl_rows(
     scores: Tensor, target: Tensor, perm: Tensor, numerics: str, position_decay: str | None
 ) -> Tensor:
     """Per-row PL NLL of the order of `target` under `scores`; `perm` breaks target ties."""
+    weights = _decay_weights(scores.shape[1], position_decay, scores)
+    target = target.detach()  # used only through its order
+    if numerics == "official":
+        return _OfficialListMLE.apply(scores, target, perm, weights)
     with torch.no_grad():
-        # Permute columns, sort stably, map back: ties end up in the random order of `perm`, and a
-        # checkpoint recomputation reproduces exactly the same order. The list is taken worst ->
-        # best, so the suffix sums of the best -> worst list are plain prefix sums: no flips (which
-        # cost ~10% of the time), and the same summation order as the reference's flip-cumsum-flip.
-        order = perm[torch.argsort(target[:, perm], dim=1, descending=False, stable=True)]
-    x = scores.gather(1, order)  # scores listed worst -> best by the target
-    if numerics == "exact":
-        per_pos = torch.logcumsumexp(x, dim=1) - x
-    else:
-        # Reference recipe: shift by the (non-detached) row max, suffix sums of exp, log(. + eps).
-        x = x - x.max(dim=1, keepdim=True).values
-        per_pos = torch.log(torch.exp(x).cumsum(dim=1) + _OFFICIAL_EPS) - x
-    if position_decay == "log2":
-        # Column j of the reversed list is position k = n - j (1-based) of the ranking.
-        k = torch.arange(x.shape[1], 0, -1, device=x.device, dtype=x.dtype)
-        per_pos = per_pos / torch.log2(k + 1.0)
-    return per_pos.sum(dim=1)
+        order = _order_and_scratch(target, perm)[0]
+    x = scores.gather(1, order)  # listed worst -> best: logcumsumexp gives the suffix sums
+    per_pos = torch.logcumsumexp(x, dim=1) - x
+    return (per_pos if weights is None else per_pos * weights).sum(dim=1)
 
 
 def plackett_luce_nll(
@@ -123,7 +272,9 @@ def _chunk_sums(
     full = r0 == 0 and r1 == u.shape[0]
     labels = torch.arange(r0, r1, device=u.device)
     img_rows = (u[r0:r1] * s) @ v.T  # rows of S
-    txt_rows = img_rows.T if full else (v[r0:r1] * s) @ u.T  # rows of S^T
+    # Rows of S^T. One contiguous copy serves the cross-entropy (which would copy a transposed view
+    # itself), the ranking keys and the score gathers.
+    txt_rows = img_rows.T.contiguous() if full else (v[r0:r1] * s) @ u.T
     ce = (F.cross_entropy(img_rows, labels, reduction="sum")
           + F.cross_entropy(txt_rows, labels, reduction="sum"))
     cross_sum = in_sum = ce.new_zeros(())

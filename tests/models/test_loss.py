@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import models.loss as loss_module
 from models.loss import RankClipLoss, plackett_luce_nll, ranking_weight
 
 S0 = 1 / 0.07  # the CLIP initial logit scale, ~14.29 (spec section 2)
@@ -276,3 +277,149 @@ def test_bad_forward_inputs() -> None:
         plackett_luce_nll(torch.zeros(2, 3), torch.zeros(2, 4))
     with pytest.raises(ValueError, match="2-D"):
         plackett_luce_nll(torch.zeros(3), torch.zeros(3))
+
+
+# ---------------------------------------------------------------- the fast path against the reference
+# models.loss sorts packed int64 keys (numpy on the CPU, torch.sort elsewhere) and has a hand-written
+# ListMLE backward. These tests pin it to the straightforward implementation it replaced.
+
+def _reference_pl_rows(
+    scores: torch.Tensor, target: torch.Tensor, perm: torch.Tensor, numerics: str, decay: str | None
+) -> torch.Tensor:
+    """The original per-row PL NLL: stable argsort of the permuted target, then plain autograd."""
+    with torch.no_grad():
+        order = perm[torch.argsort(target[:, perm], dim=1, stable=True)]  # worst -> best, ties by perm
+    x = scores.gather(1, order)
+    if numerics == "exact":
+        per_pos = torch.logcumsumexp(x, dim=1) - x
+    else:
+        x = x - x.max(dim=1, keepdim=True).values
+        per_pos = torch.log(torch.exp(x).cumsum(dim=1) + 1e-10) - x
+    if decay == "log2":
+        k = torch.arange(x.shape[1], 0, -1, dtype=x.dtype)
+        per_pos = per_pos / torch.log2(k + 1.0)
+    return per_pos.sum(dim=1)
+
+
+def _reference_loss(
+    u: torch.Tensor, v: torch.Tensor, s: torch.Tensor, perms: list[torch.Tensor], w: float,
+    numerics: str = "official", decay: str | None = None,
+) -> dict[str, torch.Tensor]:
+    """RankClipLoss written out whole: the four ListMLE directions of spec 3.3-3.5, no chunking."""
+    b = u.shape[0]
+    S, GI, GT = (u * s) @ v.T, (u * s) @ u.T, (v * s) @ v.T
+    labels = torch.arange(b)
+    pl = lambda x, y, p: _reference_pl_rows(x, y.detach(), p, numerics, decay).sum()  # noqa: E731
+    scale = w / 32 / b**2
+    return {
+        "contrastive_loss": (F.cross_entropy(S, labels, reduction="sum")
+                             + F.cross_entropy(S.T, labels, reduction="sum")) / (2 * b),
+        "rank_cross_loss": (pl(S, S.T, perms[0]) + pl(S.T, S, perms[1])) * scale,
+        "rank_in_loss": (pl(GI, GT, perms[2]) + pl(GT, GI, perms[3])) * scale,
+    }
+
+
+def _tie_heavy(rows: int, cols: int, seed: int) -> torch.Tensor:
+    """float32 targets with many exact ties, +-0.0, +-inf, denormals and both signs."""
+    g = torch.Generator().manual_seed(seed)
+    specials = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), 1e-45, -1e-45, 3e38, -3e38])
+    levels = torch.cat([specials, torch.randn(6, generator=g) * 10, torch.tensor([2.5, -2.5])])
+    return levels[torch.randint(len(levels), (rows, cols), generator=g)]
+
+
+@pytest.fixture(params=["numpy", "torch.sort"])
+def sort_branch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with the CPU's numpy sort and with torch.sort, the branch CUDA tensors take."""
+    monkeypatch.setattr(loss_module, "_NUMPY_CPU_SORT", request.param == "numpy")
+    return request.param
+
+
+@pytest.mark.usefixtures("sort_branch")
+@pytest.mark.parametrize("n", [1, 2, 3, 64, 65, 1000])
+def test_target_order_is_the_stable_sort_of_the_permuted_target(n: int) -> None:
+    target = _tie_heavy(7, n, seed=n)
+    for seed in range(3):
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        want = perm[torch.argsort(target[:, perm], dim=1, stable=True)]
+        got = loss_module._order_and_scratch(target, perm)[0]
+        assert got.dtype == torch.int64 and torch.equal(got, want), seed
+        # A transposed view (the rows of S^T) takes the copy path.
+        square = _tie_heavy(n, n, seed=seed)
+        want_t = perm[torch.argsort(square.T.contiguous()[:, perm], dim=1, stable=True)]
+        assert torch.equal(loss_module._order_and_scratch(square.T, perm)[0], want_t), seed
+
+
+def test_signed_zeros_tie_and_are_ordered_by_the_permutation() -> None:
+    target = torch.tensor([[0.0, -0.0, 1.0, -0.0, 0.0]])
+    for perm in (torch.tensor([3, 0, 1, 4, 2]), torch.tensor([4, 2, 1, 0, 3])):
+        got = loss_module._order_and_scratch(target, perm)[0][0].tolist()
+        zeros_in_perm_order = [j for j in perm.tolist() if j != 2]
+        assert got == zeros_in_perm_order + [2]
+
+
+def test_threaded_cpu_sort_equals_the_single_thread_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    target, perm = _tie_heavy(50, 300, seed=5), torch.randperm(300, generator=torch.Generator().manual_seed(5))
+    want = perm[torch.argsort(target[:, perm], dim=1, stable=True)]
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(loss_module, "_SORT_MIN_PER_THREAD", 1)
+    monkeypatch.setattr(loss_module, "_SORT_BLOCK_BYTES", 3 * 300 * 8)  # 3-row blocks: 17 of them
+    try:
+        torch.set_num_threads(3)
+        assert torch.equal(loss_module._order_and_scratch(target, perm)[0], want)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _pl_and_grad(fn, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = scores.clone().requires_grad_()
+    out = fn(x)
+    (out * torch.linspace(0.5, 1.5, len(out))).sum().backward()  # unequal row weights in the backward
+    return out.detach(), x.grad
+
+
+@pytest.mark.usefixtures("sort_branch")
+@pytest.mark.parametrize("numerics, decay", [("official", None), ("official", "log2"), ("exact", None),
+                                             ("exact", "log2")])
+@pytest.mark.parametrize("spread", [5.0, 60.0])  # 60 logits: deep in the eps regime (spec 3.7)
+def test_pl_nll_matches_the_reference_with_ties(numerics: str, decay: str | None, spread: float) -> None:
+    g = torch.Generator().manual_seed(int(spread))
+    scores = torch.rand(9, 200, generator=g) * spread
+    scores[:, 7] = scores[:, 3]  # tied scores, including possibly at the row max
+    target = _tie_heavy(9, 200, seed=int(spread))
+    perm = torch.randperm(200, generator=torch.Generator().manual_seed(11))
+    got = _pl_and_grad(lambda x: plackett_luce_nll(x, target, numerics, decay, torch.Generator().manual_seed(11)),
+                       scores)
+    want = _pl_and_grad(lambda x: _reference_pl_rows(x, target, perm, numerics, decay), scores)
+    torch.testing.assert_close(got[0], want[0], rtol=2e-6, atol=1e-4)
+    torch.testing.assert_close(got[1], want[1], rtol=1e-4, atol=2e-5)
+    # The ties are decisive: another tie-break permutation changes the loss.
+    other = _reference_pl_rows(scores, target, torch.randperm(200, generator=torch.Generator().manual_seed(12)),
+                               numerics, decay)
+    assert not torch.allclose(other, want[0], rtol=1e-4)
+
+
+@pytest.mark.usefixtures("sort_branch")
+@pytest.mark.parametrize("chunk", [None, 16])
+@pytest.mark.parametrize("numerics, decay", [("official", None), ("exact", "log2")])
+def test_rankclip_loss_matches_the_reference_with_ties(chunk: int | None, numerics: str, decay: str | None) -> None:
+    b = 48
+    u, v = _features(b, 12, seed=16)
+    u, v = u.half().float(), torch.cat([v[:20], v[:20], v[:8]]).half().float()  # duplicates: tied targets
+    got = _loss_and_grads(RankClipLoss(numerics=numerics, position_decay=decay, row_chunk=chunk), u, v, seed=5)
+    uu, vv = u.clone().requires_grad_(), v.clone().requires_grad_()
+    scale = torch.tensor(S0, requires_grad=True)
+    torch.manual_seed(5)  # RankClipLoss draws its four permutations from the global generator
+    perms = [torch.randperm(b) for _ in range(4)]
+    ref = _reference_loss(uu, vv, scale, perms, ranking_weight(0.8), numerics, decay)
+    sum(ref.values()).backward()
+    for a, want in zip(got, [*ref.values(), uu.grad, vv.grad, scale.grad]):
+        torch.testing.assert_close(a, want.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_backward_is_first_order_only() -> None:
+    # The hand-written backward is not itself differentiable: a second derivative must fail loudly,
+    # not come out silently wrong.
+    x = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(plackett_luce_nll(x, torch.randn(2, 5)).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        grad.sum().backward()
