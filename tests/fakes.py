@@ -6,7 +6,7 @@ Import it as `from fakes import HashScorer` (pyproject puts tests/ on pytest's p
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -40,5 +40,4 @@ class HashScorer:
         return np.stack([text_vector(t, self.dim) for t in texts])
 
     def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        pick: Callable[[np.ndarray], str] = self._text_for
-        return np.stack([text_vector(pick(im), self.dim) for im in images])
+        return np.stack([text_vector(self._text_for(im), self.dim) for im in images])
