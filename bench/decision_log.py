@@ -3,7 +3,7 @@
     python -m bench.decision_log [--quick] [--inspections 10000] [--chain-rows 1000000]
                                  [--image-size 224] [--dir DIR] [--keep]
 
-Everything goes through the real API (inspector.decision_log.DecisionLog) on a fresh database in
+Everything goes through the real API (inspector.store.decision_log.DecisionLog) on a fresh database in
 --dir (default: a temporary folder on the same disk as /tmp; its filesystem is reported):
 WAL + synchronous=FULL, each call its own BEGIN IMMEDIATE ... COMMIT, the chain anchored after every
 commit (the station's default, anchor_every=1).
@@ -19,7 +19,7 @@ commit (the station's default, anchor_every=1).
 3. Export: DecisionLog.export (an auditor) of the whole log, images included: the
    --inspections inspections of step 1; then the offline verify_export of the bundle.
 4. Verify: a second database with --chain-rows chained inspection rows, checked by
-   DecisionLog.verify() (inspector.chain.verify_chain: every row re-read and re-hashed, links,
+   DecisionLog.verify() (inspector.store.chain.verify_chain: every row re-read and re-hashed, links,
    counts, the HMAC'ed anchor). The rows are made with StationDB.append, the same insert + chain
    code the API uses, but 10 000 rows per transaction (one commit each through the API would take
    hours at FULL); each row is a copy of a real inspection row recorded through the API first,
@@ -61,8 +61,8 @@ def _fs_of(path: Path) -> str:
 
 
 def _open_station(path: Path, anchor_every: int = 1) -> tuple[Any, dict[str, Any], int, Any]:
-    from inspector.decision_log import DecisionLog
-    from inspector.library import load_library, seed_library_dir
+    from inspector.store.decision_log import DecisionLog
+    from inspector.library.labels import load_library, seed_library_dir
 
     library = load_library(seed_library_dir() / "generic_surfaces.yaml")
     log = DecisionLog.open(path, anchor_every=anchor_every)
@@ -77,8 +77,8 @@ def _open_station(path: Path, anchor_every: int = 1) -> tuple[Any, dict[str, Any
 
 def _result(rgb: np.ndarray, seq: int, version: int, library: Any, rng: np.random.Generator) -> Any:
     """An InspectionResult as Station.inspect makes it: every label ranked, a verdict, timings."""
-    from inspector.records import Candidate, Frame, InspectionResult, Ranking, Verdict, utc_now
-    from inspector.session import frame_sha256
+    from inspector.frame.records import Candidate, Frame, InspectionResult, Ranking, Verdict, utc_now
+    from inspector.station import frame_sha256
 
     labels = list(library.labels)
     order = rng.permutation(len(labels))
@@ -117,7 +117,7 @@ def _rate(times: list[float]) -> dict[str, Any]:
 def image_split(root: Path, base: list[np.ndarray], seqs: range) -> dict[str, Any]:
     """Where an image commit's extra time goes: the PNG encode alone, then store_image (the encode
     plus the durable file: temp file, fsync, rename, folder fsyncs) into a fresh image folder."""
-    from inspector.decision_log import encode_png, store_image
+    from inspector.store.decision_log import encode_png, store_image
 
     encode, store = [], []
     for seq in seqs:
@@ -132,9 +132,9 @@ def image_split(root: Path, base: list[np.ndarray], seqs: range) -> dict[str, An
 
 
 def api_phase(work: Path, n: int, n_small: int, image_size: int) -> dict[str, Any]:
-    from inspector.decision_log import DecisionLog
-    from inspector.export import verify_export
-    from inspector.records import Decision
+    from inspector.store.decision_log import DecisionLog
+    from inspector.store.export import verify_export
+    from inspector.frame.records import Decision
 
     out: dict[str, Any] = {}
     log, users, version, library = _open_station(work / "station.db")
@@ -203,7 +203,7 @@ def api_phase(work: Path, n: int, n_small: int, image_size: int) -> dict[str, An
 
 
 def chain_phase(work: Path, rows: int, per_tx: int = 10_000) -> dict[str, Any]:
-    from inspector.database import utc_stamp
+    from inspector.store.database import utc_stamp
 
     log, users, version, library = _open_station(work / "chain.db")
     rng = np.random.default_rng(1)

@@ -4,7 +4,7 @@
                                  [--frames 60] [--frame-size 640x480] [--device cpu|cuda] [--threads N]
 
 Per frame, in this order: forward (TorchScorer.embed_images of the frame: preprocess + image
-encode), the candidate map (inspector.explain.explain_candidate for #1: what the operator view's
+encode), the candidate map (inspector.frame.explain.explain_candidate for #1: what the operator view's
 heatmap worker calls), the contrast map ("#1 and not #2", versus_rank=2), forward again. Ratio =
 map time / mean of the two forwards around it, per frame (paired, so a load change on a shared
 machine moves both sides); the table shows the median and p95 of the per-frame ratios. A map
@@ -12,10 +12,10 @@ includes its preprocess, the hooked forward, the backward down to the target lay
 to the frame size, the overlay and the hottest-region search (everything the UI receives).
 
 Interference (default model): frame latency of Station.inspect on the capture thread, alone and
-while another thread computes heatmaps back to back (how the app runs them: ui/heatmap_worker.py
+while another thread computes heatmaps back to back (how the app runs them: ui/widgets/heatmap_worker.py
 on its own QThread). Heatmaps do not block capture, but on a 2-core CPU they share the cores.
 
-Capture path check: the sources of the per-frame path (Station.inspect, inspector.live, the
+Capture path check: the sources of the per-frame path (Station.inspect, inspector.frame.live, the
 capture worker) are searched for any Grad-CAM call; the result is printed with the callers of
 explain_candidate.
 """
@@ -47,13 +47,13 @@ GPU_P95_MS = 300.0  # station-requirements P2 (GPU)
 
 def capture_path_check() -> dict[str, Any]:
     """Does any part of the per-frame path call Grad-CAM? (a static search of the sources)"""
-    from inspector.session import Station
+    from inspector.station import Station
 
     pattern = re.compile(r"explain|Explainer|GradCAM|grad_cam")
     path_sources = {
-        "inspector.session.Station.inspect": inspect.getsource(Station.inspect),
-        "inspector/live.py": (ROOT / "inspector" / "live.py").read_text(encoding="utf-8"),
-        "ui/capture_worker.py": (ROOT / "ui" / "capture_worker.py").read_text(encoding="utf-8"),
+        "inspector.station.Station.inspect": inspect.getsource(Station.inspect),
+        "inspector/frame/live.py": (ROOT / "inspector" / "live.py").read_text(encoding="utf-8"),
+        "ui/operator/capture_worker.py": (ROOT / "ui" / "capture_worker.py").read_text(encoding="utf-8"),
     }
     hits = {name: sorted({m.group(0) for m in pattern.finditer(src)}) for name, src in path_sources.items()}
     callers = []
@@ -63,12 +63,12 @@ def capture_path_check() -> dict[str, Any]:
             if re.search(r"\bexplain_(candidate|record)\(", text) and path.name != "explain.py":
                 callers.append(str(path.relative_to(ROOT)))
     clean = not any(hits.values())
-    why = {"ui/heatmap_worker.py": "the operator view's worker, a Task on its own QThread, one map at a time, newest "
+    why = {"ui/widgets/heatmap_worker.py": "the operator view's worker, a Task on its own QThread, one map at a time, newest "
                                    "request per slot",
-           "ui/audit_view.py": "the auditor's record detail, a Task on request (ui/inspection_detail.py)",
+           "ui/audit/view.py": "the auditor's record detail, a Task on request (ui/audit/inspection_detail.py)",
            "inspector/commands/inspect.py": "`inspector rank --heatmap`, after the ranking is printed"}
-    statement = ("No Grad-CAM call on the capture path: Station.inspect, inspector/live.py (LiveCapture.step) and "
-                 "ui/capture_worker.py contain none. Heatmaps are computed on request only, by " +
+    statement = ("No Grad-CAM call on the capture path: Station.inspect, inspector/frame/live.py (LiveCapture.step) and "
+                 "ui/operator/capture_worker.py contain none. Heatmaps are computed on request only, by " +
                  "; ".join(f"{c} ({why.get(c, 'on request')})" for c in callers)) if clean else \
         f"Grad-CAM references found on the capture path: {hits}"
     return {"path_sources": list(path_sources), "hits": hits, "explain_callers": callers, "clean": clean,
@@ -82,11 +82,11 @@ def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
 
 
 def measure_model(ref: str, frames: list[np.ndarray], n: int, device: str) -> dict[str, Any]:
-    from inspector.explain import explain_candidate
-    from inspector.library import load_library, seed_library_dir
-    from inspector.records import Frame, utc_now
-    from inspector.scorer import load_scorer
-    from inspector.session import Station
+    from inspector.frame.explain import explain_candidate
+    from inspector.library.labels import load_library, seed_library_dir
+    from inspector.frame.records import Frame, utc_now
+    from inspector.frame.scorer import load_scorer
+    from inspector.station import Station
 
     (scorer, load_ms) = _timed(load_scorer, ref, device)
     station = Station(scorer, load_library(seed_library_dir() / "generic_surfaces.yaml"))
@@ -120,11 +120,11 @@ def measure_model(ref: str, frames: list[np.ndarray], n: int, device: str) -> di
 
 def interference(ref: str, frames: list[np.ndarray], n: int, device: str) -> dict[str, Any]:
     """Station.inspect latency alone and with a heatmap thread running back to back."""
-    from inspector.explain import explain_candidate
-    from inspector.library import load_library, seed_library_dir
-    from inspector.records import Frame, utc_now
-    from inspector.scorer import load_scorer
-    from inspector.session import Station
+    from inspector.frame.explain import explain_candidate
+    from inspector.library.labels import load_library, seed_library_dir
+    from inspector.frame.records import Frame, utc_now
+    from inspector.frame.scorer import load_scorer
+    from inspector.station import Station
 
     station = Station(load_scorer(ref, device), load_library(seed_library_dir() / "generic_surfaces.yaml"))
     first = station.inspect(Frame(frames[0], utc_now(), "bench", 0))

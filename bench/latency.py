@@ -4,7 +4,7 @@
                             [--sizes 10,1000,100000] [--frames 500] [--frame-size 640x480]
                             [--batches 1,8,32,64] [--device cpu|cuda] [--threads N]
 
-One frame = encoded image bytes (PNG; JPEG as a variant) -> inspector.imageio.decode_image ->
+One frame = encoded image bytes (PNG; JPEG as a variant) -> inspector.frame.imageio.decode_image ->
 records.Frame -> Station.inspect (preprocess, image encode, one matrix product against the cached
 description embeddings, ranking, verdict) -> the verdict: the same calls `inspector watch` makes
 per frame, minus the database commit (bench.decision_log times that). Batch 1, one frame at a time,
@@ -88,7 +88,7 @@ class Run:
 
 
 def _load(ref: str, device: str) -> tuple[Any, float]:
-    from inspector.scorer import load_scorer
+    from inspector.frame.scorer import load_scorer
 
     t0 = time.perf_counter()
     scorer = load_scorer(ref, device)
@@ -96,7 +96,7 @@ def _load(ref: str, device: str) -> tuple[Any, float]:
 
 
 def _station(scorer: Any, n_desc: int, max_real: int) -> tuple[Any, str, float]:
-    from inspector.session import Station
+    from inspector.station import Station
 
     library = bench_library(n_desc)
     real = n_desc <= max_real
@@ -108,8 +108,8 @@ def _station(scorer: Any, n_desc: int, max_real: int) -> tuple[Any, str, float]:
 
 def per_frame(station: Any, blobs: list[bytes], frames: int, warmup: int, timer: TimedPreprocess) -> Run:
     """Time `frames` frames one at a time through decode -> Frame -> Station.inspect -> verdict."""
-    from inspector.imageio import decode_image
-    from inspector.records import Frame, utc_now
+    from inspector.frame.imageio import decode_image
+    from inspector.frame.records import Frame, utc_now
 
     run = Run()
     for i in range(warmup + frames):
@@ -138,8 +138,8 @@ def per_frame(station: Any, blobs: list[bytes], frames: int, warmup: int, timer:
 
 def throughput(station: Any, blobs: list[bytes], batch: int, min_frames: int) -> dict[str, Any]:
     """Frames/s with `batch` frames per embed_images call (decode + encode + rank + verdict each)."""
-    from inspector.imageio import decode_image
-    from inspector.ranking import decide, rank
+    from inspector.frame.imageio import decode_image
+    from inspector.frame.ranking import decide, rank
     from models.scorer import TorchScorer
 
     scorer = TorchScorer(station.scorer.bundle, batch_size=batch)

@@ -9,7 +9,7 @@ parts arrive in a seeded order; every part is ranked by the model in use (Statio
 (Station.record) and answered by the simulated operator with its true label: confirm when it was
 ranked #1, else pick it at its rank, the list-wise evidence the engine keeps as `outranked`. When the
 cumulative count reaches a round (50, 200, 1 000 confirmations) the QA user runs the station's
-fine-tune (inspector.finetune.run_finetune: base = the model in use, pairs from the log, 20 % of the
+fine-tune (inspector.learning.loop.run_finetune: base = the model in use, pairs from the log, 20 % of the
 confirmations held out by image hash, the loss variant under test) and asks the registry to promote
 the candidate (the real gate; refused candidates stay candidates and the next round starts again from
 the model in use). Each round's candidate is scored on a fixed held-out split that never reaches the
@@ -79,7 +79,7 @@ class PlantData:
 
 
 def _elpv(n_parts: int, n_heldout: int | None) -> PlantData:
-    from inspector.library import library_from_dict
+    from inspector.library.labels import library_from_dict
     from models.benchdata import elpv_split, load_elpv
 
     data = load_elpv()
@@ -103,7 +103,7 @@ def _elpv(n_parts: int, n_heldout: int | None) -> PlantData:
 
 
 def _textile(n_parts: int, per_class_heldout: int) -> PlantData:
-    from inspector.library import load_library, seed_library_dir
+    from inspector.library.labels import load_library, seed_library_dir
     from models.benchdata import TEXTILE_CLASSES, load_textiles
 
     data = load_textiles()
@@ -143,9 +143,9 @@ def _figures(outcome: Any) -> dict[str, Any]:
 def simulate(plant: PlantData, store: FrozenStore, heldout_cache: Any, loss: str, seed: int, args: argparse.Namespace,
              workdir: Path, say: Any) -> list[dict[str, Any]]:
     """One station's life: rounds of parts, a fine-tune after each, the candidate on the held-out split."""
-    from inspector.finetune import FinetuneConfig, run_finetune
-    from inspector.registry import ModelRegistry, PromotionRefused, active_model_ref
-    from inspector.session import Station
+    from inspector.learning.loop import FinetuneConfig, run_finetune
+    from inspector.learning.registry import ModelRegistry, PromotionRefused, active_model_ref
+    from inspector.station import Station
     from bench.plant import CachedScorer
     from models.factory import load_model
 
@@ -360,7 +360,7 @@ def plot(out: dict[str, Any], args: argparse.Namespace, path: Path) -> None:
 
 def _regate(rows: list[dict[str, Any]]) -> str:
     """How the registry's rule reads these figures once QA allows the typed-defect set to drop."""
-    from inspector.registry import DEFAULT_TOLERANCE, promotion_problems
+    from inspector.learning.registry import DEFAULT_TOLERANCE, promotion_problems
 
     drops = [f["baseline"]["typed_defects"][m] - f["candidate"]["typed_defects"][m]
              for f in (r["engine_figures"] for r in rows) for m in ("top1", "mrr")]
@@ -390,7 +390,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> str:
              "## Recipe", "",
              f"- Rounds (cumulative confirmations): {', '.join(map(str, args.rounds))}; seeds {s['seeds']};"
              f" losses {', '.join(args.losses)}; a fine-tune after every round, from the model in use.",
-             f"- Fine-tune (inspector.finetune.run_finetune, FinetuneConfig): loss as listed, {s['steps']} steps,"
+             f"- Fine-tune (inspector.learning.loop.run_finetune, FinetuneConfig): loss as listed, {s['steps']} steps,"
              f" batch {s['batch_size']}, lr {s['lr']} ({s['warmup']} warm-up steps, then cosine), last"
              f" {s['open_blocks']} image block(s) + projections + logit scale trained, hard_repeat 2, held-out"
              f" fraction {s['heldout_fraction']} of the confirmations (by image hash, split seed 0), seed = run seed,"

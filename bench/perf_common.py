@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 # Sets OPENCV_IO_MAX_IMAGE_PIXELS before anything imports cv2 (models.synth does), as the station does.
-import inspector.imageio  # noqa: F401,E402  isort: skip
+import inspector.frame.imageio  # noqa: F401,E402  isort: skip
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 QUIET_OTHERS = 0.3  # CPU cores used on average by OTHER processes during the run, at most, to count as quiet
@@ -350,7 +350,7 @@ def bench_library(n_descriptions: int, n_labels: int = 50, name: str = "bench"):
     Wording comes from the generic-surfaces seed library (label i uses seed label i mod 8), with a
     numbered qualifier so every description is distinct; ranking cost depends only on the counts.
     """
-    from inspector.library import Label, Library, load_library, seed_library_dir
+    from inspector.library.labels import Label, Library, load_library, seed_library_dir
 
     seed = load_library(seed_library_dir() / "generic_surfaces.yaml")
     n_labels = max(1, min(n_labels, n_descriptions))

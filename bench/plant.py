@@ -1,10 +1,10 @@
 """The simulated plant of bench.learning_curve: a station database, a line, an operator, and the
 frozen-work store that makes dozens of real fine-tunes affordable on a 2-core CPU.
 
-What is real: the station database (inspector.decision_log: users, roles, library versions, the
-hash chain), the per-part path (inspector.session.Station.inspect / .record: ranking, verdict,
+What is real: the station database (inspector.store.decision_log: users, roles, library versions, the
+hash chain), the per-part path (inspector.station.Station.inspect / .record: ranking, verdict,
 PNG image store), the operator's decisions (DecisionLog.record_decision), the learning loop
-(inspector.finetune.run_finetune: pairs from the log, the held-out split by image hash, hard
+(inspector.learning.loop.run_finetune: pairs from the log, the held-out split by image hash, hard
 repeats of wrongly ranked parts, models.train.fit with the chosen loss, both held-out evaluations,
 the candidate checkpoint, the registry) and the promotion gate (ModelRegistry.promote).
 
@@ -144,7 +144,7 @@ def frozen_work_reused(store: FrozenStore) -> Iterator[None]:
 
 def open_station(path: Path, library: Any) -> tuple[Any, Any, Any, int]:
     """A new station database: admin, one operator, one QA engineer, the plant's library as version 1."""
-    from inspector.decision_log import DecisionLog
+    from inspector.store.decision_log import DecisionLog
 
     log = DecisionLog.open(path)
     log.users.create_first_admin("admin", PASSWORDS["admin"])
@@ -160,7 +160,7 @@ def run_line(station: Any, op: Any, images: Sequence[np.ndarray], truths: Sequen
              origins: Sequence[str]) -> dict[str, int]:
     """Each part: Station.inspect -> Station.record -> the operator answers with the true label:
     Enter (confirm) when the model ranked it #1, else the digit of its rank (pick). Returns counts."""
-    from inspector.records import Decision, Frame, utc_now
+    from inspector.frame.records import Decision, Frame, utc_now
 
     counts = {"confirm": 0, "pick": 0}
     for k, (rgb, truth, origin) in enumerate(zip(images, truths, origins)):

@@ -87,7 +87,7 @@ class ImageList:
 
 
 def _library_texts(name: str) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
-    from inspector.library import load_library, seed_library_dir
+    from inspector.library.labels import load_library, seed_library_dir
 
     lib = load_library(seed_library_dir() / f"{name}.yaml")
     return lib.label_texts(), [{"id": lb.id, "descriptions": list(lb.descriptions)} for lb in lib.labels]

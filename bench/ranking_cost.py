@@ -2,7 +2,7 @@
 
     python -m bench.ranking_cost [--sizes 10,1000,100000] [--labels 50] [--repeats 200] [--dim 256]
 
-Times `inspector.ranking.rank` + `decide` for one image embedding against a library of M
+Times `inspector.frame.ranking.rank` + `decide` for one image embedding against a library of M
 descriptions spread over L labels (random unit embeddings: the cost does not depend on their
 values), and prints a markdown table with p50/p95 in milliseconds. Compare with the image encode
 of the default model on the same machine (bench.latency) to get the share of the frame time.
@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from inspector.library import Label, Library
-from inspector.ranking import RankingIndex, decide, rank
+from inspector.library.labels import Label, Library
+from inspector.frame.ranking import RankingIndex, decide, rank
 
 
 def _index(m: int, n_labels: int, dim: int, rng: np.random.Generator) -> RankingIndex:

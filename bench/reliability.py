@@ -54,7 +54,7 @@ import ctypes, json, os, signal, sys, traceback
 sys.path.insert(0, sys.argv[1])
 libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the process that started us
-import inspector.cli, inspector.commands.inspect, inspector.session, inspector.capture, inspector.decision_log
+import inspector.cli, inspector.commands.inspect, inspector.station, inspector.capture, inspector.store.decision_log
 import models.factory, models.scorer  # the slow imports (torch, open_clip), done once
 print("ready", flush=True)
 for line in sys.stdin:
@@ -217,7 +217,7 @@ def shared_cli_server(workdir: Path) -> CliServer:
 
 def make_station_db(db: Path, operators: tuple[str, ...] = ("op",)) -> None:
     """A new station database with an admin and operator accounts (passwords in PASSWORDS)."""
-    from inspector.decision_log import DecisionLog
+    from inspector.store.decision_log import DecisionLog
 
     with DecisionLog.open(db) as log:
         log.users.create_first_admin("admin", PASSWORDS["admin"])
@@ -269,7 +269,7 @@ class CrashReport:
 
 def check_database(db: Path, acks: list[dict[str, Any]]) -> tuple[bool, bool, list[dict[str, Any]], int, int]:
     """integrity_check, chain verify, and which acknowledged inspections are missing (or differ)."""
-    from inspector.decision_log import DecisionLog
+    from inspector.store.decision_log import DecisionLog
 
     with DecisionLog.open(db, create=False) as log:
         integrity = log.sdb.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -519,12 +519,12 @@ def concurrency_campaign(workdir: Path, server: CliServer, watch_frames: int, gu
     """`inspector watch` (a child process, simulated camera) and the GUI's core API in this process
     (LiveCapture on a capture thread recording every shown part, the main thread committing an
     answer to each, as the operator view does) write the same database at the same time."""
-    from inspector.answers import record_answer
+    from inspector.frame.answers import record_answer
     from inspector.capture.simulated import SimulatedCamera, synthetic_images
     from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
-    from inspector.decision_log import DecisionLog
-    from inspector.live import LiveCapture
-    from inspector.session import Station
+    from inspector.store.decision_log import DecisionLog
+    from inspector.frame.live import LiveCapture
+    from inspector.station import Station
 
     db = Path(workdir) / "concurrency" / "station.db"
     db.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@
                             [--repeats 2] [--device cpu|cuda]
 
 Each start is a new Python process (the clock starts just before it is launched) that opens the
-station as the app and `inspector watch` do (inspector.session.Station.open on a TOML
+station as the app and `inspector watch` do (inspector.station.Station.open on a TOML
 configuration: database, registry choice, model load, the library seeded on a new database, the
 description embeddings computed or read from the database cache), then decodes one PNG frame and
 ranks it (Station.inspect); it prints a timestamp at each step.
@@ -44,10 +44,10 @@ def child(config_path: str, frame_path: str) -> int:
         print(json.dumps({"event": event, "t": time.time(), **kw}), flush=True)
 
     say("started")
-    import inspector.session as session
+    import inspector.station as session
     from inspector.config import load_config
-    from inspector.imageio import decode_image
-    from inspector.records import Frame, utc_now
+    from inspector.frame.imageio import decode_image
+    from inspector.frame.records import Frame, utc_now
 
     say("imported")
     load = session._load_for_open
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, Any]]] = {"cold": [], "warm": [], "demo": []}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         work = Path(tmp)
-        from inspector.library import dump_library
+        from inspector.library.labels import dump_library
 
         dump_library(bench_library(args.library_size, name="bench-startup"), work / "library.yaml")
         frame = work / "frame.png"

@@ -21,7 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = ("inspect", "log", "user", "library_db", "mod
 
 
 def _cmd_library_check(args: argparse.Namespace) -> int:
-    from inspector.library import load_library
+    from inspector.library.labels import load_library
 
     for path in args.files:
         library = load_library(path)
@@ -38,7 +38,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from inspector.training import train_command
+    from inspector.learning.training import train_command
 
     result = train_command(args)
     print(json.dumps(result, indent=2) if args.json else result["summary"])
@@ -46,7 +46,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from inspector.training import eval_command
+    from inspector.learning.training import eval_command
 
     metrics = eval_command(args)
     if args.json:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.errors import ConfigError
-from inspector.library import seed_library_dir
+from inspector.library.labels import seed_library_dir
 
 # The shipped, trained model (models/weights/, models/MODEL_CARD.md); "inspector-default" is the untrained
 # architecture it is built on.

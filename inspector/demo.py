@@ -7,8 +7,8 @@ import time
 from typing import TextIO
 
 from inspector.config import StationConfig
-from inspector.library import load_library
-from inspector.ranking import build_index, decide, rank
+from inspector.library.labels import load_library
+from inspector.frame.ranking import build_index, decide, rank
 
 
 def run_headless_demo(config: StationConfig, frames: int, out: TextIO) -> int:

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from inspector.decision_log import DecisionLog
+from inspector.store.decision_log import DecisionLog
 from inspector.errors import ModelLoadError
-from inspector.library import Library
-from inspector.ranking import RankingIndex, build_index
-from inspector.registry import ModelRegistry
-from inspector.scorer import Scorer, load_scorer
+from inspector.library.labels import Library
+from inspector.frame.ranking import RankingIndex, build_index
+from inspector.learning.registry import ModelRegistry
+from inspector.frame.scorer import Scorer, load_scorer
 
 SOURCES = ("registry", "configuration", "caller")
 _WHY = {

@@ -19,7 +19,7 @@ def text_vector(text: str, dim: int = 32) -> np.ndarray:
 
 
 class HashScorer:
-    """Satisfies inspector.scorer.Scorer. An image embeds as the vector of one text: `image_text`
+    """Satisfies inspector.frame.scorer.Scorer. An image embeds as the vector of one text: `image_text`
     for every image, or, with `by_red`, the text its top-left red value maps to."""
 
     logit_scale, device = 30.0, "cpu"

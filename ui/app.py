@@ -19,14 +19,14 @@ from inspector.capture import build_source
 from inspector.capture.factory import SPEC_HELP
 from inspector.config import StationConfig, load_config
 from inspector.errors import InspectorError
-from inspector.live import SourceFactory
-from inspector.samples import sample_camera, sample_parts
-from inspector.scorer import Scorer
-from inspector.session import Station
-from ui.finetune_panel import wait_for_runs
-from ui.heatmap_worker import wait_for_orphans
+from inspector.frame.live import SourceFactory
+from inspector.capture.samples import sample_camera, sample_parts
+from inspector.frame.scorer import Scorer
+from inspector.station import Station
+from ui.qa.finetune_panel import wait_for_runs
+from ui.widgets.heatmap_worker import wait_for_orphans
 from ui.main_window import MainWindow
-from ui.workers import Task
+from ui.widgets.workers import Task
 
 SAMPLE_COUNT = 16
 

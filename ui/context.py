@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from inspector.config import StationConfig
-from inspector.session import Station
-from inspector.users import MATRIX, Session
+from inspector.station import Station
+from inspector.store.users import MATRIX, Session
 
 if TYPE_CHECKING:
     from ui.model_follower import ModelFollower

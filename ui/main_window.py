@@ -16,17 +16,17 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QTabWidget, Q
 
 from inspector.config import StationConfig
 from inspector.errors import InspectorError
-from inspector.live import SourceFactory
-from inspector.session import Station
-from inspector.users import Session
-from ui import palette
+from inspector.frame.live import SourceFactory
+from inspector.station import Station
+from inspector.store.users import Session
+from ui.widgets import palette
 from ui.context import AppContext
-from ui.error_banner import ErrorBanner
+from ui.widgets.error_banner import ErrorBanner
 from ui.idle_lock import IdleLock, idle_seconds
-from ui.login_view import LoginView
+from ui.admin.login_view import LoginView
 from ui.model_follower import ModelFollower
-from ui.operator_view import OperatorView
-from ui.user_admin_panel import UserAdminPanel
+from ui.operator.view import OperatorView
+from ui.admin.users_panel import UserAdminPanel
 
 # Which views each role gets, first = shown after sign-in. The core enforces permissions anyway.
 ROLE_TABS: dict[str, tuple[str, ...]] = {
@@ -164,7 +164,7 @@ class MainWindow(QMainWindow):
             return self.operator_view
         if name == "Users":
             return UserAdminPanel(self.context)
-        module, cls = {"QA": ("ui.qa_view", "QAView"), "Audit": ("ui.audit_view", "AuditView")}[name]
+        module, cls = {"QA": ("ui.qa.view", "QAView"), "Audit": ("ui.audit.view", "AuditView")}[name]
         return self._optional_view(module, cls)
 
     def _optional_view(self, module: str, cls: str) -> QWidget:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 
 from inspector.errors import InspectorError
-from inspector.registry import ModelRegistry
-from inspector.session import Station
+from inspector.learning.registry import ModelRegistry
+from inspector.station import Station
 from inspector.station_model import ModelChoice, ModelState
-from ui.workers import Task
+from ui.widgets.workers import Task
 
 
 def _prepare(_progress, _cancelled, station: Station, choice: ModelChoice) -> ModelState:

@@ -22,19 +22,19 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QWidget
 
-from inspector.answers import record_answer
+from inspector.frame.answers import record_answer
 from inspector.capture.simulated import SimulatedCamera
 from inspector.config import DEFAULT_MODEL, DatabaseConfig, ModelConfig, StationConfig
 from inspector.errors import InspectorError
-from inspector.library_draft import Edit
-from inspector.records import Frame, utc_now
-from inspector.samples import SAMPLE_SOURCE_ID, sample_parts
-from inspector.scorer import Scorer, load_scorer
-from inspector.session import Station
+from inspector.library.draft import Edit
+from inspector.frame.records import Frame, utc_now
+from inspector.capture.samples import SAMPLE_SOURCE_ID, sample_parts
+from inspector.frame.scorer import Scorer, load_scorer
+from inspector.station import Station
 from ui.context import AppContext
-from ui.login_view import LoginView
+from ui.admin.login_view import LoginView
 from ui.main_window import MainWindow
-from ui.operator_view import needs_attention
+from ui.operator.view import needs_attention
 
 SIZE = (1280, 800)
 # The screenshot's run: short, but a real one on recorded answers.
@@ -163,7 +163,7 @@ def _operator_shots(station: Station, config: StationConfig, settings: QSettings
 
 
 def _qa(context: AppContext, out: Path) -> None:
-    view_class = _optional("ui.qa_view", "QAView")
+    view_class = _optional("ui.qa.view", "QAView")
     if view_class is None:
         return
     view = view_class(context)
@@ -180,7 +180,7 @@ def _qa(context: AppContext, out: Path) -> None:
 
 
 def _audit(context: AppContext, data: dict, out: Path) -> None:
-    view_class = _optional("ui.audit_view", "AuditView")
+    view_class = _optional("ui.audit.view", "AuditView")
     if view_class is None:
         return
     view = view_class(context)
@@ -196,7 +196,7 @@ def _audit(context: AppContext, data: dict, out: Path) -> None:
 
 def _finetune(context: AppContext, data: dict, out: Path) -> None:
     """The fine-tuning tab after a real run on the recorded answers: the candidate and its figures."""
-    view_class = _optional("ui.qa_view", "QAView")
+    view_class = _optional("ui.qa.view", "QAView")
     if view_class is None:
         return
     # A few more shifts of answers, so the held-out split has more than a handful of images.
@@ -245,7 +245,7 @@ def render(out: Path, only: str | None = None) -> int:
             users = data["users"]
             _qa(AppContext(station, config, users["qa1"]), out)
             _audit(AppContext(station, config, users["aud1"]), data, out)
-            from ui.user_admin_panel import UserAdminPanel
+            from ui.admin.users_panel import UserAdminPanel
 
             _save(UserAdminPanel(AppContext(station, config, users["admin"])), out, "users.png", (1000, 600))
             _finetune(AppContext(station, config, users["qa1"]), data, out)  # last: it adds parts and models

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from inspector.errors import CameraError
-from inspector.records import Frame, utc_now
+from inspector.frame.records import Frame, utc_now
 
 SourceState = Literal["closed", "connected", "stalled", "reconnecting", "failed"]
 EventSink = Callable[[str, dict[str, Any]], None]

@@ -18,8 +18,8 @@ from typing import Any
 
 from inspector.capture.base import EventSink, FrameSource, to_utc
 from inspector.errors import CameraError, ImageDecodeError
-from inspector.imageio import decode_image
-from inspector.records import Frame
+from inspector.frame.imageio import decode_image
+from inspector.frame.records import Frame
 
 DEFAULT_PATTERNS: tuple[str, ...] = ("*.png", "*.jpg", "*.jpeg", "*.tif", "*.tiff", "*.bmp")
 _DIGESTS_KEPT = 4096  # seq -> SHA-256 for frames not yet recorded by the caller

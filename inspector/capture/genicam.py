@@ -16,8 +16,8 @@ import numpy as np
 
 from inspector.capture.base import FrameSource
 from inspector.errors import CameraError
-from inspector.imageio import cv2
-from inspector.records import Frame
+from inspector.frame.imageio import cv2
+from inspector.frame.records import Frame
 
 _INSTALL_HINT = (
     "GenICam cameras need the optional package harvesters: `pip install harvesters` (it pulls in "

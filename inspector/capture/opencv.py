@@ -16,8 +16,8 @@ import numpy as np
 
 from inspector.capture.base import FrameSource
 from inspector.errors import CameraError
-from inspector.imageio import cv2  # through imageio: OPENCV_IO_MAX_IMAGE_PIXELS must be set first
-from inspector.records import Frame
+from inspector.frame.imageio import cv2  # through imageio: OPENCV_IO_MAX_IMAGE_PIXELS must be set first
+from inspector.frame.records import Frame
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 _JOIN_S = 1.0  # how long close() waits for a grab thread stuck in the backend before abandoning it

@@ -17,7 +17,7 @@ import numpy as np
 
 from inspector.capture.base import FrameSource, rgb_problem
 from inspector.errors import CameraError
-from inspector.records import Frame
+from inspector.frame.records import Frame
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -62,7 +62,7 @@ def synthetic_images(count: int = 8, size: tuple[int, int] = (240, 320), seed: i
 
 def load_folder_images(folder: str | Path) -> list[np.ndarray]:
     """Every image in a folder, in name order, through the safe decoder."""
-    from inspector.imageio import read_image_file
+    from inspector.frame.imageio import read_image_file
 
     folder = Path(folder)
     if not folder.is_dir():

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.capture.base import EventSink, FrameSource, SourceHealth
-from inspector.capture.sessions import InlineSession, Item, ThreadSession
+from inspector.capture.connection import InlineSession, Item, ThreadSession
 from inspector.errors import CameraError
-from inspector.records import Frame
+from inspector.frame.records import Frame
 
 
 @dataclass(frozen=True)

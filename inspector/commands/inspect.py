@@ -17,7 +17,7 @@ from typing import Any
 from inspector.commands.user import add_db_argument, add_user_argument, sign_in
 from inspector.config import StationConfig, load_config
 from inspector.errors import InspectorError
-from inspector.records import InspectionResult
+from inspector.frame.records import InspectionResult
 
 
 def _config(args: argparse.Namespace) -> StationConfig:
@@ -53,9 +53,9 @@ def result_json(result: InspectionResult) -> dict[str, Any]:
 
 
 def _cmd_rank(args: argparse.Namespace) -> int:
-    from inspector.imageio import read_image_file
-    from inspector.records import Frame, utc_now
-    from inspector.session import Station
+    from inspector.frame.imageio import read_image_file
+    from inspector.frame.records import Frame, utc_now
+    from inspector.station import Station
 
     station = Station.open(_config(args), with_log=False)
     failures = 0
@@ -76,7 +76,7 @@ def _cmd_rank(args: argparse.Namespace) -> int:
 
 
 def _write_heatmap(station, result: InspectionResult, target: Path, seq: int, count: int) -> str:
-    from inspector.explain import explain_candidate, write_png
+    from inspector.frame.explain import explain_candidate, write_png
 
     path = target if count == 1 else target.with_name(f"{target.stem}-{seq}{target.suffix}")
     explanation = explain_candidate(station, result, rank=1)
@@ -111,7 +111,7 @@ class _Outage:
         self.first_error = self.since = ""
 
     def note(self, exc: Exception) -> None:
-        from inspector.database import utc_stamp
+        from inspector.store.database import utc_stamp
 
         if not self.first_error:
             self.first_error, self.since = str(exc), utc_stamp()
@@ -127,10 +127,10 @@ class _Outage:
 
 def _cmd_watch(args: argparse.Namespace) -> int:
     from inspector.capture import build_source
-    from inspector.chain import AnchorError
-    from inspector.database import AnchorWriteError, StorageError
+    from inspector.store.chain import AnchorError
+    from inspector.store.database import AnchorWriteError, StorageError
     from inspector.errors import CameraError
-    from inspector.session import Station
+    from inspector.station import Station
 
     config = _config(args)
     with Station.open(config) as station:

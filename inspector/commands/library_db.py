@@ -31,7 +31,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    from inspector.library import Label
+    from inspector.library.labels import Label
 
     with open_log(args) as log:
         qa = sign_in(log, args.user)
@@ -66,7 +66,7 @@ def _cmd_retire(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from inspector.library import load_library
+    from inspector.library.labels import load_library
 
     library = load_library(args.file)
     with open_log(args) as log:

@@ -32,7 +32,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify_export(args: argparse.Namespace) -> int:
-    from inspector.export import verify_export
+    from inspector.store.export import verify_export
 
     key = None
     if args.key:

@@ -30,10 +30,10 @@ def _stop_flag() -> tuple[threading.Event, Any]:
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from inspector.config import load_config
-    from inspector.finetune import run_finetune, training_set_from
-    from inspector.finetune_job import _progress, config_from_args
-    from inspector.finetune_pairs import write_pairs_jsonl
-    from inspector.users import authorize
+    from inspector.learning.loop import run_finetune, training_set_from
+    from inspector.learning.job import _progress, config_from_args
+    from inspector.learning.pairs import write_pairs_jsonl
+    from inspector.store.users import authorize
 
     with open_log(args) as log:
         user = sign_in(log, args.user)
@@ -72,7 +72,7 @@ def _top1(figures: dict[str, Any], name: str) -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from inspector.registry import ModelRegistry
+    from inspector.learning.registry import ModelRegistry
 
     with open_log(args) as log:
         models = ModelRegistry(log).list()
@@ -102,8 +102,8 @@ def _set_tolerances(items: list[str]) -> dict[str, float]:
 
 
 def _cmd_change(args: argparse.Namespace) -> int:
-    from inspector.finetune import register_checkpoint
-    from inspector.registry import ModelRegistry
+    from inspector.learning.loop import register_checkpoint
+    from inspector.learning.registry import ModelRegistry
 
     with open_log(args) as log:
         user = sign_in(log, args.user)
@@ -119,7 +119,7 @@ def _cmd_change(args: argparse.Namespace) -> int:
 
 
 def _finetune_arguments(p: argparse.ArgumentParser) -> None:
-    from inspector.finetune_engine import FinetuneConfig
+    from inspector.learning.engine import FinetuneConfig
     from inspector.commands.training_args import add_training_arguments
 
     p.add_argument("--config", help="station TOML (its model is the base when nothing is active)")
@@ -128,7 +128,7 @@ def _finetune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", action="append", default=[], help="also learn from another station's export bundle")
     add_training_arguments(p, max_minutes=FinetuneConfig.max_wall_seconds / 60)
     p.add_argument("--dry-run", action="store_true", help="show the training set and proposals; train nothing")
-    p.add_argument("--write-pairs", help="write the pairs as JSONL (for inspector.finetune_job --pairs) and stop")
+    p.add_argument("--write-pairs", help="write the pairs as JSONL (for inspector.learning.job --pairs) and stop")
     p.add_argument("--json", action="store_true")
 
 
@@ -145,7 +145,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = models.add_parser("list", help="registered models with their state and held-out top-1")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_cmd_list)
-    c = models.add_parser("register", help="register a candidate written by inspector.finetune_job (QA)")
+    c = models.add_parser("register", help="register a candidate written by inspector.learning.job (QA)")
     c.add_argument("checkpoint")
     c.add_argument("--reason", default="candidate from a fine-tuning job")
     add_user_argument(c)

@@ -1,4 +1,4 @@
-"""The fine-tuning options shared by `inspector finetune` and `python -m inspector.finetune_job`.
+"""The fine-tuning options shared by `inspector finetune` and `python -m inspector.learning.job`.
 
 Kept apart from both so that `inspector --help` does not import the decision log (and cv2).
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from inspector.finetune_engine import LOSSES, FinetuneConfig
+from inspector.learning.engine import LOSSES, FinetuneConfig
 
 
 def add_training_arguments(p: argparse.ArgumentParser, max_minutes: float | None) -> None:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from inspector.errors import InspectorError
 
 if TYPE_CHECKING:  # the handlers import the database modules when they run, keeping --help fast
-    from inspector.decision_log import DecisionLog
-    from inspector.users import Session
+    from inspector.store.decision_log import DecisionLog
+    from inspector.store.users import Session
 
 
 def add_db_argument(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def add_user_argument(parser: argparse.ArgumentParser, required: bool = True) ->
 def open_log(args: argparse.Namespace, create: bool = False) -> "DecisionLog":
     """The DecisionLog at --db (default from the station config)."""
     from inspector.config import load_config
-    from inspector.decision_log import DecisionLog
+    from inspector.store.decision_log import DecisionLog
 
     return DecisionLog.open(args.db or load_config().database.path, create=create)
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.agreement import NONE_OF_THESE, agreement_from_rows, compute_agreement
-from inspector.database import utc_stamp
-from inspector.decision_log import DecisionLog
-from inspector.library import library_from_dict
-from inspector.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.learning.agreement import NONE_OF_THESE, agreement_from_rows, compute_agreement
+from inspector.store.database import utc_stamp
+from inspector.store.decision_log import DecisionLog
+from inspector.library.labels import library_from_dict
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 
 LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
     {"id": "ok", "name": "No defect", "disposition": "accept", "descriptions": ["a clean surface"]},

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.audit import AuditFilter, export_database, inspection_record, search, verify_database
-from inspector.database import utc_stamp
-from inspector.decision_log import DecisionLog
+from inspector.store.audit import AuditFilter, export_database, inspection_record, search, verify_database
+from inspector.store.database import utc_stamp
+from inspector.store.decision_log import DecisionLog
 from inspector.errors import InspectorError
-from inspector.library import library_from_dict
-from inspector.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.library.labels import library_from_dict
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 
 LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
     {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},

@@ -19,7 +19,7 @@ from inspector.capture.opencv import OpenCVSource
 from inspector.capture.simulated import SimulatedCamera, synthetic_images
 from inspector.capture.watchdog import ResilientSource
 from inspector.errors import CameraError
-from inspector.imageio import cv2
+from inspector.frame.imageio import cv2
 
 IMGS = synthetic_images(4, (32, 40))
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from inspector.chain import ANCHOR_FILE_BYTES, ANCHOR_SLOT_BYTES, AnchorError, anchor_record, head, read_anchor
-from inspector.chain import write_anchor
-from inspector.decision_log import DecisionLog
+from inspector.store.chain import ANCHOR_FILE_BYTES, ANCHOR_SLOT_BYTES, AnchorError, anchor_record, head, read_anchor
+from inspector.store.chain import write_anchor
+from inspector.store.decision_log import DecisionLog
 
 
 def _format1(key: bytes, seq: int, digest: str, written_at: str) -> bytes:

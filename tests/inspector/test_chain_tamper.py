@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.chain import ANCHOR_FILE_BYTES, ANCHOR_SLOT_BYTES, GENESIS, AnchorError, canonical, entry_hash
-from inspector.chain import read_anchor, write_anchor
-from inspector.decision_log import DecisionLog
-from inspector.library import library_from_dict
-from inspector.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.store.chain import ANCHOR_FILE_BYTES, ANCHOR_SLOT_BYTES, GENESIS, AnchorError, canonical, entry_hash
+from inspector.store.chain import read_anchor, write_anchor
+from inspector.store.decision_log import DecisionLog
+from inspector.library.labels import library_from_dict
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 
 LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
     {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from inspector.chain import GENESIS, RECORD_TABLES, _TableScan, canonical, entry_hash
-from inspector.decision_log import DecisionLog
+from inspector.store.chain import GENESIS, RECORD_TABLES, _TableScan, canonical, entry_hash
+from inspector.store.decision_log import DecisionLog
 
 TEXTS = ["", "plain", "é漢字🙂", "tab\there", "new\nline", "cr\rlf", "nul\x00", "\x1f\x7f", "quote \" back \\ slash",
          "\u2028\u2029", "\ud7ff\ue000\uffff", json.dumps({"nested": ["é", 1.5, None, {"k": "\"q\""}]}),

@@ -20,11 +20,11 @@ import cv2
 import numpy as np
 import pytest
 
-from inspector.decision_log import STALE_TEMP_S, DecisionError, DecisionLog, staging_dir
+from inspector.store.decision_log import STALE_TEMP_S, DecisionError, DecisionLog, staging_dir
 from inspector.errors import LibraryError
-from inspector.library import library_from_dict
-from inspector.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
-from inspector.users import Session
+from inspector.library.labels import library_from_dict
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.store.users import Session
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw", "aud": "auditor-pass-9"}
@@ -247,8 +247,8 @@ import sys
 from datetime import datetime, timezone
 import numpy as np
 sys.path.insert(0, sys.argv[4])
-from inspector.decision_log import DecisionLog
-from inspector.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.store.decision_log import DecisionLog
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 log = DecisionLog.open(sys.argv[1], create=False)
 user = log.login("op", sys.argv[2])
 version = log.library.current_version()
@@ -322,7 +322,7 @@ STUCK_IMAGE_WRITER = r"""
 import os, sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[2])
-from inspector import decision_log
+from inspector.store import decision_log
 os.fsync = lambda fd: (print("writing", flush=True), time.sleep(120))
 decision_log.store_image(decision_log.Path(sys.argv[1]), np.full((4, 4, 3), 7, np.uint8))
 """

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.audit import inspection_record
+from inspector.store.audit import inspection_record
 from inspector.config import DatabaseConfig, LibraryConfig, ModelConfig, StationConfig
 from inspector.errors import InspectorError
-from inspector.explain import explain_record
-from inspector.library import seed_library_dir
-from inspector.records import Frame
-from inspector.session import Station
+from inspector.frame.explain import explain_record
+from inspector.library.labels import seed_library_dir
+from inspector.frame.records import Frame
+from inspector.station import Station
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

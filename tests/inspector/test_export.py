@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.decision_log import DecisionLog
-from inspector.export import ExportError, verify_export
-from inspector.library import library_from_dict
-from inspector.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
-from inspector.users import AccessDenied
+from inspector.store.decision_log import DecisionLog
+from inspector.store.export import ExportError, verify_export
+from inspector.library.labels import library_from_dict
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.store.users import AccessDenied
 
 LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
     {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},

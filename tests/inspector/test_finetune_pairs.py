@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.decision_log import DecisionLog
+from inspector.store.decision_log import DecisionLog
 from inspector.errors import DataError
-from inspector.finetune_pairs import (
+from inspector.learning.pairs import (
     DecisionSource, build_training_set, read_pairs_jsonl, split_pairs, write_pairs_jsonl,
 )
-from inspector.finetune_sources import source_from_bundle, training_set_from
-from inspector.library import library_from_dict
-from inspector.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.learning.sources import source_from_bundle, training_set_from
+from inspector.library.labels import library_from_dict
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 
 LABELS = ("ok", "scratch", "dent")
 

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 from inspector.cli import main
-from inspector.decision_log import DecisionLog
+from inspector.store.decision_log import DecisionLog
 from inspector.errors import DataError
-from inspector.finetune import FinetuneConfig, PairDataset, register_checkpoint, run_finetune, training_set_from
-from inspector.library import library_from_dict
-from inspector.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
-from inspector.registry import ModelRegistry, PromotionRefused, promotion_problems
+from inspector.learning.loop import FinetuneConfig, PairDataset, register_checkpoint, run_finetune, training_set_from
+from inspector.library.labels import library_from_dict
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.learning.registry import ModelRegistry, PromotionRefused, promotion_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw"}
@@ -186,7 +186,7 @@ def test_torchrun_job_trains_one_model_from_an_export_on_two_processes(station, 
     out, summary = tmp_path / "job", tmp_path / "summary.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "inspector.finetune_job", "--bundle", str(bundle), "--base", "inspector-tiny", "--out", str(out),
+           "-m", "inspector.learning.job", "--bundle", str(bundle), "--base", "inspector-tiny", "--out", str(out),
            "--steps", "4", "--batch-size", "8", "--forgetting-n", "4", "--forgetting-size", "64",
            "--summary", str(summary)]
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)

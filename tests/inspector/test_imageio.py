@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from inspector.errors import ImageDecodeError, InspectorError
-from inspector.imageio import cv2, decode_image, read_image_file
+from inspector.frame.imageio import cv2, decode_image, read_image_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -198,7 +198,7 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 from inspector.errors import ImageDecodeError
-from inspector.imageio import cv2, decode_image
+from inspector.frame.imageio import cv2, decode_image
 sys.path.insert(0, sys.argv[2])
 from test_imageio import png_bomb
 def status_mib(key):

@@ -17,10 +17,10 @@ import yaml
 
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.errors import InspectorError
-from inspector.impact import NONE_OF_THESE, plan_impact, preview_impact, run_impact
-from inspector.library_draft import Edit, apply_edits
-from inspector.records import Decision, Frame
-from inspector.session import Station
+from inspector.library.impact import NONE_OF_THESE, plan_impact, preview_impact, run_impact
+from inspector.library.draft import Edit, apply_edits
+from inspector.frame.records import Decision, Frame
+from inspector.station import Station
 
 DIM, SCALE = 8, 10.0
 TEXT = {"clean": 0, "scratch": 1, "crack": 2, "fracture": 3, "gouge": 4}

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inspector.decision_log import DecisionLog
-from inspector.library import load_library, seed_library_dir
+from inspector.store.decision_log import DecisionLog
+from inspector.library.labels import load_library, seed_library_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = seed_library_dir() / "generic_surfaces.yaml"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from inspector.errors import LibraryError
-from inspector.library import dump_library, library_from_dict, load_library, seed_library_dir
+from inspector.library.labels import dump_library, library_from_dict, load_library, seed_library_dir
 
 SEEDS = sorted(seed_library_dir().glob("*.yaml"))
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from inspector.decision_log import DecisionLog
+from inspector.store.decision_log import DecisionLog
 from inspector.errors import LibraryError
-from inspector.library import Label, library_from_dict
-from inspector.library_draft import Edit, apply_edits, changes_from, draft_rows, publish
-from inspector.users import AccessDenied
+from inspector.library.labels import Label, library_from_dict
+from inspector.library.draft import Edit, apply_edits, changes_from, draft_rows, publish
+from inspector.store.users import AccessDenied
 
 LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
     {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.decision_log import DecisionLog
+from inspector.store.decision_log import DecisionLog
 from inspector.errors import LibraryError
-from inspector.library import Label, library_from_dict, load_library, seed_library_dir
-from inspector.users import AccessDenied
+from inspector.library.labels import Label, library_from_dict, load_library, seed_library_dir
+from inspector.store.users import AccessDenied
 
 SEED = seed_library_dir() / "generic_surfaces.yaml"
 

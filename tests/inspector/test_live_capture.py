@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.answers import make_decision, record_answer
+from inspector.frame.answers import make_decision, record_answer
 from inspector.capture.simulated import ManualClock, SimulatedCamera
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
-from inspector.decision_log import DecisionError
-from inspector.library import seed_library_dir
-from inspector.live import LiveCapture, RateMeter
-from inspector.samples import sample_camera, sample_parts
-from inspector.session import Station
+from inspector.store.decision_log import DecisionError
+from inspector.library.labels import seed_library_dir
+from inspector.frame.live import LiveCapture, RateMeter
+from inspector.capture.samples import sample_camera, sample_parts
+from inspector.station import Station
 from fakes import HashScorer
 
 CRACK = "a jagged crack running through the material"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from inspector.cli import main
-from inspector.library import load_library, seed_library_dir
+from inspector.library.labels import load_library, seed_library_dir
 
 SEED = seed_library_dir() / "textiles.yaml"
 

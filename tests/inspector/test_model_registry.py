@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from inspector.cli import main
-from inspector.decision_log import DecisionLog
-from inspector.export import verify_export
-from inspector.registry import (
+from inspector.store.decision_log import DecisionLog
+from inspector.store.export import verify_export
+from inspector.learning.registry import (
     DEFAULT_TOLERANCE, ModelRegistry, PromotionRefused, RegistryError, active_model_ref, promotion_problems,
 )
-from inspector.users import AccessDenied, Session
+from inspector.store.users import AccessDenied, Session
 
 PASSWORDS = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw", "aud": "auditor-pass-9"}
 ROLES = {"op": "operator", "qa": "qa", "aud": "auditor"}

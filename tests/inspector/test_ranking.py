@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from inspector.library import library_from_dict
-from inspector.ranking import VerdictPolicy, build_index, decide, label_scores, rank
+from inspector.library.labels import library_from_dict
+from inspector.frame.ranking import VerdictPolicy, build_index, decide, label_scores, rank
 
 LIB = library_from_dict(
     {

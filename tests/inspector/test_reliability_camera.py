@@ -27,10 +27,10 @@ from inspector.capture.base import FrameSource  # noqa: E402
 from inspector.capture.simulated import ManualClock, SimulatedCamera, synthetic_images  # noqa: E402
 from inspector.capture.watchdog import Backoff, ResilientSource  # noqa: E402
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig  # noqa: E402
-from inspector.decision_log import DecisionLog  # noqa: E402
+from inspector.store.decision_log import DecisionLog  # noqa: E402
 from inspector.errors import CameraError  # noqa: E402
-from inspector.live import LiveCapture  # noqa: E402
-from inspector.session import Station  # noqa: E402
+from inspector.frame.live import LiveCapture  # noqa: E402
+from inspector.station import Station  # noqa: E402
 
 IMAGES = synthetic_images(4, (24, 32))
 

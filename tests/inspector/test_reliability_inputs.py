@@ -25,9 +25,9 @@ if str(ROOT) not in sys.path:  # bench/ is not an installed package
 from bench.reliability import (  # noqa: E402
     fuzz_campaign, make_station_db, parse_acks, shared_cli_server, user_env, watch_argv,
 )
-from inspector.decision_log import DecisionLog  # noqa: E402
+from inspector.store.decision_log import DecisionLog  # noqa: E402
 from inspector.errors import ImageDecodeError  # noqa: E402
-from inspector.imageio import decode_image  # noqa: E402
+from inspector.frame.imageio import decode_image  # noqa: E402
 
 
 @pytest.fixture(scope="module")

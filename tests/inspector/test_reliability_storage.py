@@ -33,10 +33,10 @@ if str(ROOT) not in sys.path:  # bench/ is not an installed package
 from bench.reliability import (  # noqa: E402
     LIBRARY, PASSWORDS, make_station_db, parse_acks, shared_cli_server, user_env, watch_argv,
 )
-from inspector.database import StorageError  # noqa: E402
-from inspector.decision_log import DecisionLog  # noqa: E402
-from inspector.library import load_library  # noqa: E402
-from inspector.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict  # noqa: E402
+from inspector.store.database import StorageError  # noqa: E402
+from inspector.store.decision_log import DecisionLog  # noqa: E402
+from inspector.library.labels import load_library  # noqa: E402
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict  # noqa: E402
 
 
 @pytest.fixture(scope="module")

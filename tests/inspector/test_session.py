@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from inspector.config import StationConfig, DatabaseConfig, LibraryConfig
-from inspector.decision_log import DecisionLog
+from inspector.store.decision_log import DecisionLog
 from inspector.errors import InspectorError
-from inspector.library import seed_library_dir
-from inspector.records import Frame
-from inspector.scorer import Scorer
-from inspector.session import Station, frame_sha256
+from inspector.library.labels import seed_library_dir
+from inspector.frame.records import Frame
+from inspector.frame.scorer import Scorer
+from inspector.station import Station, frame_sha256
 from fakes import HashScorer
 
 DIM = 512  # random unit vectors this long are nearly orthogonal (cosine ~ +-0.04)

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 from inspector.config import DatabaseConfig, LibraryConfig, ModelConfig, StationConfig
-from inspector.decision_log import DecisionLog
+from inspector.store.decision_log import DecisionLog
 from inspector.errors import InspectorError, ModelLoadError
-from inspector.library import seed_library_dir
-from inspector.records import Frame
-from inspector.registry import ModelRegistry
-from inspector.session import Station
+from inspector.library.labels import seed_library_dir
+from inspector.frame.records import Frame
+from inspector.learning.registry import ModelRegistry
+from inspector.station import Station
 from inspector.station_model import ActiveModelError
 
 QA_PASSWORD = "qa-engineer-pw"

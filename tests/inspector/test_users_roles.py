@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.decision_log import DecisionLog
-from inspector.library import library_from_dict
-from inspector.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
-from inspector.users import (MATRIX, AccessDenied, AccountLocked, AuthenticationFailed, Session, UserError,
+from inspector.store.decision_log import DecisionLog
+from inspector.library.labels import library_from_dict
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.store.users import (MATRIX, AccessDenied, AccountLocked, AuthenticationFailed, Session, UserError,
                              check_password, hash_password, require)
 
 PW = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw", "aud": "auditor-pass-9"}
@@ -66,7 +66,7 @@ ACTIONS = {
     "set_others_password": lambda log, u, s, v, root: log.users.change_password("op" if s.name != "op" else "qa",
                                                                                  PW["op" if s.name != "op" else "qa"], s),
 }
-# The matrix, written out independently of inspector.users.MATRIX.
+# The matrix, written out independently of inspector.store.users.MATRIX.
 ALLOWED = {
     "operator": {"record_inspection", "record_decision"},
     "qa": {"record_inspection", "record_decision", "correct_decision", "edit_library", "promote_model", "export"},

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
-from inspector.export import verify_export
-from inspector.library import seed_library_dir
-from inspector.records import Decision, Frame
-from inspector.session import Station
-from ui.audit_view import AuditView
+from inspector.store.export import verify_export
+from inspector.library.labels import seed_library_dir
+from inspector.frame.records import Decision, Frame
+from inspector.station import Station
+from ui.audit.view import AuditView
 from ui.context import AppContext
 from fakes import HashScorer
 
@@ -183,9 +183,9 @@ def test_heatmap_of_a_logged_inspection_is_computed_in_a_task_or_refused_plainly
 def test_a_heatmap_for_a_record_no_longer_shown_is_dropped(qtbot, setup) -> None:
     import threading
 
-    from inspector.audit import inspection_record
-    from inspector.explain import Heatmap
-    from ui.inspection_detail import InspectionDetail
+    from inspector.store.audit import inspection_record
+    from inspector.frame.explain import Heatmap
+    from ui.audit.inspection_detail import InspectionDetail
 
     st, _ = setup
     first, second = (inspection_record(st.log, row["id"]) for row in st.log.inspections()[:2])

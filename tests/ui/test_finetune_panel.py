@@ -15,16 +15,16 @@ import pytest
 import yaml
 from PySide6.QtCore import QSettings, Qt
 
-from inspector.answers import record_answer
+from inspector.frame.answers import record_answer
 from inspector.config import DatabaseConfig, LibraryConfig, ModelConfig, StationConfig
-from inspector.decision_log import DecisionLog
-from inspector.finetune import FinetuneConfig
-from inspector.records import Frame
-from inspector.registry import ModelRegistry
-from inspector.session import Station
-from ui import finetune_panel
+from inspector.store.decision_log import DecisionLog
+from inspector.learning.loop import FinetuneConfig
+from inspector.frame.records import Frame
+from inspector.learning.registry import ModelRegistry
+from inspector.station import Station
+from ui.qa import finetune_panel
 from ui.context import AppContext
-from ui.finetune_panel import FinetunePanel
+from ui.qa.finetune_panel import FinetunePanel
 from ui.main_window import MainWindow
 
 PASSWORDS = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw"}

@@ -10,9 +10,9 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
-from inspector.library import seed_library_dir
-from inspector.session import Station
-from ui.login_view import LoginView
+from inspector.library.labels import seed_library_dir
+from inspector.station import Station
+from ui.admin.login_view import LoginView
 from ui.main_window import MainWindow
 from fakes import HashScorer
 

@@ -13,13 +13,13 @@ from PySide6.QtWidgets import QLabel
 
 from inspector.capture.simulated import SimulatedCamera
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
-from inspector.library import seed_library_dir
-from inspector.session import Station
-from inspector.users import AccessDenied
+from inspector.library.labels import seed_library_dir
+from inspector.station import Station
+from inspector.store.users import AccessDenied
 from ui.app import main, prepare
 from ui.main_window import MainWindow
-from ui.operator_view import OperatorView
-from ui.user_admin_panel import UserAdminPanel
+from ui.operator.view import OperatorView
+from ui.admin.users_panel import UserAdminPanel
 from fakes import HashScorer
 
 ROLES = {"op1": "operator", "qa1": "qa", "aud1": "auditor"}

@@ -15,16 +15,16 @@ import pytest
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer
 from PySide6.QtGui import QKeyEvent
 
-from inspector.answers import record_answer
+from inspector.frame.answers import record_answer
 from inspector.capture.base import FrameSource
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.errors import CameraError
-from inspector.library import seed_library_dir
-from inspector.records import Decision, Frame
-from inspector.session import Station
-from inspector.users import AccessDenied
+from inspector.library.labels import seed_library_dir
+from inspector.frame.records import Decision, Frame
+from inspector.station import Station
+from inspector.store.users import AccessDenied
 from ui.context import AppContext
-from ui.operator_view import OperatorView
+from ui.operator.view import OperatorView
 from fakes import HashScorer
 
 DIM = 64
@@ -241,7 +241,7 @@ def test_heatmap_and_contrast_keys_without_grad_cam(qtbot, tmp_path, station) ->
 
 
 def test_heatmaps_with_the_tiny_model(qtbot, tmp_path, station) -> None:
-    from inspector.scorer import load_scorer
+    from inspector.frame.scorer import load_scorer
 
     _st, config, users = station
     real = Station.open(config, scorer=load_scorer("inspector-tiny", "cpu"))

@@ -15,11 +15,11 @@ import yaml
 from PySide6.QtCore import Qt
 
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
-from inspector.library_draft import Edit
-from inspector.records import Decision, Frame
-from inspector.session import Station
+from inspector.library.draft import Edit
+from inspector.frame.records import Decision, Frame
+from inspector.station import Station
 from ui.context import AppContext
-from ui.qa_view import QAView
+from ui.qa.view import QAView
 
 DIM = 8
 TEXT = {"clean": 0, "scratch": 1, "crack": 2, "fracture": 3, "gouge": 4}

@@ -6,7 +6,7 @@ import threading
 import time
 
 from inspector.errors import InspectorError
-from ui.workers import Task
+from ui.widgets.workers import Task
 
 
 def test_task_runs_off_the_gui_thread_and_reports(qtbot) -> None:

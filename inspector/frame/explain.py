@@ -1,0 +1,106 @@
+"""Grad-CAM for a ranked candidate, as the core sees it (the torch side is models/explain.py).
+
+Never called on the capture path: the caller (the operator view's worker, `inspector rank
+--heatmap`) asks for it after the ranking is shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inspector.errors import InspectorError
+from inspector.frame.records import InspectionResult
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """A Grad-CAM map at the frame's size, its overlay and the hottest region."""
+
+    heatmap: np.ndarray  # float32 HxW in [0, 1]
+    overlay: np.ndarray  # uint8 HxWx3 RGB
+    bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (end-exclusive)
+    peak: tuple[int, int]  # x, y
+    target: str  # "similarity" or "contrast"
+    layer: str
+    label_id: str
+    versus_label_id: str | None = None
+
+
+def _label_embedding(index, label_id: str) -> np.ndarray:
+    """The label's direction: the normalised mean of its descriptions' embeddings (what ranks it)."""
+    li = index.library.label_ids.index(label_id)
+    start, count = int(index.starts[li]), int(index.counts[li])
+    mean = index.embeddings[start : start + count].mean(axis=0)
+    return (mean / np.linalg.norm(mean)).astype(np.float32)
+
+
+def explain_candidate(station, result: InspectionResult, rank: int = 1, versus_rank: int | None = None) -> Heatmap:
+    """Heatmap of why the frame matches candidate #rank (and, with versus_rank, why it beats that one)."""
+    model = station.model  # one snapshot: the station may switch model while this runs
+    if model.explainer is None:
+        raise InspectorError("this station's model cannot explain its rankings (no Grad-CAM for it)")
+    if result.ranking.model_id != model.model_id:
+        raise InspectorError(f"this part was ranked by model {result.ranking.model_id[:12]}, the station now runs"
+                             f" {model.model_id[:12]}: a heatmap from another model would not explain this ranking")
+    candidates = result.ranking.candidates
+    if not 1 <= rank <= len(candidates) or (versus_rank is not None and not 1 <= versus_rank <= len(candidates)):
+        raise InspectorError(f"candidate ranks run from 1 to {len(candidates)}")
+    label = candidates[rank - 1].label_id
+    versus = candidates[versus_rank - 1].label_id if versus_rank is not None else None
+    return _explain(model.explainer, model.index, result.frame.rgb, label, versus)
+
+
+def explain_record(station, record, rank: int = 1, versus_rank: int | None = None) -> Heatmap:
+    """Heatmap of a LOGGED inspection (an inspector.store.audit.InspectionRecord) for its candidate #rank.
+
+    Only with the model that ranked it and the library version it was ranked against: a map from
+    another model would explain a ranking the operator never saw, which is worse than none in an audit.
+    The stored image is the lossless PNG of the very frame that was ranked.
+    """
+    from inspector.frame.imageio import read_image_file
+
+    model = station.model  # one snapshot: the station may switch model while this runs
+    if model.explainer is None:
+        raise InspectorError("this station's model cannot explain its rankings (no Grad-CAM for it)")
+    if record.image_path is None:
+        raise InspectorError("no image was stored with this inspection, so there is nothing to explain")
+    if record.model_id != model.model_id:
+        raise InspectorError(
+            f"this inspection was ranked by model {record.model_id[:12]}, the station now runs"
+            f" {model.model_id[:12]}: a heatmap from another model would not explain this ranking")
+    candidates = record.candidates
+    if not 1 <= rank <= len(candidates) or (versus_rank is not None and not 1 <= versus_rank <= len(candidates)):
+        raise InspectorError(f"candidate ranks run from 1 to {len(candidates)}")
+    index = model.index
+    if index.library_version != record.library_version:
+        if station.log is None:
+            raise InspectorError(f"library v{record.library_version} is not available without the station database")
+        from inspector.store.decision_log import DecisionLog
+
+        version = record.library_version
+        # Audit views call this from a worker thread, and a sqlite connection belongs to the thread
+        # that opened it: read the old version (and cache its embeddings) through one of our own.
+        with DecisionLog.open(station.log.sdb.path, create=False) as log:
+            index = model.compile(log.library.library(version), version, log)
+    label = candidates[rank - 1].label_id
+    versus = candidates[versus_rank - 1].label_id if versus_rank is not None else None
+    return _explain(model.explainer, index, read_image_file(record.image_path), label, versus)
+
+
+def _explain(explainer, index, rgb: np.ndarray, label: str, versus: str | None) -> Heatmap:
+    from inspector.learning.training import model_errors
+
+    with model_errors():
+        e = explainer.explain(rgb, _label_embedding(index, label),
+                              None if versus is None else _label_embedding(index, versus))
+    return Heatmap(e.heatmap, e.overlay, e.bbox, e.peak, e.target, e.layer, label, versus)
+
+
+def write_png(path: str | Path, rgb: np.ndarray) -> None:
+    """Write an RGB uint8 image as PNG (refuses to overwrite nothing: plain write)."""
+    from PIL import Image
+
+    Image.fromarray(rgb).save(Path(path), format="PNG")

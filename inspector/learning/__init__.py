@@ -1,0 +1,1 @@
+"""The learning loop: training pairs from decisions, fine-tuning, the model registry, agreement."""

@@ -1,0 +1,74 @@
+"""Where decisions come from: a station's DecisionLog, or audit export bundles of several stations.
+
+A bundle is used only when `verify_export` finds it intact: a model must not learn from records
+that were changed after they were written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from inspector.store.decision_log import DecisionLog, image_file
+from inspector.errors import DataError
+from inspector.store.export import verify_export
+from inspector.learning.pairs import DecisionSource, TrainingSet, build_training_set
+
+# SQLite reads a LIMIT this large as "no limit"; the DecisionLog queries need one.
+_ALL = 2**62
+
+
+def _descriptions(rows: Iterable[dict[str, Any]]) -> dict[tuple[int, str], tuple[str, ...]]:
+    found: dict[tuple[int, str], list[tuple[int, str]]] = {}
+    for r in rows:
+        if not r["retired"]:
+            found.setdefault((int(r["version"]), str(r["label_id"])), []).append((int(r["position"]), str(r["text"])))
+    return {key: tuple(text for _, text in sorted(items)) for key, items in found.items()}
+
+
+def source_from_log(log: DecisionLog, name: str = "station") -> DecisionSource:
+    """Every inspection and decision of this station, with each library version's descriptions."""
+    rows = log.sdb.db.query("SELECT version, label_id, position, text, retired FROM library_descriptions")
+    root = log.sdb.image_root
+    return DecisionSource(name, log.inspections(limit=_ALL), log.decisions(limit=_ALL), _descriptions(rows),
+                          lambda sha: image_file(root, sha))
+
+
+def _rows(root: Path, table: str) -> list[dict[str, Any]]:
+    path = root / f"{table}.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line)["row"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def source_from_bundle(bundle_dir: str | Path, key: bytes | None = None) -> DecisionSource:
+    """An audit export bundle (inspector.store.export) as a decision source; refused unless intact."""
+    root = Path(bundle_dir)
+    report = verify_export(root, key)
+    if not report.ok:
+        raise DataError(f"export bundle {root} is not intact, so it will not train a model:\n  "
+                        + "\n  ".join(report.problems))
+    images = root / "images"
+    return DecisionSource(root.name, _rows(root, "inspections"), _rows(root, "decisions"),
+                          _descriptions(_rows(root, "library_descriptions")),
+                          lambda sha: images / f"{image_file(Path('.'), sha).name}")  # image_file checks the hash
+
+
+def training_set_from(log: DecisionLog | None = None, bundles: Sequence[str | Path] = (), *,
+                      heldout_fraction: float = 0.2, seed: int = 0, keys: Sequence[bytes | None] = ()) -> TrainingSet:
+    """The training set of a station's log and/or export bundles (several stations train one model).
+
+    keys: each bundle's station key, in the bundles' order, to check its manifest HMAC too.
+    """
+    if keys and len(keys) != len(bundles):
+        raise DataError(f"{len(keys)} station keys for {len(bundles)} bundles: give one key per bundle, or none")
+    paired = zip(bundles, keys or [None] * len(bundles))
+    sources = ([source_from_log(log)] if log is not None else []) + [source_from_bundle(b, k) for b, k in paired]
+    if not sources:
+        raise DataError("no decisions to learn from: give a station database or at least one export bundle")
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):  # the name keeps two stations' inspection ids apart in the records
+        raise DataError(f"two sources share a name ({', '.join(names)}); give bundles distinct folder names")
+    return build_training_set(sources, heldout_fraction, seed)

@@ -1,0 +1,1 @@
+"""The defect-description library: labels, the versioned store, staged drafts, impact preview."""

@@ -1,0 +1,193 @@
+"""Draft library edits: staged, previewed (impact preview), then published one version per edit.
+
+A draft is a list of Edit records against the version that was in force when it was started.
+`apply_edits` gives the Library the draft would put in force (validated, nothing stored);
+`publish` hands each edit to the LibraryStore, which checks the 'edit_library' permission and
+records a new version with the edit's reason. One version per edit keeps every reason next to
+the change it explains in the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from inspector.errors import InspectorError, LibraryError
+from inspector.library.labels import Label, Library
+from inspector.library.store import LABEL_FIELDS, LibraryStore, StoredLabel
+from inspector.store.users import Session
+
+EDIT_ACTIONS: tuple[str, ...] = ("add_label", "add_description", "retire_description", "retire_label", "update_label")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One staged change with its reason."""
+
+    action: str
+    label_id: str
+    reason: str
+    text: str = ""  # the description added or retired
+    label: Label | None = None  # the new label (add_label)
+    changes: tuple[tuple[str, Any], ...] = ()  # (field, value) pairs (update_label)
+
+    def __post_init__(self) -> None:
+        if self.action not in EDIT_ACTIONS:
+            raise LibraryError(f"unknown library edit {self.action!r}; known: {', '.join(EDIT_ACTIONS)}")
+        if not self.reason.strip():
+            raise LibraryError("every library change needs a reason: say why (it is recorded with the version)")
+        if self.action in ("add_description", "retire_description") and not self.text.strip():
+            raise LibraryError(f"{self.action.replace('_', ' ')} needs the description text")
+        if self.action == "add_label" and (self.label is None or self.label.id != self.label_id):
+            raise LibraryError("add label needs the new label itself")
+        if self.action == "update_label":
+            unknown = sorted({k for k, _ in self.changes} - set(LABEL_FIELDS))
+            if unknown:
+                raise LibraryError(f"a label's editable fields are {', '.join(LABEL_FIELDS)}; not {', '.join(unknown)}")
+            if not self.changes:
+                raise LibraryError(f"label {self.label_id!r} already has these values; nothing to update")
+
+    def describe(self) -> str:
+        """One line for the draft list and the history."""
+        if self.action == "add_label":
+            return f"add label {self.label_id!r} ({self.label.disposition}) with {self.label.descriptions[0]!r}"
+        if self.action == "update_label":
+            fields = ", ".join(f"{k} = {'none' if v is None else v}" for k, v in self.changes)
+            return f"{self.label_id}: set {fields}"
+        if self.action == "retire_label":
+            return f"retire label {self.label_id!r}"
+        verb = "add" if self.action == "add_description" else "retire"
+        return f"{self.label_id}: {verb} description {self.text!r}"
+
+
+def apply_edit(library: Library, edit: Edit) -> Library:
+    """The library with one edit applied; LibraryError when it does not apply (as the store would say)."""
+    labels = list(library.labels)
+    if edit.action == "add_label":
+        if edit.label_id in library.label_ids:
+            raise LibraryError(f"label {edit.label_id!r} exists; add descriptions to it or retire it first")
+        return replace(library, labels=(*labels, edit.label))
+    label = library.label(edit.label_id)
+    at = labels.index(label)
+    if edit.action == "retire_label":
+        del labels[at]
+        if not labels:
+            raise LibraryError(f"{edit.label_id!r} is the last label; a library needs at least one")
+        return replace(library, labels=tuple(labels))
+    if edit.action == "add_description":
+        text = edit.text.strip()
+        kept = tuple(t for t in label.descriptions if t != text)
+        labels[at] = replace(label, descriptions=(*kept, text))
+    elif edit.action == "retire_description":
+        if edit.text not in label.descriptions:
+            raise LibraryError(f"label {edit.label_id!r} has no active description {edit.text!r}")
+        if len(label.descriptions) == 1:
+            raise LibraryError(f"{edit.text!r} is the last description of label {edit.label_id!r};"
+                               " retire the label instead")
+        labels[at] = replace(label, descriptions=tuple(t for t in label.descriptions if t != edit.text))
+    else:  # update_label
+        labels[at] = replace(label, **dict(edit.changes))
+    return replace(library, labels=tuple(labels))
+
+
+def apply_edits(library: Library, edits: Sequence[Edit]) -> Library:
+    """The library the whole draft would put in force."""
+    for edit in edits:
+        library = apply_edit(library, edit)
+    return library
+
+
+def publish(store: LibraryStore, base_version: int, edits: Sequence[Edit], user: Session) -> list[int]:
+    """Record each edit as a new version (the store enforces 'edit_library'); returns the versions.
+
+    Refused when another version was published since the draft began: the draft was previewed
+    against a library that is no longer in force.
+    """
+    if not edits:
+        raise LibraryError("the draft is empty; stage a change first")
+    current = store.current_version()
+    if current != base_version:
+        raise LibraryError(f"library v{current} was published since this draft began (on v{base_version});"
+                           " discard the draft and make the change again on the library in force")
+    versions: list[int] = []
+    for edit in edits:
+        try:
+            versions.append(_publish_one(store, edit, user))
+        except InspectorError as exc:
+            if not versions:
+                raise
+            done = ", ".join(f"v{v}" for v in versions)
+            raise LibraryError(f"published {len(versions)} of {len(edits)} changes ({done});"
+                               f" then {edit.describe()} failed: {exc}") from exc
+    return versions
+
+
+def _publish_one(store: LibraryStore, edit: Edit, user: Session) -> int:
+    if edit.action == "add_label":
+        return store.add_label(edit.label, user, edit.reason)
+    if edit.action == "add_description":
+        return store.add_description(edit.label_id, edit.text, user, edit.reason)
+    if edit.action == "retire_description":
+        return store.retire_description(edit.label_id, edit.text, user, edit.reason)
+    if edit.action == "retire_label":
+        return store.retire_label(edit.label_id, user, edit.reason)
+    return store.update_label(edit.label_id, dict(edit.changes), user, edit.reason)
+
+
+def changes_from(label: Label | LabelRow, fields: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The (field, value) pairs of `fields` that differ from the label: an update_label's changes."""
+    return tuple((k, v) for k, v in fields.items() if k in LABEL_FIELDS and getattr(label, k) != v)
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    """A label as the editor lists it: the version in force with the draft laid over it.
+
+    status: 'active', 'retired' (in force: retired earlier), 'new', 'changed' or 'retiring'
+    (what the draft would do). Each description carries a status from the same set.
+    """
+
+    id: str
+    name: str
+    disposition: str
+    severity: int
+    threshold: float | None
+    status: str
+    descriptions: tuple[tuple[str, str], ...]  # (text, status)
+
+
+def draft_rows(stored: Sequence[StoredLabel], draft: Library) -> list[LabelRow]:
+    """Every label of the version in force (retired ones too) and every label the draft adds."""
+    rows = []
+    drafted = {label.id: label for label in draft.labels}
+    for s in stored:
+        label = drafted.pop(s.id, None)
+        if s.retired and label is None:
+            rows.append(LabelRow(s.id, s.name, s.disposition, s.severity, s.threshold, "retired",
+                                 tuple((t, "retired") for t, _ in s.descriptions)))
+            continue
+        if label is None:
+            rows.append(LabelRow(s.id, s.name, s.disposition, s.severity, s.threshold, "retiring",
+                                 tuple((t, "retired" if r else "retiring") for t, r in s.descriptions)))
+            continue
+        texts = []
+        for text, retired in s.descriptions:
+            if text in label.descriptions:
+                texts.append((text, "new" if retired else "active"))
+            else:
+                texts.append((text, "retired" if retired else "retiring"))
+        known = {t for t, _ in s.descriptions}
+        texts += [(t, "new") for t in label.descriptions if t not in known]
+        if s.retired:
+            status = "new"
+        else:
+            same = (label.name, label.disposition, label.severity, label.threshold) == \
+                (s.name, s.disposition, s.severity, s.threshold) and all(st in ("active", "retired") for _, st in texts)
+            status = "active" if same else "changed"
+        rows.append(LabelRow(label.id, label.name, label.disposition, label.severity, label.threshold, status,
+                             tuple(texts)))
+    for label in drafted.values():
+        rows.append(LabelRow(label.id, label.name, label.disposition, label.severity, label.threshold, "new",
+                             tuple((t, "new") for t in label.descriptions)))
+    return rows

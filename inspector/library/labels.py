@@ -1,0 +1,216 @@
+"""The defect-description library: labels with plain-language descriptions, YAML in and out.
+
+A library file (see reference_library/README.md for the format) holds labels; each label has an
+id, a display name, a disposition (what the line does with the part), a severity, an optional
+score threshold and scope, and one or more descriptions. The database-backed, versioned store
+builds on these records.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from inspector.errors import LibraryError
+
+DISPOSITIONS = ("accept", "rework", "scrap", "review")
+FORMAT_VERSION = 1
+_LABEL_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+# Descriptions are read by operators and embedded by the text tower (context 32 tokens):
+# a long paragraph would be truncated silently, so refuse it instead.
+MAX_DESCRIPTION_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Label:
+    """One defect class (or the "ok" class) and the descriptions that define it."""
+
+    id: str
+    name: str
+    disposition: str
+    severity: int
+    descriptions: tuple[str, ...]
+    threshold: float | None = None
+    scope: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _LABEL_ID.match(self.id):
+            raise LibraryError(
+                f"label id {self.id!r} is invalid: use 1-64 lowercase letters, digits, '_' or '-'"
+            )
+        if self.disposition not in DISPOSITIONS:
+            raise LibraryError(
+                f"label {self.id!r}: disposition {self.disposition!r} is not one of {', '.join(DISPOSITIONS)}"
+            )
+        if not 0 <= self.severity <= 5:
+            raise LibraryError(f"label {self.id!r}: severity {self.severity} must be 0 (none) to 5 (critical)")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise LibraryError(f"label {self.id!r}: threshold {self.threshold} must be between 0 and 1")
+        if not self.descriptions:
+            raise LibraryError(f"label {self.id!r} has no descriptions: give at least one")
+        seen: set[str] = set()
+        for text in self.descriptions:
+            if not text.strip():
+                raise LibraryError(f"label {self.id!r} has an empty description")
+            if len(text) > MAX_DESCRIPTION_CHARS:
+                raise LibraryError(
+                    f"label {self.id!r}: description {text[:40]!r}... is {len(text)} characters;"
+                    f" keep each under {MAX_DESCRIPTION_CHARS}"
+                )
+            if text.strip().lower() in seen:
+                raise LibraryError(f"label {self.id!r} repeats the description {text!r}")
+            seen.add(text.strip().lower())
+
+    @property
+    def is_ok(self) -> bool:
+        """An "ok" label: the part passes (disposition accept, severity 0)."""
+        return self.disposition == "accept" and self.severity == 0
+
+
+@dataclass(frozen=True)
+class Library:
+    """A named set of labels; label ids are unique and the order is the file's order."""
+
+    name: str
+    labels: tuple[Label, ...]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.labels:
+            raise LibraryError(f"library {self.name!r} has no labels")
+        ids = [label.id for label in self.labels]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise LibraryError(f"library {self.name!r} repeats label ids: {', '.join(dupes)}")
+
+    def label(self, label_id: str) -> Label:
+        """The label with this id, or LibraryError naming the known ids."""
+        for label in self.labels:
+            if label.id == label_id:
+                return label
+        raise LibraryError(
+            f"library {self.name!r} has no label {label_id!r}; known: {', '.join(self.label_ids)}"
+        )
+
+    @property
+    def label_ids(self) -> tuple[str, ...]:
+        return tuple(label.id for label in self.labels)
+
+    def label_texts(self) -> dict[str, list[str]]:
+        """{label id: descriptions}: the plain form the model side takes."""
+        return {label.id: list(label.descriptions) for label in self.labels}
+
+    @property
+    def ok_label_ids(self) -> tuple[str, ...]:
+        return tuple(label.id for label in self.labels if label.is_ok)
+
+
+def library_from_dict(data: Any, source: str = "<dict>") -> Library:
+    """Validate a parsed YAML document and build the Library."""
+    if not isinstance(data, dict):
+        raise LibraryError(f"{source}: expected a mapping with 'name' and 'labels' at the top level")
+    version = data.get("format", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise LibraryError(f"{source}: format {version!r} is not supported (this station reads format {FORMAT_VERSION})")
+    unknown = set(data) - {"format", "name", "description", "labels"}
+    if unknown:
+        raise LibraryError(f"{source}: unknown top-level keys {sorted(unknown)}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise LibraryError(f"{source}: 'name' must be a non-empty string")
+    raw_labels = data.get("labels")
+    if not isinstance(raw_labels, list):
+        raise LibraryError(f"{source}: 'labels' must be a list")
+    labels = tuple(_label_from_dict(item, f"{source}: labels[{i}]") for i, item in enumerate(raw_labels))
+    return Library(name=name.strip(), labels=labels, description=str(data.get("description", "")).strip())
+
+
+def _label_from_dict(item: Any, where: str) -> Label:
+    if not isinstance(item, dict):
+        raise LibraryError(f"{where}: expected a mapping")
+    allowed = {"id", "name", "disposition", "severity", "threshold", "scope", "descriptions"}
+    unknown = set(item) - allowed
+    if unknown:
+        raise LibraryError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+    missing = [k for k in ("id", "disposition", "descriptions") if k not in item]
+    if missing:
+        raise LibraryError(f"{where}: missing {', '.join(missing)}")
+    descriptions = item["descriptions"]
+    if not isinstance(descriptions, list) or not all(isinstance(d, str) for d in descriptions):
+        raise LibraryError(f"{where}: 'descriptions' must be a list of strings")
+    scope = item.get("scope") or {}
+    if not isinstance(scope, dict) or set(scope) - {"product", "station"}:
+        raise LibraryError(f"{where}: 'scope' may only hold 'product' and 'station'")
+    severity = item.get("severity", 0)
+    if isinstance(severity, bool) or not isinstance(severity, int):
+        raise LibraryError(f"{where}: 'severity' must be an integer 0-5")
+    threshold = item.get("threshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+        raise LibraryError(f"{where}: 'threshold' must be a number between 0 and 1")
+    label_id = str(item["id"])
+    try:
+        return Label(
+            id=label_id,
+            name=str(item.get("name", label_id)),
+            disposition=str(item["disposition"]),
+            severity=severity,
+            descriptions=tuple(d.strip() for d in descriptions),
+            threshold=None if threshold is None else float(threshold),
+            scope={str(k): str(v) for k, v in scope.items()},
+        )
+    except LibraryError as exc:
+        raise LibraryError(f"{where}: {exc}") from None
+
+
+def load_library(path: str | Path) -> Library:
+    """Read a library YAML file (safe loader only: no Python objects from the file)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LibraryError(f"library file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LibraryError(f"cannot read library file {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise LibraryError(f"library file {path} is not valid YAML: {exc}") from None
+    return library_from_dict(data, str(path))
+
+
+def library_to_dict(library: Library) -> dict[str, Any]:
+    """The YAML document for a library (inverse of library_from_dict)."""
+    labels = []
+    for label in library.labels:
+        item: dict[str, Any] = {
+            "id": label.id,
+            "name": label.name,
+            "disposition": label.disposition,
+            "severity": label.severity,
+        }
+        if label.threshold is not None:
+            item["threshold"] = label.threshold
+        if label.scope:
+            item["scope"] = dict(label.scope)
+        item["descriptions"] = list(label.descriptions)
+        labels.append(item)
+    doc: dict[str, Any] = {"format": FORMAT_VERSION, "name": library.name}
+    if library.description:
+        doc["description"] = library.description
+    doc["labels"] = labels
+    return doc
+
+
+def dump_library(library: Library, path: str | Path) -> None:
+    """Write a library YAML file."""
+    text = yaml.safe_dump(library_to_dict(library), sort_keys=False, allow_unicode=True, width=100)
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def seed_library_dir() -> Path:
+    """The folder of the seed libraries shipped with the station."""
+    return Path(__file__).resolve().parents[2] / "reference_library"

@@ -1,0 +1,250 @@
+"""The description library in the station database: every change is a new, chained version.
+
+A version is a full snapshot of the labels and their descriptions, each flagged active or
+retired: nothing is deleted, so an old inspection's library version can always be shown as it
+was. The library in force is the latest version with its active labels and descriptions.
+Text embeddings are cached per (model id, description text); that cache is not a record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inspector.store.database import StationDB, event_row
+from inspector.errors import LibraryError
+from inspector.library.labels import Label, Library, dump_library
+from inspector.store.users import Session, authorize
+
+
+@dataclass(frozen=True)
+class StoredLabel:
+    """A label as one library version holds it, retired parts included."""
+
+    id: str
+    name: str
+    disposition: str
+    severity: int
+    threshold: float | None
+    scope: dict[str, str]
+    retired: bool
+    descriptions: tuple[tuple[str, bool], ...]  # (text, retired) in the library's order
+
+    @property
+    def active_descriptions(self) -> tuple[str, ...]:
+        return tuple(text for text, retired in self.descriptions if not retired)
+
+    def to_label(self) -> Label:
+        """The Label in force (active descriptions only); validates it."""
+        return Label(self.id, self.name, self.disposition, self.severity, self.active_descriptions,
+                     self.threshold, dict(self.scope))
+
+
+def _from_label(label: Label, old: StoredLabel | None = None) -> StoredLabel:
+    kept = [(text, True) for text, _ in (old.descriptions if old else ()) if text not in label.descriptions]
+    texts = tuple((text, False) for text in label.descriptions) + tuple(kept)
+    return StoredLabel(label.id, label.name, label.disposition, label.severity, label.threshold,
+                       dict(label.scope), False, texts)
+
+
+Snapshot = dict[str, StoredLabel]
+# What update_label may change; the id is the label's identity and descriptions have their own edits.
+LABEL_FIELDS: tuple[str, ...] = ("name", "disposition", "severity", "threshold")
+
+
+class LibraryStore:
+    """Versioned library over a StationDB; edits need the 'edit_library' permission (QA)."""
+
+    def __init__(self, sdb: StationDB) -> None:
+        self.sdb = sdb
+
+    def current_version(self) -> int:
+        """The version in force; 0 when no library was ever stored."""
+        rows = list(self.sdb.db.query("SELECT MAX(id) AS v FROM library_versions"))
+        return int(rows[0]["v"] or 0)
+
+    def in_force(self) -> tuple[int, Library]:
+        """(version, Library) read in one snapshot: what a ranking should use and record."""
+        self.sdb.conn.execute("BEGIN")
+        try:
+            version = self.current_version()
+            return version, self.library(version)
+        finally:
+            self.sdb.conn.execute("COMMIT")
+
+    def library(self, version: int | None = None) -> Library:
+        """The active labels and descriptions of a version (default: in force)."""
+        version = self.current_version() if version is None else version
+        name, description = self._meta(version)
+        labels = tuple(s.to_label() for s in self.labels(version) if not s.retired)
+        return Library(name=name, labels=labels, description=description)
+
+    def labels(self, version: int | None = None) -> list[StoredLabel]:
+        """Every label of a version, retired ones included, in order."""
+        version = self.current_version() if version is None else version
+        if version == 0:
+            return []
+        self._meta(version)  # refuses a version that does not exist
+        texts: dict[str, list[tuple[str, bool]]] = {}
+        for row in self.sdb.db.query(
+                "SELECT label_id, text, retired FROM library_descriptions WHERE version = ? ORDER BY position", [version]):
+            texts.setdefault(row["label_id"], []).append((row["text"], bool(row["retired"])))
+        return [StoredLabel(r["label_id"], r["name"], r["disposition"], r["severity"], r["threshold"],
+                            json.loads(r["scope"]), bool(r["retired"]), tuple(texts.get(r["label_id"], ())))
+                for r in self.sdb.db.query("SELECT * FROM library_labels WHERE version = ? ORDER BY position", [version])]
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every version: id, recorded_at, name, user, reason (oldest first)."""
+        return list(self.sdb.db.query(
+            "SELECT id AS version, recorded_at, name, user, reason FROM library_versions ORDER BY id"))
+
+    def import_library(self, library: Library, user: Session, reason: str) -> int:
+        """Make a YAML library the one in force; labels and descriptions it lacks are retired."""
+        def change(old: Snapshot) -> Snapshot:
+            new = {label.id: _from_label(label, old.get(label.id)) for label in library.labels}
+            for label_id, stored in old.items():
+                if label_id not in new:
+                    new[label_id] = replace(stored, retired=True,
+                                            descriptions=tuple((t, True) for t, _ in stored.descriptions))
+            return new
+        return self._change(user, reason, "import", change, (library.name, library.description))
+
+    def seed_if_empty(self, library: Library, source: str) -> int:
+        """First run only: store the configured seed library as version 1 (a chained event says
+        where it came from). Later changes go through QA; returns the version in force."""
+        with self.sdb.transaction():
+            if self.current_version():
+                return self.current_version()
+            v = self._write_version(library.name, library.description, "system", f"seeded from {source}",
+                                    {label.id: _from_label(label, None) for label in library.labels})
+            self.sdb.append("events", event_row("library_seeded", "system", f"library v{v}",
+                                                {"version": v, "source": source}))
+        return v
+
+    def add_label(self, label: Label, user: Session, reason: str) -> int:
+        """Add a new label (or bring a retired one back with these fields and descriptions)."""
+        def change(old: Snapshot) -> Snapshot:
+            if label.id in old and not old[label.id].retired:
+                raise LibraryError(f"label {label.id!r} exists; add descriptions to it or retire it first")
+            return {**old, label.id: _from_label(label, old.get(label.id))}
+        return self._change(user, reason, "add_label", change)
+
+    def add_description(self, label_id: str, text: str, user: Session, reason: str) -> int:
+        """Add a description to an active label (a retired identical text is brought back)."""
+        def change(old: Snapshot) -> Snapshot:
+            stored = self._active(old, label_id)
+            texts = [(t, r) for t, r in stored.descriptions if t != text.strip()] + [(text.strip(), False)]
+            return {**old, label_id: replace(stored, descriptions=tuple(texts))}
+        return self._change(user, reason, "add_description", change)
+
+    def update_label(self, label_id: str, changes: Mapping[str, Any], user: Session, reason: str) -> int:
+        """Change an active label's name, disposition, severity or threshold; descriptions stay."""
+        unknown = sorted(set(changes) - set(LABEL_FIELDS))
+        if unknown:
+            raise LibraryError(f"cannot change {', '.join(unknown)};"
+                               f" a label's editable fields are {', '.join(LABEL_FIELDS)}")
+
+        def change(old: Snapshot) -> Snapshot:
+            return {**old, label_id: replace(self._active(old, label_id), **changes)}
+        return self._change(user, reason, "update_label", change)
+
+    def retire_label(self, label_id: str, user: Session, reason: str) -> int:
+        """Retire a label and its descriptions; it stays in the history."""
+        def change(old: Snapshot) -> Snapshot:
+            stored = self._active(old, label_id)
+            return {**old, label_id: replace(stored, retired=True,
+                                             descriptions=tuple((t, True) for t, _ in stored.descriptions))}
+        return self._change(user, reason, "retire_label", change)
+
+    def retire_description(self, label_id: str, text: str, user: Session, reason: str) -> int:
+        """Retire one description of a label (not its last: retire the label instead)."""
+        def change(old: Snapshot) -> Snapshot:
+            stored = self._active(old, label_id)
+            if text not in stored.active_descriptions:
+                raise LibraryError(f"label {label_id!r} has no active description {text!r}")
+            if len(stored.active_descriptions) == 1:
+                raise LibraryError(f"{text!r} is the last description of label {label_id!r}; retire the label instead")
+            texts = tuple((t, r or t == text) for t, r in stored.descriptions)
+            return {**old, label_id: replace(stored, descriptions=texts)}
+        return self._change(user, reason, "retire_description", change)
+
+    def export_yaml(self, path: str | Path, version: int | None = None) -> Path:
+        """Write a version (default: in force) as library YAML; never overwrites a file."""
+        path = Path(path)
+        if path.exists():
+            raise LibraryError(f"{path} exists; choose a new file name (exports never overwrite)")
+        dump_library(self.library(version), path)
+        return path
+
+    def get_cached_embeddings(self, model_id: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """{text: float32 vector} for the texts cached for this model; missing texts are absent."""
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(texts))
+        for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
+            chunk = unique[start:start + 500]
+            sql = "SELECT text, vector FROM embeddings WHERE model_id = ? AND text IN (" + ",".join("?" * len(chunk)) + ")"
+            for row in self.sdb.db.query(sql, [model_id, *chunk]):
+                found[row["text"]] = np.frombuffer(row["vector"], dtype="<f4").astype(np.float32)
+        return found
+
+    def put_embeddings(self, model_id: str, texts: Sequence[str], array: np.ndarray) -> None:
+        """Cache one row of `array` (n x d, finite) per text for this model."""
+        array = np.asarray(array)
+        if array.ndim != 2 or array.shape[0] != len(texts) or not np.isfinite(array).all():
+            raise LibraryError(f"embeddings must be a finite {len(texts)} x d array, got shape {array.shape}")
+        rows = [(model_id, text, array.shape[1], array[i].astype("<f4").tobytes()) for i, text in enumerate(texts)]
+        with self.sdb.transaction() as db:
+            for row in rows:
+                db.execute("INSERT OR REPLACE INTO embeddings (model_id, text, dim, vector) VALUES (?, ?, ?, ?)", row)
+
+    def _meta(self, version: int) -> tuple[str, str]:
+        rows = list(self.sdb.db.query("SELECT name, description FROM library_versions WHERE id = ?", [version]))
+        if not rows:
+            raise LibraryError(f"library version {version} does not exist;"
+                               " import a library with `inspector library import FILE`")
+        return rows[0]["name"], rows[0]["description"]
+
+    @staticmethod
+    def _active(old: Snapshot, label_id: str) -> StoredLabel:
+        if label_id not in old or old[label_id].retired:
+            active = ", ".join(k for k, v in old.items() if not v.retired)
+            raise LibraryError(f"there is no active label {label_id!r}; active labels: {active or 'none'}")
+        return old[label_id]
+
+    def _change(self, user: Session, reason: str, action: str, change: Callable[[Snapshot], Snapshot],
+                meta: tuple[str, str] | None = None) -> int:
+        authorize(self.sdb, user, "edit_library", f"library_{action}")
+        if not reason.strip():
+            raise LibraryError("every library change needs a reason (who, when and why are recorded)")
+        with self.sdb.transaction():
+            version = self.current_version()
+            old = {s.id: s for s in self.labels(version)}
+            old_meta = self._meta(version) if version else ("station", "")
+            new, new_meta = change(old), meta or old_meta
+            if new == old and new_meta == old_meta:
+                raise LibraryError("the change leaves the library as it is; nothing was recorded")
+            v = self._write_version(new_meta[0], new_meta[1], user.name, reason.strip(), new)
+            self.sdb.append("events", event_row("library_edit", user.name, f"library v{v}",
+                                                {"action": action, "version": v, "reason": reason.strip()}))
+        return v
+
+    def _write_version(self, name: str, description: str, user: str | None, reason: str, new: Snapshot) -> int:
+        """Append a full snapshot as a new version; inside a transaction."""
+        active = tuple(s.to_label() for s in new.values() if not s.retired)
+        Library(name=name, labels=active, description=description)  # validates before writing
+        v = self.sdb.append("library_versions", {"name": name, "description": description,
+                                                  "user": user, "reason": reason})
+        for position, s in enumerate(new.values()):
+            self.sdb.append("library_labels", {
+                "version": v, "label_id": s.id, "position": position, "name": s.name, "disposition": s.disposition,
+                "severity": s.severity, "threshold": s.threshold, "scope": json.dumps(s.scope, sort_keys=True),
+                "retired": int(s.retired)})
+            for i, (text, retired) in enumerate(s.descriptions):
+                self.sdb.append("library_descriptions", {"version": v, "label_id": s.id, "position": i,
+                                                         "text": text, "retired": int(retired)})
+        return v

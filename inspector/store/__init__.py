@@ -1,0 +1,1 @@
+"""The station database: schema, hash chain, decision log, accounts, audit queries, exports."""

@@ -1,0 +1,1 @@
+"""Accounts: sign-in and the administrator's users panel."""

@@ -1,0 +1,131 @@
+"""Sign-in, and on a new station the creation of its first (admin) account.
+
+Failures and lockouts are shown in the form itself (no dialog). Authentication goes through the
+decision log, which logs every outcome and enforces the lockout; this view only reflects it.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+
+from inspector.errors import InspectorError
+from inspector.store.users import AccountLocked, AuthenticationFailed, Session
+from ui.widgets import palette
+_ERROR = f"QLabel {{ background: {palette.TROUBLE['warning'][0]}; color: {palette.TEXT}; padding: 6px; }}"
+_INFO = f"QLabel {{ color: {palette.TEXT}; padding: 6px; }}"
+
+
+class LoginView(QWidget):
+    """A centred form: user id and password, or (first run) admin id and the password twice."""
+
+    signed_in = Signal(object)  # Session
+
+    def __init__(self, log, parent: QWidget | None = None) -> None:  # log: inspector.store.decision_log.DecisionLog
+        super().__init__(parent)
+        self.log = log
+        self.heading = QLabel()
+        self.heading.setStyleSheet("font-size: 20px; font-weight: bold;")
+        self.explain = QLabel()
+        self.explain.setWordWrap(True)
+        self.name = QLineEdit()
+        self.printed = QLineEdit()
+        self.password = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
+        self.repeat = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
+        self.button = QPushButton()
+        self.button.setDefault(True)
+        self.feedback = QLabel()
+        self.feedback.setWordWrap(True)
+        self.form = QFormLayout()
+        self.form.addRow("User id", self.name)
+        self.form.addRow("Printed name", self.printed)
+        self.form.addRow("Password", self.password)
+        self.form.addRow("Password again", self.repeat)
+        box = QFrame()
+        box.setFrameShape(QFrame.Shape.StyledPanel)
+        # A fixed width and no alignment flag: the wrapped labels then get the height they need.
+        box.setFixedWidth(480)
+        inner = QVBoxLayout(box)
+        inner.setSpacing(10)
+        for w in (self.heading, self.explain):
+            inner.addWidget(w)
+        inner.addLayout(self.form)
+        inner.addWidget(self.button)
+        inner.addWidget(self.feedback)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(box)
+        row.addStretch(1)
+        outer = QVBoxLayout(self)
+        outer.addStretch(1)
+        outer.addLayout(row)
+        outer.addStretch(2)
+        for edit in (self.name, self.printed, self.password, self.repeat):
+            edit.returnPressed.connect(self.submit)
+        self.button.clicked.connect(self.submit)
+        self.reset()
+
+    @property
+    def first_run(self) -> bool:
+        """No account exists yet: the form creates the admin."""
+        return not self.log.users.has_users()
+
+    def reset(self, message: str = "") -> None:
+        """Back to an empty form (after sign-out or idle lock), with an optional reason shown."""
+        first = self.first_run
+        self.heading.setText("Create the administrator account" if first else "Sign in")
+        self.explain.setText(
+            "This station has no accounts yet. The first account administers users; it cannot answer parts."
+            if first else "Sign in with your user id and password.\nKeyboard: Tab moves, Enter signs in.")
+        self.button.setText("Create account and sign in" if first else "Sign in")
+        for edit in (self.printed, self.repeat):
+            self.form.setRowVisible(edit, first)
+        for edit in (self.password, self.repeat, self.printed):
+            edit.clear()
+        if not first:
+            self.name.clear()
+        self.show_info(message)
+        self.name.setFocus()
+
+    def submit(self) -> Session | None:
+        """Create the admin (first run) and/or sign in; the Session, or None with the reason shown."""
+        name, password = self.name.text().strip(), self.password.text()
+        if not name or not password:
+            self.show_error("Enter your user id and password.")
+            return None
+        try:
+            if self.first_run:
+                if password != self.repeat.text():
+                    self.show_error("The two passwords differ; type them again.")
+                    self.password.clear()
+                    self.repeat.clear()
+                    self.password.setFocus()
+                    return None
+                self.log.users.create_first_admin(name, password, self.printed.text().strip())
+            session = self.log.login(name, password)
+        except AccountLocked as exc:
+            self.show_error(f"Locked: {exc}")
+            self.password.clear()
+            return None
+        except AuthenticationFailed as exc:
+            self.show_error(f"Not signed in: {exc}.")
+            self.password.clear()
+            self.password.setFocus()
+            return None
+        except InspectorError as exc:  # e.g. a user id or password the policy refuses
+            self.show_error(str(exc))
+            return None
+        self.password.clear()
+        self.repeat.clear()
+        self.signed_in.emit(session)
+        return session
+
+    def show_error(self, text: str) -> None:
+        self.feedback.setStyleSheet(_ERROR)
+        self.feedback.setText(text)
+        self.feedback.setVisible(True)
+
+    def show_info(self, text: str) -> None:
+        self.feedback.setStyleSheet(_INFO)
+        self.feedback.setText(text)
+        self.feedback.setVisible(bool(text))

@@ -1,0 +1,1 @@
+"""The auditor's views: filtered records, one inspection in full, verify and export."""

@@ -1,0 +1,200 @@
+"""One inspection as an auditor reviews it: the image (and, on request, the Grad-CAM heatmap of its
+#1 candidate, computed in a Task), the ranked list with scores, the model id, the library version,
+the proposed verdict, and who decided what and when (UTC)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QPushButton, QScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from inspector.store.audit import InspectionRecord
+from inspector.errors import InspectorError
+from inspector.frame.explain import Heatmap
+from inspector.frame.imageio import read_image_file
+from ui.widgets.workers import Task
+
+# The heatmap of a logged inspection: (record, candidate rank) -> Heatmap, run off the GUI thread.
+ExplainFn = Callable[[InspectionRecord, int], Heatmap]
+_RUNNING: set[Task] = set()
+
+_IMAGE_BOX = 260  # px: large enough to see the part, small enough to leave room for the facts
+_RANK_COLUMNS = ("#", "Label", "Best description", "Score", "Probability", "Disposition")
+
+
+def to_pixmap(rgb: np.ndarray) -> QPixmap:
+    """An RGB uint8 HxWx3 array as a QPixmap (copied: the array may go away)."""
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    return QPixmap.fromImage(QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
+
+
+def _value() -> QLabel:
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+def _hash_field() -> QLineEdit:
+    field = QLineEdit()
+    field.setReadOnly(True)
+    return field
+
+
+class InspectionDetail(QScrollArea):
+    """Read-only detail of one InspectionRecord; empty until set_record()."""
+
+    def __init__(self, explain: ExplainFn | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._explain = explain
+        self._task: Task | None = None
+        self._task_record: InspectionRecord | None = None
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the pane fits its width
+        body = QWidget()
+        self.title = QLabel("Select an inspection or a decision to see it in full.")
+        self.title.setStyleSheet("font-weight: bold; font-size: 14px;")
+        self.title.setWordWrap(True)
+        self.image = QLabel()
+        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image.setMinimumHeight(120)
+        self.heatmap = QLabel()  # the #1 candidate's heatmap over the stored image, when asked for
+        self.heatmap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.heatmap.setVisible(False)
+        self.heatmap_button = QPushButton("Show heatmap of #1")
+        self.heatmap_button.setToolTip("Grad-CAM of the top candidate, with the model and library version"
+                                       " that ranked this inspection")
+        self.heatmap_button.setEnabled(False)
+        self.heatmap_button.setVisible(explain is not None)
+        self.heatmap_button.clicked.connect(self.show_heatmap)
+        self.heatmap_note = _value()
+        self.fields: dict[str, QLabel | QLineEdit] = {}
+        facts = QFormLayout()
+        for key in ("Recorded (UTC)", "Captured (UTC)", "Recorded by", "Source", "Image size", "Model id",
+                    "Library version", "Proposed verdict"):
+            # A 64-digit hash cannot wrap: a read-only line shows all of it when scrolled, and copies exactly.
+            self.fields[key] = _hash_field() if key == "Model id" else _value()
+            facts.addRow(f"{key}:", self.fields[key])
+        self.ranking = QTableWidget(0, len(_RANK_COLUMNS))
+        self.ranking.setHorizontalHeaderLabels(_RANK_COLUMNS)
+        self.ranking.verticalHeader().setVisible(False)
+        self.ranking.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.ranking.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.ranking.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.ranking.setWordWrap(False)
+        self.decisions = _value()  # who decided what and when: a few lines, selectable for a report
+        self.decisions.setStyleSheet("QLabel { background: white; border: 1px solid #c8c8c8; padding: 4px; }")
+        layout = QVBoxLayout(body)
+        layout.addWidget(self.title)
+        images = QHBoxLayout()
+        images.addWidget(self.image)
+        images.addWidget(self.heatmap)
+        layout.addLayout(images)
+        heat_row = QHBoxLayout()
+        heat_row.addWidget(self.heatmap_button)
+        heat_row.addWidget(self.heatmap_note, 1)
+        layout.addLayout(heat_row)
+        layout.addLayout(facts)
+        layout.addWidget(QLabel("Decisions (answers and corrections), oldest first:"))
+        layout.addWidget(self.decisions)
+        layout.addWidget(QLabel("Ranked list as the operator saw it:"))
+        layout.addWidget(self.ranking)
+        layout.addStretch(1)
+        self.setWidget(body)
+        self.record: InspectionRecord | None = None
+
+    def set_record(self, record: InspectionRecord) -> None:
+        """Show one inspection."""
+        self.record = record
+        self.title.setText(f"Inspection {record.id}")
+        self._show_image(record)
+        self.heatmap.clear()
+        self.heatmap.setVisible(False)
+        self.heatmap_note.setText("")
+        self.heatmap_button.setEnabled(self._task is None and record.image_path is not None
+                                       and bool(record.candidates))
+        verdict = record.disposition + (" (needs review)" if record.needs_review else "")
+        verdict += (" (none of the listed)" if record.open_set else "") + f": {record.verdict_reason}"
+        values = {"Recorded (UTC)": record.recorded_at, "Captured (UTC)": record.captured_at,
+                  "Recorded by": record.recorded_by,
+                  "Source": record.source_id + (f" ({record.origin})" if record.origin else ""),
+                  "Image size": f"{record.width} x {record.height}", "Model id": record.model_id,
+                  "Library version": f"v{record.library_version}", "Proposed verdict": verdict}
+        for key, text in values.items():
+            self.fields[key].setText(text)
+        self.fields["Model id"].setCursorPosition(0)  # show the start of the hash, as tables abbreviate it
+        self.ranking.setRowCount(len(record.candidates))
+        for r, c in enumerate(record.candidates):
+            for col, text in enumerate((str(c.rank), c.label_name, c.description,
+                                        f"{c.score:.3f}", f"{c.probability:.3f}", c.disposition)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(f"{c.label_name} [{c.label_id}]: {c.description}")
+                self.ranking.setItem(r, col, item)
+        rows = min(len(record.candidates), 10)  # the whole list in view for a typical library
+        self.ranking.setFixedHeight(self.ranking.horizontalHeader().height() + 4 +
+                                    sum(self.ranking.rowHeight(r) for r in range(rows)))
+        lines = [record.describe_decision(row) for row in record.decisions]
+        self.decisions.setText("\n".join(lines) or "No decision was recorded for this inspection.")
+
+    def _show_image(self, record: InspectionRecord) -> None:
+        if record.image_path is None:
+            self.image.setPixmap(QPixmap())
+            self.image.setText("No image was stored with this inspection.")
+            return
+        try:
+            pixmap = to_pixmap(read_image_file(record.image_path))
+        except InspectorError as exc:  # a missing or damaged file is itself an audit finding: say so
+            self.image.setPixmap(QPixmap())
+            self.image.setText(f"The stored image cannot be shown: {exc}")
+            return
+        self.image.setPixmap(pixmap.scaled(_IMAGE_BOX, _IMAGE_BOX, Qt.AspectRatioMode.KeepAspectRatio,
+                                           Qt.TransformationMode.SmoothTransformation))
+
+    def show_heatmap(self) -> None:
+        """Compute the #1 candidate's heatmap of the record shown, in a Task; the answer is shown
+        only if that record is still the one on screen."""
+        if self._explain is None or self.record is None or self._task is not None:
+            return
+        record, explain = self.record, self._explain
+        self.heatmap_button.setEnabled(False)
+        self.heatmap_note.setText("Computing the heatmap…")
+        task = Task(lambda _progress, _cancelled: (record, explain(record, 1)))
+        # Bound methods, not lambdas: Qt drops the connection if this widget is deleted first.
+        task.finished.connect(self._heatmap_ready)
+        task.failed.connect(self._heatmap_failed)
+        task.done.connect(self._task_done)
+        # A QThread must outlive its run even if this view is closed meanwhile; released from the
+        # event loop, not inside the task's own signal.
+        _RUNNING.add(task)
+        task.done.connect(lambda: QTimer.singleShot(0, lambda: _RUNNING.discard(task)))
+        self._task, self._task_record = task, record
+        task.start()
+
+    def busy(self) -> bool:
+        return self._task is not None
+
+    def _heatmap_ready(self, answer: tuple[InspectionRecord, Heatmap]) -> None:
+        record, heat = answer
+        if record is not self.record:
+            return  # the auditor moved on; this map belongs to another inspection
+        self.heatmap.setPixmap(to_pixmap(heat.overlay).scaled(
+            _IMAGE_BOX, _IMAGE_BOX, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+        self.heatmap.setVisible(True)
+        x0, y0, x1, y1 = heat.bbox
+        self.heatmap_note.setText(f"Heatmap of #1 {heat.label_id}: hottest region x {x0}–{x1}, y {y0}–{y1}"
+                                  f" (layer {heat.layer}).")
+
+    def _heatmap_failed(self, message: str) -> None:
+        if self._task_record is self.record:
+            self.heatmap_note.setText(f"No heatmap: {message}")
+
+    def _task_done(self) -> None:
+        self._task = None
+        if self.record is not None:
+            self.heatmap_button.setEnabled(self.record.image_path is not None and bool(self.record.candidates))

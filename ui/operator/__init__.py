@@ -1,0 +1,1 @@
+"""The operator's screen and what feeds it: candidates, evidence, verdict, capture worker."""

@@ -1,0 +1,1 @@
+"""The QA engineer's views: library editor, impact preview, agreement, fine-tuning."""

@@ -1,0 +1,56 @@
+"""The QA engineer's view: library editor, impact preview, agreement figures, fine-tuning.
+
+A composition only: the editor's draft feeds the impact preview, and a published version
+refreshes the agreement figures' label names. Every action goes through inspector/.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
+
+from ui.qa.agreement_view import AgreementView
+from ui.context import AppContext
+from ui.qa.finetune_panel import FinetunePanel
+from ui.qa.impact_view import ImpactView
+from ui.qa.library_editor import LibraryEditor
+
+
+class QAView(QWidget):
+    """Tabs: Library, Impact preview, Agreement, Fine-tuning."""
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.editor = LibraryEditor(context)
+        self.impact = ImpactView(context)
+        self.agreement = AgreementView(context)
+        self.finetune = FinetunePanel(context)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.editor, "Library")
+        self.tabs.addTab(self.impact, "Impact preview")
+        self.tabs.addTab(self.agreement, "Agreement")
+        self.tabs.addTab(self.finetune, "Fine-tuning")
+        layout = QVBoxLayout(self)
+        if not context.can("edit_library"):
+            role = context.user.role if context.user is not None else "signed out"
+            note = QLabel(f"Read-only: your role ({role}) may view the library and the figures but not change them.")
+            note.setWordWrap(True)
+            layout.addWidget(note)
+        layout.addWidget(self.tabs)
+        self.editor.draft_changed.connect(self.impact.set_draft)
+        self.editor.preview_requested.connect(self.preview)
+        self.editor.published.connect(lambda _version: self.agreement.refresh())
+        self.tabs.currentChanged.connect(self._tab_changed)
+
+    def shutdown(self) -> None:
+        """The view goes away (sign-out): a fine-tuning run is asked to stop."""
+        self.finetune.shutdown()
+
+    def preview(self) -> bool:
+        """Show the impact tab and preview the editor's draft there."""
+        self.tabs.setCurrentWidget(self.impact)
+        return self.impact.start()
+
+    def _tab_changed(self, _index: int) -> None:
+        if self.tabs.currentWidget() is self.agreement:
+            self.agreement.refresh()  # decisions keep arriving while QA works on the library

@@ -1,0 +1,1 @@
+"""Small Qt pieces shared by several views: palette, banners, tables, frame panel, workers."""
