@@ -71,7 +71,7 @@ def _open_station(path: Path, anchor_every: int = 1) -> tuple[Any, dict[str, Any
     for name, role in (("op", "operator"), ("aud", "auditor")):
         log.users.add_user(name, role, PASSWORD, users["admin"])
         users[name] = log.login(name, PASSWORD)
-    version = log.library.seed_if_empty(library, "reference_library/generic_surfaces.yaml")
+    version = log.library.seed_if_empty(library, "inspector/library/seeds/generic_surfaces.yaml")
     return log, users, version, library
 
 

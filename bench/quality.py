@@ -9,7 +9,7 @@ For every (variant, seed): train inspector-default on the generated typed-defect
  1. held-out typed defects: held-out seed textures, held-out paraphrases as label descriptions:
     top-1, top-3, MRR, per-label recall;
  2. textiles (conformal-clip-data, MIT): fine-tune that model on k = 10 and 50 images per class
-    (ok/local/global, captions from reference_library/textiles.yaml), test on the rest: accuracy;
+    (ok/local/global, captions from inspector/library/seeds/textiles.yaml), test on the rest: accuracy;
  3. ELPV (elpv-dataset, CC BY-NC-SA 4.0, benchmark only): fine-tune on a stratified 75 % split with
     operator labels (functional p = 0 -> "ok", defective p >= 0.5 -> "defective"; p = 1/3 cells are
     left out of training as an operator would not confirm them either way), test on the other 25 %:

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-LIBRARY = ROOT / "reference_library" / "generic_surfaces.yaml"
+LIBRARY = ROOT / "inspector" / "library" / "seeds" / "generic_surfaces.yaml"
 PASSWORDS = {"admin": "Admin-pass-1234", "op": "Oper-pass-12345", "gui": "Gui-oper-pass-1"}
 WATCH_MODEL = "inspector-tiny"
 

