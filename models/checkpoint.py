@@ -136,7 +136,7 @@ def save_checkpoint(bundle: ModelBundle, path: str | Path, *, metadata: dict | N
     header: dict[str, str] = {}
     frozen = None
     if trainable_only:
-        from models.factory import list_architectures  # lazy: factory imports this module
+        from models.architectures import list_architectures  # lazy: it imports open_clip
 
         if base not in list_architectures():
             raise CheckpointError(
@@ -150,7 +150,7 @@ def save_checkpoint(bundle: ModelBundle, path: str | Path, *, metadata: dict | N
         state = {k: state[k] for k in keys}
     data = serialize_state(state, header)
     model_id = hashlib.sha256(data).hexdigest()
-    from models.factory import tower_sources  # lazy: factory imports this module
+    from models.architectures import tower_sources  # lazy: it imports open_clip
 
     sidecar = {
         "format": FORMAT,

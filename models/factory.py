@@ -1,15 +1,12 @@
 """Build models from open_clip-format JSON configs and load self-describing checkpoints.
 
-Our configs (models/configs/*.json) are read here rather than registered with open_clip, because
-they carry three keys open_clip's constructor would reject: ``preprocess_cfg`` (mean/std/...),
-``tower_weights`` (which package weights go into which module) and ``init_seed``. The remaining
-open_clip part is instantiated with open_clip's own classes, transforms and tokenizers.
+The configs come from the architecture registry (models/architectures.py); the open_clip part of a
+config is instantiated here with open_clip's own classes, transforms and tokenizers.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,15 +19,14 @@ from open_clip.tokenizer import HFTokenizer, SimpleTokenizer
 from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
 
 from models import checkpoint, towers
+from models.architectures import arch_config, list_architectures
 from models.device import inference_dtype, select_device
 from models.errors import CheckpointError, ModelError
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Shipped, trained models (trainable-only checkpoints in models/weights/, see models/MODEL_CARD.md):
 # name -> checkpoint stem. "default" is the station's default model.
 SHIPPED_MODELS = {"inspector-default-v1": "inspector-default-v1", "default": "inspector-default-v1"}
-_EXTRA_KEYS = ("preprocess_cfg", "tower_weights", "init_seed")
 
 
 @dataclass
@@ -47,37 +43,6 @@ class ModelBundle:
     model_id: str
     device: torch.device
     precision: str | None = None  # None: the device default (see models.device.inference_dtype)
-
-
-def _our_configs() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.json"))}
-
-
-def list_architectures() -> list[str]:
-    """Names create_model accepts: this project's configs first, then open_clip's built-ins."""
-    ours = list(_our_configs())
-    return ours + [name for name in open_clip.list_models() if name not in ours]
-
-
-def _arch_config(arch: str) -> tuple[dict, dict]:
-    """Return (open_clip model_cfg, extras) for an architecture name."""
-    path = _our_configs().get(arch)
-    if path is not None:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    else:
-        cfg = open_clip.get_model_config(arch)
-        if cfg is None:
-            raise ModelError(f"unknown architecture {arch!r}: choose one of {list_architectures()}")
-    extras = {k: cfg.pop(k) for k in _EXTRA_KEYS if k in cfg}
-    return cfg, extras
-
-
-def tower_sources(arch: str) -> list[dict]:
-    """Pretrained-weight sources (package, licence, origin) an architecture builds from; [] if none."""
-    if arch not in _our_configs():
-        return []
-    keys = ("module", "source", "sha256", "licence", "origin")
-    return [{k: s[k] for k in keys if k in s} for s in _arch_config(arch)[1].get("tower_weights", [])]
 
 
 def _instantiate(model_cfg: dict, seed: int, load_hf_weights: bool) -> torch.nn.Module:
@@ -142,7 +107,7 @@ def _finish(model: torch.nn.Module, arch: str, model_cfg: dict, preprocess_cfg: 
 
 
 def _build_named(arch: str, load_towers: bool) -> tuple[torch.nn.Module, dict, dict]:
-    model_cfg, extras = _arch_config(arch)
+    model_cfg, extras = arch_config(arch)
     model = _instantiate(model_cfg, extras.get("init_seed", 0), load_hf_weights=load_towers)
     if load_towers:
         for spec in extras.get("tower_weights", []):
@@ -198,7 +163,7 @@ def create_model(arch: str = "inspector-default", *, pretrained: str | None = No
         model, model_cfg, pp_cfg = _build_named(arch, load_towers=False)
         _load_pretrained_file(model, pretrained)
     else:
-        model_cfg, _ = _arch_config(arch)
+        model_cfg, _ = arch_config(arch)
         model = _build_from_tag(arch, pretrained)
         pp_cfg = dict(model.visual.preprocess_cfg)  # open_clip merged the tag's mean/std into it
     return _finish(model, arch, model_cfg, pp_cfg, {}, None, dev, precision)

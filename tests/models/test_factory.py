@@ -12,7 +12,8 @@ from safetensors.torch import save_file
 
 from models.device import inference_dtype, select_device
 from models.errors import CheckpointError, ModelError
-from models.factory import create_model, list_architectures
+from models.architectures import list_architectures
+from models.factory import create_model
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
