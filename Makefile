@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test lint bench bench-quality bench-reliability bench-learning bench-loss bench-startup bench-db bench-gradcam bench-latency train-default setup clean-venv screenshots
+.PHONY: run test test-fast lint bench bench-quality bench-reliability bench-learning bench-loss bench-startup bench-db bench-gradcam bench-latency train-default setup clean-venv screenshots
 
 setup: $(STAMP)
 
@@ -28,9 +28,19 @@ run: $(STAMP)
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m ui.screenshots docs/screenshots
 
-test: $(STAMP)
+# Layer contracts, lint and format first (seconds), then every test.
+lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# The inner loop: no test that starts another process, trains, or builds the real default model
+# (markers `subprocess`, `training`, `slow`).
+test-fast: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow and not subprocess and not training"
 
 # Issue 7, performance: per-frame latency, Grad-CAM cost, RANKCLIP vs CLIP step and loss cost, the
 # decision log (commits/s, export, 1M-row verify), start-up; one after another, each writing

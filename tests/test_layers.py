@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.subprocess  # each check imports the packages in a fresh interpreter
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -52,6 +54,6 @@ def test_rule_checker_sees_a_violation(tmp_path: Path) -> None:
     """The check above can fail: a module importing Qt shows up in the loaded set."""
     (tmp_path / "badpkg").mkdir()
     (tmp_path / "badpkg" / "__init__.py").write_text("import PySide6\n")
-    code = "import sys; sys.path.insert(0, %r); import badpkg; print('PySide6' in sys.modules)" % str(tmp_path)
+    code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import badpkg; print('PySide6' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "True"

@@ -47,13 +47,10 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def log_and_middle(tmp_path_factory: pytest.TempPathFactory):
+def log_and_middle(tmp_path_factory: pytest.TempPathFactory, add_accounts):
     path: Path = tmp_path_factory.mktemp("agreement") / "s.db"
     log = DecisionLog.open(path)
-    log.users.create_first_admin("admin", "admin-pass-1")
-    admin = log.login("admin", "admin-pass-1")
-    log.users.add_user("qa1", "qa", "qa-pass-123", admin)
-    log.users.add_user("op1", "operator", "op-pass-123", admin)
+    add_accounts(log, {"qa1": "qa", "op1": "operator"}, passwords={"qa1": "qa-pass-123", "op1": "op-pass-123"})
     qa, op = log.login("qa1", "qa-pass-123"), log.login("op1", "op-pass-123")
     log.library.import_library(LIBRARY, qa, "seed")
     middle = None

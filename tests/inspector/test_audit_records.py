@@ -31,12 +31,10 @@ def _result(top: str, seq: int) -> InspectionResult:
 
 
 @pytest.fixture()
-def log_users(tmp_path: Path):
+def log_users(tmp_path: Path, add_accounts):
     with DecisionLog.open(tmp_path / "s.db") as log:
-        log.users.create_first_admin("admin", "admin-pass-1")
-        admin = log.login("admin", "admin-pass-1")
-        for name, role in (("qa1", "qa"), ("op1", "operator"), ("op2", "operator"), ("aud1", "auditor")):
-            log.users.add_user(name, role, f"{name}-pass-123", admin)
+        add_accounts(log, {"qa1": "qa", "op1": "operator", "op2": "operator", "aud1": "auditor"},
+                     passwords="{name}-pass-123")
         users = {n: log.login(n, f"{n}-pass-123") for n in ("qa1", "op1", "op2", "aud1")}
         log.library.import_library(LIBRARY, users["qa1"], "seed")
         for seq, (top, who) in enumerate([("scratch", "op1"), ("ok", "op2"), ("scratch", "op2")], start=1):

@@ -116,12 +116,13 @@ def test_read_returns_none_promptly_when_nothing_arrives(case: Case) -> None:
     with case.make() as source:
         for _ in range(case.n_frames):
             assert source.read(3.0) is not None
+        # Bounds far below the 3 s a read that ignored its timeout would take, generous for a loaded CI.
         start = time.perf_counter()
         assert source.read(0.2) is None
-        assert time.perf_counter() - start < 0.2 + 0.3
+        assert time.perf_counter() - start < 0.2 + 1.5
         start = time.perf_counter()
         assert source.read(0.0) is None
-        assert time.perf_counter() - start < 0.2
+        assert time.perf_counter() - start < 1.0
 
 
 def test_close_is_idempotent_and_reads_after_close_raise(case: Case) -> None:

@@ -35,13 +35,11 @@ def _result(version: int, i: int) -> InspectionResult:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def template(tmp_path_factory: pytest.TempPathFactory, add_accounts) -> Path:
     """A station with 6 inspections and decisions; each test tampers with its own copy."""
     path = tmp_path_factory.mktemp("chain") / "s.db"
     with DecisionLog.open(path) as log:
-        log.users.create_first_admin("admin", "admin-pass-1")
-        admin = log.login("admin", "admin-pass-1")
-        log.users.add_user("qa1", "qa", "qa-pass-123", admin)
+        add_accounts(log, {"qa1": "qa"}, passwords={"qa1": "qa-pass-123"})
         qa = log.login("qa1", "qa-pass-123")
         version = log.library.import_library(LIBRARY, qa, "seed")
         for i in range(6):

@@ -271,6 +271,7 @@ def _writer(db: Path, seed: int, count: int) -> subprocess.Popen:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.subprocess
 def test_committed_inspections_survive_sigkill(tmp_path: Path) -> None:
     db = tmp_path / "crash.db"
     make_station(db)[0].close()
@@ -299,6 +300,7 @@ def test_committed_inspections_survive_sigkill(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.subprocess
 def test_two_processes_writing_do_not_fork_the_chain(tmp_path: Path) -> None:
     db = tmp_path / "busy.db"
     make_station(db)[0].close()
@@ -329,6 +331,7 @@ decision_log.store_image(decision_log.Path(sys.argv[1]), np.full((4, 4, 3), 7, n
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.subprocess
 def test_temp_images_of_killed_writers_are_removed_and_live_ones_kept(station) -> None:
     log, _, _ = station
     root, db = log.sdb.image_root, log.sdb.path

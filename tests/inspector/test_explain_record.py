@@ -34,12 +34,10 @@ def _part(seed: int) -> np.ndarray:
 
 
 @pytest.fixture()
-def logged(tmp_path: Path):
+def logged(tmp_path: Path, add_accounts):
     station = Station.open(_config(tmp_path))
     log = station.log
-    log.users.create_first_admin("admin", "admin-pass-1")
-    admin = log.login("admin", "admin-pass-1")
-    log.users.add_user("qa1", "qa", "qa1-pass-1", admin)
+    add_accounts(log, {"qa1": "qa"})
     qa = log.login("qa1", "qa1-pass-1")
     rgb = _part(1)
     result = station.record(station.inspect(Frame(rgb, datetime.now(timezone.utc), "cam", 1)), qa)

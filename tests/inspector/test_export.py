@@ -37,12 +37,9 @@ def _result(version: int, seed: int, source: str = "cam", origin: str = "") -> I
 
 
 @pytest.fixture()
-def station(tmp_path: Path):
+def station(tmp_path: Path, add_accounts):
     log = DecisionLog.open(tmp_path / "db" / "s.db")
-    log.users.create_first_admin("admin", "admin-pass-1")
-    admin = log.login("admin", "admin-pass-1")
-    for name, role in (("qa1", "qa"), ("op1", "operator")):
-        log.users.add_user(name, role, f"{name}-password", admin)
+    add_accounts(log, {"qa1": "qa", "op1": "operator"}, passwords="{name}-password")
     users = {"qa": log.login("qa1", "qa1-password"), "op": log.login("op1", "op1-password")}
     version = log.library.import_library(LIBRARY, users["qa"], "seed")
     for i, text in enumerate(FORMULAS):

@@ -170,13 +170,10 @@ def _record(log: DecisionLog, user, version: int, seed: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def real_log(tmp_path_factory: pytest.TempPathFactory):
+def real_log(tmp_path_factory: pytest.TempPathFactory, add_accounts):
     root = tmp_path_factory.mktemp("pairs")
     log = DecisionLog.open(root / "station" / "s.db")
-    log.users.create_first_admin("admin", "admin-pass-1")
-    admin = log.login("admin", "admin-pass-1")
-    log.users.add_user("qa1", "qa", "qa1-password", admin)
-    log.users.add_user("op1", "operator", "op1-password", admin)
+    add_accounts(log, {"qa1": "qa", "op1": "operator"}, passwords="{name}-password")
     qa, op = log.login("qa1", "qa1-password"), log.login("op1", "op1-password")
     v1 = log.library.import_library(LIBRARY, qa, "seed")
     first = [_record(log, op, v1, s) for s in range(3)]

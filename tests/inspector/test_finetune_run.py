@@ -24,6 +24,8 @@ from inspector.library.labels import library_from_dict
 from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 from inspector.learning.registry import ModelRegistry, PromotionRefused, promotion_problems
 
+pytestmark = pytest.mark.training  # the station fine-tunes the tiny model
+
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw"}
 COLOURS = {"ok": (200, 200, 200), "scratch": (200, 40, 40), "dent": (40, 60, 200)}
@@ -57,15 +59,12 @@ def _record(log: DecisionLog, op, version: int, rgb: np.ndarray, order: tuple[st
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def template(tmp_path_factory: pytest.TempPathFactory, add_accounts) -> Path:
     """A station whose operator confirmed or picked PER_LABEL coloured parts per label, rejected two
     images and typed one new description. The model's rankings rotate, so two thirds are picks."""
     path = tmp_path_factory.mktemp("finetune") / "station.db"
     with DecisionLog.open(path) as log:
-        log.users.create_first_admin("admin", PASSWORDS["admin"])
-        admin = log.login("admin", PASSWORDS["admin"])
-        log.users.add_user("op", "operator", PASSWORDS["op"], admin)
-        log.users.add_user("qa", "qa", PASSWORDS["qa"], admin)
+        add_accounts(log, {"op": "operator", "qa": "qa"}, passwords=PASSWORDS)
         op, qa = log.login("op", PASSWORDS["op"]), log.login("qa", PASSWORDS["qa"])
         version = log.library.import_library(LIBRARY, qa, "seed")
         rng = np.random.default_rng(0)
@@ -179,6 +178,7 @@ def test_cli_dry_run_lists_proposals_and_the_time_cap_still_yields_a_candidate(s
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.subprocess
 def test_torchrun_job_trains_one_model_from_an_export_on_two_processes(station, tmp_path: Path) -> None:
     log, qa = station
     bundle = tmp_path / "line-1"

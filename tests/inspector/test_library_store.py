@@ -17,12 +17,9 @@ SEED = seed_library_dir() / "generic_surfaces.yaml"
 
 
 @pytest.fixture()
-def station(tmp_path: Path):
+def station(tmp_path: Path, add_accounts):
     log = DecisionLog.open(tmp_path / "s.db")
-    log.users.create_first_admin("admin", "admin-pass-1")
-    admin = log.login("admin", "admin-pass-1")
-    log.users.add_user("qa1", "qa", "qa1-password", admin)
-    log.users.add_user("op1", "operator", "op1-password", admin)
+    add_accounts(log, {"qa1": "qa", "op1": "operator"}, passwords="{name}-password")
     yield log, log.login("qa1", "qa1-password"), log.login("op1", "op1-password"), tmp_path
     log.close()
 

@@ -27,14 +27,11 @@ def _scorer() -> HashScorer:
 
 
 @pytest.fixture()
-def station(tmp_path: Path):
+def station(tmp_path: Path, add_accounts):
     config = StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
                            database=DatabaseConfig(str(tmp_path / "s.db")))
     with Station.open(config, scorer=_scorer()) as st:
-        st.log.users.create_first_admin("admin", "admin-pass-1")
-        admin = st.log.login("admin", "admin-pass-1")
-        for name, role in (("op1", "operator"), ("aud1", "auditor")):
-            st.log.users.add_user(name, role, f"{name}-pass-1", admin)
+        add_accounts(st.log, {"op1": "operator", "aud1": "auditor"})
         yield st, {n: st.log.login(n, f"{n}-pass-1") for n in ("op1", "aud1")}
 
 

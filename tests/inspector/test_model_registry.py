@@ -38,13 +38,10 @@ def figures(baseline: str, confirm: tuple[float, float], typed: tuple[float, flo
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Session]]:
+def template(tmp_path_factory: pytest.TempPathFactory, add_accounts) -> tuple[Path, dict[str, Session]]:
     path = tmp_path_factory.mktemp("registry") / "station.db"
     log = DecisionLog.open(path)
-    log.users.create_first_admin("admin", PASSWORDS["admin"])
-    admin = log.login("admin", PASSWORDS["admin"])
-    for name, role in ROLES.items():
-        log.users.add_user(name, role, PASSWORDS[name], admin)
+    add_accounts(log, ROLES, passwords=PASSWORDS)
     users = {name: log.login(name, PASSWORDS[name]) for name in ROLES}
     log.close()
     return path, users

@@ -110,7 +110,7 @@ def test_huge_declared_sizes_in_every_format_are_refused_before_decoding(name: s
     start = time.perf_counter()
     with pytest.raises(ImageDecodeError) as info:
         decode_image(data, name)
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 3.0  # milliseconds alone; generous for a loaded machine
     assert name in str(info.value) and ("Mpx" in str(info.value) or "decompression bomb" in str(info.value))
 
 

@@ -199,6 +199,7 @@ def test_watch_on_a_full_disk_says_so_acknowledges_nothing_and_resumes(tmp_path:
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.subprocess
 def test_watch_through_write_errors_reports_them_and_stores_the_next_frame(tmp_path: Path) -> None:
     db, line = tmp_path / "station.db", tmp_path / "line"
     line.mkdir()
@@ -312,6 +313,7 @@ def _read_only_view(folder: Path, view: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(view)], check=False)
 
 
+@pytest.mark.subprocess
 def test_a_read_only_database_is_a_plain_error_and_stays_intact(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

@@ -78,12 +78,10 @@ def _scores(station: Station) -> list[tuple[str, float]]:
 
 
 @pytest.fixture()
-def station(tmp_path: Path):
+def station(tmp_path: Path, add_accounts):
     """A station on the configured tiny model, with an admin and a QA engineer."""
     st = Station.open(_config(tmp_path))
-    st.log.users.create_first_admin("admin", "admin-secret-1")
-    admin = st.log.login("admin", "admin-secret-1")
-    st.log.users.add_user("qa", "qa", QA_PASSWORD, admin)
+    add_accounts(st.log, {"qa": "qa"}, passwords={"admin": "admin-secret-1", "qa": QA_PASSWORD})
     yield st, st.log.login("qa", QA_PASSWORD)
     st.close()
 

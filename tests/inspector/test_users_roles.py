@@ -32,14 +32,10 @@ def _result(version: int) -> InspectionResult:
 
 
 @pytest.fixture(scope="module")
-def station(tmp_path_factory: pytest.TempPathFactory):
+def station(tmp_path_factory: pytest.TempPathFactory, add_accounts):
     root = tmp_path_factory.mktemp("roles")
     log = DecisionLog.open(root / "s.db")
-    log.users.create_first_admin("admin", PW["admin"])
-    users = {"admin": log.login("admin", PW["admin"])}
-    for name, role in (("op", "operator"), ("qa", "qa"), ("aud", "auditor")):
-        log.users.add_user(name, role, PW[name], users["admin"])
-        users[name] = log.login(name, PW[name])
+    users = add_accounts(log, {"op": "operator", "qa": "qa", "aud": "auditor"}, passwords=PW, sign_in=True)
     version = log.library.import_library(LIBRARY, users["qa"], "seed")
     yield log, users, version, root
     log.close()

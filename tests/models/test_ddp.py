@@ -90,6 +90,8 @@ def _loss_worker(rank, port, out_dir):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.subprocess
+@pytest.mark.training
 def test_gathered_loss_and_gradients_match_single_process(tmp_path):
     mp.spawn(_loss_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     single = _loss_and_grads(slice(None), 1, 0)
@@ -166,6 +168,8 @@ def _fit_worker(rank, port, out_dir):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.subprocess
+@pytest.mark.training
 def test_two_process_fit_keeps_ranks_identical(tmp_path):
     from models.factory import create_model
     from models.train import fit

@@ -32,6 +32,7 @@ def _embeddings(bundle, images, texts):
     return scorer.embed_images(images), scorer.embed_texts(texts)
 
 
+@pytest.mark.training
 def test_tiny_recipe_end_to_end(tmp_path):
     recipe = get_recipe("tiny", steps=30)
     log = tmp_path / "log.jsonl"
@@ -65,6 +66,7 @@ def test_tiny_recipe_end_to_end(tmp_path):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.training
 def test_cli_trains_a_recipe(tmp_path, capsys):
     from inspector.cli import main
 
@@ -114,6 +116,7 @@ def test_shipped_model_ranks_heldout_defects_well_above_chance():
     assert result["mrr"] > 0.7, result
 
 
+@pytest.mark.training
 def test_a_fine_tune_of_a_partial_checkpoint_keeps_what_the_parent_trained(tmp_path):
     """Saving trainable-only after fine-tuning the projections of a shipped-style partial model must also
     store the blocks the parent had trained, or the child would load on top of untrained blocks."""

@@ -15,6 +15,8 @@ from PIL import Image
 from models.factory import create_model
 from models.train import TrainConfig, TrainError, fit, lr_at
 
+pytestmark = pytest.mark.training  # the training loop (fit) and its pieces
+
 COLOURS = {"red": (230, 20, 20), "green": (20, 220, 20), "blue": (20, 20, 230), "yellow": (230, 230, 20)}
 
 

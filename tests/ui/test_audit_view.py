@@ -38,16 +38,13 @@ def _config(root: Path) -> StationConfig:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory):
+def template(tmp_path_factory: pytest.TempPathFactory, add_accounts):
     """Two operators' inspections (scratch, crack, ok) with answers, built once; tests use copies."""
     root = tmp_path_factory.mktemp("audit_view")
     with Station.open(_config(root), scorer=_scorer()) as st:
         log = st.log
-        log.users.create_first_admin("admin", "admin-pass-1")
-        users = {"admin": log.login("admin", "admin-pass-1")}
-        for name, role in (("qa1", "qa"), ("op1", "operator"), ("op2", "operator"), ("aud1", "auditor")):
-            log.users.add_user(name, role, f"{name}-pass-1", users["admin"], printed_name=name.upper())
-            users[name] = log.login(name, f"{name}-pass-1")
+        users = add_accounts(log, {"qa1": "qa", "op1": "operator", "op2": "operator", "aud1": "auditor"},
+                             printed_name=str.upper, sign_in=True)
         for seq, (red, who) in enumerate([(10, "op1"), (20, "op2"), (30, "op2")], start=1):
             rgb = np.zeros((6, 8, 3), np.uint8)
             rgb[..., 0] = red

@@ -51,16 +51,13 @@ def _config(root: Path) -> StationConfig:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def template(tmp_path_factory: pytest.TempPathFactory, add_accounts) -> Path:
     """A station on the tiny model whose operator answered 16 coloured parts per label with the truth."""
     root = tmp_path_factory.mktemp("finetune_panel")
     (root / "lib.yaml").write_text(yaml.safe_dump(LIBRARY))
     with Station.open(_config(root)) as st:
         log = st.log
-        log.users.create_first_admin("admin", PASSWORDS["admin"])
-        admin = log.login("admin", PASSWORDS["admin"])
-        log.users.add_user("op", "operator", PASSWORDS["op"], admin)
-        log.users.add_user("qa", "qa", PASSWORDS["qa"], admin)
+        add_accounts(log, {"op": "operator", "qa": "qa"}, passwords=PASSWORDS)
         op = log.login("op", PASSWORDS["op"])
         rng = np.random.default_rng(0)
         for k in range(48):
@@ -120,6 +117,7 @@ def _candidate(st: Station, qa, tmp_path: Path, worse: bool = False) -> str:
     return new_id
 
 
+@pytest.mark.training
 def test_a_run_shows_progress_and_finishes_with_a_candidate_and_its_figures(qtbot, station) -> None:
     st, users = station
     panel = _panel(qtbot, st, users["qa"])
@@ -143,6 +141,7 @@ def test_a_run_shows_progress_and_finishes_with_a_candidate_and_its_figures(qtbo
     assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
 
 
+@pytest.mark.training
 def test_a_run_can_be_cancelled_and_registers_nothing(qtbot, station) -> None:
     st, users = station
     panel = _panel(qtbot, st, users["qa"])
@@ -248,6 +247,7 @@ def test_a_running_window_follows_a_promotion_made_elsewhere_and_keeps_its_model
     window.close()
 
 
+@pytest.mark.training
 def test_signing_out_during_a_run_cancels_it_and_the_run_ends_cleanly(qtbot, station, tmp_path: Path) -> None:
     st, _ = station
     window = MainWindow(_config(Path(st.log.sdb.path).parent),

@@ -74,13 +74,11 @@ def test_failed_logins_and_lockout_show_in_the_form(qtbot, station) -> None:
     assert not QApplication.activeModalWidget()  # never a dialog
 
 
-def test_idle_lock_returns_to_sign_in(qtbot, tmp_path, station) -> None:
+def test_idle_lock_returns_to_sign_in(qtbot, tmp_path, station, add_accounts) -> None:
     st, config = station
-    st.log.users.create_first_admin("admin", "admin-pass-1")
-    admin = st.log.login("admin", "admin-pass-1")
-    st.log.users.add_user("op1", "operator", "op1-pass-12", admin)
+    add_accounts(st.log, {"op1": "operator"}, passwords={"op1": "op1-pass-12"})
     settings = QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat)
-    settings.setValue("security/idle_lock_s", 1.0)
+    settings.setValue("security/idle_lock_s", 3.0)  # 10x the gaps between key presses below: loaded CI
     window = MainWindow(config, settings=settings)
     qtbot.addWidget(window)
     window.attach_station(st)
@@ -92,7 +90,7 @@ def test_idle_lock_returns_to_sign_in(qtbot, tmp_path, station) -> None:
         qtbot.wait(300)
         qtbot.keyClick(window.operator_view, Qt.Key.Key_H)
     assert window.context is not None
-    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.login, timeout=3000)
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.login, timeout=15_000)
     assert window.context is None and window.operator_view is None and "Locked after" in window.login.feedback.text()
     assert [e["kind"] for e in st.log.events()][-1] == "logout"  # the session token is revoked and logged
     window.station = None  # the fixture closes the station

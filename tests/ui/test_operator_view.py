@@ -77,17 +77,13 @@ class QueueSource(FrameSource):
 
 
 @pytest.fixture()
-def station(tmp_path: Path):
+def station(tmp_path: Path, add_accounts):
     config = StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
                            database=DatabaseConfig(str(tmp_path / "s.db")))
     with Station.open(config, scorer=_scorer()) as st:
         log = st.log
-        log.users.create_first_admin("admin", "admin-pass-1")
-        admin = log.login("admin", "admin-pass-1")
-        users = {}
-        for name, role in (("op1", "operator"), ("aud1", "auditor")):
-            log.users.add_user(name, role, f"{name}-pass-1", admin)
-            users[name] = log.login(name, f"{name}-pass-1")
+        users = add_accounts(log, {"op1": "operator", "aud1": "auditor"}, sign_in=True)
+        del users["admin"]
         yield st, config, users
 
 
@@ -201,13 +197,14 @@ def test_gui_stays_responsive_while_the_camera_blocks(qtbot, tmp_path, station) 
     qtbot.wait(1200)  # the worker sits inside a 2 s read the whole time
     timer.stop()
     assert len(ticks) >= 10
-    assert max(b - a for a, b in zip(ticks, ticks[1:])) < 0.5  # the event loop never stalled
+    # the event loop never stalled for the 2 s read (a bound that allows a loaded machine's hiccups)
+    assert max(b - a for a, b in zip(ticks, ticks[1:])) < 1.5
     qtbot.keyClick(view, Qt.Key.Key_H)  # and keys are handled at once
     assert not view.heatmap_on
     assert view.capture.capture.source is source and threading.main_thread() is threading.current_thread()
     t0 = time.monotonic()
     _stop(view)
-    assert time.monotonic() - t0 < 4
+    assert time.monotonic() - t0 < 10  # the 2 s read ends, then the worker stops: no hang
 
 
 def test_camera_fault_is_shown_and_logged(qtbot, tmp_path, station) -> None:

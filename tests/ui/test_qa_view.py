@@ -61,17 +61,15 @@ def _config(root: Path) -> StationConfig:
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory):
+def template(tmp_path_factory: pytest.TempPathFactory, add_accounts):
     """Users, four logged inspections and two answers, built once; each test works on a copy."""
     root = tmp_path_factory.mktemp("qa_view")
     (root / "lib.yaml").write_text(yaml.safe_dump(LIBRARY))
     with Station.open(_config(root), scorer=BasisScorer()) as st:
         log = st.log
-        log.users.create_first_admin("admin", "admin-pass-1")
-        users = {"admin": log.login("admin", "admin-pass-1")}
-        for name, role in (("qa1", "qa"), ("op1", "operator"), ("aud1", "auditor")):
-            log.users.add_user(name, role, f"{name}-pass-1", users["admin"])
-            users[role] = log.login(name, f"{name}-pass-1")
+        roles = {"qa1": "qa", "op1": "operator", "aud1": "auditor"}
+        sessions = add_accounts(log, roles, sign_in=True)
+        users = {"admin": sessions["admin"]} | {role: sessions[name] for name, role in roles.items()}
         ids = {}
         for seq, red in enumerate(IMAGES, start=1):
             rgb = np.zeros((6, 6, 3), np.uint8)
