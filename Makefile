@@ -21,7 +21,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
+# The check prints the apt-get line for Qt's X11 libraries instead of Qt's abort when one is missing.
 run: $(STAMP)
+	@$(PY) -m ui.xcb_check
 	$(VENV)/bin/inspector-station
 
 # Renders every view to PNG offscreen (no display needed); look at them before a release.

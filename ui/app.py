@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from inspector.capture import build_source
@@ -64,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", help="station database (overrides the config)")
     parser.add_argument("--source", help=f"camera: {SPEC_HELP} (default: generated sample parts)")
     parser.add_argument("--fps", type=float, default=1.0, help="rate of the sample-part camera (default 1)")
+    parser.add_argument("--quit-after", type=float, metavar="SECONDS",
+                        help="quit this long after the window is shown: exit 0 if it is on screen (smoke tests)")
     return parser
 
 
@@ -74,6 +77,14 @@ def _config(args: argparse.Namespace) -> StationConfig:
     if args.db:
         config = replace(config, database=replace(config.database, path=args.db))
     return config
+
+
+def _quit_if_shown(app: QApplication, window: MainWindow) -> None:
+    """--quit-after: exit 0 when the window is mapped on the screen, 3 when it never appeared."""
+    handle = window.windowHandle()
+    shown = window.isVisible() and handle is not None and handle.isExposed()
+    print(f"inspector-station: window {'shown' if shown else 'NOT shown'} on {app.platformName()}", flush=True)
+    app.exit(0 if shown else 3)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationName("station")
     window = MainWindow(config)
     window.show()
+    if args.quit_after is not None:
+        QTimer.singleShot(int(args.quit_after * 1000), lambda: _quit_if_shown(app, window))
 
     def ready(prepared: Prepared) -> None:
         try:
