@@ -7,7 +7,7 @@
 Whole step: models.train.fit(), the real training loop, for 2 + --step-repeats steps at global
 batch B with loss_variant "clip" or "rankclip" and nothing else changed. Each model trains as its
 recipe does (models.recipes): towers frozen, the last image block open (unfreeze_image_blocks=1),
-frozen work cached (models.freeze.TowerCache: the activation at the input of the last image block,
+frozen work cached (models.tower_cache.TowerCache: the activation at the input of the last image block,
 the pooled text output per caption), so a step runs the open block, the image tail, both
 projections, the loss, the backward and AdamW. The timed steps are the third onwards: the first has
 ranking weight 0 (progress 0: RANKCLIP skips its ranking terms) and the second warms the ranking
@@ -115,7 +115,7 @@ def _step_measure(ref: str, variant: str, batch: int, steps: int, device: str, r
     import numpy as np
 
     from models.factory import load_model
-    from models.freeze import TowerCache
+    from models.tower_cache import TowerCache
     from models.recipes import RECIPES
     from models.synth import SyntheticDefectDataset, generate
     from models.train import TrainConfig, fit

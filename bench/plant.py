@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from models.factory import ModelBundle
-from models.freeze import TowerCache
+from models.tower_cache import TowerCache
 from models.recipes import embed_cached_images
 from models.scorer import TorchScorer
 

@@ -16,7 +16,7 @@ For every (variant, seed): train inspector-default on the generated typed-defect
     AUROC defective (p >= 0.5) vs functional (p = 0), binary accuracy (truth p >= 0.5), Spearman of the
     defect score with the graded probability (all test cells).
 Fine-tuning uses the same loss variant as the base model. Frozen work is computed once and shared by
-every run (models.freeze.TowerCache): the frozen towers are identical for all runs by construction.
+every run (models.tower_cache.TowerCache): the frozen towers are identical for all runs by construction.
 Results: a markdown table on stdout and JSON in --out, with mean +- std over seeds and the paired
 difference RANKCLIP - CLIP (per seed, then mean +- std).
 """
@@ -40,7 +40,7 @@ import torch
 
 from models import metrics
 from models.factory import create_model
-from models.freeze import TowerCache
+from models.tower_cache import TowerCache
 from models.recipes import (
     embed_cached_images, embed_texts, evaluate_cached, get_recipe, heldout_samples, ranking_metrics,
     training_samples,

@@ -25,8 +25,9 @@ import torch.nn.functional as F
 
 from models import metrics
 from models.factory import ModelBundle, load_model
-from models.freeze import TowerCache, prefix_skipped, trained_flags
+from models.freeze import prefix_skipped, trained_flags
 from models.synth import DEFECT_TYPES, Sample, SyntheticDefectDataset, generate, heldout_descriptions
+from models.tower_cache import TowerCache
 from models.train import FitResult, StepInfo, TrainConfig, fit
 
 SHIPPED_NAME = "inspector-default-v1"

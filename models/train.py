@@ -2,7 +2,7 @@
 
 A step: global batch -> this rank's slice -> forward -> all-gather features -> RankClipLoss terms
 -> sum -> backward -> clip -> AdamW -> clamp the logit scale. Frozen work is computed once
-(models.freeze): with both towers frozen the pooled outputs are cached, and with the image tower's
+(models.freeze, models.tower_cache): with both towers frozen the pooled outputs are cached, and with the image tower's
 last N blocks open the activations at the first open block are cached, so a step runs only what
 trains. Resumable state is safetensors + JSON only (models.train_state); nothing is pickled.
 """
@@ -28,9 +28,8 @@ from torch.utils.data import DataLoader
 from models.device import select_device
 from models.distributed import DistInfo, all_agree, barrier, broadcast_module, gather_features, init_distributed
 from models.factory import ModelBundle
-from models.freeze import (
-    CachedForward, TowerCache, TrainError, apply_freezing, caption_of, eval_frozen, pad_token_id, trim_padding,
-)
+from models.freeze import TrainError, apply_freezing, eval_frozen
+from models.tower_cache import CachedForward, TowerCache, caption_of, pad_token_id, trim_padding
 from models.loss import RankClipLoss, ranking_weight
 from models.train_state import load_state, save_state
 

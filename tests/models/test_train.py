@@ -212,7 +212,7 @@ def test_partial_cache_runs_the_frozen_prefix_once_not_per_step(bundle):
 
 
 def test_a_tower_cache_is_reusable_and_checked():
-    from models.freeze import TowerCache
+    from models.tower_cache import TowerCache
 
     data = Shapes()
     first = create_model("inspector-tiny", device="cpu")
@@ -230,7 +230,7 @@ def test_a_tower_cache_is_reusable_and_checked():
 
 
 def test_a_prefix_cache_gives_the_pooled_cache(bundle):
-    from models.freeze import TowerCache
+    from models.tower_cache import TowerCache
 
     data = Shapes()
     direct = TowerCache(bundle, data, 0)
