@@ -11,7 +11,7 @@ How `inspector watch` is started: a fork server (`CliServer`) imports the statio
 `inspector.cli.main([...])`, the console script's entry point, in a process of its own, with its
 own database connection, and is killed there. Only the import time is shared. A SIGKILL leaves
 the OS page cache intact, so the kill campaign tests atomicity and acknowledge-after-commit,
-not power loss (see station-requirements.md, 2.4).
+not power loss (the station requirements, 2.4).
 """
 
 from __future__ import annotations

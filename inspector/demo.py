@@ -1,5 +1,5 @@
-"""Headless demo of the station on its embedded defaults (what `make run` starts until the Qt
-app exists): default model, seed library, simulated frames, ranked candidates and verdicts."""
+"""`inspector run`: a headless demo of the station on its embedded defaults (the Qt app is
+`inspector-station`): default model, seed library, generated sample parts, candidates and verdicts."""
 
 from __future__ import annotations
 

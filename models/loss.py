@@ -1,6 +1,6 @@
 """RANKCLIP loss: symmetric InfoNCE plus list-wise Plackett-Luce ranking-consistency terms.
 
-Follows docs/rankclip-spec.md sections 3.2-3.5: the cross-modal lists compare row i of S = s*U V^T
+Follows the RANKCLIP formulation: the cross-modal lists compare row i of S = s*U V^T
 with row i of S^T, the in-modal lists compare rows of G_I = s*U U^T and G_T = s*V V^T, each in both
 directions. Every ListMLE is the full-length Plackett-Luce NLL (sum over positions), averaged over
 rows, divided by B and by 32, and scaled by the warm-up weight w (at most 2, i.e. 1/16 per term).

@@ -86,10 +86,6 @@ class FrameSource(ABC):
                 queue_peak=self._queue_peak,
             )
 
-    @property
-    def is_open(self) -> bool:
-        return self._state != "closed"
-
     def __enter__(self) -> FrameSource:
         self.open()
         return self

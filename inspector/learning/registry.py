@@ -175,8 +175,8 @@ class ModelRegistry:
                 if current is not None:
                     self._state(current, "retired", user, f"replaced by {model.model_id[:12]}: {reason.strip()}")
                 self._state(model.model_id, "active", user, reason.strip())
-                # The same event DecisionLog.promote_model writes, inside this transaction so that the
-                # state change and its record of who, why and the figures commit together.
+                # Inside this transaction so that the state change and its record of who, why and
+                # the figures commit together.
                 self.sdb.append("events", event_row("model_promoted", user.name, model.model_id, detail))
         if problems:  # raised after COMMIT: the refusal itself stays on the record
             raise PromotionRefused(f"model {model.model_id[:12]} was not promoted: " + "; ".join(problems))

@@ -148,12 +148,6 @@ def run_impact(plan: ImpactPlan, scorer: Scorer, progress: Progress | None = Non
     return ImpactReport(checked, total, tuple(changed), True, tuple(notes))
 
 
-def preview_impact(station: Station, draft: Library, last_n: int = 200, progress: Progress | None = None,
-                   cancelled: Cancelled | None = None) -> ImpactReport:
-    """plan_impact and run_impact in one call, on the station's thread (CLI, tests)."""
-    return run_impact(plan_impact(station, draft, last_n), station.scorer, progress, cancelled)
-
-
 def _compare(plan: ImpactPlan, inspection_id: int, recorded_at: str, embedding: np.ndarray) -> ImpactRow | None:
     old = rank(embedding, plan.current, plan.logit_scale, top_k=1).top
     new = rank(embedding, plan.draft, plan.logit_scale, top_k=1).top

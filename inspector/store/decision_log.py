@@ -260,11 +260,6 @@ class DecisionLog:
             event_id = self.sdb.append("events", event_row(kind, user.name if user else None, subject, detail))
         return event_id
 
-    def promote_model(self, model_id: str, detail: Mapping[str, Any], user: Session) -> int:
-        """Record that a model version is promoted to production (QA only)."""
-        authorize(self.sdb, user, "promote_model", "promote_model")
-        return self._event("model_promoted", detail, user, model_id)
-
     def inspections(self, *, from_ts: TimeArg = None, to_ts: TimeArg = None, label: str | None = None,
                     verdict: str | None = None, operator: str | None = None, limit: int = 1000,
                     newest_first: bool = False) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import yaml
 
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.errors import InspectorError
-from inspector.library.impact import NONE_OF_THESE, plan_impact, preview_impact, run_impact
+from inspector.library.impact import NONE_OF_THESE, plan_impact, run_impact
 from inspector.library.draft import Edit, apply_edits
 from inspector.frame.records import Decision, Frame
 from inspector.station import Station
@@ -89,7 +89,7 @@ def test_added_and_retired_descriptions_change_exactly_the_known_inspections(sta
     # Draft: "gouge" joins scratch; crack keeps only "fracture".
     draft = apply_edits(station.index.library, [Edit("add_description", "scratch", "ops call it a gouge", "gouge"),
                                                 Edit("retire_description", "crack", "too generic", "crack")])
-    report = preview_impact(station, draft, last_n=10)
+    report = run_impact(plan_impact(station, draft, last_n=10), station.scorer)
     assert report.complete and (report.checked, report.total) == (4, 4)
     # image 10: ok 1 vs 0 before and after: unchanged.
     # image 20 (0.1 clean + gouge)/N: before ok 0.1/N > 0 = scratch = crack; after scratch (0 + 1/N)/2 wins.

@@ -12,6 +12,7 @@ import pytest
 
 from inspector.store.decision_log import DecisionLog
 from inspector.library.labels import library_from_dict
+from inspector.learning.registry import ModelRegistry
 from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 from inspector.store.users import (MATRIX, AccessDenied, AccountLocked, AuthenticationFailed, Session, UserError,
                              check_password, hash_password, require)
@@ -55,7 +56,8 @@ ACTIONS = {
         Decision(i, "reject_image", s.name), "image was blurred", s))(_inspect(log, u, v)),
     "edit_library": lambda log, u, s, v, root: log.library.add_description(
         "scratch", f"a fine scratch number {next(_unique)}", s, "more wording"),
-    "promote_model": lambda log, u, s, v, root: log.promote_model("model-2", {"top1": 0.9}, s),
+    "promote_model": lambda log, u, s, v, root: ModelRegistry(log).register(
+        f"model-{next(_unique)}", "/models/m", s, parent_id=None, data_hash="", recipe={}, figures={"top1": 0.9}),
     "export": lambda log, u, s, v, root: log.export("2000-01-01", "2100-01-01", root / f"export{next(_unique)}", s),
     "verify": lambda log, u, s, v, root: log.verify(s),
     "add_user": lambda log, u, s, v, root: log.users.add_user(f"user{next(_unique)}", "operator", "a-long-password", s),
