@@ -50,7 +50,8 @@ def prepare(progress, _cancelled, config: StationConfig, source: str | None, fps
     progress(2, 3, "setting up the camera")
     if source is None:
         parts = sample_parts(SAMPLE_COUNT, size=max(224, scorer.image_size))
-        factory: SourceFactory = lambda _on_event: sample_camera(parts, fps=fps)  # noqa: E731
+        share = config.camera.sample_defect_share  # a calm line by default ([camera] in the TOML)
+        factory: SourceFactory = lambda _on_event: sample_camera(parts, fps=fps, defect_share=share)  # noqa: E731
     else:
         build_source(source)  # a bad SOURCE fails here, with its message, not after sign-in
         factory = lambda on_event: build_source(source, on_event=on_event)  # noqa: E731
