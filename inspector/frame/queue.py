@@ -1,10 +1,13 @@
 """The operator's queue, as a line works: trouble parts oldest first, a review lane as reject bin.
 
 Calm parts (accepted, no review flag) flow past and need no answer. Trouble parts wait in
-arrival order; the oldest is on screen. A part stays on screen at most `max_wait_s`, and at most
-`max_waiting` parts wait behind it; beyond either limit the part on screen moves to the review
-lane (a chained `part_to_review` event; its state is then pending_review, see
-inspector.store.states), answerable later from the review list by an operator or QA. At sign-out
+arrival order; the oldest is on screen. A part stays on screen at most `max_wait_s` (then it
+moves to the review lane), and at most `max_waiting` parts wait behind it (beyond that the oldest
+of those moves there: the part being answered stays, so an operator who cannot keep up still
+answers parts in order while the lane takes the overflow). A move to the review lane is a
+chained `part_to_review` event (the part's state is then pending_review, see
+inspector.store.states); parts there are answered later from the review list by an operator or
+QA. At sign-out
 every waiting part moves there too: nothing leaves the queue without a record. An answer counts
 only once the part has been on screen `min_on_screen_s`, so a double tap cannot answer the next
 part. Time comes from an injectable clock: tests need no sleeps.
@@ -87,7 +90,7 @@ class OperatorQueue:
         self._parts.append(_Entry(result))
         self._show_head()
         while self.waiting > self.policy.max_waiting:
-            self._to_review("queue_full")
+            self._to_review("queue_full", 1)  # the oldest behind the screen: the one on it is being answered
         return True
 
     def tick(self) -> list[int]:
@@ -126,8 +129,9 @@ class OperatorQueue:
         if self._parts and self._parts[0].shown_at is None:
             self._parts[0].shown_at = self.clock()
 
-    def _to_review(self, reason: str) -> int:
-        entry = self._parts.popleft()
+    def _to_review(self, reason: str, index: int = 0) -> int:
+        entry = self._parts[index]
+        del self._parts[index]
         inspection_id = int(entry.result.inspection_id or 0)
         waited = None if entry.shown_at is None else round(self.clock() - entry.shown_at, 3)
         if self.log is not None:
@@ -139,7 +143,7 @@ class OperatorQueue:
                                                   "max_waiting": self.policy.max_waiting}, self.user,
                                       subject=str(inspection_id))
             except InspectorError:
-                self._parts.appendleft(entry)
+                self._parts.insert(index, entry)
                 raise
         self.moved += 1
         self._show_head()

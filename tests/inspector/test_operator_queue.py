@@ -77,14 +77,15 @@ def test_calm_parts_pass_and_trouble_parts_beyond_t_or_k_go_to_the_review_lane(s
     trouble = [recorded(st, users["op1"], i, trouble=True) for i in range(1, 5)]
     for p in trouble:
         queue.offer(p)
-    # K = 2 behind the one on screen: the 4th arrival pushed the oldest (on screen) to the lane.
-    assert queue.current.inspection_id == trouble[1].inspection_id and queue.waiting == 2
+    # K = 2 behind the one on screen: the 4th arrival pushed the oldest waiting one to the lane;
+    # the part on screen (being answered) stays.
+    assert queue.current.inspection_id == trouble[0].inspection_id and queue.waiting == 2
     clock.sleep(10.5)  # T passed for the part on screen
-    assert queue.tick() == [trouble[1].inspection_id]
+    assert queue.tick() == [trouble[0].inspection_id]
     assert queue.current.inspection_id == trouble[2].inspection_id
     events = st.log.events(kind="part_to_review")
-    assert [(e["subject"], e["user"]) for e in events] == [(str(trouble[0].inspection_id), "op1"),
-                                                           (str(trouble[1].inspection_id), "op1")]
+    assert [(e["subject"], e["user"]) for e in events] == [(str(trouble[1].inspection_id), "op1"),
+                                                           (str(trouble[0].inspection_id), "op1")]
     assert ['"queue_full"' in e["detail"] for e in events] == [True, False]
     s = states(st)
     assert s[calm.inspection_id] == "passed"

@@ -306,16 +306,16 @@ def test_overflow_goes_to_the_review_lane_and_the_review_list_answers_it(qtbot, 
     try:
         qtbot.waitUntil(lambda: len(st.log.inspections()) == 3 and view.in_review == 1, timeout=5000)
         first, second = (r["id"] for r in st.log.inspections()[:2])
-        assert view.current.inspection_id == second  # the oldest still waiting, in order
+        assert view.current.inspection_id == first  # the part on screen stays; the one behind it moved
         assert view.queue_label.text() == "1 waiting · 1 in review"
         qtbot.keyClick(view, Qt.Key.Key_F2)
         dialog = view.review_dialog
-        assert dialog is not None and dialog.isVisible() and [r["id"] for r in dialog.rows] == [first]
+        assert dialog is not None and dialog.isVisible() and [r["id"] for r in dialog.rows] == [second]
         qtbot.keyClick(dialog.parts, Qt.Key.Key_R)
-        assert [(d["inspection_id"], d["kind"]) for d in st.log.decisions()] == [(first, "reject_image")]
+        assert [(d["inspection_id"], d["kind"]) for d in st.log.decisions()] == [(second, "reject_image")]
         assert dialog.rows == [] and view.in_review == 0
     finally:
         _stop(view)
     # Sign-out: the parts still waiting go to the review lane, with events; nothing is lost.
     moved = [int(e["subject"]) for e in st.log.events(kind="part_to_review")]
-    assert moved == [first, second, second + 1]
+    assert moved == [second, first, second + 1]
