@@ -23,10 +23,8 @@ from inspector.frame.live import SourceFactory
 from inspector.capture.samples import sample_camera, sample_parts
 from inspector.frame.scorer import Scorer
 from inspector.station import Station
-from ui.qa.finetune_panel import wait_for_runs
-from ui.widgets.heatmap_worker import wait_for_orphans
 from ui.main_window import MainWindow
-from ui.widgets.workers import Task
+from ui.widgets.workers import Task, wait_for_workers
 
 SAMPLE_COUNT = 16
 
@@ -105,10 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     loader.failed.connect(window.show_fatal)
     loader.start()
     status = app.exec()
-    # Threads must end before the interpreter does: a model still loading, a heatmap still computing.
+    # Threads must end before the interpreter does: a model still loading, and every worker that
+    # outlived its view (a heatmap still computing, a fine-tuning run cancelled at sign-out that
+    # stops at its next step, a capture loop stuck in a driver).
     loader.wait(120_000)
-    wait_for_orphans(30_000)
-    wait_for_runs(120_000)  # a fine-tuning run cancelled at sign-out stops at its next step
+    wait_for_workers(120_000)
     return status
 
 

@@ -15,9 +15,7 @@ from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
 
 from inspector.errors import CameraError, InspectorError
 from inspector.frame.live import LiveCapture
-
-# Workers whose thread did not end at shutdown: kept referenced so the QThread is never destroyed running.
-_ORPHANS: list[QObject] = []
+from ui.widgets.workers import keep_alive
 
 
 class _Loop(QObject):
@@ -135,5 +133,9 @@ class CaptureWorker(QObject):
             source.close()
         if self._thread.wait(wait_ms):
             return True
-        _ORPHANS.append(self)
+        keep_alive(self, self.stopped)  # a hung driver: the thread ends when it returns, never destroyed running
         return False
+
+    def wait(self, ms: int = 5000) -> bool:
+        """Block until the loop's thread ends (shutdown only)."""
+        return self._thread.wait(ms)
