@@ -47,13 +47,32 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class QueueConfig:
+    # The operator's queue (inspector.frame.queue): a trouble part waits on screen at most
+    # max_wait_s, at most max_waiting parts wait behind it; beyond that the part on screen goes to
+    # the review lane. An answer needs the part on screen min_on_screen_ms (a double tap is not two).
+    max_wait_s: float = 20.0
+    max_waiting: int = 5
+    min_on_screen_ms: int = 300
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    # The sample-part camera of `make run`: the share of defective parts, as on a calm line.
+    sample_defect_share: float = 0.08
+
+
+@dataclass(frozen=True)
 class StationConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     library: LibraryConfig = field(default_factory=LibraryConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
 
 
-_SECTIONS = {"model": ModelConfig, "library": LibraryConfig, "database": DatabaseConfig}
+_SECTIONS = {"model": ModelConfig, "library": LibraryConfig, "database": DatabaseConfig, "queue": QueueConfig,
+             "camera": CameraConfig}
 
 
 def load_config(path: str | Path | None = None) -> StationConfig:
@@ -85,7 +104,17 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationCon
         if bad:
             raise ConfigError(f"{source}: unknown keys in [{name}]: {sorted(bad)}; known: {sorted(allowed)}")
         for key, value in section.items():
-            if not isinstance(value, str):
-                raise ConfigError(f"{source}: [{name}] {key} must be a string, got {type(value).__name__}")
+            want = type(getattr(cls(), key))
+            if want is type(None):  # an optional string (e.g. model.device)
+                want = str
+            ok = isinstance(value, want) or (want is float and isinstance(value, int))
+            if not ok or isinstance(value, bool):
+                raise ConfigError(f"{source}: [{name}] {key} must be a {'number' if want in (int, float) else 'string'}"
+                                  f", got {type(value).__name__}")
+            if want in (int, float) and value < 0:
+                raise ConfigError(f"{source}: [{name}] {key} must not be negative, got {value}")
+            section = {**section, key: float(value) if want is float else value}
+        if name == "camera" and section.get("sample_defect_share", 0) > 1:
+            raise ConfigError(f"{source}: [camera] sample_defect_share is a share from 0 to 1")
         config = replace(config, **{name: replace(getattr(config, name), **section)})
     return config

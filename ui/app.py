@@ -24,10 +24,8 @@ from inspector.frame.live import SourceFactory
 from inspector.capture.samples import sample_camera, sample_parts
 from inspector.frame.scorer import Scorer
 from inspector.station import Station
-from ui.qa.finetune_panel import wait_for_runs
-from ui.widgets.heatmap_worker import wait_for_orphans
 from ui.main_window import MainWindow
-from ui.widgets.workers import Task
+from ui.widgets.workers import Task, wait_for_workers
 
 SAMPLE_COUNT = 16
 
@@ -51,7 +49,8 @@ def prepare(progress, _cancelled, config: StationConfig, source: str | None, fps
     progress(2, 3, "setting up the camera")
     if source is None:
         parts = sample_parts(SAMPLE_COUNT, size=max(224, scorer.image_size))
-        factory: SourceFactory = lambda _on_event: sample_camera(parts, fps=fps)  # noqa: E731
+        share = config.camera.sample_defect_share  # a calm line by default ([camera] in the TOML)
+        factory: SourceFactory = lambda _on_event: sample_camera(parts, fps=fps, defect_share=share)  # noqa: E731
     else:
         build_source(source)  # a bad SOURCE fails here, with its message, not after sign-in
         factory = lambda on_event: build_source(source, on_event=on_event)  # noqa: E731
@@ -117,10 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     loader.failed.connect(window.show_fatal)
     loader.start()
     status = app.exec()
-    # Threads must end before the interpreter does: a model still loading, a heatmap still computing.
+    # Threads must end before the interpreter does: a model still loading, and every worker that
+    # outlived its view (a heatmap still computing, a fine-tuning run cancelled at sign-out that
+    # stops at its next step, a capture loop stuck in a driver).
     loader.wait(120_000)
-    wait_for_orphans(30_000)
-    wait_for_runs(120_000)  # a fine-tuning run cancelled at sign-out stops at its next step
+    wait_for_workers(120_000)
     return status
 
 

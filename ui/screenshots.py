@@ -34,7 +34,7 @@ from inspector.station import Station
 from ui.context import AppContext
 from ui.admin.login_view import LoginView
 from ui.main_window import MainWindow
-from ui.operator.view import needs_attention
+from inspector.frame.queue import needs_attention
 
 SIZE = (1280, 800)
 # The screenshot's run: short, but a real one on recorded answers.
@@ -143,7 +143,7 @@ def _operator(station: Station, config: StationConfig, settings: QSettings, part
     # an accepted part stays plain (no heatmap unless asked for) and the next ones flow past.
     if not _wait(lambda: view.current is not None and view.rate.per_minute() is not None and (
             not needs_attention(view.current)
-            or (view.frame.showing_overlay and view.contrast.showing_overlay and len(view.waiting) >= 2))):
+            or (view.frame.showing_overlay and view.contrast.showing_overlay and view.queue.waiting >= 2))):
         print(f"heatmap not ready: {view.frame.note!r} / {view.contrast.note!r}")
     _save(window, out, name)
     window.sign_out("screenshot taken")  # stops the camera and logs the sign-out
@@ -155,11 +155,38 @@ def _operator_shots(station: Station, config: StationConfig, settings: QSettings
     results = data["results"]
     defect = next((p for p, r in results if p.defect in ("crack", "scratch") and needs_attention(r)), results[0][0])
     _operator(station, config, settings, defect, out, "operator.png")
+    _review_lane(station, config, settings, defect, out)
     calm = next((p for p, r in results if not needs_attention(r)), None)
     if calm is None:
         print("skipped operator-ok.png: this model accepted none of the sample parts")
     else:
         _operator(station, config, settings, calm, out, "operator-ok.png")
+
+
+def _review_lane(station: Station, config: StationConfig, settings: QSettings, part, out: Path) -> None:
+    """A line faster than the operator: with one part allowed to wait, the oldest go to the review
+    lane; the window shows "N waiting · M in review" and the review list (F2) lists them."""
+    settings.setValue("operator/heatmap", False)
+    settings.setValue("operator/contrast", False)
+    config = replace(config, queue=replace(config.queue, max_waiting=1))
+    window = MainWindow(config, settings=settings)
+    window.attach_station(station, lambda _ev: SimulatedCamera([part.rgb], fps=4.0, source_id=SAMPLE_SOURCE_ID))
+    window.resize(*SIZE)
+    window.show()
+    window.login.name.setText("op1")
+    window.login.password.setText(PASSWORDS["op1"])
+    window.login.submit()
+    view = window.operator_view
+    if not _wait(lambda: view.in_review >= 3, 60):
+        print(f"review lane not filled: {view.queue_label.text()!r}")
+    view.capture.set_paused(True)  # hold the picture still while it is taken
+    _save(window, out, "operator-queue.png")
+    dialog = view.open_review_lane()
+    if dialog is not None:
+        _save(dialog, out, "operator-review-lane.png", (760, 420))
+    window.sign_out("screenshot taken")  # the waiting part goes to the review lane too
+    window.station = None
+    window.close()
 
 
 def _qa(context: AppContext, out: Path) -> None:
@@ -236,6 +263,10 @@ def render(out: Path, only: str | None = None) -> int:
             if only == "finetune":
                 _finetune(AppContext(station, config, data["users"]["qa1"]), data, out)
                 return 0
+            if only == "review":
+                trouble = next((p for p, r in data["results"] if needs_attention(r)), data["results"][0][0])
+                _review_lane(station, config, settings, trouble, out)
+                return 0
             login = LoginView(station.log)
             login.name.setText("op1")
             login.password.setText("not-my-password")
@@ -253,15 +284,15 @@ def render(out: Path, only: str | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m ui.screenshots [OUT_DIR] [--only finetune]`."""
+    """`python -m ui.screenshots [OUT_DIR] [--only finetune|review]`."""
     args = list(sys.argv[1:] if argv is None else argv)
     only = None
     if "--only" in args:
         at = args.index("--only")
         only = args[at + 1] if at + 1 < len(args) else ""
         del args[at:at + 2]
-        if only != "finetune":
-            print("--only takes: finetune", file=sys.stderr)
+        if only not in ("finetune", "review"):
+            print("--only takes: finetune, review", file=sys.stderr)
             return 2
     return render(Path(args[0] if args else "docs/screenshots"), only)
 

@@ -101,98 +101,44 @@ _FAULTS = frozenset({"file_rejected", "file_unreadable", "frame_invalid", "frame
                      "disconnected", "reconnect_failed", "failed"})
 
 
-class _Outage:
-    """Writes the database refused (disk full, read-only, I/O error): each one is reported on stderr at
-    once, and a summary goes to the log as a `storage_recovered` event once writes succeed again."""
-
-    def __init__(self) -> None:
-        self.frames = self.unacknowledged = 0
-        self.events: dict[str, int] = {}
-        self.first_error = self.since = ""
-
-    def note(self, exc: Exception) -> None:
-        from inspector.store.database import utc_stamp
-
-        if not self.first_error:
-            self.first_error, self.since = str(exc), utc_stamp()
-
-    def __bool__(self) -> bool:
-        return bool(self.frames or self.unacknowledged or self.events)
-
-    def detail(self) -> dict[str, Any]:
-        return {"frames_not_recorded": self.frames, "frames_stored_not_acknowledged": self.unacknowledged,
-                "events_not_logged": dict(self.events),
-                "first_error": self.first_error, "since": self.since}
-
-
 def _cmd_watch(args: argparse.Namespace) -> int:
     from inspector.capture import build_source
-    from inspector.store.chain import AnchorError
-    from inspector.store.database import AnchorWriteError, StorageError
     from inspector.errors import CameraError
+    from inspector.frame.live import LiveCapture
     from inspector.station import Station
 
     config = _config(args)
     with Station.open(config) as station:
         log = station.log
         user = sign_in(log, args.user)
-        outage = _Outage()
 
         def on_event(kind: str, detail: dict[str, Any]) -> None:
-            # Camera faults, reconnects and skipped files are audit events, attributed to the source.
-            source_id = str(detail.get("source_id", args.source))
-            what = detail.get("message") or detail.get("error") or detail.get("file") or ""
             if kind in _FAULTS:
-                _warn(f"{source_id}: {kind}: {what}", "warning")
-            try:
-                log.record_event(f"camera_{kind}"[:40], detail, user=None, subject=source_id)
-            except (StorageError, AnchorError) as exc:  # never silently: stderr now, a count in the log later
-                outage.note(exc)
-                outage.events[kind] = outage.events.get(kind, 0) + 1
-                _warn(f"camera event {kind!r} ({what}) was NOT logged: {exc}")
+                what = detail.get("message") or detail.get("error") or detail.get("file") or ""
+                _warn(f"{detail.get('source_id', args.source)}: {kind}: {what}", "warning")
 
-        source = build_source(args.source, seen=log.has_frame, on_event=on_event)
-        digest = getattr(source, "digest", None)
-        requeue = getattr(source, "requeue", None)  # a watched folder can offer an unrecorded file again
+        # The core loop on this thread's connection: it records (a role that may not is refused
+        # with exit 2), picks up library versions QA publishes, and rides out storage outages.
+        capture = LiveCapture(station, lambda sink: build_source(args.source, seen=log.has_frame, on_event=sink),
+                              user, record=True, log=log, refresh_library=True, warn=_warn)
+        capture.on_event = on_event
         done = 0
-        with source:
+        try:
+            capture.open()
             while args.max_frames is None or done < args.max_frames:
                 try:
-                    frame = source.read(timeout=args.timeout)
+                    result = capture.step(timeout=args.timeout)
                 except CameraError as exc:  # the source is gone for good: say so in the log, then stop
-                    on_event("error", {"source_id": source.source_id, "message": str(exc)})
+                    capture.source_event("error", {"source_id": capture.source.source_id, "message": str(exc)})
                     raise
-                if frame is None:
-                    if args.exit_when_idle:
+                if result is None:
+                    if args.exit_when_idle and capture.idle:  # no frame came (not: one was refused)
                         break
                     continue
-                station.refresh_library()
-                result = station.inspect(frame, image_sha256=digest(frame) if digest else None)
-                try:
-                    result = station.record(result, user)
-                except AnchorWriteError as exc:  # stored, but its id is unknown here: not acknowledged
-                    outage.note(exc)
-                    outage.unacknowledged += 1
-                    _warn(f"frame {frame.seq} ({frame.origin or frame.source_id}) is stored but NOT acknowledged:"
-                          f" {exc}")
-                    continue
-                except (StorageError, AnchorError) as exc:
-                    # Not acknowledged (nothing is printed on stdout) and the station keeps running: the
-                    # next frame is stored as soon as the disk has room again.
-                    outage.note(exc)
-                    outage.frames += 1
-                    again = isinstance(exc, StorageError) and requeue is not None and requeue(frame)
-                    _warn(f"frame {frame.seq} ({frame.origin or frame.source_id}) was NOT recorded: {exc}"
-                          + ("; the file will be tried again" if again else ""))
-                    continue
-                print(json.dumps(result_json(result)), flush=True)
+                print(json.dumps(result_json(result)), flush=True)  # after COMMIT: a printed id is durable
                 done += 1
-                if outage:
-                    try:
-                        log.record_event("storage_recovered", outage.detail(), user=None, subject=str(log.sdb.path))
-                        outage = _Outage()
-                    except (StorageError, AnchorError) as exc:
-                        _warn(f"the storage outage could not be logged yet: {exc}")
+        finally:
+            capture.close()
     return 0
 
 

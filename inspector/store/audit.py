@@ -19,6 +19,7 @@ from inspector.store.decision_log import DecisionLog, TimeArg
 from inspector.errors import InspectorError
 from inspector.store.export import ExportReport, ExportSummary, verify_export
 from inspector.frame.records import Candidate
+from inspector.store.states import inspection_states
 from inspector.store.users import Session
 
 
@@ -60,6 +61,8 @@ def search(log: DecisionLog, f: AuditFilter) -> AuditRows:
     hi = None if f.to_ts is None else parse_time(f.to_ts)
     inspections = log.inspections(from_ts=lo, to_ts=hi, operator=f.operator, label=f.label, verdict=f.verdict,
                                   limit=f.limit)
+    states = inspection_states(log.sdb.conn, (r["id"] for r in inspections))
+    inspections = [{**r, "state": states.get(int(r["id"]), "open")} for r in inspections]  # derived, not stored
     decisions = log.decisions(from_ts=lo, to_ts=hi, operator=f.operator, label=f.label, limit=f.limit)
     events = log.events(from_ts=lo, to_ts=hi, user=f.operator, limit=f.limit)
     return AuditRows(inspections, decisions, events, f.limit)
@@ -86,6 +89,7 @@ class InspectionRecord:
     candidates: tuple[Candidate, ...]
     image_path: Path | None  # None when no image was stored
     decisions: tuple[dict[str, Any], ...]  # every answer and correction, oldest first
+    state: str = "open"  # answered / pending_review / passed / open (inspector.store.states)
 
     def describe_decision(self, row: dict[str, Any]) -> str:
         """'2026-05-09T14:30:00.123Z  op1 (operator): confirm #1 scratch' and the like, in UTC."""
@@ -117,7 +121,8 @@ def inspection_record(log: DecisionLog, inspection_id: int) -> InspectionRecord:
     return InspectionRecord(int(r["id"]), r["recorded_at"], r["user"], r["captured_at"], r["source_id"], r["origin"],
                             int(r["width"]), int(r["height"]), r["model_id"], int(r["library_version"]),
                             r["disposition"], bool(r["needs_review"]), bool(r["open_set"]), r["verdict_reason"],
-                            candidates, image, decisions)
+                            candidates, image, decisions, inspection_states(log.sdb.conn, [inspection_id])
+                            .get(int(inspection_id), "open"))
 
 
 def verify_database(db_path: str | Path, user: Session) -> ChainReport:

@@ -25,6 +25,7 @@ from inspector.store.chain import RECORD_TABLES, AnchorError, anchor_record, can
 from inspector.store.database import StationDB, event_row, parse_time, utc_stamp
 from inspector.errors import InspectorError
 from inspector.store.users import Session, authorize
+from inspector.store.states import inspection_states
 
 MANIFEST = "manifest.json"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -125,6 +126,8 @@ def export_bundle(sdb: StationDB, from_ts: datetime | str, to_ts: datetime | str
             cur = sdb.conn.execute('SELECT * FROM "' + table + '" WHERE id IN (SELECT row_id FROM chain WHERE tbl = ?'
                                    " AND seq BETWEEN ? AND ?) ORDER BY id", (table, first, last))
             tables[table] = ([d[0] for d in cur.description], [list(r) for r in cur])
+        # Derived at export time (answered / pending_review / passed / open), beside the chained rows.
+        states = inspection_states(sdb.conn, (r[0] for r in tables["inspections"][1]))
     finally:
         sdb.conn.execute("COMMIT")
     links = {(e["table"], e["row_id"]): e for e in chain}
@@ -140,6 +143,8 @@ def export_bundle(sdb: StationDB, from_ts: datetime | str, to_ts: datetime | str
         csv_rows = [[*values, links[(table, values[0])]["seq"], links[(table, values[0])]["hash"]] for values in rows]
         csv_data = _csv_bytes([*columns, "chain_seq", "chain_hash"], csv_rows)
         files[f"{table}.csv"] = _write_new(root, f"{table}.csv", csv_data)
+    files["inspection_states.csv"] = _write_new(root, "inspection_states.csv", _csv_bytes(
+        ["inspection_id", "state"], [[i, s] for i, s in sorted(states.items())]))
     (root / "images").mkdir()
     columns, rows = tables["inspections"]
     for sha in sorted({r[columns.index("image_sha256")] for r in rows} - {None}):

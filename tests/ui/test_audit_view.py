@@ -18,7 +18,7 @@ from inspector.store.export import verify_export
 from inspector.library.labels import seed_library_dir
 from inspector.frame.records import Decision, Frame
 from inspector.station import Station
-from ui.audit.view import AuditView
+from ui.audit.view import INSPECTION_COLUMNS, AuditView
 from ui.context import AppContext
 from fakes import HashScorer
 
@@ -77,6 +77,8 @@ def test_view_opens_for_each_role_with_its_actions(qtbot, setup, user: str, veri
     view.show()
     assert view.inspections.row_count() == 3 and view.decisions.row_count() == 3 and view.events.row_count() > 5
     assert view.actions.verify_button.isEnabled() is verify and view.actions.export_button.isEnabled() is export
+    state_col = [title for _key, title in INSPECTION_COLUMNS].index("State")
+    assert {view.inspections.item(r, state_col).text() for r in range(3)} == {"answered"}  # every part answered
 
 
 def test_filters_by_operator_label_verdict_and_time(qtbot, setup) -> None:

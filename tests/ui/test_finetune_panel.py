@@ -22,7 +22,7 @@ from inspector.learning.loop import FinetuneConfig
 from inspector.frame.records import Frame
 from inspector.learning.registry import ModelRegistry
 from inspector.station import Station
-from ui.qa import finetune_panel
+from ui.widgets import workers
 from ui.context import AppContext
 from ui.qa.finetune_panel import FinetunePanel
 from ui.main_window import MainWindow
@@ -267,10 +267,10 @@ def test_signing_out_during_a_run_cancels_it_and_the_run_ends_cleanly(qtbot, sta
     task.progress.connect(lambda step, _t, text: text.startswith("train") and steps.append(step))
     qtbot.waitUntil(lambda: bool(steps), timeout=60_000)
     window.sign_out("signed out")  # the QA view is torn down while the run trains
-    assert window.tabs is None and task in finetune_panel._RUNS
+    assert window.tabs is None and workers.is_kept(task)
     qtbot.waitUntil(lambda: not task.is_running(), timeout=60_000)
     qtbot.wait(50)  # the run's last queued signals reach a panel that no longer exists: nothing happens
-    assert finetune_panel.wait_for_runs(1000) and task not in finetune_panel._RUNS
+    assert workers.wait_for_workers(1000) and not workers.is_kept(task)
     assert max(steps) < 400  # cancelled at sign-out, not trained to the end unobserved
     assert [m.state for m in ModelRegistry(st.log).list() if m.state == "candidate"] == []
     window.station = None  # the fixture closes the station

@@ -5,6 +5,7 @@ while the camera blocks; heatmaps come from a worker (and say so when the model 
 from __future__ import annotations
 
 import queue
+from dataclasses import replace
 import threading
 import time
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from PySide6.QtGui import QKeyEvent
 
 from inspector.frame.answers import record_answer
 from inspector.capture.base import FrameSource
+from inspector.capture.simulated import ManualClock
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.errors import CameraError
 from inspector.library.labels import seed_library_dir
@@ -87,11 +89,13 @@ def station(tmp_path: Path, add_accounts):
         yield st, config, users
 
 
-def _view(qtbot, tmp_path, station, who: str, source: FrameSource | None) -> OperatorView:
+def _view(qtbot, tmp_path, station, who: str, source: FrameSource | None, *, clock=time.monotonic,
+          **queue) -> OperatorView:
     st, config, users = station
+    config = replace(config, queue=replace(config.queue, **queue))
     settings = QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat)
     view = OperatorView(AppContext(st, config, users[who]), None if source is None else (lambda _ev: source),
-                        settings=settings)
+                        settings=settings, clock=clock)
     qtbot.addWidget(view)
     view.resize(1100, 700)
     view.show()
@@ -111,7 +115,7 @@ def test_parts_are_shown_and_recorded_when_shown(qtbot, tmp_path, station) -> No
         qtbot.waitUntil(lambda: view.current is not None and view.current.frame.seq == 1, timeout=5000)
         assert view.current.inspection_id == station[0].log.inspections()[-1]["id"]
         assert view.banner.colour_key == "accept" and view.banner.text().startswith("OK")  # calm grey
-        assert not view.waiting  # ok parts flow past without an answer
+        assert view.queue.waiting == 0 and view.queue.current is None  # ok parts flow past
         assert set(view.current.timings_ms) >= {"capture", "encode", "rank", "record"}
         qtbot.waitUntil(lambda: "connected" in view.status.camera.text(), timeout=3000)
     finally:
@@ -120,9 +124,9 @@ def test_parts_are_shown_and_recorded_when_shown(qtbot, tmp_path, station) -> No
 
 def test_every_key_logs_the_right_decision(qtbot, tmp_path, station) -> None:
     st = station[0]
-    view = _view(qtbot, tmp_path, station, "op1", QueueSource([CRACK] * 6))
+    view = _view(qtbot, tmp_path, station, "op1", QueueSource([CRACK] * 6), min_on_screen_ms=0)
     try:
-        qtbot.waitUntil(lambda: view.current is not None and len(view.waiting) == 5, timeout=5000)
+        qtbot.waitUntil(lambda: view.current is not None and view.queue.waiting == 5, timeout=5000)
         assert view.banner.colour_key == "scrap"  # trouble is held and coloured
         third = view.current.ranking.candidates[2].label_id
         qtbot.keyClick(view, Qt.Key.Key_Space)
@@ -151,7 +155,7 @@ def test_every_key_logs_the_right_decision(qtbot, tmp_path, station) -> None:
 
 
 def test_auto_repeat_and_bad_rank_do_not_answer(qtbot, tmp_path, station) -> None:
-    view = _view(qtbot, tmp_path, station, "op1", QueueSource([SCRATCH]))
+    view = _view(qtbot, tmp_path, station, "op1", QueueSource([SCRATCH]), min_on_screen_ms=0)
     try:
         qtbot.waitUntil(lambda: view.current is not None, timeout=5000)
         held = QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Space, Qt.KeyboardModifier.NoModifier, " ", True)
@@ -275,3 +279,40 @@ def test_an_accepted_part_stays_plain_until_asked(qtbot, tmp_path, station) -> N
         qtbot.waitUntil(lambda: view.frame.note == "heatmap unavailable", timeout=5000)
     finally:
         _stop(view)
+
+
+def test_a_double_tap_answers_one_part_only(qtbot, tmp_path, station) -> None:
+    clock = ManualClock()
+    view = _view(qtbot, tmp_path, station, "op1", QueueSource([CRACK, SCRATCH]), clock=clock)
+    try:
+        qtbot.waitUntil(lambda: view.queue.waiting == 1, timeout=5000)
+        first = view.current.inspection_id
+        clock.sleep(0.5)
+        qtbot.keyClick(view, Qt.Key.Key_Space)
+        clock.sleep(0.15)  # the second tap, 150 ms later: the next part is on screen too briefly
+        qtbot.keyClick(view, Qt.Key.Key_Space)
+        assert [d["inspection_id"] for d in station[0].log.decisions()] == [first]
+        assert view.current.inspection_id != first and "double tap" in view.message.text()
+    finally:
+        _stop(view)
+
+
+def test_overflow_goes_to_the_review_lane_and_the_review_list_answers_it(qtbot, tmp_path, station) -> None:
+    st = station[0]
+    view = _view(qtbot, tmp_path, station, "op1", QueueSource([CRACK, SCRATCH, CRACK]), max_waiting=1)
+    try:
+        qtbot.waitUntil(lambda: len(st.log.inspections()) == 3 and view.in_review == 1, timeout=5000)
+        first, second = (r["id"] for r in st.log.inspections()[:2])
+        assert view.current.inspection_id == first  # the part on screen stays; the one behind it moved
+        assert view.queue_label.text() == "1 waiting · 1 in review"
+        qtbot.keyClick(view, Qt.Key.Key_F2)
+        dialog = view.review_dialog
+        assert dialog is not None and dialog.isVisible() and [r["id"] for r in dialog.rows] == [second]
+        qtbot.keyClick(dialog.parts, Qt.Key.Key_R)
+        assert [(d["inspection_id"], d["kind"]) for d in st.log.decisions()] == [(second, "reject_image")]
+        assert dialog.rows == [] and view.in_review == 0
+    finally:
+        _stop(view)
+    # Sign-out: the parts still waiting go to the review lane, with events; nothing is lost.
+    moved = [int(e["subject"]) for e in st.log.events(kind="part_to_review")]
+    assert moved == [second, first, second + 1]

@@ -48,3 +48,17 @@ def test_task_cancel_and_failure(qtbot) -> None:
         bad.start()
     assert blocker.args == ["camera 'x' is gone"]
     assert bad.wait()
+
+
+def test_a_kept_worker_is_held_until_its_thread_ends_and_waited_for_at_exit(qtbot) -> None:
+    from ui.widgets.workers import is_kept, keep_alive, wait_for_workers
+
+    gate = threading.Event()
+    task = Task(lambda _p, _c: gate.wait(10))
+    keep_alive(task, task.done)
+    keep_alive(task, task.done)  # idempotent
+    task.start()
+    assert is_kept(task) and not wait_for_workers(50)  # still running: the exit wait says so
+    gate.set()
+    assert wait_for_workers(5000)
+    qtbot.waitUntil(lambda: not is_kept(task), timeout=2000)  # released once its thread ended

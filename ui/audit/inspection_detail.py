@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -16,11 +16,10 @@ from inspector.store.audit import InspectionRecord
 from inspector.errors import InspectorError
 from inspector.frame.explain import Heatmap
 from inspector.frame.imageio import read_image_file
-from ui.widgets.workers import Task
+from ui.widgets.workers import Task, keep_alive
 
 # The heatmap of a logged inspection: (record, candidate rank) -> Heatmap, run off the GUI thread.
 ExplainFn = Callable[[InspectionRecord, int], Heatmap]
-_RUNNING: set[Task] = set()
 
 _IMAGE_BOX = 260  # px: large enough to see the part, small enough to leave room for the facts
 _RANK_COLUMNS = ("#", "Label", "Best description", "Score", "Probability", "Disposition")
@@ -169,10 +168,7 @@ class InspectionDetail(QScrollArea):
         task.finished.connect(self._heatmap_ready)
         task.failed.connect(self._heatmap_failed)
         task.done.connect(self._task_done)
-        # A QThread must outlive its run even if this view is closed meanwhile; released from the
-        # event loop, not inside the task's own signal.
-        _RUNNING.add(task)
-        task.done.connect(lambda: QTimer.singleShot(0, lambda: _RUNNING.discard(task)))
+        keep_alive(task, task.done)  # its QThread must outlive its run even if this view is closed meanwhile
         self._task, self._task_record = task, record
         task.start()
 

@@ -23,7 +23,7 @@ from ui.widgets.record_table import RecordTable
 from ui.widgets.status_line import StatusLine
 
 INSPECTION_COLUMNS = [("id", "Inspection"), ("recorded_at", "Recorded (UTC)"), ("user", "Recorded by"),
-                      ("top_label_id", "Model #1"), ("disposition", "Verdict"), ("review", "Review"),
+                      ("top_label_id", "Model #1"), ("disposition", "Verdict"), ("state", "State"), ("review", "Review"),
                       ("library_version", "Library"), ("model", "Model")]
 DECISION_COLUMNS = [("id", "Decision"), ("decided_at", "Decided (UTC)"), ("inspection_id", "Inspection"),
                     ("operator", "Who"), ("role", "Role"), ("kind", "Answer"), ("label_id", "Label"),

@@ -15,9 +15,7 @@ from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
 
 from inspector.errors import CameraError, InspectorError
 from inspector.frame.live import LiveCapture
-
-# Workers whose thread did not end at shutdown: kept referenced so the QThread is never destroyed running.
-_ORPHANS: list[QObject] = []
+from ui.widgets.workers import keep_alive
 
 
 class _Loop(QObject):
@@ -33,7 +31,7 @@ class _Loop(QObject):
         self._capture, self._stop, self._paused = capture, stop, paused
         self._timeout, self._retry, self._health_every = read_timeout_s, retry_s, health_every_s
         self._opened = False
-        self._last_fault = ""
+        capture.warn = self.fault.emit  # a frame the database refused: the window's banner says so
 
     @Slot()
     def run(self) -> None:
@@ -61,33 +59,23 @@ class _Loop(QObject):
                 return
             result = self._capture.step(self._timeout)
         except CameraError as exc:
-            self._report(str(exc), camera=True)
+            self.fault.emit(self._capture.fault(str(exc), camera=True))
             self._opened = False
             self._stop.wait(self._retry)  # back off; a stop request still ends the wait at once
             return
-        except InspectorError as exc:  # e.g. the database refused the record: say so, keep going
-            self._report(str(exc), camera=False)
+        except InspectorError as exc:  # e.g. the database refused the user: say so, keep going
+            self.fault.emit(self._capture.fault(str(exc), camera=False))
             self._stop.wait(self._retry)
             return
         except Exception as exc:  # noqa: BLE001  a bug must reach the user, not kill the capture thread
-            self._report(f"unexpected error in the capture loop: {exc!r}\n{traceback.format_exc(limit=3)}", False)
+            message = f"unexpected error in the capture loop: {exc!r}\n{traceback.format_exc(limit=3)}"
+            self.fault.emit(self._capture.fault(message, camera=False))
             self._stop.wait(self._retry)
             return
         if result is not None:
-            if self._last_fault:
-                self._last_fault = ""
-                self._capture.log_event("camera_recovered", {"message": "frames arrive again"})
+            if self._capture.recovered():
                 self.recovered.emit()
             self.result.emit(result)
-
-    def _report(self, message: str, camera: bool) -> None:
-        if message != self._last_fault:  # one audit event per distinct fault, not one per retry
-            self._last_fault = message
-            try:
-                self._capture.log_event("camera_fault" if camera else "capture_error", {"message": message[:1000]})
-            except InspectorError as exc:
-                message += f" (not logged: {exc})"
-        self.fault.emit(message)
 
 
 class CaptureWorker(QObject):
@@ -145,5 +133,9 @@ class CaptureWorker(QObject):
             source.close()
         if self._thread.wait(wait_ms):
             return True
-        _ORPHANS.append(self)
+        keep_alive(self, self.stopped)  # a hung driver: the thread ends when it returns, never destroyed running
         return False
+
+    def wait(self, ms: int = 5000) -> bool:
+        """Block until the loop's thread ends (shutdown only)."""
+        return self._thread.wait(ms)

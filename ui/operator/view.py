@@ -4,24 +4,26 @@ Keys (a foot pedal mapped to one works the same): Space/Enter confirm #1 · 1-9 
 of these, then type and Enter · R reject the image (retake) · H heatmap · C "#1 versus #2" ·
 Up/Down select whose heatmap is shown. No dialog on this path.
 
-A part that needs attention (not accepted, or flagged for review) is held on screen until it is
-answered; parts arriving meanwhile wait in order, so an answer always refers to the part shown.
-Accepted parts flow past without an answer. Inspections are committed by the capture worker
-when shown (see inspector.frame.live); a key press only appends the decision.
+Trouble parts (not accepted, or flagged for review) go through the core's operator queue
+(inspector.frame.queue): the oldest is on screen, the rest wait in order; beyond the configured
+time or count the part on screen moves to the review lane, answerable later from the review list
+(button or F2). Accepted parts flow past without an answer. Inspections are committed by the
+capture worker when shown (see inspector.frame.live); a key press only appends the decision.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import time
+from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from inspector.frame.answers import record_answer
 from inspector.store.decision_log import DecisionError
 from inspector.errors import InspectorError
 from inspector.frame.live import LiveCapture, RateMeter, SourceFactory
+from inspector.frame.queue import OperatorQueue, TooSoon, needs_attention, policy_from, review_lane
 from inspector.frame.records import InspectionResult
 from ui.widgets import palette
 from ui.operator.candidate_list import CandidateList
@@ -29,18 +31,12 @@ from ui.operator.capture_worker import CaptureWorker
 from ui.context import AppContext
 from ui.operator.evidence_panel import EvidencePanel
 from ui.operator.status_panel import StatusPanel
+from ui.operator.review_lane import ReviewLaneDialog
 from ui.operator.verdict_banner import VerdictBanner
 
-MAX_WAITING = 50  # parts held back behind an unanswered one; older ones stay recorded, unanswered
 HINTS = ("Space/Enter confirm #1 · 1–9 pick #k · 0 none of these · R retake · H heatmap · C #1 vs #2"
-         " · ↑↓ select")
+         " · ↑↓ select · F2 review lane")
 _DIGITS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(10)}
-
-
-def needs_attention(result: InspectionResult) -> bool:
-    """Whether a part is trouble: held on screen until answered."""
-    v = result.verdict
-    return v.disposition != "accept" or v.needs_review or v.open_set
 
 
 class OperatorView(QWidget):
@@ -51,22 +47,27 @@ class OperatorView(QWidget):
     recovered = Signal(str)  # where: the fault reported from there is over
 
     def __init__(self, context: AppContext, source_factory: SourceFactory | None = None,
-                 parent: QWidget | None = None, *, settings: QSettings | None = None) -> None:
+                 parent: QWidget | None = None, *, settings: QSettings | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(parent)
         self.context, self.source_factory = context, source_factory
         self.settings = settings if settings is not None else QSettings()
-        self.current: InspectionResult | None = None
+        self.current: InspectionResult | None = None  # the part displayed
         self.answered = ""
-        self.waiting: deque[InspectionResult] = deque()
-        self.passed_unanswered = 0
+        # Only a role that decides holds trouble parts; others watch the line go by.
+        self.queue = OperatorQueue(context.station.log, context.user, policy_from(context.config.queue), clock) \
+            if context.can("decide") and context.station.log is not None else None
+        self.in_review = 0
+        self.review_dialog: ReviewLaneDialog | None = None
         self.rate = RateMeter()
         self.capture: CaptureWorker | None = None
         self.live = True  # False while another tab is shown: the capture then pauses
         self._build()
         self.evidence.fault.connect(self.fault)
         self.candidates.selected.connect(self.evidence.select)
-        self._tick = QTimer(self, interval=1000, timeout=self._refresh_rate)
+        self._tick = QTimer(self, interval=500, timeout=self._on_tick)
         self._tick.start()
+        self._count_review()
         self.status.set_model(context.station.model_id, context.station.index.library_version)
 
     def _build(self) -> None:
@@ -86,6 +87,9 @@ class OperatorView(QWidget):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.queue_label = QLabel()
+        self.review_button = QPushButton("Review lane (F2)", focusPolicy=Qt.FocusPolicy.NoFocus)
+        self.review_button.clicked.connect(self.open_review_lane)
+        self.review_button.setVisible(self.context.can("decide"))
         self.hints = QLabel(HINTS if self.context.can("decide") else
                             f"View only: your role ({self._role()}) may not answer parts · H heatmap · C #1 vs #2")
         self.hints.setWordWrap(True)
@@ -96,6 +100,7 @@ class OperatorView(QWidget):
         side.addWidget(self.none_edit)
         side.addWidget(self.message)
         side.addWidget(self.queue_label)
+        side.addWidget(self.review_button)
         side.addStretch(1)
         side.addWidget(self.hints)
         body = QHBoxLayout()
@@ -129,34 +134,55 @@ class OperatorView(QWidget):
             self.capture.set_paused(not live)
 
     def shutdown(self, wait_ms: int = 3000) -> bool:
-        """Stop the workers (window closing, sign-out); True if the capture thread ended.
+        """Stop the workers (window closing, sign-out); True if the capture thread ended. Parts still
+        waiting go to the review lane (with events), under the user still signed in.
 
         Waits for the capture loop only (it holds a database connection and records under the
         user); a heatmap still being computed finishes on its own without touching either.
         """
         self._tick.stop()
         self.evidence.stop()
-        return self.capture.stop(wait_ms) if self.capture is not None else True
+        ended = self.capture.stop(wait_ms) if self.capture is not None else True
+        if self.capture is not None:
+            QCoreApplication.sendPostedEvents(self.capture)  # parts already delivered join the queue first
+        if self.queue is not None:
+            try:
+                self.queue.sign_out()
+            except InspectorError as exc:
+                self.fault.emit("operator queue", f"waiting parts could not be moved to the review lane: {exc}")
+        if self.review_dialog is not None:
+            self.review_dialog.close()
+        return ended
 
     def show_result(self, result: InspectionResult) -> None:
-        """A new ranked part: shown now, or queued behind an unanswered part that needs attention."""
+        """A new ranked part: a trouble part joins the queue (shown when it is the oldest); a calm
+        one is shown when no trouble part is waiting."""
         self.rate.tick()
         self._refresh_rate()
         self.status.set_latency(result.timings_ms)
         self.status.set_model(result.ranking.model_id, result.ranking.library_version)
-        if self._holding():
-            self.waiting.append(result)
-            if len(self.waiting) > MAX_WAITING:
-                self.waiting.popleft()
-                self.passed_unanswered += 1
-            self._update_queue_label()
-            return
-        self._display(result)
+        try:
+            queued = self.queue is not None and self.queue.offer(result)
+        except InspectorError as exc:  # the review-lane event was refused: the part stays at the head
+            self.fault.emit("operator queue", str(exc))
+            queued = True
+        if queued or (self.queue is not None and self.queue.current is not None):
+            self._sync()
+        else:
+            self._display(result)
 
-    def _holding(self) -> bool:
-        if self.current is None or self.answered or not self.context.can("decide"):
-            return False
-        return needs_attention(self.current) or self.none_edit.isVisible()
+    def _sync(self) -> None:
+        """Show the queue's oldest part if it is not on screen yet (after an answer or a move)."""
+        head = self.queue.current if self.queue is not None else None
+        if head is not None and head is not self.current:
+            if self.none_edit.isVisible():  # the typed text was for the part that just left
+                self.none_edit.setVisible(False)
+                self.setFocus()
+                if not self.answered:
+                    self._say(f"Part {self.current.inspection_id if self.current else '?'} went to the review"
+                              " lane before the description was logged; answer it from the review lane.", True)
+            self._display(head)
+        self._count_review()
 
     def _display(self, result: InspectionResult) -> None:
         self.current, self.answered = result, ""
@@ -166,11 +192,41 @@ class OperatorView(QWidget):
         self.evidence.show_part(result, calm=calm)
         self._update_queue_label()
 
+    def _on_tick(self) -> None:
+        self._refresh_rate()
+        if self.queue is None:
+            return
+        try:
+            moved = self.queue.tick()
+        except InspectorError as exc:
+            self.fault.emit("operator queue", str(exc))
+            return
+        if moved:
+            self._sync()
+
+    def _count_review(self) -> None:
+        if self.context.can("decide") and self.context.station.log is not None:
+            self.in_review = len(review_lane(self.context.station.log))
+        self._update_queue_label()
+
     def _update_queue_label(self) -> None:
-        text = f"{len(self.waiting)} part(s) waiting" if self.waiting else ""
-        if self.passed_unanswered:
-            text += f" · {self.passed_unanswered} passed unanswered (recorded)"
-        self.queue_label.setText(text)
+        waiting = self.queue.waiting if self.queue is not None else 0
+        self.queue_label.setText(f"{waiting} waiting · {self.in_review} in review" if self.queue is not None else "")
+        self.review_button.setText(f"Review lane: {self.in_review} (F2)")
+
+    def open_review_lane(self) -> ReviewLaneDialog | None:
+        """The review list (operator or QA): parts moved to the review lane, answerable with the same keys."""
+        if not self.context.can("decide"):
+            self._say(f"Your role ({self._role()}) may not answer parts.", trouble=True)
+            return None
+        if self.review_dialog is None:
+            self.review_dialog = ReviewLaneDialog(self.context, self)
+            self.review_dialog.answered.connect(lambda _id: self._count_review())
+            self.review_dialog.answered.connect(self.decided)
+        self.review_dialog.reload()
+        self.review_dialog.show()
+        self.review_dialog.raise_()
+        return self.review_dialog
 
     # --- keys and answers -----------------------------------------------------------------
 
@@ -203,6 +259,8 @@ class OperatorView(QWidget):
             self.toggle_heatmap()
         elif key == Qt.Key.Key_C:
             self.toggle_contrast()
+        elif key == Qt.Key.Key_F2:
+            self.open_review_lane()
         elif key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
             old = self.candidates.selected_rank
             rank = max(1, min(len(self.candidates.candidates), old + (1 if key == Qt.Key.Key_Down else -1)))
@@ -217,9 +275,16 @@ class OperatorView(QWidget):
         """Record the operator's answer to the shown part; the decision id, or None (and why, inline)."""
         if not self._may_answer():
             return None
-        assert self.current is not None
+        assert self.current is not None and self.queue is not None
+        if self.queue.current is not self.current:  # it moved to the review lane a moment ago
+            self._sync()
+            self._say("That part went to the review lane; this is the next one. Nothing was logged.", trouble=True)
+            return None
         try:
-            decision_id = record_answer(self.context.station.log, self.current, self.context.user, kind, rank, typed)
+            decision_id, _part = self.queue.answer(kind, rank, typed)
+        except TooSoon as exc:  # a double tap: the second press must not answer this part
+            self._say(str(exc), trouble=True)
+            return None
         except DecisionError as exc:  # a slip (no candidate #7): inline, the part stays
             self._say(str(exc), trouble=True)
             return None
@@ -231,8 +296,8 @@ class OperatorView(QWidget):
         self.banner.show_result(self.current, self.answered)
         self._say(f"Logged decision {decision_id} for part {self.current.inspection_id}: {self.answered}.")
         self.decided.emit(decision_id)
-        if self.waiting:
-            self._display(self.waiting.popleft())
+        self._sync()
+        self._update_queue_label()
         return decision_id
 
     def start_none_of_these(self) -> bool:
@@ -270,6 +335,9 @@ class OperatorView(QWidget):
             return False
         if self.answered:
             self._say(f"This part is already answered ({self.answered}); a change is a correction (QA).")
+            return False
+        if self.queue is None or self.queue.current is None:
+            self._say("This part needs no answer (accepted); the next trouble part will be shown.")
             return False
         return True
 

@@ -27,13 +27,9 @@ from ui.context import AppContext
 from ui.qa.model_figures import ModelFigures
 from ui.model_follower import ModelFollower
 from ui.widgets.status_line import StatusLine
-from ui.widgets.workers import Task
+from ui.widgets.workers import Task, keep_alive
 
 _COLUMNS = ("Model", "State", "Confirm. top-1", "Typed top-1", "Registered (UTC)", "By", "Reason")
-# Runs still going when their panel went away (sign-out, idle lock): referenced until they end,
-# so their QThread is never destroyed while running. They were cancelled first: the training state
-# is kept and the next Start with the same settings resumes it.
-_RUNS: list[Task] = []
 
 _INTRO = ("Fine-tune the model in use on this station's confirmed answers (picks and confirmations; rejected"
           " images and 'none of these' are left out). A fixed share of images is held out: the new model and"
@@ -46,16 +42,6 @@ def _run(progress, cancelled, db_path: str, config: FinetuneConfig, user, defaul
         progress(p.step, p.total, f"{p.stage}: {p.message}")
 
     return run_finetune(db_path, None, config, report, cancelled, user=user, default_ref=default_ref)
-
-
-def wait_for_runs(ms: int = 60_000) -> bool:
-    """At exit: wait for runs still stopping; True if none is left running."""
-    return all(task.wait(ms) for task in list(_RUNS))
-
-
-def _forget(task: Task) -> None:
-    if task in _RUNS:
-        _RUNS.remove(task)
 
 
 def _clock(seconds: float) -> str:
@@ -198,10 +184,10 @@ class FinetunePanel(QWidget):
             return False
         config = self.run_config()
         db_path = str(self.context.station.log.sdb.path)
-        # No Qt parent: the run may outlive this panel (sign-out), see _RUNS and shutdown().
+        # No Qt parent: the run may outlive this panel (sign-out, idle lock; shutdown() cancels it, the
+        # training state is kept and the next Start resumes it), so it is held until its thread ends.
         task = Task(_run, db_path, config, self.context.user, self.context.config.model.ref)
-        _RUNS.append(task)
-        task.done.connect(lambda: _forget(task))
+        keep_alive(task, task.done)
         # Bound methods only: Qt drops these connections when the panel is deleted.
         task.progress.connect(self._on_progress)
         task.finished.connect(self._finished)

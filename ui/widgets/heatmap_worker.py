@@ -17,17 +17,8 @@ from inspector.errors import InspectorError
 from inspector.frame.explain import Heatmap, explain_candidate
 from inspector.frame.records import InspectionResult
 from inspector.station import Station
-from ui.widgets.workers import Task
+from ui.widgets.workers import Task, keep_alive
 
-# Tasks still running when their view went away (sign-out): kept referenced until they end, so
-# their QThread is never destroyed while running. A heatmap touches neither the database nor the
-# session, so it may finish unobserved.
-_ORPHANS: list[Task] = []
-
-
-def wait_for_orphans(ms: int = 30_000) -> bool:
-    """At exit: wait for heatmaps still being computed; True if none is left running."""
-    return all(task.wait(ms) for task in list(_ORPHANS))
 
 
 @dataclass(frozen=True)
@@ -76,7 +67,8 @@ class HeatmapWorker(QObject):
         return self._task is not None or bool(self._pending)
 
     def stop(self, wait_ms: int = 0) -> bool:
-        """Drop waiting requests; a running one finishes on its own (see wait_for_orphans).
+        """Drop waiting requests; a running one finishes on its own (held by ui.widgets.workers.keep_alive:
+        a heatmap touches neither the database nor the session, so it may finish unobserved).
         True if nothing is left running after `wait_ms`."""
         self._stopped = True
         self._pending.clear()
@@ -85,9 +77,7 @@ class HeatmapWorker(QObject):
             return True
         for signal in (task.finished, task.failed, task.done):
             signal.disconnect()  # its answer has nobody to go to: the view may be deleted before it arrives
-        _ORPHANS.append(task)
-        # Released from the event loop, not inside the task's own signal (it must not be deleted mid-emit).
-        task.done.connect(lambda: QTimer.singleShot(0, lambda: _ORPHANS.remove(task) if task in _ORPHANS else None))
+        keep_alive(task, task.done)
         return False
 
     def _start_next(self) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Qt, QTimer, Signal, SignalInstance, Slot
 
 from inspector.errors import InspectorError
 
@@ -81,3 +81,38 @@ class Task(QObject):
     def wait(self, ms: int = 5000) -> bool:
         """Block until the thread ends (tests and shutdown only; never in a GUI handler)."""
         return self._thread.wait(ms)
+
+
+class _Waitable(Protocol):
+    def wait(self, ms: int = ...) -> bool: ...
+
+
+# Workers whose QThread may outlive the view that started them (sign-out, a closed dialog, a
+# shutdown that timed out): referenced here until their thread ends, so Qt never destroys a
+# running QThread; the app waits for all of them at exit.
+_KEPT: list[_Waitable] = []
+
+
+def keep_alive(worker: _Waitable, done: SignalInstance | None = None) -> None:
+    """Hold `worker` until `done` fires (None: until the process ends); idempotent."""
+    if any(w is worker for w in _KEPT):
+        return
+    _KEPT.append(worker)
+    if done is not None:
+        # Released from the event loop, not inside the worker's own signal (no deletion mid-emit).
+        done.connect(lambda: QTimer.singleShot(0, lambda: release(worker)))
+
+
+def release(worker: _Waitable) -> None:
+    """Stop holding `worker` (its thread has ended)."""
+    _KEPT[:] = [w for w in _KEPT if w is not worker]
+
+
+def is_kept(worker: object) -> bool:
+    """Whether `worker` is still held."""
+    return any(w is worker for w in _KEPT)
+
+
+def wait_for_workers(ms: int = 60_000) -> bool:
+    """At exit: wait for every held worker's thread; True if none is left running."""
+    return all(worker.wait(ms) for worker in list(_KEPT))

@@ -1,0 +1,56 @@
+"""The station's per-frame path: one image encode, one matrix product against the cached
+description embeddings, a verdict; recording is a separate, explicit step."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from inspector.errors import InspectorError
+from inspector.frame.ranking import VerdictPolicy, decide, rank
+from inspector.frame.records import Frame, InspectionResult
+from inspector.station_model import ModelState
+from inspector.store.decision_log import DecisionLog
+from inspector.store.users import Session
+
+
+def frame_sha256(frame: Frame) -> str:
+    """SHA-256 of a frame's pixels and shape: the key of an image whose file bytes are unknown."""
+    h = hashlib.sha256(f"{frame.rgb.shape}".encode())
+    h.update(np.ascontiguousarray(frame.rgb).tobytes())
+    return h.hexdigest()
+
+
+class FramePath:
+    """Mixed into Station: rank a frame with one consistent model snapshot; record it."""
+
+    log: DecisionLog | None
+    policy: VerdictPolicy
+    _model: ModelState
+
+    def inspect(self, frame: Frame, image_sha256: str | None = None, top_k: int | None = None) -> InspectionResult:
+        """Rank one frame against the library and propose a verdict (nothing is stored)."""
+        # One read of the model: the GUI may swap in a new library version or a new model on another
+        # thread while a capture worker ranks; encode, rank and verdict must use the same one.
+        model = self._model
+        index = model.index
+        t0 = time.perf_counter()
+        embedding = model.scorer.embed_images([frame.rgb])[0]
+        t1 = time.perf_counter()
+        ranking = rank(embedding, index, model.scorer.logit_scale, top_k=top_k)
+        verdict = decide(ranking, index, self.policy)
+        t2 = time.perf_counter()
+        return InspectionResult(
+            frame=frame, ranking=ranking, verdict=verdict,
+            image_sha256=image_sha256 or frame_sha256(frame),
+            timings_ms={"encode": 1000 * (t1 - t0), "rank": 1000 * (t2 - t1)},
+        )
+
+    def record(self, result: InspectionResult, user: Session) -> InspectionResult:
+        """Commit the inspection; the returned copy carries its id (acknowledged after COMMIT)."""
+        if self.log is None:
+            raise InspectorError("this station was opened without a database; nothing can be recorded")
+        return replace(result, inspection_id=self.log.record_inspection(result, user))
