@@ -127,7 +127,7 @@ class _Outage:
 
 def _cmd_watch(args: argparse.Namespace) -> int:
     from inspector.capture import build_source
-    from inspector.store.chain import AnchorError
+    from inspector.store.anchor import AnchorError
     from inspector.store.database import AnchorWriteError, StorageError
     from inspector.errors import CameraError
     from inspector.station import Station

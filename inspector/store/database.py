@@ -21,8 +21,8 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from inspector.store.chain import RECORD_TABLES, Anchor, AnchorError, ChainReport, append_entry, head, load_key
-from inspector.store.chain import read_anchor, verify_chain, write_anchor
+from inspector.store.anchor import Anchor, AnchorError, load_key, read_anchor, write_anchor
+from inspector.store.chain import RECORD_TABLES, ChainReport, append_entry, head, verify_chain
 from inspector.errors import DataError, InspectorError
 
 # Writers wait this long for another process's transaction before giving up (D1: >= 5 s).

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from inspector.frame.imageio import cv2  # through imageio: OPENCV_IO_MAX_IMAGE_PIXELS must be set first
-from inspector.store.chain import ChainReport, fsync_dir
+from inspector.store.anchor import fsync_dir
+from inspector.store.chain import ChainReport
 from inspector.store.database import StationDB, StorageError, event_row, open_database, parse_time, storage_hint
 from inspector.store.database import utc_stamp
 from inspector.errors import InspectorError, LibraryError

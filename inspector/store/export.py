@@ -21,7 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from inspector.store.chain import RECORD_TABLES, AnchorError, anchor_record, canonical, entry_hash
+from inspector.store.anchor import AnchorError, anchor_record
+from inspector.store.chain import RECORD_TABLES, canonical, entry_hash
 from inspector.store.database import StationDB, event_row, parse_time, utc_stamp
 from inspector.errors import InspectorError
 from inspector.store.users import Session, authorize

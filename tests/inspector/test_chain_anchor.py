@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from inspector.store.chain import ANCHOR_FILE_BYTES, ANCHOR_SLOT_BYTES, AnchorError, anchor_record, head, read_anchor
-from inspector.store.chain import write_anchor
+from inspector.store.anchor import ANCHOR_FILE_BYTES, ANCHOR_SLOT_BYTES, AnchorError, anchor_record, read_anchor
+from inspector.store.chain import head
+from inspector.store.anchor import write_anchor
 from inspector.store.decision_log import DecisionLog
 
 
