@@ -10,7 +10,7 @@ import errno
 import hmac
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,9 @@ class Anchor:
     seq: int
     hash: str
     written_at: str
+    # How many times the anchor has been written (None in files written before the counter): the two
+    # slots always hold consecutive counts, so erasing the newer one cannot pass for the older state.
+    n: int | None = None
 
 
 def load_key(path: Path, create: bool) -> bytes:
@@ -68,9 +71,11 @@ def load_key(path: Path, create: bool) -> bytes:
                           " permissions (the station's account must read it)") from None
 
 
-def _mac(key: bytes, seq: int, digest: str, written_at: str) -> str:
-    body = canonical({"seq": seq, "hash": digest, "written_at": written_at})
-    return hmac.new(key, ANCHOR_TAG + body, "sha256").hexdigest()
+def _mac(key: bytes, seq: int, digest: str, written_at: str, n: int | None = None) -> str:
+    fields: dict[str, object] = {"seq": seq, "hash": digest, "written_at": written_at}
+    if n is not None:
+        fields["n"] = n
+    return hmac.new(key, ANCHOR_TAG + canonical(fields), "sha256").hexdigest()
 
 
 # Anchor file format 2: two slots, rewritten in place by turns; each fills its own page, so writing
@@ -96,6 +101,7 @@ class _AnchorFile:
     legacy: bool  # format 1: a single record
     slots: tuple[Anchor | None, ...]
     damaged: tuple[tuple[int, str], ...]  # (slot, why)
+    tampered: str = ""  # a state no write or power loss leaves: a slot erased or replaced
 
     @property
     def current(self) -> Anchor | None:
@@ -107,8 +113,14 @@ class _AnchorFile:
         current = self.current
         return 0 if current is None else 1 - self.slots.index(current)
 
+    def next_n(self) -> int:
+        """The write counter for the next anchor written to this file."""
+        return 1 + max((a.n or 0 for a in self.slots if a is not None), default=0)
+
     def problem(self, path: Path) -> str:
         """Why the file cannot be trusted as it is; empty when no slot is damaged."""
+        if self.tampered:
+            return f"anchor file {path}: {self.tampered}: it was edited"
         if not self.damaged:
             return ""
         what = ", ".join(why if self.legacy else f"slot {slot} {why}" for slot, why in self.damaged)
@@ -120,8 +132,11 @@ class _AnchorFile:
 
 def _record(key: bytes, anchor: Anchor) -> bytes:
     """The anchor and its HMAC as canonical JSON: a format-1 file's content, a format-2 slot's line."""
-    return canonical({"seq": anchor.seq, "hash": anchor.hash, "written_at": anchor.written_at,
-                      "mac": _mac(key, anchor.seq, anchor.hash, anchor.written_at)})
+    fields: dict[str, object] = {"seq": anchor.seq, "hash": anchor.hash, "written_at": anchor.written_at,
+                                 "mac": _mac(key, anchor.seq, anchor.hash, anchor.written_at, anchor.n)}
+    if anchor.n is not None:
+        fields["n"] = anchor.n
+    return canonical(fields)
 
 
 def _slot(key: bytes, anchor: Anchor) -> bytes:
@@ -139,8 +154,10 @@ def _parse_slot(data: bytes, key: bytes) -> Anchor | None:
         return None
     try:
         record = json.loads(text)
-        anchor = Anchor(int(record["seq"]), str(record["hash"]), str(record["written_at"]))
-        expected = _mac(key, anchor.seq, anchor.hash, anchor.written_at).encode("ascii")
+        n = record.get("n")
+        anchor = Anchor(int(record["seq"]), str(record["hash"]), str(record["written_at"]),
+                        None if n is None else int(n))
+        expected = _mac(key, anchor.seq, anchor.hash, anchor.written_at, anchor.n).encode("ascii")
         valid = hmac.compare_digest(str(record["mac"]).encode("utf-8"), expected)
     except (ValueError, KeyError, TypeError) as exc:  # also invalid UTF-8 from a torn write
         raise _DamagedSlot(f"is unreadable ({exc})") from None
@@ -163,7 +180,22 @@ def _load(data: bytes, key: bytes) -> _AnchorFile:
             damaged.append((index, str(exc)))
     if not damaged and all(s is None for s in slots):  # every write leaves a record: this file was emptied
         damaged.append((0, "is empty"))
-    return _AnchorFile(legacy, tuple(slots), tuple(damaged))
+    return _AnchorFile(legacy, tuple(slots), tuple(damaged), "" if legacy or damaged else _erased(slots))
+
+
+def _erased(slots: list[Anchor | None]) -> str:
+    """Why two readable slots are not a state the writer leaves: a blank beside a later write, or a gap.
+
+    The first write fills slot 0 and leaves slot 1 blank (n = 1); every later write replaces the
+    older slot with n + 1, and a power loss can only leave the slot being written unreadable.
+    """
+    counts = [None if s is None else s.n for s in slots]
+    for index, anchor in enumerate(slots):
+        if anchor is None and counts[1 - index] is not None and counts[1 - index] != 1:
+            return f"slot {index} is blank beside anchor write {counts[1 - index]}: a newer anchor was erased"
+    if None not in counts and abs(counts[0] - counts[1]) != 1:  # type: ignore[operator]
+        return f"the slots hold anchor writes {counts[0]} and {counts[1]}, not consecutive ones: a slot was replaced"
+    return ""
 
 
 @contextmanager
@@ -210,7 +242,7 @@ def read_anchor(path: Path, key: bytes) -> Anchor | None:
     except OSError as exc:
         raise AnchorError(f"anchor file {path} is unreadable ({exc}); it was damaged or replaced") from None
     found = _load(data, key)
-    if found.damaged:
+    if found.damaged or found.tampered:
         raise AnchorError(found.problem(path))
     return found.current
 
@@ -224,28 +256,41 @@ def anchor_record(path: Path, key: bytes) -> bytes | None:
     return None if anchor is None else _record(key, anchor) + b"\n"
 
 
-def write_anchor(path: Path, key: bytes, seq: int, digest: str, written_at: str) -> None:
+AnchorCheck = Callable[[Anchor | None, bool], None]
+
+
+def write_anchor(path: Path, key: bytes, seq: int, digest: str, written_at: str,
+                 check: AnchorCheck | None = None) -> None:
     """Move the anchor forward to (seq, digest); a lower seq never replaces a higher one.
+
+    `check(current, torn)` is called with the anchor in force (None: no file) before anything is
+    written, and raises AnchorError when the chain no longer extends it (or a missing file must not
+    be created); torn says the other slot is unreadable, as a power loss mid-write leaves it. An
+    erased or replaced slot is never written over: that would hide the edit.
 
     Writers of all processes take turns on the lock file. A format-2 file gets the slot that does
     not hold the current anchor rewritten in place, then one fdatasync: no rename, no folder sync.
     A missing or format-1 file is written whole, once: temp file, fsync, rename, fsync the folder.
     """
-    slot = _slot(key, Anchor(seq, digest, written_at))
     with _locked(path, exclusive=True):
         try:
             fd = os.open(path, os.O_RDWR)
         except FileNotFoundError:
-            _write_whole(path, slot + _BLANK_SLOT)
+            if check is not None:
+                check(None, False)
+            _write_whole(path, _slot(key, Anchor(seq, digest, written_at, 1)) + _BLANK_SLOT)
             return
         try:
             found = _load(_read_file(fd), key)
             current = found.current
-            if found.damaged and (found.legacy or current is None):
+            if found.tampered or (found.damaged and (found.legacy or current is None)):
                 # Nothing valid to keep, and perhaps another station's file: never overwrite it silently.
                 raise AnchorError(found.problem(path))
             if current is not None and current.seq >= seq:
                 return
+            if check is not None:
+                check(current, bool(found.damaged))
+            slot = _slot(key, Anchor(seq, digest, written_at, found.next_n()))
             if found.legacy:
                 _write_whole(path, slot + _BLANK_SLOT)
             else:

@@ -9,6 +9,7 @@ to the database, HMAC'ed with the station key (inspector.store.anchor).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # anchor.py imports canonical() from here
 GENESIS = "0" * 64
 # The tag keeps these hashes apart from any other SHA-256 use of the same bytes (domain separation).
 DOMAIN_TAG = b"rankclip-inspector/chain/v1\x00"
+MAC_TAG = b"rankclip-inspector/entry-mac/v1\x00"
 # Every table whose rows are records; the order is irrelevant, membership is the allow-list for
 # the table names that reach SQL text.
 RECORD_TABLES: tuple[str, ...] = (
@@ -51,6 +53,11 @@ def entry_hash(seq: int, table: str, row_id: int, ts: str, row: dict[str, Any], 
     return hashlib.sha256(DOMAIN_TAG + body + bytes.fromhex(prev_hash)).hexdigest()
 
 
+def entry_mac(key: bytes, seq: int, digest: str) -> str:
+    """HMAC of entry `seq`'s hash with the station key: who lacks the key cannot add or recompute entries."""
+    return hmac.digest(key, MAC_TAG + seq.to_bytes(8, "big") + bytes.fromhex(digest), "sha256").hex()
+
+
 def fetch_row(conn: sqlite3.Connection, table: str, row_id: int) -> dict[str, Any] | None:
     """One record row as a dict, exactly as stored (what the hash covers)."""
     cur = conn.execute(_ROW_SQL[table], (row_id,))
@@ -64,8 +71,8 @@ def head(conn: sqlite3.Connection) -> tuple[int, str]:
     return (0, GENESIS) if found is None else (int(found[0]), str(found[1]))
 
 
-def append_entry(conn: sqlite3.Connection, table: str, row_id: int) -> tuple[int, str]:
-    """Chain the row just inserted; call inside the same BEGIN IMMEDIATE transaction."""
+def append_entry(conn: sqlite3.Connection, table: str, row_id: int, key: bytes) -> tuple[int, str]:
+    """Chain the row just inserted (hash and MAC); call inside the same BEGIN IMMEDIATE transaction."""
     if table not in RECORD_TABLES:
         raise ChainError(f"table {table!r} is not a record table; known: {', '.join(RECORD_TABLES)}")
     if not conn.in_transaction:
@@ -77,8 +84,8 @@ def append_entry(conn: sqlite3.Connection, table: str, row_id: int) -> tuple[int
     seq += 1
     digest = entry_hash(seq, table, row_id, row["recorded_at"], row, prev)
     conn.execute(
-        "INSERT INTO chain (seq, tbl, row_id, ts, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
-        (seq, table, row_id, row["recorded_at"], prev, digest),
+        "INSERT INTO chain (seq, tbl, row_id, ts, prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (seq, table, row_id, row["recorded_at"], prev, digest, entry_mac(key, seq, digest)),
     )
     return seq, digest
 
@@ -95,11 +102,20 @@ class ChainReport:
     bad_table: str | None = None
     bad_row_id: int | None = None
     anchor_seq: int | None = None
+    # What a witness's checkpoint showed (set by the witness check); empty when none was asked.
+    witness: str = ""
 
     def __str__(self) -> str:
         if self.ok:
-            return f"chain intact: {self.rows} rows, head seq {self.head_seq}, anchor at seq {self.anchor_seq}"
+            return (f"chain intact: {self.rows} rows, head seq {self.head_seq}, anchor at seq {self.anchor_seq}; "
+                    + (self.witness or NOT_CHECKED_WITHOUT_WITNESS))
         return f"chain broken: {self.problem}"
+
+
+# What the station's own files cannot show (README, threat model): said with every unwitnessed "intact".
+NOT_CHECKED_WITHOUT_WITNESS = (
+    "not checked without a witness (--witness): a rollback of the whole station (database and anchor restored"
+    " together from an older copy), and a rewrite by someone who can read the station key file")
 
 
 def _bad(problem: str, rows: int, head_seq: int, seq: int | None = None, table: str | None = None,
@@ -161,17 +177,20 @@ class _TableScan:
         return hashlib.sha256(DOMAIN_TAG + body.encode("utf-8") + bytes.fromhex(prev_hash)).hexdigest()
 
 
-def verify_chain(conn: sqlite3.Connection, anchor: "Anchor | None", anchor_problem: str = "") -> ChainReport:
+def verify_chain(conn: sqlite3.Connection, anchor: "Anchor | None", key: bytes, anchor_problem: str = "") -> ChainReport:
     """Recompute every entry in seq order; report the first bad one, then unchained rows, then the anchor.
 
-    Read the anchor before calling (a concurrent writer may only move it forward) and call
-    inside a read transaction so that counts and entries come from one snapshot.
+    Every entry from the first one with a MAC on (the upgrade that added them), and every entry past
+    the anchor, must carry a valid MAC. Read the anchor before calling (a concurrent writer may only
+    move it forward) and call inside a read transaction so that counts and entries come from one snapshot.
     """
     prev, expected, counts = GENESIS, 1, dict.fromkeys(RECORD_TABLES, 0)
     hashes_at: dict[int, str] = {}
     scans: dict[str, _TableScan] = {}
-    for seq, table, row_id, ts, prev_hash, digest in conn.execute(
-        "SELECT seq, tbl, row_id, ts, prev_hash, hash FROM chain ORDER BY seq"
+    macs_from = None if anchor is None else anchor.seq + 1  # no entry without a MAC from here on
+    mac_prefix = hmac.new(key, MAC_TAG, "sha256")
+    for seq, table, row_id, ts, prev_hash, digest, mac in conn.execute(
+        "SELECT seq, tbl, row_id, ts, prev_hash, hash, mac FROM chain ORDER BY seq"
     ):
         n = expected - 1
         if seq != expected:
@@ -190,6 +209,17 @@ def verify_chain(conn: sqlite3.Connection, anchor: "Anchor | None", anchor_probl
         if recomputed != digest:
             return _bad("hash mismatch: the row or its chain entry was changed after it was written",
                         n, n, seq, table, row_id)
+        if mac is None:
+            if macs_from is not None and seq >= macs_from:
+                return _bad("the entry has no MAC: it was added or recomputed around the application", n, n, seq,
+                            table, row_id)
+        else:
+            check = mac_prefix.copy()
+            check.update(seq.to_bytes(8, "big") + bytes.fromhex(digest))
+            if not hmac.compare_digest(check.hexdigest(), mac):
+                return _bad("MAC mismatch: the entry was written or recomputed without the station key", n, n, seq,
+                            table, row_id)
+            macs_from = seq if macs_from is None else min(macs_from, seq)
         if anchor is not None and seq == anchor.seq:
             hashes_at[seq] = digest
         prev, expected = digest, expected + 1

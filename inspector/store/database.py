@@ -123,6 +123,13 @@ def _model_registry(db: Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS(name="0004_chain_mac")
+def _chain_mac(db: Database) -> None:
+    # Entries from here on carry an HMAC with the station key (chain.entry_mac): rows added around the
+    # application need the key. Older entries stay as they are, covered by the hashes chained after them.
+    db.execute("ALTER TABLE chain ADD COLUMN mac TEXT")
+
+
 class StorageError(InspectorError):
     """The database could not be opened, read or written (disk full, locked, damaged)."""
 
@@ -197,6 +204,8 @@ class StationDB:
         self._key: bytes | None = None
         self._commits = 0
         self._head: tuple[int, str] | None = None
+        self._txn_first: int | None = None  # the first seq the open transaction chained
+        self._unanchored_from: int | None = None  # the first seq this process committed and has not anchored
         self._columns: dict[str, set[str]] = {}
         self.load_columns()
 
@@ -218,7 +227,7 @@ class StationDB:
         if self.conn.in_transaction:
             raise StorageError("a write transaction is already open on this connection; finish it first")
         _ = self.key  # fails here, before writing, rather than after COMMIT when the key file is missing
-        self._head = None
+        self._head = self._txn_first = None
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -232,6 +241,8 @@ class StationDB:
             raise StorageError(f"database {self.path} was not changed: {exc}; {storage_hint(exc, self.path)}") from exc
         if self._head is not None:
             self._commits += 1
+            if self._unanchored_from is None:
+                self._unanchored_from = self._txn_first
             if self._commits % self._anchor_every == 0:
                 try:
                     self.write_anchor(self._head)
@@ -239,6 +250,9 @@ class StationDB:
                     raise AnchorWriteError(f"the record IS committed (chain seq {self._head[0]}), but the anchor file"
                                       f" {self.anchor_path} could not be updated: {exc}; free disk space or fix"
                                       " permissions: until the next commit anchors, a cut tail would go unseen") from exc
+                except AnchorError as exc:
+                    raise AnchorWriteError(f"the record IS committed (chain seq {self._head[0]}), but the anchor was not"
+                                           f" moved: {exc}") from exc
 
     def append(self, table: str, row: dict[str, Any]) -> int:
         """Insert a record row (stamped recorded_at now) and chain it; inside transaction()."""
@@ -248,7 +262,9 @@ class StationDB:
         names = list(values)
         sql = 'INSERT INTO "' + table + '" (' + ", ".join(names) + ") VALUES (" + ", ".join("?" * len(names)) + ")"
         row_id = int(self.db.execute(sql, [values[n] for n in names]).lastrowid)
-        self._head = append_entry(self.conn, table, row_id)
+        self._head = append_entry(self.conn, table, row_id, self.key)
+        if self._txn_first is None:
+            self._txn_first = self._head[0]
         return row_id
 
     def add_credential(self, user_name: str, encoded: str) -> None:
@@ -260,7 +276,32 @@ class StationDB:
         """Move the anchor file to a committed chain entry (after COMMIT only): the given one, else the head."""
         seq, digest = committed or head(self.conn)
         if seq:
-            write_anchor(self.anchor_path, self.key, seq, digest, utc_stamp())
+            write_anchor(self.anchor_path, self.key, seq, digest, utc_stamp(), self._check_anchor)
+            self._unanchored_from = None
+
+    def _check_anchor(self, current: Anchor | None, torn: bool) -> None:
+        """Refuse to move the anchor over a chain that does not extend it (write_anchor's check).
+
+        No file: created only for a chain this process started (seq 1), never re-created for a
+        deleted one. The chain must still hold the anchored entry unchanged (a rewrite below the
+        anchor stays visible). A slot left unreadable is a power loss only if a commit the anchor
+        missed is still there, before this process's own (the crash came after its COMMIT).
+        """
+        first = self._unanchored_from or head(self.conn)[0]
+        if current is None:
+            if first != 1:
+                raise AnchorError(f"anchor file {self.anchor_path} is missing for a chain of {first - 1}+ entries:"
+                                  " it was deleted; it is not re-created (that would hide a cut tail): restore it"
+                                  " from the station backup")
+            return
+        stored = self.conn.execute("SELECT hash FROM chain WHERE seq = ?", (current.seq,)).fetchone()
+        if stored is None or stored[0] != current.hash:
+            raise AnchorError(f"chain entry {current.seq} no longer holds the anchored hash: the chain was rewritten"
+                              " or cut below the anchor; run `inspector log verify`")
+        if torn and self.conn.execute("SELECT 1 FROM chain WHERE seq > ? AND seq < ?",
+                                      (current.seq, first)).fetchone() is None:
+            raise AnchorError(f"anchor file {self.anchor_path} has an unreadable slot but no commit after the anchor"
+                              f" (seq {current.seq}) is missing from it: the newer slot was destroyed and the tail cut")
 
     def verify(self) -> ChainReport:
         """Recompute the whole chain in one read snapshot and compare its tail with the anchor."""
@@ -272,7 +313,7 @@ class StationDB:
             problem = str(exc)
         self.conn.execute("BEGIN")
         try:
-            return verify_chain(self.conn, anchor, problem)
+            return verify_chain(self.conn, anchor, self.key, problem)
         finally:
             self.conn.execute("COMMIT")
 
