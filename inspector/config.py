@@ -47,13 +47,24 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class WitnessConfig:
+    # The witness's base URL (`inspector witness serve`); empty: no checkpoints are published.
+    url: str = ""
+    # A checkpoint at least every this many commits or seconds: a tail cut within that window can
+    # go unseen by the witness (the anchor still covers it against anyone without the station key).
+    every_commits: int = 100
+    every_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class StationConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     library: LibraryConfig = field(default_factory=LibraryConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    witness: WitnessConfig = field(default_factory=WitnessConfig)
 
 
-_SECTIONS = {"model": ModelConfig, "library": LibraryConfig, "database": DatabaseConfig}
+_SECTIONS = {"model": ModelConfig, "library": LibraryConfig, "database": DatabaseConfig, "witness": WitnessConfig}
 
 
 def load_config(path: str | Path | None = None) -> StationConfig:
@@ -84,8 +95,14 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationCon
         bad = set(section) - allowed
         if bad:
             raise ConfigError(f"{source}: unknown keys in [{name}]: {sorted(bad)}; known: {sorted(allowed)}")
+        defaults = cls()
         for key, value in section.items():
-            if not isinstance(value, str):
-                raise ConfigError(f"{source}: [{name}] {key} must be a string, got {type(value).__name__}")
+            default = getattr(defaults, key)
+            want = str if default is None else type(default)  # an optional setting is a string when given
+            # TOML writes 60 for 60.0; bool is an int subclass but never a number here
+            fits = isinstance(value, want) or (want is float and isinstance(value, int))
+            if not fits or isinstance(value, bool) or (want is not str and value <= 0):
+                kind = "a string" if want is str else "a positive number"
+                raise ConfigError(f"{source}: [{name}] {key} must be {kind}, got {value!r}")
         config = replace(config, **{name: replace(getattr(config, name), **section)})
     return config

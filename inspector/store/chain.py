@@ -104,11 +104,13 @@ class ChainReport:
     anchor_seq: int | None = None
     # What a witness's checkpoint showed (set by the witness check); empty when none was asked.
     witness: str = ""
+    # What could not be checked (a witness was asked but did not answer): `log verify` exits 3.
+    unchecked: str = ""
 
     def __str__(self) -> str:
         if self.ok:
             return (f"chain intact: {self.rows} rows, head seq {self.head_seq}, anchor at seq {self.anchor_seq}; "
-                    + (self.witness or NOT_CHECKED_WITHOUT_WITNESS))
+                    + (self.witness or self.unchecked or NOT_CHECKED_WITHOUT_WITNESS))
         return f"chain broken: {self.problem}"
 
 

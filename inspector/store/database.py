@@ -12,7 +12,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -198,6 +198,9 @@ class StationDB:
         self.path, self.db, self.conn = path, db, db.conn
         self.anchor_path = path.with_name(path.name + ".anchor")
         self.key_path = path.with_name(path.name + ".key")
+        # The station's Ed25519 identity: signs witness checkpoints and export bundles (created on first use).
+        self.identity_path = path.with_name(path.name + ".identity")
+        self.on_commit: Callable[[], None] | None = None  # told after each COMMIT (the witness publisher)
         self.image_root = path.parent / "images" / "sha256"
         self._anchor_every = max(1, anchor_every)
         self._may_create_key = may_create_key
@@ -241,6 +244,8 @@ class StationDB:
             raise StorageError(f"database {self.path} was not changed: {exc}; {storage_hint(exc, self.path)}") from exc
         if self._head is not None:
             self._commits += 1
+            if self.on_commit is not None:
+                self.on_commit()
             if self._unanchored_from is None:
                 self._unanchored_from = self._txn_first
             if self._commits % self._anchor_every == 0:

@@ -14,9 +14,10 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +31,13 @@ from inspector.store.export import ExportSummary, export_bundle
 from inspector.library.store import LibraryStore
 from inspector.frame.records import Decision, InspectionResult
 from inspector.store.users import Session, UserStore, authorize
+from inspector.witness.note import NoteError, load_identity
+from inspector.witness.publisher import Publisher, check_with_witness, running_publisher
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from inspector.config import WitnessConfig
 
 TimeArg = datetime | str | None
 
@@ -138,14 +146,37 @@ class DecisionLog:
         self.sdb = sdb
         self.users = UserStore(sdb, max_failures)
         self.library = LibraryStore(sdb)
+        self.publisher: Publisher | None = None
         remove_stale_temp_images(sdb.image_root)
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True, anchor_every: int = 1, max_failures: int = 5) -> "DecisionLog":
-        """Open (or create) the database at `path`; see inspector.store.database.open_database."""
-        return cls(open_database(path, create=create, anchor_every=anchor_every), max_failures)
+    def open(cls, path: str | Path, *, create: bool = True, anchor_every: int = 1, max_failures: int = 5,
+             witness: WitnessConfig | None = None) -> "DecisionLog":
+        """Open (or create) the database at `path`; see inspector.store.database.open_database.
+
+        With a witness URL, checkpoints are published to it in the background (inspector.witness).
+        """
+        log = cls(open_database(path, create=create, anchor_every=anchor_every), max_failures)
+        if witness is not None and witness.url:
+            try:
+                log.publisher = Publisher(log.sdb.path, log.identity(), witness.url, witness.every_commits,
+                                          witness.every_s).start()
+            except BaseException:
+                log.close()
+                raise
+            log.sdb.on_commit = log.publisher.notify_commit
+        elif (running := running_publisher(log.sdb.path)) is not None:  # another connection of this process
+            log.sdb.on_commit = running.notify_commit
+        return log
+
+    def identity(self) -> Ed25519PrivateKey:
+        """The station's Ed25519 identity (<db>.identity, 0600; created on first use): checkpoints, bundles."""
+        return load_identity(self.sdb.identity_path, create=True)
 
     def close(self) -> None:
+        if self.publisher is not None:
+            self.sdb.on_commit = None
+            self.publisher.stop()
         self.sdb.close()
 
     def __enter__(self) -> "DecisionLog":
@@ -299,14 +330,39 @@ class DecisionLog:
                                 ("kind = ?", kind), ("user = ?", user), ("subject = ?", subject)])
         return list(self.sdb.db.query("SELECT * FROM events" + where + " ORDER BY id LIMIT ?", [*params, limit]))
 
-    def verify(self, user: Session | None = None) -> ChainReport:
-        """Check the whole chain and the anchor; with a user (auditor) the check is also logged."""
+    def verify(self, user: Session | None = None, witness_url: str | None = None,
+               witness_key: str | None = None) -> ChainReport:
+        """Check the whole chain and the anchor; with a user (auditor) the check is also logged.
+
+        With a witness (URL and its verifier key), the chain must also extend the witness's latest
+        cosigned checkpoint: that catches a cut tail and a whole-station rollback. An unreachable
+        witness leaves report.unchecked saying what could not be checked.
+        """
         if user is not None:
             authorize(self.sdb, user, "verify", "verify")
         report = self.sdb.verify()
+        if witness_url:
+            report = self._witness_check(report, witness_url, witness_key or "")
         if user is not None:
             self._event("verification", {"ok": report.ok, "rows": report.rows, "problem": report.problem}, user, "chain")
         return report
+
+    def _witness_check(self, report: ChainReport, url: str, key: str) -> ChainReport:
+        try:
+            identity = load_identity(self.sdb.identity_path, create=False)
+        except NoteError as exc:
+            return replace(report, unchecked=f"{exc}: the station never published a checkpoint; rollback and a cut"
+                           " tail were not checked")
+        self.sdb.conn.execute("BEGIN")
+        try:
+            found = check_with_witness(self.sdb.conn, identity, url, key)
+        finally:
+            self.sdb.conn.execute("COMMIT")
+        if found.outcome == "tampered":
+            return replace(report, ok=False, problem=report.problem or found.message, witness=found.message)
+        if found.outcome == "unreachable":
+            return replace(report, unchecked=found.message)
+        return replace(report, witness=found.message)
 
     def export(self, from_ts: datetime | str, to_ts: datetime | str, out_dir: str | Path, user: Session) -> ExportSummary:
         """Write an audit bundle (see inspector.store.export.export_bundle)."""
