@@ -54,9 +54,9 @@ def _cmd_verify_export(args: argparse.Namespace) -> int:
             key = bytes.fromhex(Path(args.key).read_text(encoding="ascii").strip())
         except (OSError, ValueError) as exc:
             raise InspectorError(f"cannot read the station key {args.key}: {exc}") from None
-    report = verify_export(args.bundle, key)
+    report = verify_export(args.bundle, key, args.station_key)
     print(report)
-    return 0 if report.ok else 1
+    return 0 if report.authenticated else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,5 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_cmd_identity)
     c = log.add_parser("verify-export", help="check an export bundle offline; exit 1 if not intact")
     c.add_argument("bundle")
-    c.add_argument("--key", help="station key file, to check the manifest's HMAC too")
+    c.add_argument("--station-key", help="the exporting station's public key (`inspector log identity` there):"
+                   " checks its signature; without it (or --key) the bundle is not authenticated and exits 1")
+    c.add_argument("--key", help="station secret key file, to check the manifest's HMAC too")
     c.set_defaults(func=_cmd_verify_export)
