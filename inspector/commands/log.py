@@ -10,7 +10,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.user import add_db_argument, add_user_argument, open_log, sign_in
+from inspector.commands.user import (
+    add_db_argument,
+    add_user_argument,
+    open_log,
+    sign_in,
+)
 from inspector.errors import InspectorError
 
 
@@ -30,8 +35,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     with open_log(args) as log:
         user = sign_in(log, args.user) if args.user else None
         report = log.verify(user, args.witness, args.witness_key)
+        images = log.verify_images() if args.images else None
     print(report)
-    if not report.ok:
+    if images is not None:
+        print(f"images: {images.witness}" if images.ok else f"images: {images.problem}")
+    if not report.ok or (images is not None and not images.ok):
         return 1
     return 3 if report.unchecked else 0
 
@@ -76,6 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_argument(c)
     c.add_argument("--witness", help="witness URL: also check for a cut tail or a whole-station rollback")
     c.add_argument("--witness-key", help="the witness's verifier key (`inspector witness key` prints it)")
+    c.add_argument("--images", action="store_true", help="also re-hash every stored evidence image (a longer pass)")
     c.set_defaults(func=_cmd_verify)
     c = log.add_parser("identity", help="print the station's public key (verifies checkpoints and bundles)")
     add_db_argument(c)

@@ -179,7 +179,7 @@ class _TableScan:
         return hashlib.sha256(DOMAIN_TAG + body.encode("utf-8") + bytes.fromhex(prev_hash)).hexdigest()
 
 
-def verify_chain(conn: sqlite3.Connection, anchor: "Anchor | None", key: bytes, anchor_problem: str = "") -> ChainReport:
+def verify_chain(conn: sqlite3.Connection, anchor: Anchor | None, key: bytes, anchor_problem: str = "") -> ChainReport:
     """Recompute every entry in seq order; report the first bad one, then unchained rows, then the anchor.
 
     Every entry from the first one with a MAC on (the upgrade that added them), and every entry past

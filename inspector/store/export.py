@@ -23,10 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from inspector.errors import InspectorError
 from inspector.store.anchor import AnchorError, anchor_record
 from inspector.store.chain import RECORD_TABLES, canonical, entry_hash
 from inspector.store.database import StationDB, event_row, parse_time, utc_stamp
-from inspector.errors import InspectorError
 from inspector.store.users import Session, authorize
 from inspector.witness.note import Verifier, load_identity, signer_verifier, station_origin
 

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from inspector.errors import InspectorError
@@ -57,7 +60,7 @@ class Verifier:
         return f"{self.name}+{self.id.hex()}+{base64.b64encode(bytes([self.sig_type]) + self.public).decode()}"
 
     @classmethod
-    def parse(cls, text: str) -> "Verifier":
+    def parse(cls, text: str) -> Verifier:
         """Read a vkey string; NoteError names what is wrong."""
         try:
             name, hex_id, b64 = text.strip().split("+", 2)  # names hold no "+", base64 may
@@ -135,8 +138,8 @@ class CompactRange:
     def __init__(self, size: int = 0, nodes: list[bytes] | None = None) -> None:
         self.size = size
         self.nodes = list(nodes or [])  # left to right, sizes = the set bits of `size`, largest first
-        if len(self.nodes) != bin(size).count("1"):
-            raise NoteError(f"a compact range of size {size} needs {bin(size).count('1')} nodes, not {len(self.nodes)}")
+        if len(self.nodes) != size.bit_count():
+            raise NoteError(f"a compact range of size {size} needs {size.bit_count()} nodes, not {len(self.nodes)}")
 
     def append(self, leaf: bytes) -> None:
         self.nodes.append(leaf)
@@ -156,7 +159,7 @@ class CompactRange:
             digest = _node(node, digest)
         return digest
 
-    def copy(self) -> "CompactRange":
+    def copy(self) -> CompactRange:
         return CompactRange(self.size, self.nodes)
 
 
@@ -170,7 +173,7 @@ class Checkpoint:
     root: bytes
 
     def body(self) -> bytes:
-        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n".encode("utf-8")
+        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n".encode()
 
 
 def sign_checkpoint(checkpoint: Checkpoint, key: Ed25519PrivateKey) -> str:

@@ -22,18 +22,27 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from inspector.witness.note import (Checkpoint, CompactRange, NoteError, Verifier, leaf_hash, parse_note,
-                                    sign_checkpoint, signer_verifier, station_origin)
+from inspector.witness.note import (
+    Checkpoint,
+    CompactRange,
+    NoteError,
+    Verifier,
+    leaf_hash,
+    parse_note,
+    sign_checkpoint,
+    signer_verifier,
+    station_origin,
+)
 
 PUBLISH_CHUNK = 50_000  # leaves per request: about 2.2 MB of base64
 
 
 # The publisher of each database in this process: the other connections a process opens to the same
 # database (the live loop's, a worker's) count their commits towards it too.
-_RUNNING: dict[Path, "Publisher"] = {}
+_RUNNING: dict[Path, Publisher] = {}
 
 
-def running_publisher(db_path: Path) -> "Publisher | None":
+def running_publisher(db_path: Path) -> Publisher | None:
     return _RUNNING.get(db_path)
 
 
@@ -45,7 +54,7 @@ def _http(url: str, data: bytes | None = None, headers: dict[str, str] | None = 
           timeout: float = 10.0) -> tuple[int, str]:
     request = urllib.request.Request(url, data=data, headers=headers or {}, method="POST" if data else "GET")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the configured witness
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode("utf-8")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")
@@ -82,7 +91,7 @@ class Publisher:
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "Publisher":
+    def start(self) -> Publisher:
         self._thread = threading.Thread(target=self._run, name="witness-publisher", daemon=True)
         self._thread.start()
         _RUNNING[self.db_path] = self

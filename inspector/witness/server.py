@@ -28,8 +28,19 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from inspector.witness.note import (COSIGNATURE, ED25519, CompactRange, NoteError, Verifier, cosignature_line,
-                                    leaf_hash, load_identity, parse_note, signer_verifier, station_origin_of)
+from inspector.witness.note import (
+    COSIGNATURE,
+    ED25519,
+    CompactRange,
+    NoteError,
+    Verifier,
+    cosignature_line,
+    leaf_hash,
+    load_identity,
+    parse_note,
+    signer_verifier,
+    station_origin_of,
+)
 
 MAX_BODY = 16 << 20  # 16 MiB: the publisher sends at most PUBLISH_CHUNK leaves per request
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS logs (origin TEXT PRIMARY KEY, station_key TEXT NOT NULL, size INTEGER NOT NULL,"
@@ -125,7 +136,7 @@ def _station_verifier(text: str, origin: str) -> Verifier:
 class _Handler(BaseHTTPRequestHandler):
     witness: Witness  # set on the subclass serve() makes
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         pass  # quiet: the tests and the station's console need no access log
 
     def _reply(self, status: int, text: str, ctype: str = "text/plain; charset=utf-8") -> None:
@@ -136,14 +147,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         prefix = "/checkpoint/"
         if not self.path.startswith(prefix):
             return self._reply(404, "unknown path\n")
         found = self.witness.latest(urllib.parse.unquote(self.path[len(prefix):]))
         self._reply(200, found) if found else self._reply(404, "no checkpoint for this log\n")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         if self.path != "/add-checkpoint":
             return self._reply(404, "unknown path\n")
         length = int(self.headers.get("Content-Length") or 0)
