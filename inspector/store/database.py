@@ -130,6 +130,13 @@ def _chain_mac(db: Database) -> None:
     db.execute("ALTER TABLE chain ADD COLUMN mac TEXT")
 
 
+@MIGRATIONS(name="0005_embedding_mac")
+def _embedding_mac(db: Database) -> None:
+    # The cache is outside the chain but changes every ranking: each row is MAC'ed with the station key
+    # (inspector.library.store), and a row without a valid MAC is a cache miss, recomputed.
+    db.execute("ALTER TABLE embeddings ADD COLUMN mac TEXT")
+
+
 class StorageError(InspectorError):
     """The database could not be opened, read or written (disk full, locked, damaged)."""
 

@@ -30,19 +30,20 @@ def test_main_database_upgrades_with_a_continuous_verifiable_chain(db: Path) -> 
     assert len(before) == 21
     with DecisionLog.open(db, create=False) as log:
         report = log.verify()
-        assert report.ok and report.rows == 22, report  # + the 0004_chain_mac migration event
+        assert report.ok and report.rows > 21, report  # + one event per migration applied
         assert log.verify_images().ok
         qa = log.login("qa1", "qa-pass-123")
         log.record_event("note", {"after": "upgrade"}, qa)
         assert log.verify().ok
     with sqlite3.connect(db) as raw:
         after = raw.execute("SELECT seq, hash, prev_hash, mac FROM chain ORDER BY seq").fetchall()
-        migration = raw.execute("SELECT subject FROM events WHERE id = (SELECT row_id FROM chain WHERE seq = 22)"
-                                ).fetchone()[0]
+        migrations = [s for (s,) in raw.execute(
+            "SELECT subject FROM events WHERE kind = 'schema_migration' AND id IN"
+            " (SELECT row_id FROM chain WHERE tbl = 'events' AND seq > 21) ORDER BY id")]
     assert [(s, h) for s, h, _, _ in after[:21]] == before  # old entries untouched
     assert after[21][2] == before[-1][1]  # the first new entry links to main's head
     assert all(mac is None for *_, mac in after[:21]) and all(mac for *_, mac in after[21:])
-    assert migration == "0004_chain_mac"
+    assert migrations[0] == "0004_chain_mac" and "0005_embedding_mac" in migrations
 
 
 def test_an_old_row_rewritten_after_the_upgrade_is_still_caught(db: Path) -> None:
