@@ -210,3 +210,15 @@ def test_publisher_is_woken_every_n_commits(tmp_path: Path, witness) -> None:
             threading.Event().wait(0.05)
         assert log.publisher.state.cosigned >= 4
     assert parse_note(state.latest(origin)).checkpoint.size >= 4
+
+
+def test_cli_prints_keys_and_refuses_a_bad_listen_address(tmp_path: Path, capsys) -> None:
+    assert main(["witness", "key", "--db", str(tmp_path / "w.db")]) == 0
+    witness_key = capsys.readouterr().out.strip()
+    assert Verifier.parse(witness_key).name == "rankclip-inspector/witness"
+    with DecisionLog.open(tmp_path / "s.db") as log:
+        _commit(log, 1)
+    assert main(["log", "identity", "--db", str(tmp_path / "s.db")]) == 0
+    assert Verifier.parse(capsys.readouterr().out.strip()).name.startswith("rankclip-inspector/station/")
+    assert main(["witness", "serve", "--db", str(tmp_path / "w.db"), "--listen", "nowhere"]) == 2
+    assert main(["log", "verify", "--db", str(tmp_path / "s.db"), "--witness", "http://127.0.0.1:1"]) == 2
