@@ -63,16 +63,27 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
+class WitnessConfig:
+    # The witness's base URL (`inspector witness serve`); empty: no checkpoints are published.
+    url: str = ""
+    # A checkpoint at least every this many commits or seconds: a tail cut within that window can
+    # go unseen by the witness (the anchor still covers it against anyone without the station key).
+    every_commits: int = 100
+    every_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class StationConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     library: LibraryConfig = field(default_factory=LibraryConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
+    witness: WitnessConfig = field(default_factory=WitnessConfig)
 
 
 _SECTIONS = {"model": ModelConfig, "library": LibraryConfig, "database": DatabaseConfig, "queue": QueueConfig,
-             "camera": CameraConfig}
+             "camera": CameraConfig, "witness": WitnessConfig}
 
 
 def load_config(path: str | Path | None = None) -> StationConfig:
@@ -116,5 +127,7 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationCon
             section = {**section, key: float(value) if want is float else value}
         if name == "camera" and section.get("sample_defect_share", 0) > 1:
             raise ConfigError(f"{source}: [camera] sample_defect_share is a share from 0 to 1")
+        if name == "witness" and any(section.get(k, 1) <= 0 for k in ("every_commits", "every_s")):
+            raise ConfigError(f"{source}: [witness] every_commits and every_s must be positive numbers")
         config = replace(config, **{name: replace(getattr(config, name), **section)})
     return config

@@ -1,6 +1,7 @@
 """`inspector log export|verify|verify-export`: the auditor's commands.
 
-`log verify` exits 0 when the chain and its anchor are intact and 1 naming the first bad row;
+`log verify` exits 0 when the chain and its anchor are intact and 1 naming the first bad row (3: a
+witness was asked but could not be, and the output says what was not checked);
 `log verify-export` likewise for a bundle. Errors (no database, wrong password) exit 2.
 """
 
@@ -9,7 +10,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inspector.commands.user import add_db_argument, add_user_argument, open_log, sign_in
+from inspector.commands.user import (
+    add_db_argument,
+    add_user_argument,
+    open_log,
+    sign_in,
+)
 from inspector.errors import InspectorError
 
 
@@ -24,11 +30,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    if bool(args.witness) != bool(args.witness_key):
+        raise InspectorError("--witness and --witness-key go together (the key: `inspector witness key`)")
     with open_log(args) as log:
         user = sign_in(log, args.user) if args.user else None
-        report = log.verify(user)
+        report = log.verify(user, args.witness, args.witness_key)
+        images = log.verify_images() if args.images else None
     print(report)
-    return 0 if report.ok else 1
+    if images is not None:
+        print(f"images: {images.witness}" if images.ok else f"images: {images.problem}")
+    if not report.ok or (images is not None and not images.ok):
+        return 1
+    return 3 if report.unchecked else 0
+
+
+def _cmd_identity(args: argparse.Namespace) -> int:
+    from inspector.witness.note import signer_verifier, station_origin
+
+    with open_log(args) as log:
+        key = log.identity()
+    print(signer_verifier(key, station_origin(key)))
+    return 0
 
 
 def _cmd_verify_export(args: argparse.Namespace) -> int:
@@ -40,9 +62,9 @@ def _cmd_verify_export(args: argparse.Namespace) -> int:
             key = bytes.fromhex(Path(args.key).read_text(encoding="ascii").strip())
         except (OSError, ValueError) as exc:
             raise InspectorError(f"cannot read the station key {args.key}: {exc}") from None
-    report = verify_export(args.bundle, key)
+    report = verify_export(args.bundle, key, args.station_key)
     print(report)
-    return 0 if report.ok else 1
+    return 0 if report.authenticated else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,11 +78,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_user_argument(c)
     add_db_argument(c)
     c.set_defaults(func=_cmd_export)
-    c = log.add_parser("verify", help="recompute the hash chain and check the anchor; exit 1 if broken")
+    c = log.add_parser("verify", help="recompute the hash chain and check the anchor; exit 1 if broken,"
+                       " 3 if the witness could not be asked")
     add_user_argument(c, required=False)
     add_db_argument(c)
+    c.add_argument("--witness", help="witness URL: also check for a cut tail or a whole-station rollback")
+    c.add_argument("--witness-key", help="the witness's verifier key (`inspector witness key` prints it)")
+    c.add_argument("--images", action="store_true", help="also re-hash every stored evidence image (a longer pass)")
     c.set_defaults(func=_cmd_verify)
+    c = log.add_parser("identity", help="print the station's public key (verifies checkpoints and bundles)")
+    add_db_argument(c)
+    c.set_defaults(func=_cmd_identity)
     c = log.add_parser("verify-export", help="check an export bundle offline; exit 1 if not intact")
     c.add_argument("bundle")
-    c.add_argument("--key", help="station key file, to check the manifest's HMAC too")
+    c.add_argument("--station-key", help="the exporting station's public key (`inspector log identity` there):"
+                   " checks its signature; without it (or --key) the bundle is not authenticated and exits 1")
+    c.add_argument("--key", help="station secret key file, to check the manifest's HMAC too")
     c.set_defaults(func=_cmd_verify_export)

@@ -40,7 +40,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         if args.dry_run or args.write_pairs:
             # Reading decisions is 'view'; writing them out of the station is 'export'.
             authorize(log.sdb, user, "export" if args.write_pairs else "view", "finetune_pairs")
-            ts = training_set_from(log, args.bundle, heldout_fraction=args.heldout_fraction, seed=args.split_seed)
+            ts = training_set_from(log, args.bundle, heldout_fraction=args.heldout_fraction, seed=args.split_seed,
+                                   station_keys=args.station_key)
             print(f"{len(ts.train)} training / {len(ts.heldout)} held-out confirmations; left out: {dict(ts.excluded)}")
             for label, (n_train, n_held) in ts.label_counts().items():
                 print(f"  {label:<24} train {n_train:>5}  held-out {n_held:>5}")
@@ -53,7 +54,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         try:
             result = run_finetune(log, args.base, config_from_args(args), _progress, flag.is_set, user=user,
                                   default_ref=load_config(args.config).model.ref, out_dir=args.out,
-                                  bundles=args.bundle)
+                                  bundles=args.bundle, station_keys=args.station_key)
         finally:
             signal.signal(signal.SIGINT, previous)
     if args.json:
@@ -126,6 +127,8 @@ def _finetune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", help="model to start from (default: the active model, else the configured one)")
     p.add_argument("--out", help="folder for candidates (default: models/ beside the database)")
     p.add_argument("--bundle", action="append", default=[], help="also learn from another station's export bundle")
+    p.add_argument("--station-key", action="append", default=[],
+                   help="public key of each --bundle's station, same order (`inspector log identity` there)")
     add_training_arguments(p, max_minutes=FinetuneConfig.max_wall_seconds / 60)
     p.add_argument("--dry-run", action="store_true", help="show the training set and proposals; train nothing")
     p.add_argument("--write-pairs", help="write the pairs as JSONL (for inspector.learning.job --pairs) and stop")

@@ -60,7 +60,7 @@ def explain_record(station, record, rank: int = 1, versus_rank: int | None = Non
     another model would explain a ranking the operator never saw, which is worse than none in an audit.
     The stored image is the lossless PNG of the very frame that was ranked.
     """
-    from inspector.frame.imageio import read_image_file
+    from inspector.store.decision_log import read_evidence_image
 
     model = station.model  # one snapshot: the station may switch model while this runs
     if model.explainer is None:
@@ -87,7 +87,7 @@ def explain_record(station, record, rank: int = 1, versus_rank: int | None = Non
             index = model.compile(log.library.library(version), version, log)
     label = candidates[rank - 1].label_id
     versus = candidates[versus_rank - 1].label_id if versus_rank is not None else None
-    return _explain(model.explainer, index, read_image_file(record.image_path), label, versus)
+    return _explain(model.explainer, index, read_evidence_image(record.image_path), label, versus)
 
 
 def _explain(explainer, index, rgb: np.ndarray, label: str, versus: str | None) -> Heatmap:

@@ -24,7 +24,7 @@ from inspector.capture.base import EventSink, FrameSource, SourceHealth
 from inspector.errors import InspectorError
 from inspector.frame.records import InspectionResult, utc_now
 from inspector.station import Station
-from inspector.store.chain import AnchorError
+from inspector.store.anchor import AnchorError
 from inspector.store.database import AnchorWriteError, StorageError, utc_stamp
 from inspector.store.decision_log import DecisionLog
 from inspector.store.users import MATRIX, Session

@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", action="append", default=[], help="pairs JSONL (inspector finetune --write-pairs)")
     p.add_argument("--key", action="append", default=[],
                    help="station key file per --bundle, in the same order, to check manifest HMACs too")
+    p.add_argument("--station-key", action="append", default=[],
+                   help="public key of each --bundle's station, same order (`inspector log identity` there)")
     p.add_argument("--base", default="inspector-default", help="model the stations run: name or checkpoint")
     p.add_argument("--out", required=True, help="folder for the candidate checkpoint and resumable state")
     p.add_argument("--summary", help="also write rank 0's JSON summary to this file")
@@ -49,7 +51,7 @@ def _training_set(args: argparse.Namespace) -> TrainingSet:
     except (OSError, ValueError) as exc:
         raise InspectorError(f"cannot read a station key: {exc}") from None
     return training_set_from(None, args.bundle, heldout_fraction=args.heldout_fraction, seed=args.split_seed,
-                             keys=keys)
+                             keys=keys, station_keys=args.station_key)
 
 
 def config_from_args(args: argparse.Namespace) -> FinetuneConfig:

@@ -9,7 +9,7 @@ inspector.learning.engine (training and evaluation), inspector.learning.registry
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,20 +82,22 @@ def _stable_ref(ref: str) -> str:
 def run_finetune(station_or_log: Any, base_model_ref: str | None, config: FinetuneConfig = FinetuneConfig(),
                  progress: Progress = None, cancelled: Callable[[], bool] | None = None, *, user: Session,
                  default_ref: str = "inspector-default", out_dir: str | Path | None = None,
-                 bundles: Iterable[str | Path] = ()) -> FinetuneResult:
+                 bundles: Iterable[str | Path] = (), station_keys: Sequence[str] = ()) -> FinetuneResult:
     """Fine-tune from the confirmed decisions (plus any export bundles) and register the candidate.
 
     base_model_ref None means the model in use: the active registered one, else `default_ref` (the
     station's configured model), which is then registered as active so that rollback can reach it.
     The candidate goes to out_dir (default: `models/` beside the database) and is registered with
     state "candidate" and its figures; promotion is a separate QA decision (ModelRegistry.promote).
+    Each bundle needs its station's public key (station_keys, same order): unsigned ones are refused.
     """
     with _opened(station_or_log) as log:
         authorize(log.sdb, user, "promote_model", "finetune")  # before minutes of work, not after
         registry = ModelRegistry(log)
         in_use = base_model_ref is None
         base = base_model_ref or active_model_ref(log) or default_ref
-        ts = training_set_from(log, list(bundles), heldout_fraction=config.heldout_fraction, seed=config.split_seed)
+        ts = training_set_from(log, list(bundles), heldout_fraction=config.heldout_fraction, seed=config.split_seed,
+                               station_keys=station_keys)
         version, library = log.library.in_force()
         out = Path(out_dir) if out_dir else log.sdb.path.parent / "models"
         outcome = train_candidate(ts, base, config, out, library=library.label_texts() if version else None,

@@ -43,13 +43,18 @@ def _rows(root: Path, table: str) -> list[dict[str, Any]]:
     return [json.loads(line)["row"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def source_from_bundle(bundle_dir: str | Path, key: bytes | None = None) -> DecisionSource:
-    """An audit export bundle (inspector.store.export) as a decision source; refused unless intact."""
+def source_from_bundle(bundle_dir: str | Path, key: bytes | None = None, station_key: str | None = None
+                       ) -> DecisionSource:
+    """An audit export bundle (inspector.store.export) as a decision source; refused unless intact and
+    authenticated (the station's signature with its public key, or the manifest HMAC with its key)."""
     root = Path(bundle_dir)
-    report = verify_export(root, key)
+    report = verify_export(root, key, station_key)
     if not report.ok:
         raise DataError(f"export bundle {root} is not intact, so it will not train a model:\n  "
                         + "\n  ".join(report.problems))
+    if not report.authenticated:
+        raise DataError(f"export bundle {root} is not authenticated, so it will not train a model: give the"
+                        " exporting station's public key (`inspector log identity` on that station) with --station-key")
     images = root / "images"
     return DecisionSource(root.name, _rows(root, "inspections"), _rows(root, "decisions"),
                           _descriptions(_rows(root, "library_descriptions")),
@@ -57,15 +62,18 @@ def source_from_bundle(bundle_dir: str | Path, key: bytes | None = None) -> Deci
 
 
 def training_set_from(log: DecisionLog | None = None, bundles: Sequence[str | Path] = (), *,
-                      heldout_fraction: float = 0.2, seed: int = 0, keys: Sequence[bytes | None] = ()) -> TrainingSet:
+                      heldout_fraction: float = 0.2, seed: int = 0, keys: Sequence[bytes | None] = (),
+                      station_keys: Sequence[str | None] = ()) -> TrainingSet:
     """The training set of a station's log and/or export bundles (several stations train one model).
 
-    keys: each bundle's station key, in the bundles' order, to check its manifest HMAC too.
+    Each bundle needs its station's public key (station_keys) or its secret HMAC key (keys), in the
+    bundles' order: an unauthenticated bundle is refused.
     """
-    if keys and len(keys) != len(bundles):
-        raise DataError(f"{len(keys)} station keys for {len(bundles)} bundles: give one key per bundle, or none")
-    paired = zip(bundles, keys or [None] * len(bundles))
-    sources = ([source_from_log(log)] if log is not None else []) + [source_from_bundle(b, k) for b, k in paired]
+    for given, what in ((keys, "station keys"), (station_keys, "station public keys")):
+        if given and len(given) != len(bundles):
+            raise DataError(f"{len(given)} {what} for {len(bundles)} bundles: give one per bundle, in the same order")
+    paired = zip(bundles, keys or [None] * len(bundles), station_keys or [None] * len(bundles))
+    sources = ([source_from_log(log)] if log is not None else []) + [source_from_bundle(b, k, s) for b, k, s in paired]
     if not sources:
         raise DataError("no decisions to learn from: give a station database or at least one export bundle")
     names = [s.name for s in sources]

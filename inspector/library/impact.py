@@ -21,7 +21,7 @@ import numpy as np
 
 from inspector.learning.agreement import NONE_OF_THESE, answers_in_force
 from inspector.errors import InspectorError
-from inspector.frame.imageio import read_image_file
+from inspector.store.decision_log import read_evidence_image
 from inspector.library.labels import Library
 from inspector.frame.ranking import RankingIndex, rank
 from inspector.frame.scorer import Scorer
@@ -132,7 +132,7 @@ def run_impact(plan: ImpactPlan, scorer: Scorer, progress: Progress | None = Non
         batch, images = [], []
         for inspection_id, recorded_at, path in plan.items[start:start + batch_size]:
             try:
-                images.append(read_image_file(path))
+                images.append(read_evidence_image(path))
                 batch.append((inspection_id, recorded_at))
             except InspectorError as exc:  # a missing or damaged file must not hide the other results
                 notes.append(f"inspection {inspection_id}: {exc}")

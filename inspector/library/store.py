@@ -3,11 +3,14 @@
 A version is a full snapshot of the labels and their descriptions, each flagged active or
 retired: nothing is deleted, so an old inspection's library version can always be shown as it
 was. The library in force is the latest version with its active labels and descriptions.
-Text embeddings are cached per (model id, description text); that cache is not a record.
+Text embeddings are cached per (model id, description text); that cache is not a record, but each
+row is MAC'ed with the station key and used only when its MAC holds (else recomputed).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -16,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from inspector.store.chain import canonical
 from inspector.store.database import StationDB, event_row
 from inspector.errors import LibraryError
 from inspector.library.labels import Label, Library, dump_library
@@ -187,10 +191,18 @@ class LibraryStore:
         unique = list(dict.fromkeys(texts))
         for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
             chunk = unique[start:start + 500]
-            sql = "SELECT text, vector FROM embeddings WHERE model_id = ? AND text IN (" + ",".join("?" * len(chunk)) + ")"
+            sql = ("SELECT text, dim, vector, mac FROM embeddings WHERE model_id = ? AND text IN ("
+                   + ",".join("?" * len(chunk)) + ")")
             for row in self.sdb.db.query(sql, [model_id, *chunk]):
-                found[row["text"]] = np.frombuffer(row["vector"], dtype="<f4").astype(np.float32)
+                expected = self._mac(model_id, row["text"], row["dim"], row["vector"])
+                if row["mac"] is not None and hmac.compare_digest(str(row["mac"]), expected):
+                    found[row["text"]] = np.frombuffer(row["vector"], dtype="<f4").astype(np.float32)
         return found
+
+    def _mac(self, model_id: str, text: str, dim: int, vector: bytes) -> str:
+        """HMAC of one cache row with the station key: a vector moved to another row or model fails it."""
+        body = canonical({"model_id": model_id, "text": text, "dim": int(dim), "vector": hashlib.sha256(vector).hexdigest()})
+        return hmac.new(self.sdb.key, b"rankclip-inspector/embedding/v1\x00" + body, "sha256").hexdigest()
 
     def put_embeddings(self, model_id: str, texts: Sequence[str], array: np.ndarray) -> None:
         """Cache one row of `array` (n x d, finite) per text for this model."""
@@ -200,7 +212,8 @@ class LibraryStore:
         rows = [(model_id, text, array.shape[1], array[i].astype("<f4").tobytes()) for i, text in enumerate(texts)]
         with self.sdb.transaction() as db:
             for row in rows:
-                db.execute("INSERT OR REPLACE INTO embeddings (model_id, text, dim, vector) VALUES (?, ?, ?, ?)", row)
+                db.execute("INSERT OR REPLACE INTO embeddings (model_id, text, dim, vector, mac) VALUES (?, ?, ?, ?, ?)",
+                           [*row, self._mac(*row)])
 
     def _meta(self, version: int) -> tuple[str, str]:
         rows = list(self.sdb.db.query("SELECT name, description FROM library_versions WHERE id = ?", [version]))

@@ -3,30 +3,27 @@
 One global sequence covers all record tables: entry `seq` stores the table and row id it covers,
 the previous entry's hash and SHA-256(DOMAIN_TAG || canonical(entry) || prev_hash). The chain
 alone cannot see a cut-off tail, so the head (seq, hash) is also written to an anchor file next
-to the database, HMAC'ed with the station key (see write_anchor; two slots rewritten in place by
-turns, so that moving it costs one fdatasync).
+to the database, HMAC'ed with the station key (inspector.store.anchor).
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import hmac
 import json
-import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspector.errors import InspectorError
+
+if TYPE_CHECKING:  # anchor.py imports canonical() from here
+    from inspector.store.anchor import Anchor
 
 GENESIS = "0" * 64
 # The tag keeps these hashes apart from any other SHA-256 use of the same bytes (domain separation).
 DOMAIN_TAG = b"rankclip-inspector/chain/v1\x00"
-ANCHOR_TAG = b"rankclip-inspector/anchor/v1\x00"
+MAC_TAG = b"rankclip-inspector/entry-mac/v1\x00"
 # Every table whose rows are records; the order is irrelevant, membership is the allow-list for
 # the table names that reach SQL text.
 RECORD_TABLES: tuple[str, ...] = (
@@ -38,10 +35,6 @@ _ROW_SQL = {t: 'SELECT * FROM "' + t + '" WHERE id = ?' for t in RECORD_TABLES}
 
 class ChainError(InspectorError):
     """The chain cannot be written (a table outside the allow-list, a missing row)."""
-
-
-class AnchorError(InspectorError):
-    """The anchor file or the station key file is missing, unreadable or fails its HMAC."""
 
 
 # The arguments json.dumps had when the first chains were written: canonical() must keep producing
@@ -60,6 +53,11 @@ def entry_hash(seq: int, table: str, row_id: int, ts: str, row: dict[str, Any], 
     return hashlib.sha256(DOMAIN_TAG + body + bytes.fromhex(prev_hash)).hexdigest()
 
 
+def entry_mac(key: bytes, seq: int, digest: str) -> str:
+    """HMAC of entry `seq`'s hash with the station key: who lacks the key cannot add or recompute entries."""
+    return hmac.digest(key, MAC_TAG + seq.to_bytes(8, "big") + bytes.fromhex(digest), "sha256").hex()
+
+
 def fetch_row(conn: sqlite3.Connection, table: str, row_id: int) -> dict[str, Any] | None:
     """One record row as a dict, exactly as stored (what the hash covers)."""
     cur = conn.execute(_ROW_SQL[table], (row_id,))
@@ -73,8 +71,8 @@ def head(conn: sqlite3.Connection) -> tuple[int, str]:
     return (0, GENESIS) if found is None else (int(found[0]), str(found[1]))
 
 
-def append_entry(conn: sqlite3.Connection, table: str, row_id: int) -> tuple[int, str]:
-    """Chain the row just inserted; call inside the same BEGIN IMMEDIATE transaction."""
+def append_entry(conn: sqlite3.Connection, table: str, row_id: int, key: bytes) -> tuple[int, str]:
+    """Chain the row just inserted (hash and MAC); call inside the same BEGIN IMMEDIATE transaction."""
     if table not in RECORD_TABLES:
         raise ChainError(f"table {table!r} is not a record table; known: {', '.join(RECORD_TABLES)}")
     if not conn.in_transaction:
@@ -86,8 +84,8 @@ def append_entry(conn: sqlite3.Connection, table: str, row_id: int) -> tuple[int
     seq += 1
     digest = entry_hash(seq, table, row_id, row["recorded_at"], row, prev)
     conn.execute(
-        "INSERT INTO chain (seq, tbl, row_id, ts, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
-        (seq, table, row_id, row["recorded_at"], prev, digest),
+        "INSERT INTO chain (seq, tbl, row_id, ts, prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (seq, table, row_id, row["recorded_at"], prev, digest, entry_mac(key, seq, digest)),
     )
     return seq, digest
 
@@ -104,11 +102,22 @@ class ChainReport:
     bad_table: str | None = None
     bad_row_id: int | None = None
     anchor_seq: int | None = None
+    # What a witness's checkpoint showed (set by the witness check); empty when none was asked.
+    witness: str = ""
+    # What could not be checked (a witness was asked but did not answer): `log verify` exits 3.
+    unchecked: str = ""
 
     def __str__(self) -> str:
         if self.ok:
-            return f"chain intact: {self.rows} rows, head seq {self.head_seq}, anchor at seq {self.anchor_seq}"
+            return (f"chain intact: {self.rows} rows, head seq {self.head_seq}, anchor at seq {self.anchor_seq}; "
+                    + (self.witness or self.unchecked or NOT_CHECKED_WITHOUT_WITNESS))
         return f"chain broken: {self.problem}"
+
+
+# What the station's own files cannot show (README, threat model): said with every unwitnessed "intact".
+NOT_CHECKED_WITHOUT_WITNESS = (
+    "not checked without a witness (--witness): a rollback of the whole station (database and anchor restored"
+    " together from an older copy), and a rewrite by someone who can read the station key file")
 
 
 def _bad(problem: str, rows: int, head_seq: int, seq: int | None = None, table: str | None = None,
@@ -170,17 +179,20 @@ class _TableScan:
         return hashlib.sha256(DOMAIN_TAG + body.encode("utf-8") + bytes.fromhex(prev_hash)).hexdigest()
 
 
-def verify_chain(conn: sqlite3.Connection, anchor: "Anchor | None", anchor_problem: str = "") -> ChainReport:
+def verify_chain(conn: sqlite3.Connection, anchor: Anchor | None, key: bytes, anchor_problem: str = "") -> ChainReport:
     """Recompute every entry in seq order; report the first bad one, then unchained rows, then the anchor.
 
-    Read the anchor before calling (a concurrent writer may only move it forward) and call
-    inside a read transaction so that counts and entries come from one snapshot.
+    Every entry from the first one with a MAC on (the upgrade that added them), and every entry past
+    the anchor, must carry a valid MAC. Read the anchor before calling (a concurrent writer may only
+    move it forward) and call inside a read transaction so that counts and entries come from one snapshot.
     """
     prev, expected, counts = GENESIS, 1, dict.fromkeys(RECORD_TABLES, 0)
     hashes_at: dict[int, str] = {}
     scans: dict[str, _TableScan] = {}
-    for seq, table, row_id, ts, prev_hash, digest in conn.execute(
-        "SELECT seq, tbl, row_id, ts, prev_hash, hash FROM chain ORDER BY seq"
+    macs_from = None if anchor is None else anchor.seq + 1  # no entry without a MAC from here on
+    mac_prefix = hmac.new(key, MAC_TAG, "sha256")
+    for seq, table, row_id, ts, prev_hash, digest, mac in conn.execute(
+        "SELECT seq, tbl, row_id, ts, prev_hash, hash, mac FROM chain ORDER BY seq"
     ):
         n = expected - 1
         if seq != expected:
@@ -199,6 +211,17 @@ def verify_chain(conn: sqlite3.Connection, anchor: "Anchor | None", anchor_probl
         if recomputed != digest:
             return _bad("hash mismatch: the row or its chain entry was changed after it was written",
                         n, n, seq, table, row_id)
+        if mac is None:
+            if macs_from is not None and seq >= macs_from:
+                return _bad("the entry has no MAC: it was added or recomputed around the application", n, n, seq,
+                            table, row_id)
+        else:
+            check = mac_prefix.copy()
+            check.update(seq.to_bytes(8, "big") + bytes.fromhex(digest))
+            if not hmac.compare_digest(check.hexdigest(), mac):
+                return _bad("MAC mismatch: the entry was written or recomputed without the station key", n, n, seq,
+                            table, row_id)
+            macs_from = seq if macs_from is None else min(macs_from, seq)
         if anchor is not None and seq == anchor.seq:
             hashes_at[seq] = digest
         prev, expected = digest, expected + 1
@@ -224,263 +247,3 @@ def verify_chain(conn: sqlite3.Connection, anchor: "Anchor | None", anchor_probl
                            f"seq {anchor.seq} differs from the anchored hash: the chain was rewritten",
                            bad_seq=anchor.seq, anchor_seq=anchor.seq)
     return ChainReport(True, rows, head_seq, anchor_seq=anchor.seq)
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """The chain head as last written outside the database."""
-
-    seq: int
-    hash: str
-    written_at: str
-
-
-def load_key(path: Path, create: bool) -> bytes:
-    """The station HMAC key (32 random bytes, hex in a 0600 file); created only when asked."""
-    if create:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise AnchorError(f"station key {path} cannot be created: {exc.strerror or exc}; the folder must be"
-                              " writable and have free space") from None
-        else:
-            try:
-                with os.fdopen(fd, "w", encoding="ascii") as f:
-                    f.write(os.urandom(32).hex() + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                fsync_dir(path.parent)
-            except OSError as exc:  # a half-written key would lock the station out later: remove it
-                path.unlink(missing_ok=True)
-                raise AnchorError(f"station key {path} cannot be written: {exc.strerror or exc}; free disk space"
-                                  " and retry") from None
-    try:
-        if os.name == "posix" and path.stat().st_mode & 0o077:
-            raise AnchorError(f"station key {path} is readable by other users; run `chmod 600 {path}`")
-        return bytes.fromhex(path.read_text(encoding="ascii").strip())
-    except FileNotFoundError:
-        raise AnchorError(f"station key {path} is missing; restore it from the station backup") from None
-    except ValueError:
-        raise AnchorError(f"station key {path} is not 64 hex digits; restore it from the station backup") from None
-    except OSError as exc:
-        raise AnchorError(f"station key {path} cannot be read: {exc.strerror or exc}; check its owner and"
-                          " permissions (the station's account must read it)") from None
-
-
-def _mac(key: bytes, seq: int, digest: str, written_at: str) -> str:
-    body = canonical({"seq": seq, "hash": digest, "written_at": written_at})
-    return hmac.new(key, ANCHOR_TAG + body, "sha256").hexdigest()
-
-
-# Anchor file format 2: two slots, rewritten in place by turns; each fills its own page, so writing
-# one never rewrites the other's. A slot is one line: the canonical record {"hash", "mac", "seq",
-# "written_at"} padded with spaces. The valid slot with the higher seq is the anchor; a write cut
-# off by a power loss can only damage the slot being written, and the other still holds the anchor
-# before it. Format 1, the bare record replaced by rename on every write, is still read, and the
-# next write converts it.
-ANCHOR_SLOT_BYTES = 4096
-ANCHOR_FILE_BYTES = 2 * ANCHOR_SLOT_BYTES
-_BLANK_SLOT = b" " * (ANCHOR_SLOT_BYTES - 1) + b"\n"
-_READ_LIMIT = 1 << 16  # more than either format holds; a longer file is damaged either way
-
-
-class _DamagedSlot(Exception):
-    """A slot that is neither blank nor a valid record; the message says why."""
-
-
-@dataclass(frozen=True)
-class _AnchorFile:
-    """An anchor file as read: each slot's anchor (None when blank or damaged) and which are damaged."""
-
-    legacy: bool  # format 1: a single record
-    slots: tuple[Anchor | None, ...]
-    damaged: tuple[tuple[int, str], ...]  # (slot, why)
-
-    @property
-    def current(self) -> Anchor | None:
-        """The valid slot with the highest seq: the anchor."""
-        return max((a for a in self.slots if a is not None), key=lambda a: a.seq, default=None)
-
-    def slot_to_write(self) -> int:
-        """Any slot but the current anchor's: a damaged or blank one, else the older anchor's."""
-        current = self.current
-        return 0 if current is None else 1 - self.slots.index(current)
-
-    def problem(self, path: Path) -> str:
-        """Why the file cannot be trusted as it is; empty when no slot is damaged."""
-        if not self.damaged:
-            return ""
-        what = ", ".join(why if self.legacy else f"slot {slot} {why}" for slot, why in self.damaged)
-        if self.current is None:
-            return f"anchor file {path} {what}: it was edited, damaged or comes from another station"
-        return (f"anchor file {path}: {what}: it was edited, or a power loss cut off an anchor write (then the"
-                " next commit rewrites that slot)")
-
-
-def _record(key: bytes, anchor: Anchor) -> bytes:
-    """The anchor and its HMAC as canonical JSON: a format-1 file's content, a format-2 slot's line."""
-    return canonical({"seq": anchor.seq, "hash": anchor.hash, "written_at": anchor.written_at,
-                      "mac": _mac(key, anchor.seq, anchor.hash, anchor.written_at)})
-
-
-def _slot(key: bytes, anchor: Anchor) -> bytes:
-    """One format-2 slot holding this anchor."""
-    record = _record(key, anchor)
-    if len(record) >= ANCHOR_SLOT_BYTES:
-        raise ValueError(f"an anchor record of {len(record)} bytes does not fit a {ANCHOR_SLOT_BYTES}-byte slot")
-    return record.ljust(ANCHOR_SLOT_BYTES - 1) + b"\n"
-
-
-def _parse_slot(data: bytes, key: bytes) -> Anchor | None:
-    """The anchor a slot (or a whole format-1 file) holds; None when blank, _DamagedSlot when damaged."""
-    text = data.strip()
-    if not text:
-        return None
-    try:
-        record = json.loads(text)
-        anchor = Anchor(int(record["seq"]), str(record["hash"]), str(record["written_at"]))
-        expected = _mac(key, anchor.seq, anchor.hash, anchor.written_at).encode("ascii")
-        valid = hmac.compare_digest(str(record["mac"]).encode("utf-8"), expected)
-    except (ValueError, KeyError, TypeError) as exc:  # also invalid UTF-8 from a torn write
-        raise _DamagedSlot(f"is unreadable ({exc})") from None
-    if not valid:
-        raise _DamagedSlot("fails its HMAC")
-    return anchor
-
-
-def _load(data: bytes, key: bytes) -> _AnchorFile:
-    """Parse an anchor file's bytes; a file of any other size than format 2 is read as format 1."""
-    legacy = len(data) != ANCHOR_FILE_BYTES
-    chunks = (data,) if legacy else (data[:ANCHOR_SLOT_BYTES], data[ANCHOR_SLOT_BYTES:])
-    slots: list[Anchor | None] = []
-    damaged: list[tuple[int, str]] = []
-    for index, chunk in enumerate(chunks):
-        try:
-            slots.append(_parse_slot(chunk, key))
-        except _DamagedSlot as exc:
-            slots.append(None)
-            damaged.append((index, str(exc)))
-    if not damaged and all(s is None for s in slots):  # every write leaves a record: this file was emptied
-        damaged.append((0, "is empty"))
-    return _AnchorFile(legacy, tuple(slots), tuple(damaged))
-
-
-@contextmanager
-def _locked(path: Path, exclusive: bool) -> Iterator[None]:
-    """Hold the anchor's lock file: writers exclusively, readers shared (never a slot half rewritten).
-
-    A reader that cannot open the lock file (none yet, a read-only copy) reads without it: no
-    writer rewrites a slot of a file whose lock file is missing, since every writer creates it first.
-    """
-    import fcntl  # POSIX only; the station runs on Linux
-
-    lock_path = path.with_name(path.name + ".lock")
-    flags = (os.O_RDWR | os.O_CREAT) if exclusive else os.O_RDONLY
-    fd: int | None = None
-    try:
-        fd = os.open(lock_path, flags, 0o666)  # the umask applies, as with open(..., "a+b") before
-    except OSError:
-        if exclusive:
-            raise
-    try:
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
-def _read_file(fd: int) -> bytes:
-    return os.pread(fd, _READ_LIMIT, 0)
-
-
-def read_anchor(path: Path, key: bytes) -> Anchor | None:
-    """The anchor in `path` (None when there is no file); AnchorError if any slot is damaged or forged."""
-    try:
-        with _locked(path, exclusive=False):
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                data = _read_file(fd)
-            finally:
-                os.close(fd)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise AnchorError(f"anchor file {path} is unreadable ({exc}); it was damaged or replaced") from None
-    found = _load(data, key)
-    if found.damaged:
-        raise AnchorError(found.problem(path))
-    return found.current
-
-
-def anchor_record(path: Path, key: bytes) -> bytes | None:
-    """The current anchor as one canonical JSON line with its HMAC (a format-1 file), for export bundles.
-
-    None when there is no anchor file; AnchorError as read_anchor.
-    """
-    anchor = read_anchor(path, key)
-    return None if anchor is None else _record(key, anchor) + b"\n"
-
-
-def write_anchor(path: Path, key: bytes, seq: int, digest: str, written_at: str) -> None:
-    """Move the anchor forward to (seq, digest); a lower seq never replaces a higher one.
-
-    Writers of all processes take turns on the lock file. A format-2 file gets the slot that does
-    not hold the current anchor rewritten in place, then one fdatasync: no rename, no folder sync.
-    A missing or format-1 file is written whole, once: temp file, fsync, rename, fsync the folder.
-    """
-    slot = _slot(key, Anchor(seq, digest, written_at))
-    with _locked(path, exclusive=True):
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            _write_whole(path, slot + _BLANK_SLOT)
-            return
-        try:
-            found = _load(_read_file(fd), key)
-            current = found.current
-            if found.damaged and (found.legacy or current is None):
-                # Nothing valid to keep, and perhaps another station's file: never overwrite it silently.
-                raise AnchorError(found.problem(path))
-            if current is not None and current.seq >= seq:
-                return
-            if found.legacy:
-                _write_whole(path, slot + _BLANK_SLOT)
-            else:
-                _write_slot(fd, slot, found.slot_to_write())
-        finally:
-            os.close(fd)
-
-
-def _write_slot(fd: int, slot: bytes, index: int) -> None:
-    """Rewrite one slot in place; fdatasync suffices, as the file's size and name never change."""
-    if os.pwrite(fd, slot, index * ANCHOR_SLOT_BYTES) != len(slot):
-        raise OSError(errno.EIO, "short write to the anchor file")
-    os.fdatasync(fd)
-
-
-def _write_whole(path: Path, data: bytes) -> None:
-    """Create or replace the anchor file atomically: temp file, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # Every writer holds the lock while its temp file exists, so any other one now is left over
-    # from a writer that was killed mid-write: remove it, or crashes pile them up.
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make the names in `folder` durable: a create or rename survives a power cut only after this."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,8 +21,8 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from inspector.store.chain import RECORD_TABLES, Anchor, AnchorError, ChainReport, append_entry, head, load_key
-from inspector.store.chain import read_anchor, verify_chain, write_anchor
+from inspector.store.anchor import Anchor, AnchorError, load_key, read_anchor, write_anchor
+from inspector.store.chain import RECORD_TABLES, ChainReport, append_entry, head, verify_chain
 from inspector.errors import DataError, InspectorError
 
 # Writers wait this long for another process's transaction before giving up (D1: >= 5 s).
@@ -123,6 +123,20 @@ def _model_registry(db: Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS(name="0004_chain_mac")
+def _chain_mac(db: Database) -> None:
+    # Entries from here on carry an HMAC with the station key (chain.entry_mac): rows added around the
+    # application need the key. Older entries stay as they are, covered by the hashes chained after them.
+    db.execute("ALTER TABLE chain ADD COLUMN mac TEXT")
+
+
+@MIGRATIONS(name="0005_embedding_mac")
+def _embedding_mac(db: Database) -> None:
+    # The cache is outside the chain but changes every ranking: each row is MAC'ed with the station key
+    # (inspector.library.store), and a row without a valid MAC is a cache miss, recomputed.
+    db.execute("ALTER TABLE embeddings ADD COLUMN mac TEXT")
+
+
 class StorageError(InspectorError):
     """The database could not be opened, read or written (disk full, locked, damaged)."""
 
@@ -191,12 +205,17 @@ class StationDB:
         self.path, self.db, self.conn = path, db, db.conn
         self.anchor_path = path.with_name(path.name + ".anchor")
         self.key_path = path.with_name(path.name + ".key")
+        # The station's Ed25519 identity: signs witness checkpoints and export bundles (created on first use).
+        self.identity_path = path.with_name(path.name + ".identity")
+        self.on_commit: Callable[[], None] | None = None  # told after each COMMIT (the witness publisher)
         self.image_root = path.parent / "images" / "sha256"
         self._anchor_every = max(1, anchor_every)
         self._may_create_key = may_create_key
         self._key: bytes | None = None
         self._commits = 0
         self._head: tuple[int, str] | None = None
+        self._txn_first: int | None = None  # the first seq the open transaction chained
+        self._unanchored_from: int | None = None  # the first seq this process committed and has not anchored
         self._columns: dict[str, set[str]] = {}
         self.load_columns()
 
@@ -218,7 +237,7 @@ class StationDB:
         if self.conn.in_transaction:
             raise StorageError("a write transaction is already open on this connection; finish it first")
         _ = self.key  # fails here, before writing, rather than after COMMIT when the key file is missing
-        self._head = None
+        self._head = self._txn_first = None
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -232,6 +251,10 @@ class StationDB:
             raise StorageError(f"database {self.path} was not changed: {exc}; {storage_hint(exc, self.path)}") from exc
         if self._head is not None:
             self._commits += 1
+            if self.on_commit is not None:
+                self.on_commit()
+            if self._unanchored_from is None:
+                self._unanchored_from = self._txn_first
             if self._commits % self._anchor_every == 0:
                 try:
                     self.write_anchor(self._head)
@@ -239,6 +262,9 @@ class StationDB:
                     raise AnchorWriteError(f"the record IS committed (chain seq {self._head[0]}), but the anchor file"
                                       f" {self.anchor_path} could not be updated: {exc}; free disk space or fix"
                                       " permissions: until the next commit anchors, a cut tail would go unseen") from exc
+                except AnchorError as exc:
+                    raise AnchorWriteError(f"the record IS committed (chain seq {self._head[0]}), but the anchor was not"
+                                           f" moved: {exc}") from exc
 
     def append(self, table: str, row: dict[str, Any]) -> int:
         """Insert a record row (stamped recorded_at now) and chain it; inside transaction()."""
@@ -248,7 +274,9 @@ class StationDB:
         names = list(values)
         sql = 'INSERT INTO "' + table + '" (' + ", ".join(names) + ") VALUES (" + ", ".join("?" * len(names)) + ")"
         row_id = int(self.db.execute(sql, [values[n] for n in names]).lastrowid)
-        self._head = append_entry(self.conn, table, row_id)
+        self._head = append_entry(self.conn, table, row_id, self.key)
+        if self._txn_first is None:
+            self._txn_first = self._head[0]
         return row_id
 
     def add_credential(self, user_name: str, encoded: str) -> None:
@@ -260,7 +288,32 @@ class StationDB:
         """Move the anchor file to a committed chain entry (after COMMIT only): the given one, else the head."""
         seq, digest = committed or head(self.conn)
         if seq:
-            write_anchor(self.anchor_path, self.key, seq, digest, utc_stamp())
+            write_anchor(self.anchor_path, self.key, seq, digest, utc_stamp(), self._check_anchor)
+            self._unanchored_from = None
+
+    def _check_anchor(self, current: Anchor | None, torn: bool) -> None:
+        """Refuse to move the anchor over a chain that does not extend it (write_anchor's check).
+
+        No file: created only for a chain this process started (seq 1), never re-created for a
+        deleted one. The chain must still hold the anchored entry unchanged (a rewrite below the
+        anchor stays visible). A slot left unreadable is a power loss only if a commit the anchor
+        missed is still there, before this process's own (the crash came after its COMMIT).
+        """
+        first = self._unanchored_from or head(self.conn)[0]
+        if current is None:
+            if first != 1:
+                raise AnchorError(f"anchor file {self.anchor_path} is missing for a chain of {first - 1}+ entries:"
+                                  " it was deleted; it is not re-created (that would hide a cut tail): restore it"
+                                  " from the station backup")
+            return
+        stored = self.conn.execute("SELECT hash FROM chain WHERE seq = ?", (current.seq,)).fetchone()
+        if stored is None or stored[0] != current.hash:
+            raise AnchorError(f"chain entry {current.seq} no longer holds the anchored hash: the chain was rewritten"
+                              " or cut below the anchor; run `inspector log verify`")
+        if torn and self.conn.execute("SELECT 1 FROM chain WHERE seq > ? AND seq < ?",
+                                      (current.seq, first)).fetchone() is None:
+            raise AnchorError(f"anchor file {self.anchor_path} has an unreadable slot but no commit after the anchor"
+                              f" (seq {current.seq}) is missing from it: the newer slot was destroyed and the tail cut")
 
     def verify(self) -> ChainReport:
         """Recompute the whole chain in one read snapshot and compare its tail with the anchor."""
@@ -272,7 +325,7 @@ class StationDB:
             problem = str(exc)
         self.conn.execute("BEGIN")
         try:
-            return verify_chain(self.conn, anchor, problem)
+            return verify_chain(self.conn, anchor, self.key, problem)
         finally:
             self.conn.execute("COMMIT")
 

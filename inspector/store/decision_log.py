@@ -10,118 +10,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import threading
-import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from inspector.frame.imageio import cv2  # through imageio: OPENCV_IO_MAX_IMAGE_PIXELS must be set first
-from inspector.store.chain import ChainReport, fsync_dir
-from inspector.store.database import StationDB, StorageError, event_row, open_database, parse_time, storage_hint
-from inspector.store.database import utc_stamp
+# images first: it imports cv2 through inspector.frame.imageio, which must set OPENCV_IO_MAX_IMAGE_PIXELS first
+from inspector.store.images import STALE_TEMP_S, EvidenceError, encode_png, image_file, read_evidence_image  # noqa: F401
+from inspector.store.images import remove_stale_temp_images, staging_dir, store_image  # noqa: F401 - re-exported
+from inspector.store.chain import ChainReport
+from inspector.store.database import StationDB, event_row, open_database, parse_time, utc_stamp
 from inspector.errors import InspectorError, LibraryError
 from inspector.store.export import ExportSummary, export_bundle
 from inspector.library.store import LibraryStore
 from inspector.frame.records import Decision, InspectionResult
 from inspector.store.users import Session, UserStore, authorize
+from inspector.witness.note import NoteError, load_identity
+from inspector.witness.publisher import Publisher, check_with_witness, running_publisher
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from inspector.config import WitnessConfig
 
 TimeArg = datetime | str | None
 
 
 class DecisionError(InspectorError):
     """A decision does not fit its inspection (wrong rank, second answer, missing reason)."""
-
-
-def image_file(root: Path, sha256: str) -> Path:
-    """Where the image with this hash lives; refuses anything but 64 hex digits (no path tricks)."""
-    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-        raise InspectorError(f"{sha256!r} is not a SHA-256 hex digest")
-    return root / sha256[:2] / sha256[2:4] / f"{sha256}.png"
-
-
-# A writer holds its temp image only for one PNG write (milliseconds); one older than this was
-# left by a writer that was killed mid-write. Removing a live writer's file would only make its
-# rename fail (nothing recorded), but this margin keeps even a stalled writer safe.
-STALE_TEMP_S = 600.0
-
-
-def staging_dir(root: Path) -> Path:
-    """Where images are written before they are renamed into place: one folder, cheap to sweep."""
-    return root.parent / ".incoming"
-
-
-def encode_png(rgb: np.ndarray) -> bytes:
-    """The frame as stored: lossless PNG with OpenCV's defaults (zlib level 1, SUB filter, RLE)."""
-    # Measured: with this zlib only an uncompressed PNG (about 1.6x the bytes) encodes much faster.
-    # Keeping the settings also keeps the bytes, so the hash, of frames stored by earlier versions.
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise InspectorError("the frame could not be encoded as PNG; check the camera's pixel format")
-    return buf.tobytes()
-
-
-def store_image(root: Path, rgb: np.ndarray) -> str:
-    """Write the frame as PNG under its content hash (once) and return the hash.
-
-    The hash is SHA-256 of the PNG bytes. They go to a temp file in staging_dir(), fsync, rename
-    into place, then every folder that gained a name is fsynced: a committed inspection never
-    names a file that a power cut could lose or leave half written.
-    """
-    data = encode_png(rgb)
-    sha = hashlib.sha256(data).hexdigest()
-    final = image_file(root, sha)
-    if final.exists():
-        return sha
-    staging = staging_dir(root)
-    tmp = staging / f"{sha}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        new_dirs = [d for d in (root.parent, root, final.parent.parent, final.parent) if not d.exists()]
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging.mkdir(exist_ok=True)
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)  # same bytes if another writer won the race: harmless
-        finally:
-            tmp.unlink(missing_ok=True)  # gone after the rename; a partial file after a failed write
-        for folder in [final.parent, *(d.parent for d in new_dirs)]:  # the new folders' names too
-            fsync_dir(folder)
-    except OSError as exc:
-        # Disk full, read-only mount, I/O error: the same plain StorageError as a failed commit, and
-        # nothing was recorded (the image is written before the transaction that would reference it).
-        raise StorageError(f"image file {final} was not written: {exc.strerror or exc}; {storage_hint(exc, root)}"
-                           ) from exc
-    return sha
-
-
-def remove_stale_temp_images(root: Path, older_than_s: float = STALE_TEMP_S) -> int:
-    """Delete the temp images that writers killed mid-write left in staging_dir(); returns how many.
-
-    Only files older than `older_than_s` go: a live writer's file is younger. Errors (a read-only
-    mount, a file another process removed first) are ignored: the files are never referenced.
-    """
-    cutoff = time.time() - older_than_s
-    removed = 0
-    try:
-        entries = list(os.scandir(staging_dir(root)))
-    except OSError:  # no staging folder yet, or it cannot be read
-        return 0
-    for entry in entries:
-        try:
-            if entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False) \
-                    and entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                os.unlink(entry.path)
-                removed += 1
-        except OSError:
-            pass
-    return removed
 
 
 def _where(clauses: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
@@ -137,17 +54,40 @@ class DecisionLog:
         self.sdb = sdb
         self.users = UserStore(sdb, max_failures)
         self.library = LibraryStore(sdb)
+        self.publisher: Publisher | None = None
         remove_stale_temp_images(sdb.image_root)
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True, anchor_every: int = 1, max_failures: int = 5) -> "DecisionLog":
-        """Open (or create) the database at `path`; see inspector.store.database.open_database."""
-        return cls(open_database(path, create=create, anchor_every=anchor_every), max_failures)
+    def open(cls, path: str | Path, *, create: bool = True, anchor_every: int = 1, max_failures: int = 5,
+             witness: WitnessConfig | None = None) -> DecisionLog:
+        """Open (or create) the database at `path`; see inspector.store.database.open_database.
+
+        With a witness URL, checkpoints are published to it in the background (inspector.witness).
+        """
+        log = cls(open_database(path, create=create, anchor_every=anchor_every), max_failures)
+        if witness is not None and witness.url:
+            try:
+                log.publisher = Publisher(log.sdb.path, log.identity(), witness.url, witness.every_commits,
+                                          witness.every_s).start()
+            except BaseException:
+                log.close()
+                raise
+            log.sdb.on_commit = log.publisher.notify_commit
+        elif (running := running_publisher(log.sdb.path)) is not None:  # another connection of this process
+            log.sdb.on_commit = running.notify_commit
+        return log
+
+    def identity(self) -> Ed25519PrivateKey:
+        """The station's Ed25519 identity (<db>.identity, 0600; created on first use): checkpoints, bundles."""
+        return load_identity(self.sdb.identity_path, create=True)
 
     def close(self) -> None:
+        if self.publisher is not None:
+            self.sdb.on_commit = None
+            self.publisher.stop()
         self.sdb.close()
 
-    def __enter__(self) -> "DecisionLog":
+    def __enter__(self) -> DecisionLog:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -293,14 +233,58 @@ class DecisionLog:
                                 ("kind = ?", kind), ("user = ?", user), ("subject = ?", subject)])
         return list(self.sdb.db.query("SELECT * FROM events" + where + " ORDER BY id LIMIT ?", [*params, limit]))
 
-    def verify(self, user: Session | None = None) -> ChainReport:
-        """Check the whole chain and the anchor; with a user (auditor) the check is also logged."""
+    def verify(self, user: Session | None = None, witness_url: str | None = None,
+               witness_key: str | None = None) -> ChainReport:
+        """Check the whole chain and the anchor; with a user (auditor) the check is also logged.
+
+        With a witness (URL and its verifier key), the chain must also extend the witness's latest
+        cosigned checkpoint: that catches a cut tail and a whole-station rollback. An unreachable
+        witness leaves report.unchecked saying what could not be checked.
+        """
         if user is not None:
             authorize(self.sdb, user, "verify", "verify")
         report = self.sdb.verify()
+        if witness_url:
+            report = self._witness_check(report, witness_url, witness_key or "")
         if user is not None:
             self._event("verification", {"ok": report.ok, "rows": report.rows, "problem": report.problem}, user, "chain")
         return report
+
+    def verify_images(self) -> ChainReport:
+        """Re-hash every stored evidence image against its inspection's recorded SHA-256 (`log verify --images`)."""
+        problems, checked = [], 0
+        for inspection_id, sha in self.sdb.conn.execute(
+                "SELECT id, image_sha256 FROM inspections WHERE image_sha256 IS NOT NULL ORDER BY id"):
+            path = self.image_path(sha)
+            checked += 1
+            try:
+                with open(path, "rb") as f:
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+            except OSError:
+                problems.append(f"inspection {inspection_id}: image {sha[:12]}... is missing")
+                continue
+            if digest != sha:
+                problems.append(f"inspection {inspection_id}: image {sha[:12]}... was replaced (its SHA-256 differs)")
+        if problems:
+            return ChainReport(False, checked, 0, f"{len(problems)} of {checked} images fail: " + "; ".join(problems[:20]))
+        return ChainReport(True, checked, 0, witness=f"{checked} stored images match their recorded SHA-256")
+
+    def _witness_check(self, report: ChainReport, url: str, key: str) -> ChainReport:
+        try:
+            identity = load_identity(self.sdb.identity_path, create=False)
+        except NoteError as exc:
+            return replace(report, unchecked=f"{exc}: the station never published a checkpoint; rollback and a cut"
+                           " tail were not checked")
+        self.sdb.conn.execute("BEGIN")
+        try:
+            found = check_with_witness(self.sdb.conn, identity, url, key)
+        finally:
+            self.sdb.conn.execute("COMMIT")
+        if found.outcome == "tampered":
+            return replace(report, ok=False, problem=report.problem or found.message, witness=found.message)
+        if found.outcome == "unreachable":
+            return replace(report, unchecked=found.message)
+        return replace(report, witness=found.message)
 
     def export(self, from_ts: datetime | str, to_ts: datetime | str, out_dir: str | Path, user: Session) -> ExportSummary:
         """Write an audit bundle (see inspector.store.export.export_bundle)."""

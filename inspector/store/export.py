@@ -3,12 +3,14 @@
 A bundle holds one contiguous chain segment (every chain entry from the first to the last whose
 time falls in [from, to)): chain.jsonl, per table a JSONL file (all fields, with seq and hash)
 and an RFC 4180 CSV (spreadsheet formulas neutralised), the images, the anchor file, and
-manifest.json with the SHA-256 of every file, HMAC'ed with the station key. Every file name is
+manifest.json with the SHA-256 of every file, HMAC'ed with the station key and signed with the
+station's Ed25519 identity (manifest.sig). Every file name is
 generated here; nothing stored in the database becomes a path.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import hmac
@@ -19,15 +21,24 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from inspector.store.chain import RECORD_TABLES, AnchorError, anchor_record, canonical, entry_hash
-from inspector.store.database import StationDB, event_row, parse_time, utc_stamp
 from inspector.errors import InspectorError
+from inspector.store.anchor import AnchorError, anchor_record
+from inspector.store.chain import RECORD_TABLES, canonical, entry_hash
+from inspector.store.database import StationDB, event_row, parse_time, utc_stamp
 from inspector.store.users import Session, authorize
 from inspector.store.states import inspection_states
+from inspector.witness.note import Verifier, load_identity, signer_verifier, station_origin
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 MANIFEST = "manifest.json"
+# The station's Ed25519 signature over SHA-256(manifest.json): anyone with the station's public key
+# (`inspector log identity`) can check a bundle; the manifest lists every other file's SHA-256.
+SIGNATURE = "manifest.sig"
+_SIGNED_TAG = "rankclip-inspector/export/v1"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SAFE_NAME = re.compile(r"^(images/[0-9a-f]{64}\.png|[a-z_]+\.(csv|jsonl|json))$")
 # OWASP: a cell starting with one of these is a formula (or hides one) in a spreadsheet.
@@ -59,11 +70,23 @@ class ExportReport:
     rows: int
     problems: tuple[str, ...]
     hmac_checked: bool
+    signed_by: str = ""  # the station key name whose signature verified; "" when not checked
+
+    @property
+    def authenticated(self) -> bool:
+        """Intact and made by the expected station (its signature, or the HMAC with its secret key)."""
+        return self.ok and (bool(self.signed_by) or self.hmac_checked)
 
     def __str__(self) -> str:
-        mac = "manifest HMAC checked" if self.hmac_checked else "manifest HMAC not checked (no station key given)"
+        if self.signed_by:
+            who = f"signed by station {self.signed_by}"
+        elif self.hmac_checked:
+            who = "manifest HMAC checked"
+        else:
+            who = ("NOT authenticated: give the station's public key (--station-key) to check its signature; without"
+                   " it anyone could have rewritten the bundle and recomputed its hashes")
         if self.ok:
-            return f"bundle intact: {self.rows} rows, chain links and file sums verified; {mac}"
+            return f"bundle intact: {self.rows} rows, chain links and file sums verified; {who}"
         return "bundle NOT intact:\n  " + "\n  ".join(self.problems)
 
 
@@ -84,7 +107,7 @@ def _csv_bytes(columns: list[str], rows: list[list[Any]]) -> bytes:
 
 def _write_new(root: Path, name: str, data: bytes) -> str:
     """Create root/name exclusively (no overwrite, no symlink followed); returns the SHA-256 of data."""
-    if not _SAFE_NAME.match(name):
+    if not _SAFE_NAME.match(name) and name != SIGNATURE:
         raise ExportError(f"refusing to write {name!r}: not a generated bundle name")
     target = root / name
     if not target.parent.resolve().is_relative_to(root):
@@ -166,7 +189,9 @@ def export_bundle(sdb: StationDB, from_ts: datetime | str, to_ts: datetime | str
     manifest: dict[str, Any] = {"format": 1, "created_at": utc_stamp(), "created_by": user.name, "from": lo, "to": hi,
                                 "rows": len(chain), "segment": segment, "files": files, "warnings": warnings}
     manifest["hmac"] = _manifest_mac(sdb.key, manifest)
-    manifest_sha = _write_new(root, MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8"))
+    manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
+    manifest_sha = _write_new(root, MANIFEST, manifest_bytes)
+    _write_new(root, SIGNATURE, _sign_manifest(load_identity(sdb.identity_path, create=True), manifest_sha))
     with sdb.transaction():
         sdb.append("events", event_row("export", user.name, str(out), {
             "from": lo, "to": hi, "rows": len(chain), "manifest_sha256": manifest_sha, "warnings": len(warnings)}))
@@ -174,19 +199,58 @@ def export_bundle(sdb: StationDB, from_ts: datetime | str, to_ts: datetime | str
                          sum(1 for n in files if n.startswith("images/")), manifest_sha, tuple(warnings))
 
 
-def verify_export(bundle_dir: str | Path, key: bytes | None = None) -> ExportReport:
-    """Check a bundle offline: file sums, nothing extra, chain links, rows against their hashes, images."""
+def _sign_manifest(identity: Ed25519PrivateKey, manifest_sha: str) -> bytes:
+    """A signed note: tag and the manifest's SHA-256, signed by the station (key name: its origin)."""
+    origin = station_origin(identity)
+    body = f"{_SIGNED_TAG}\n{manifest_sha}\n".encode()
+    verifier = signer_verifier(identity, origin)
+    blob = base64.b64encode(verifier.id + identity.sign(body)).decode()
+    return body + f"\n\u2014 {origin} {blob}\n".encode()
+
+
+def _check_signature(root: Path, manifest_bytes: bytes, station_key: str, problems: list[str]) -> str:
+    """The station key's name if manifest.sig is its signature over this manifest; else a problem is added."""
+    verifier = Verifier.parse(station_key)
+    try:
+        text = (root / SIGNATURE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        problems.append(f"{SIGNATURE} is missing: the bundle is not signed (or was made before bundles were signed)")
+        return ""
+    expected = f"{_SIGNED_TAG}\n{hashlib.sha256(manifest_bytes).hexdigest()}\n".encode()
+    for line in text.split("\n\n", 1)[-1].splitlines():
+        name, _, b64 = line.removeprefix("\u2014 ").rpartition(" ")
+        try:
+            blob = base64.b64decode(b64, validate=True)
+        except ValueError:
+            continue
+        if name == verifier.name and blob[:4] == verifier.id and verifier.verify(expected, blob[4:]):
+            if text.startswith(expected.decode() + "\n"):
+                return verifier.name
+    problems.append(f"{SIGNATURE} is not a signature by {verifier.name} over this manifest: the bundle was changed"
+                    " or comes from another station")
+    return ""
+
+
+def verify_export(bundle_dir: str | Path, key: bytes | None = None, station_key: str | None = None) -> ExportReport:
+    """Check a bundle offline: file sums, nothing extra, chain links, rows against their hashes, images.
+
+    station_key (a verifier key, `inspector log identity`) checks the station's signature: the
+    bundle is then authenticated without the station's secret. key checks the older HMAC.
+    """
     root = Path(bundle_dir)
     try:
-        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+        manifest_bytes = (root / MANIFEST).read_bytes()
+        manifest = json.loads(manifest_bytes.decode("utf-8"))
         files: dict[str, str] = dict(manifest["files"])
         segment = manifest["segment"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ExportError(f"{root} is not an export bundle ({exc}); give the folder that holds manifest.json") from None
     problems: list[str] = []
+    signed_by = _check_signature(root, manifest_bytes, station_key, problems) if station_key else ""
     if key is not None and not hmac.compare_digest(str(manifest.get("hmac", "")), _manifest_mac(key, manifest)):
         problems.append("manifest.json fails its HMAC: it was edited or made with another station key")
-    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()} - {MANIFEST}
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()} - {MANIFEST,
+                                                                                                       SIGNATURE}
     for name in sorted(present - set(files)):
         problems.append(f"{name} is not listed in the manifest (added after export)")
     for name, digest in sorted(files.items()):
@@ -204,7 +268,7 @@ def verify_export(bundle_dir: str | Path, key: bytes | None = None) -> ExportRep
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         problems.append(f"the bundle's records are malformed ({exc!r})")
         rows = 0
-    return ExportReport(not problems, rows, tuple(problems), key is not None)
+    return ExportReport(not problems, rows, tuple(problems), key is not None, signed_by)
 
 
 def _read_jsonl(path: Path, problems: list[str]) -> list[dict[str, Any]]:

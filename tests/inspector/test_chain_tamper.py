@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.store.chain import ANCHOR_FILE_BYTES, ANCHOR_SLOT_BYTES, GENESIS, AnchorError, canonical, entry_hash
-from inspector.store.chain import read_anchor, write_anchor
+from inspector.store.anchor import ANCHOR_FILE_BYTES, ANCHOR_SLOT_BYTES, AnchorError, read_anchor, write_anchor
+from inspector.store.chain import GENESIS, canonical, entry_hash
 from inspector.store.decision_log import DecisionLog
 from inspector.library.labels import library_from_dict
 from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict

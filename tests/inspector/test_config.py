@@ -34,3 +34,16 @@ def test_bad_config_refused(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_witness_section_takes_numbers(tmp_path) -> None:
+    from inspector.config import load_config
+    from inspector.errors import ConfigError
+
+    path = tmp_path / "station.toml"
+    path.write_text('[witness]\nurl = "http://127.0.0.1:8091"\nevery_commits = 50\nevery_s = 30\n')
+    witness = load_config(path).witness
+    assert (witness.url, witness.every_commits, witness.every_s) == ("http://127.0.0.1:8091", 50, 30)
+    path.write_text("[witness]\nevery_commits = 0\n")
+    with pytest.raises(ConfigError, match="every_commits must be a positive number"):
+        load_config(path)

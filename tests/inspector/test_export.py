@@ -163,3 +163,50 @@ def test_operator_may_not_export_and_refusal_is_logged(station) -> None:
         log.export(FAR_PAST, FAR_FUTURE, tmp / "nope", users["op"])
     assert not (tmp / "nope").exists() and log.events(kind="denied")[-1]["subject"] == "export"
     assert os.listdir(tmp / "db")  # the station's own files are untouched
+
+
+def test_rewritten_bundle_with_recomputed_hashes_fails_the_station_signature(station) -> None:
+    """Issue 14 finding 9: rewrite a row, recompute its chain hash, the segment head and the manifest.
+
+    Every sum then agrees, so only an authenticator can tell: the station's signature, checked with
+    its PUBLIC key (no station secret needed)."""
+    from inspector.cli import main
+    from inspector.store.chain import entry_hash
+    from inspector.witness.note import signer_verifier, station_origin
+
+    log, users, tmp = station
+    log.export("2000-01-01", "2100-01-01", tmp / "e", users["qa"])
+    public = str(signer_verifier(log.identity(), station_origin(log.identity())))
+    assert verify_export(tmp / "e", station_key=public).authenticated
+    assert main(["log", "verify-export", str(tmp / "e"), "--station-key", public]) == 0
+    root = tmp / "e"
+    chain = [json.loads(x) for x in (root / "chain.jsonl").read_text().splitlines()]
+    tables = {t: [json.loads(x) for x in (root / f"{t}.jsonl").read_text().splitlines()]
+              for t in {e["table"] for e in chain}}
+    target = next(item for item in tables["decisions"])
+    target["row"]["comment"] = "nothing to see"
+    rows = {(t, item["row"]["id"]): item for t, items in tables.items() for item in items}
+    prev = chain[0]["prev_hash"]
+    for e in chain:  # the public chain formula, from the segment's start
+        item = rows[(e["table"], e["row_id"])]
+        e["prev_hash"], e["hash"] = prev, entry_hash(e["seq"], e["table"], e["row_id"], e["ts"], item["row"], prev)
+        item["hash"] = prev = e["hash"]
+    (root / "chain.jsonl").write_text("".join(json.dumps(e) + "\n" for e in chain))
+    for t, items in tables.items():
+        (root / f"{t}.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    (root / "anchor.json").unlink()
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["files"] = {n: hashlib.sha256((root / n).read_bytes()).hexdigest() for n in manifest["files"]
+                         if (root / n).exists()}
+    manifest["segment"]["head_hash"] = prev
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    for t in tables:  # the CSVs would need the same treatment; a forger would redo them, so drop them from view
+        manifest["files"].pop(f"{t}.csv", None)
+        (root / f"{t}.csv").unlink()
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert verify_export(root).ok  # every sum and link agrees: without a key nothing shows ...
+    assert not verify_export(root).authenticated
+    signed = verify_export(root, station_key=public)
+    assert not signed.ok and any("manifest.sig" in p for p in signed.problems)  # ... the signature does
+    assert main(["log", "verify-export", str(root)]) == 1  # no key given: not authenticated, exit 1
+    assert main(["log", "verify-export", str(root), "--station-key", public]) == 1

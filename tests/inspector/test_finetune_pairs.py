@@ -18,6 +18,7 @@ from inspector.learning.pairs import (
     DecisionSource, build_training_set, read_pairs_jsonl, split_pairs, write_pairs_jsonl,
 )
 from inspector.learning.sources import source_from_bundle, training_set_from
+from inspector.witness.note import signer_verifier, station_origin
 from inspector.library.labels import library_from_dict
 from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 
@@ -202,7 +203,10 @@ def test_bundles_train_like_the_log_and_a_changed_bundle_is_refused(real_log) ->
     log, qa, root = real_log
     bundle = root / "line-1"
     log.export("2000-01-01", "2100-01-01", bundle, qa)
-    from_bundle = training_set_from(None, [bundle], heldout_fraction=0.0)
+    with pytest.raises(DataError, match="not authenticated"):  # issue 14: an unsigned-for bundle trains nothing
+        training_set_from(None, [bundle], heldout_fraction=0.0)
+    station = [str(signer_verifier(log.identity(), station_origin(log.identity())))]
+    from_bundle = training_set_from(None, [bundle], heldout_fraction=0.0, station_keys=station)
     from_log = training_set_from(log, heldout_fraction=0.0)
     assert [(p.image_sha256, p.label_id, p.descriptions) for p in everything(from_bundle)] == \
         [(p.image_sha256, p.label_id, p.descriptions) for p in everything(from_log)]
@@ -214,4 +218,4 @@ def test_bundles_train_like_the_log_and_a_changed_bundle_is_refused(real_log) ->
     decisions = bundle / "decisions.jsonl"
     decisions.write_text(decisions.read_text().replace('"kind":"reject_image"', '"kind":"confirm"'))
     with pytest.raises(DataError, match="not intact"):
-        source_from_bundle(bundle)
+        source_from_bundle(bundle, station_key=station[0])

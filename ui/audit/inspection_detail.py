@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHBoxLayout, QHea
 from inspector.store.audit import InspectionRecord
 from inspector.errors import InspectorError
 from inspector.frame.explain import Heatmap
-from inspector.frame.imageio import read_image_file
+from inspector.store.decision_log import read_evidence_image
 from ui.widgets.workers import Task, keep_alive
 
 # The heatmap of a logged inspection: (record, candidate rank) -> Heatmap, run off the GUI thread.
@@ -147,7 +147,7 @@ class InspectionDetail(QScrollArea):
             self.image.setText("No image was stored with this inspection.")
             return
         try:
-            pixmap = to_pixmap(read_image_file(record.image_path))
+            pixmap = to_pixmap(read_evidence_image(record.image_path))
         except InspectorError as exc:  # a missing or damaged file is itself an audit finding: say so
             self.image.setPixmap(QPixmap())
             self.image.setText(f"The stored image cannot be shown: {exc}")

@@ -1,0 +1,1 @@
+"""The witness: signed checkpoints of the chain head, cosigned outside the station."""
