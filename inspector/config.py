@@ -44,6 +44,9 @@ class LibraryConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     path: str = str(user_data_dir() / "station.db")
+    # Sign-in: this many failed attempts in a row lock an account for lockout_minutes (0: until an admin unlocks).
+    max_failed_logins: int = 5
+    lockout_minutes: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,14 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationCon
         bad = set(section) - allowed
         if bad:
             raise ConfigError(f"{source}: unknown keys in [{name}]: {sorted(bad)}; known: {sorted(allowed)}")
+        defaults = cls()
         for key, value in section.items():
-            if not isinstance(value, str):
-                raise ConfigError(f"{source}: [{name}] {key} must be a string, got {type(value).__name__}")
+            default = getattr(defaults, key)
+            expected = str if default is None or isinstance(default, str) else type(default)  # None: optional text
+            ok = isinstance(value, expected) and not isinstance(value, bool) or (
+                expected is float and isinstance(value, int) and not isinstance(value, bool))
+            if not ok:
+                raise ConfigError(f"{source}: [{name}] {key} must be a {'string' if expected is str else 'number'},"
+                                  f" got {type(value).__name__}")
         config = replace(config, **{name: replace(getattr(config, name), **section)})
     return config

@@ -24,11 +24,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from inspector.store.account_state import credential_problems
+
     with open_log(args) as log:
         user = sign_in(log, args.user) if args.user else None
         report = log.verify(user)
+        credentials = credential_problems(log.sdb.conn)  # password hashes are checked against their chained seals
     print(report)
-    return 0 if report.ok else 1
+    for problem in credentials:
+        print(f"credentials NOT intact: {problem}")
+    return 0 if report.ok and not credentials else 1
 
 
 def _cmd_verify_export(args: argparse.Namespace) -> int:

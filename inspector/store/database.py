@@ -23,6 +23,7 @@ from sqlite_utils.migrations import Migrations
 
 from inspector.store.chain import RECORD_TABLES, Anchor, AnchorError, ChainReport, append_entry, head, load_key
 from inspector.store.chain import read_anchor, verify_chain, write_anchor
+from inspector.store.passwords import fingerprint
 from inspector.errors import DataError, InspectorError
 
 # Writers wait this long for another process's transaction before giving up (D1: >= 5 s).
@@ -121,6 +122,21 @@ def _frame_index(db: Database) -> None:
 def _model_registry(db: Database) -> None:
     for statement in _REGISTRY + _append_only(("model_registry", "model_states")):
         db.execute(statement)
+
+
+@MIGRATIONS(name="0004_credential_seals")
+def _credential_seals(db: Database) -> None:
+    # Chain the fingerprint of every account's current password hash as found at the upgrade: from
+    # here on a hash inserted behind the application's back matches no chained event (sign-in and
+    # `log verify` refuse it). Earlier rows could not be told apart, so the upgrade trusts them.
+    found = db.execute("SELECT user_name, encoded FROM credentials c"
+                       " WHERE id = (SELECT MAX(id) FROM credentials WHERE user_name = c.user_name) ORDER BY id").fetchall()
+    for name, encoded in found:
+        row = event_row("credential_sealed", None, name, {"credential": fingerprint(name, encoded),
+                                                            "reason": "sealed at the upgrade"})
+        cursor = db.execute("INSERT INTO events (recorded_at, kind, user, subject, detail) VALUES (?, ?, ?, ?, ?)",
+                            [utc_stamp(), row["kind"], row["user"], row["subject"], row["detail"]])
+        append_entry(db.conn, "events", int(cursor.lastrowid))
 
 
 class StorageError(InspectorError):
@@ -283,6 +299,23 @@ class StationDB:
         self.conn.close()
 
 
+def _private_file(path: Path) -> None:
+    """Create the database file 0600 in a 0700 folder (SQLite gives its -wal and -shm files the same
+    mode); an existing one of ours readable by others is tightened: the file holds password hashes."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            try:
+                st = name.stat()
+                if st.st_uid == os.getuid() and st.st_mode & 0o077:
+                    name.chmod(st.st_mode & 0o700)
+            except OSError:  # missing side file, or a read-only copy: nothing to tighten
+                pass
+
+
 def open_database(path: str | Path, *, create: bool = True, anchor_every: int = 1) -> StationDB:
     """Open (or create) the station database: WAL, synchronous=FULL, foreign keys, busy timeout, migrations."""
     path = Path(path).expanduser().absolute()
@@ -290,7 +323,7 @@ def open_database(path: str | Path, *, create: bool = True, anchor_every: int = 
         raise StorageError(f"database {path} does not exist; pass the right --db, or create it with `inspector user add`")
     conn: sqlite3.Connection | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(path)
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         for pragma in (f"busy_timeout={BUSY_TIMEOUT_MS}", "journal_mode=WAL", "synchronous=FULL",
                        "foreign_keys=ON", "trusted_schema=OFF"):
