@@ -12,12 +12,15 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspector.commands.user import add_db_argument, add_user_argument, sign_in
 from inspector.config import StationConfig, load_config
 from inspector.errors import InspectorError
 from inspector.frame.records import InspectionResult
+
+if TYPE_CHECKING:
+    from inspector.store.users import Session
 
 
 def _config(args: argparse.Namespace) -> StationConfig:
@@ -79,6 +82,8 @@ def _write_heatmap(station, result: InspectionResult, target: Path, seq: int, co
     from inspector.frame.explain import explain_candidate, write_png
 
     path = target if count == 1 else target.with_name(f"{target.stem}-{seq}{target.suffix}")
+    if path.exists() or path.is_symlink():
+        raise InspectorError(f"{path} exists; heatmaps never overwrite a file: choose a new name")
     explanation = explain_candidate(station, result, rank=1)
     write_png(path, explanation.overlay)
     return str(path)
@@ -125,22 +130,32 @@ class _Outage:
                 "first_error": self.first_error, "since": self.since}
 
 
+def _sign_in_first(config: StationConfig, name: str) -> "Session":
+    """Authenticate against the configured database without touching anything else in it."""
+    from inspector.store.decision_log import DecisionLog
+
+    db = config.database
+    with DecisionLog.open(db.path, max_failures=db.max_failed_logins, lockout_s=db.lockout_minutes * 60) as log:
+        return sign_in(log, name)
+
+
 def _cmd_watch(args: argparse.Namespace) -> int:
     from inspector.capture import build_source
+    from inspector.capture.opencv import redact_url
     from inspector.store.chain import AnchorError
     from inspector.store.database import AnchorWriteError, StorageError
     from inspector.errors import CameraError
     from inspector.station import Station
 
     config = _config(args)
+    user = _sign_in_first(config, args.user)  # before Station.open stores anything (a new database's library)
     with Station.open(config) as station:
         log = station.log
-        user = sign_in(log, args.user)
         outage = _Outage()
 
         def on_event(kind: str, detail: dict[str, Any]) -> None:
             # Camera faults, reconnects and skipped files are audit events, attributed to the source.
-            source_id = str(detail.get("source_id", args.source))
+            source_id = str(detail.get("source_id", redact_url(args.source)))
             what = detail.get("message") or detail.get("error") or detail.get("file") or ""
             if kind in _FAULTS:
                 _warn(f"{source_id}: {kind}: {what}", "warning")
