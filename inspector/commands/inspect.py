@@ -130,11 +130,14 @@ class _Outage:
                 "first_error": self.first_error, "since": self.since}
 
 
-def _sign_in_first(config: StationConfig, name: str) -> "Session":
+def _sign_in_first(config: StationConfig, name: str, given_db: bool) -> "Session":
     """Authenticate against the configured database without touching anything else in it."""
+    from inspector.commands.user import say_default_database
     from inspector.store.decision_log import DecisionLog
 
     db = config.database
+    if not given_db:
+        say_default_database(db.path)
     with DecisionLog.open(db.path, max_failures=db.max_failed_logins, lockout_s=db.lockout_minutes * 60) as log:
         return sign_in(log, name)
 
@@ -148,7 +151,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     from inspector.station import Station
 
     config = _config(args)
-    user = _sign_in_first(config, args.user)  # before Station.open stores anything (a new database's library)
+    user = _sign_in_first(config, args.user, bool(args.db))  # before Station.open stores anything
     with Station.open(config) as station:
         log = station.log
         outage = _Outage()
@@ -213,7 +216,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `rank` and `watch`."""
-    p = sub.add_parser("rank", help="rank image files against the library (prints JSON; stores nothing)")
+    p = sub.add_parser("rank", help="rank image files against the library (readable text, or --json; stores nothing)")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, TIFF, BMP)")
     _common(p)
     p.add_argument("--top-k", type=int, default=None, help="show only the best K labels")

@@ -14,8 +14,15 @@ from inspector.errors import InspectorError
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from inspector.store.database import parse_time
+
+    if parse_time(args.from_ts) >= parse_time(args.to_ts):
+        raise InspectorError(f"--from {args.from_ts} is not before --to {args.to_ts}: the range is empty; nothing exported")
     with open_log(args) as log:
         summary = log.export(args.from_ts, args.to_ts, args.out, sign_in(log, args.user))
+    if not summary.rows:
+        print(f"no records between {args.from_ts} and {args.to_ts}: the bundle {summary.out_dir} holds no rows")
+        return 0
     print(f"exported {summary.rows} chained rows (seq {summary.first_seq}..{summary.last_seq}) and"
           f" {summary.images} images to {summary.out_dir}; manifest SHA-256 {summary.manifest_sha256}")
     for warning in summary.warnings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from inspector.errors import InspectorError
@@ -34,13 +35,27 @@ def open_log(args: argparse.Namespace, create: bool = False) -> "DecisionLog":
     from inspector.store.decision_log import DecisionLog
 
     database = load_config().database
+    if not args.db:
+        say_default_database(database.path)
     return DecisionLog.open(args.db or database.path, create=create, max_failures=database.max_failed_logins,
                             lockout_s=database.lockout_minutes * 60)
 
 
+def say_default_database(path: str) -> None:
+    """Without --db a command uses the station's own database: say so, once, on stderr."""
+    print(f"inspector: using the station database {path} (pass --db to use another)", file=sys.stderr)
+
+
 def sign_in(log: "DecisionLog", name: str) -> "Session":
-    """Authenticate `name` with $INSPECTOR_PASSWORD or a prompt."""
-    return log.login(name, _current_password(name))
+    """Authenticate `name` with $INSPECTOR_PASSWORD or a prompt; a failure names the database asked."""
+    from inspector.store.users import AccountLocked, AuthenticationFailed, PasswordChangeRequired
+
+    try:
+        return log.login(name, _current_password(name))
+    except (AccountLocked, PasswordChangeRequired):
+        raise
+    except AuthenticationFailed as exc:
+        raise AuthenticationFailed(f"{exc} (checked against database {log.sdb.path}; is it the right --db?)") from None
 
 
 def _current_password(name: str) -> str:
@@ -48,12 +63,26 @@ def _current_password(name: str) -> str:
     return password if password is not None else _ask(f"password for {name}: ", "INSPECTOR_PASSWORD")
 
 
+def has_terminal() -> bool:
+    """Whether getpass can ask someone: it uses the controlling terminal, even with stdin redirected."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return True
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
+
+
 def _ask(prompt: str, variable: str) -> str:
     """getpass, but without a terminal (a pipe, a service) a one-line error instead of EOFError."""
+    error = InspectorError(f"no terminal to ask for the password: set ${variable}")
+    if not has_terminal():
+        raise error
     try:
         return getpass.getpass(prompt)
     except EOFError:
-        raise InspectorError(f"no terminal to ask for the password: set ${variable}") from None
+        raise error from None
 
 
 def _new_password(name: str) -> str:
