@@ -41,7 +41,8 @@ _CORE_EVENT_KINDS = frozenset({
     "login_ok", "login_failed", "login_attempt", "logout", "account_locked", "lockout_expired", "user_added",
     "user_unlocked", "user_deactivated", "user_reactivated", "role_changed", "password_changed", "password_rehashed",
     "password_change_required", "password_reset_local", "credential_sealed", "first_admin_created", "denied",
-    "schema_migration", "verification", "export", "model_promoted"})
+    "schema_migration", "verification", "export", "model_promoted", "model_registered", "model_promotion_refused",
+    "model_rolled_back", "library_seeded", "library_edit"})
 
 
 class DecisionError(InspectorError):

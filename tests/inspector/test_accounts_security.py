@@ -236,7 +236,8 @@ def test_record_event_without_a_user_allows_only_station_kinds(tmp_path: Path) -
     """Finding 17: any API caller recording `model_promoted` (or a forged account event)."""
     with _station(tmp_path / "s.db") as log:
         op = log.login("op", PW["op"])
-        for kind, user in (("model_promoted", None), ("note", None), ("user_added", op), ("model_promoted", op)):
+        for kind, user in (("model_promoted", None), ("note", None), ("user_added", op), ("model_promoted", op),
+                           ("library_edit", op), ("model_rolled_back", None)):
             with pytest.raises(AccessDenied):
                 log.record_event(kind, {"model": "forged"}, user)
         assert log.events(kind="model_promoted") == [] and log.events(kind="note") == []
