@@ -201,7 +201,7 @@ def load_library(path: str | Path) -> Library:
     except (OSError, UnicodeDecodeError) as exc:
         raise LibraryError(f"cannot read library file {path}: {exc}") from None
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506  a SafeLoader subclass
+        data = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass: no Python objects
     except yaml.YAMLError as exc:
         raise LibraryError(f"library file {path} is not valid YAML: {exc}") from None
     return library_from_dict(data, str(path))

@@ -20,7 +20,7 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """The CLI with no terminal at all (new session, stdin closed), as from a service or a pipe."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("INSPECTOR_")}
     return subprocess.run([sys.executable, "-m", "inspector.cli", *args], cwd=ROOT, env={**full, **env},
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
                           start_new_session=True)
 
 
