@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `inspector` console script."""
+    os.umask(0o077)  # everything the station writes (database, images, anchor, bundles) is private to its account
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

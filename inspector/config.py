@@ -44,6 +44,9 @@ class LibraryConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     path: str = str(user_data_dir() / "station.db")
+    # Sign-in: this many failed attempts in a row lock an account for lockout_minutes (0: until an admin unlocks).
+    max_failed_logins: int = 5
+    lockout_minutes: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationCon
         bad = set(section) - allowed
         if bad:
             raise ConfigError(f"{source}: unknown keys in [{name}]: {sorted(bad)}; known: {sorted(allowed)}")
+        defaults = cls()
         for key, value in section.items():
             want = type(getattr(cls(), key))
             if want is type(None):  # an optional string (e.g. model.device)

@@ -78,7 +78,8 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
             scorer = scorer or load_scorer(config.model.ref, config.model.device)
             return cls(scorer, load_library(config.library.path), ref=config.model.ref, source="configuration")
         Path(config.database.path).parent.mkdir(parents=True, exist_ok=True)
-        log = DecisionLog.open(config.database.path, witness=config.witness)
+        log = DecisionLog.open(config.database.path, max_failures=config.database.max_failed_logins,
+                               lockout_s=config.database.lockout_minutes * 60, witness=config.witness)
         try:
             choice = choose_model(log, config.model.ref)
             if scorer is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 import tempfile
@@ -200,7 +201,34 @@ def read_sidecar(path: str | Path) -> dict:
             f"sidecar {sidecar_path} has format version {sidecar['format_version']}, newer than this software "
             f"reads ({FORMAT_VERSION}): update the station software"
         )
+    check_preprocess_cfg(sidecar["preprocess_cfg"], str(sidecar_path))
     return sidecar
+
+
+# What open_clip's transforms accept; anything else ends in their assert, so it is refused here first.
+_PREPROCESS_CHOICES = {"interpolation": ("bicubic", "bilinear", "random"), "resize_mode": ("shortest", "longest", "squash"),
+                       "mode": ("RGB",)}
+
+
+def check_preprocess_cfg(cfg: Any, where: str) -> None:
+    """Refuse a preprocessing config open_clip would reject with an AssertionError, naming key and choices."""
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{where}: preprocess_cfg must be a mapping, got {type(cfg).__name__}")
+    for key, choices in _PREPROCESS_CHOICES.items():
+        if key in cfg and cfg[key] not in choices:
+            raise CheckpointError(f"{where}: preprocess_cfg {key} {cfg[key]!r} is not one of {', '.join(choices)}")
+    for key in ("mean", "std"):
+        value = cfg.get(key)
+        if value is not None and not (isinstance(value, (list, tuple)) and len(value) == 3 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+            raise CheckpointError(f"{where}: preprocess_cfg {key} must be three finite numbers, got {value!r}")
+    if "std" in cfg and any(v == 0 for v in cfg["std"]):
+        raise CheckpointError(f"{where}: preprocess_cfg std must not contain 0")
+    size = cfg.get("size")
+    sizes = size if isinstance(size, (list, tuple)) else [size]
+    if size is not None and not (1 <= len(sizes) <= 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 4096 for v in sizes)):
+        raise CheckpointError(f"{where}: preprocess_cfg size must be 8-4096 pixels (one or two integers), got {size!r}")
 
 
 def refuse_pickle(path: str | Path) -> None:

@@ -9,6 +9,7 @@ The model is the registry's active one when the database has one, else `--model`
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -88,6 +89,7 @@ def _quit_if_shown(app: QApplication, window: MainWindow) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the station; the exit status (2 for a configuration error, like the CLI)."""
+    os.umask(0o077)  # the station's files (database, images, anchor, bundles) are private to its account
     args = build_parser().parse_args(argv)
     try:
         config = _config(args)

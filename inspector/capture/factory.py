@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 from inspector.capture.base import EventSink, FrameSource
 from inspector.capture.folder import FolderSource
 from inspector.capture.genicam import GenICamSource
-from inspector.capture.opencv import URL_SCHEMES, OpenCVSource
+from inspector.capture.opencv import URL_SCHEMES, OpenCVSource, redact_url
 from inspector.capture.simulated import IMAGE_SUFFIXES, SimulatedCamera, synthetic_images
 from inspector.capture.watchdog import ResilientSource
 from inspector.errors import CameraError
@@ -54,7 +54,7 @@ def build_source(
     if live is not None:
         if resilient is False:
             return live()
-        return ResilientSource(live, stall_after_s=stall_after_s, on_event=on_event, source_id=text)
+        return ResilientSource(live, stall_after_s=stall_after_s, on_event=on_event, source_id=redact_url(text))
     path = Path(text).expanduser()
     if path.is_dir():
         return FolderSource(path, seen=seen, on_event=on_event)
@@ -65,7 +65,7 @@ def build_source(
             )
         source: FrameSource = OpenCVSource(str(path))
         return ResilientSource(lambda: source, stall_after_s=stall_after_s, on_event=on_event) if resilient else source
-    raise CameraError(f"SOURCE {spec!r} does not exist and is not a device or URL; give {SPEC_HELP}")
+    raise CameraError(f"SOURCE {redact_url(spec)!r} does not exist and is not a device or URL; give {SPEC_HELP}")
 
 
 def open_source(

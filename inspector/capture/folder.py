@@ -18,7 +18,7 @@ from typing import Any
 
 from inspector.capture.base import EventSink, FrameSource, to_utc
 from inspector.errors import CameraError, ImageDecodeError
-from inspector.frame.imageio import decode_image
+from inspector.frame.imageio import DEFAULT_MAX_BYTES, decode_image
 from inspector.frame.records import Frame
 
 DEFAULT_PATTERNS: tuple[str, ...] = ("*.png", "*.jpg", "*.jpeg", "*.tif", "*.tiff", "*.bmp")
@@ -162,10 +162,17 @@ class FolderSource(FrameSource):
     def _process(self, path: Path) -> Frame | None:
         pending = self._pending[path]
         try:
-            data = path.read_bytes()
-            st = path.stat()
+            # Size first, and never more than the limit read: a huge file costs a stat, not its bytes.
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                data = b"" if size > DEFAULT_MAX_BYTES else f.read(size + 1)  # +1: it grew meanwhile
+                st = os.fstat(f.fileno())  # after the read: a file still growing fails the settle check below
         except OSError as exc:
             self._reject(path, pending, f"cannot read {path.name!r}: {exc.strerror or exc}", "file_unreadable")
+            return None
+        if max(st.st_size, len(data)) > DEFAULT_MAX_BYTES:
+            self._reject(path, pending, f"{path.name!r} is {max(st.st_size, len(data)) / 1e6:.1f} MB, over the"
+                         f" {DEFAULT_MAX_BYTES / 1e6:.0f} MB limit for images", "file_rejected")
             return None
         if (st.st_size, st.st_mtime_ns) != pending.signature:
             self._pending[path] = _Pending((st.st_size, st.st_mtime_ns), self._clock(), pending.failures)

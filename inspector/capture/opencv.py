@@ -8,6 +8,7 @@ backends buffer frames, so a thread that keeps only the newest frame fixes stale
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 from pathlib import Path
@@ -20,6 +21,20 @@ from inspector.frame.imageio import cv2  # through imageio: OPENCV_IO_MAX_IMAGE_
 from inspector.frame.records import Frame
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/?#@]*)@", re.IGNORECASE)
+_SECRET_QUERY = re.compile(r"([?&;](?:password|passwd|pwd|pass|token|key|auth|secret|signature|sig)=)[^&;#]*",
+                           re.IGNORECASE)
+
+
+def redact_url(text: str) -> str:
+    """The source text as it may be logged or shown: a URL's password (or lone user token) and secret
+    query values become '***'. The camera is opened with the original; nothing stores that one."""
+    found = _USERINFO.match(text)
+    if found:
+        user, colon, _ = found.group(2).partition(":")
+        userinfo = f"{user}:***" if colon else "***"
+        text = f"{found.group(1)}{userinfo}@{text[found.end():]}"
+    return _SECRET_QUERY.sub(r"\1***", text)
 _JOIN_S = 1.0  # how long close() waits for a grab thread stuck in the backend before abandoning it
 
 
@@ -43,7 +58,7 @@ class OpenCVSource(FrameSource):
     ) -> None:
         text = str(spec).strip()
         self.kind = "device" if text.isdigit() else "url" if text.lower().startswith(URL_SCHEMES) else "file"
-        super().__init__(source_id or (f"camera:{text}" if self.kind == "device" else text))
+        super().__init__(source_id or (f"camera:{text}" if self.kind == "device" else redact_url(text)))
         self._target: str | int = int(text) if self.kind == "device" else text
         self._open_timeout_s, self._read_timeout_s = open_timeout_s, read_timeout_s
         self._queue_size = max(1, queue_size)
@@ -106,7 +121,7 @@ class OpenCVSource(FrameSource):
     # --- grab thread --------------------------------------------------------------------------
 
     def _describe(self) -> str:
-        return f"camera device {self._target}" if self.kind == "device" else f"{self.kind} {self._target!r}"
+        return f"camera device {self._target}" if self.kind == "device" else f"{self.kind} {redact_url(str(self._target))!r}"
 
     def _create(self) -> cv2.VideoCapture:
         if self.kind == "device":
@@ -156,7 +171,7 @@ class OpenCVSource(FrameSource):
 
     def _push(self, bgr: np.ndarray, stop: threading.Event) -> None:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB if bgr.ndim == 2 else cv2.COLOR_BGR2RGB)
-        frame = self._make_frame(rgb, origin=str(self._target))
+        frame = self._make_frame(rgb, origin=redact_url(str(self._target)))
         if frame is None:
             return
         with self._cond:

@@ -12,12 +12,15 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspector.commands.user import add_db_argument, add_user_argument, sign_in
 from inspector.config import StationConfig, load_config
 from inspector.errors import InspectorError
 from inspector.frame.records import InspectionResult
+
+if TYPE_CHECKING:
+    from inspector.store.users import Session
 
 
 def _config(args: argparse.Namespace) -> StationConfig:
@@ -79,6 +82,8 @@ def _write_heatmap(station, result: InspectionResult, target: Path, seq: int, co
     from inspector.frame.explain import explain_candidate, write_png
 
     path = target if count == 1 else target.with_name(f"{target.stem}-{seq}{target.suffix}")
+    if path.exists() or path.is_symlink():
+        raise InspectorError(f"{path} exists; heatmaps never overwrite a file: choose a new name")
     explanation = explain_candidate(station, result, rank=1)
     write_png(path, explanation.overlay)
     return str(path)
@@ -101,21 +106,34 @@ _FAULTS = frozenset({"file_rejected", "file_unreadable", "frame_invalid", "frame
                      "disconnected", "reconnect_failed", "failed"})
 
 
+def _sign_in_first(config: StationConfig, name: str, given_db: bool) -> "Session":
+    """Authenticate against the configured database without touching anything else in it."""
+    from inspector.commands.user import say_default_database
+    from inspector.store.decision_log import DecisionLog
+
+    db = config.database
+    if not given_db:
+        say_default_database(db.path)
+    with DecisionLog.open(db.path, max_failures=db.max_failed_logins, lockout_s=db.lockout_minutes * 60) as log:
+        return sign_in(log, name)
+
+
 def _cmd_watch(args: argparse.Namespace) -> int:
     from inspector.capture import build_source
+    from inspector.capture.opencv import redact_url
     from inspector.errors import CameraError
     from inspector.frame.live import LiveCapture
     from inspector.station import Station
 
     config = _config(args)
+    user = _sign_in_first(config, args.user, bool(args.db))  # before Station.open stores anything
     with Station.open(config) as station:
         log = station.log
-        user = sign_in(log, args.user)
 
         def on_event(kind: str, detail: dict[str, Any]) -> None:
             if kind in _FAULTS:
                 what = detail.get("message") or detail.get("error") or detail.get("file") or ""
-                _warn(f"{detail.get('source_id', args.source)}: {kind}: {what}", "warning")
+                _warn(f"{detail.get('source_id', redact_url(args.source))}: {kind}: {what}", "warning")
 
         # The core loop on this thread's connection: it records (a role that may not is refused
         # with exit 2), picks up library versions QA publishes, and rides out storage outages.
@@ -144,7 +162,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `rank` and `watch`."""
-    p = sub.add_parser("rank", help="rank image files against the library (prints JSON; stores nothing)")
+    p = sub.add_parser("rank", help="rank image files against the library (readable text, or --json; stores nothing)")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, TIFF, BMP)")
     _common(p)
     p.add_argument("--top-k", type=int, default=None, help="show only the best K labels")

@@ -70,8 +70,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     library = load_library(args.file)
     with open_log(args) as log:
+        before = log.library.current_version()
+        old_ids = set(log.library.library(before).label_ids) if before else set()
         version = log.library.import_library(library, sign_in(log, args.user), args.reason)
-    print(f"imported {args.file} as library version {version}")
+    retired = sorted(old_ids - set(library.label_ids))
+    print(f"imported {args.file} as library version {version}"
+          + (f"; it replaces version {before} as a whole" if before else ""))
+    if retired:  # import replaces, it does not merge: say what left the library in force
+        print(f"retired {len(retired)} label(s) that {args.file} lacks: {', '.join(retired)}")
     return 0
 
 
@@ -111,7 +117,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("label", help="label id")
     c.add_argument("--description", help="retire only this description")
     c.set_defaults(func=_cmd_retire)
-    c = lib.add_parser("import", help="make a library YAML file the library in force (QA)")
+    c = lib.add_parser("import", help="make a library YAML file the library in force, replacing the whole"
+                       " library: labels the file lacks are retired (QA)")
     c.add_argument("file")
     c.set_defaults(func=_cmd_import)
     c = lib.add_parser("export", help="write a library version as YAML (never overwrites)")

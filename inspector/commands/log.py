@@ -20,8 +20,15 @@ from inspector.errors import InspectorError
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from inspector.store.database import parse_time
+
+    if parse_time(args.from_ts) >= parse_time(args.to_ts):
+        raise InspectorError(f"--from {args.from_ts} is not before --to {args.to_ts}: the range is empty; nothing exported")
     with open_log(args) as log:
         summary = log.export(args.from_ts, args.to_ts, args.out, sign_in(log, args.user))
+    if not summary.rows:
+        print(f"no records between {args.from_ts} and {args.to_ts}: the bundle {summary.out_dir} holds no rows")
+        return 0
     print(f"exported {summary.rows} chained rows (seq {summary.first_seq}..{summary.last_seq}) and"
           f" {summary.images} images to {summary.out_dir}; manifest SHA-256 {summary.manifest_sha256}")
     for warning in summary.warnings:
@@ -32,14 +39,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     if bool(args.witness) != bool(args.witness_key):
         raise InspectorError("--witness and --witness-key go together (the key: `inspector witness key`)")
+    from inspector.store.account_state import credential_problems
+
     with open_log(args) as log:
         user = sign_in(log, args.user) if args.user else None
         report = log.verify(user, args.witness, args.witness_key)
+        credentials = credential_problems(log.sdb.conn)  # password hashes are checked against their chained seals
         images = log.verify_images() if args.images else None
     print(report)
+    for problem in credentials:
+        print(f"credentials NOT intact: {problem}")
     if images is not None:
         print(f"images: {images.witness}" if images.ok else f"images: {images.problem}")
-    if not report.ok or (images is not None and not images.ok):
+    if not report.ok or credentials or (images is not None and not images.ok):
         return 1
     return 3 if report.unchecked else 0
 

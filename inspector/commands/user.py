@@ -1,4 +1,4 @@
-"""`inspector user add|passwd|unlock|list`, and the sign-in helpers the other DB commands share.
+"""`inspector user add|passwd|unlock|role|deactivate|reactivate|list`, and the shared sign-in helpers.
 
 Passwords never come from the command line (it shows in `ps` and shell history): the signing-in
 user's from $INSPECTOR_PASSWORD or a prompt, a new password from $INSPECTOR_NEW_PASSWORD or a
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from inspector.errors import InspectorError
@@ -33,23 +34,63 @@ def open_log(args: argparse.Namespace, create: bool = False) -> "DecisionLog":
     from inspector.config import load_config
     from inspector.store.decision_log import DecisionLog
 
-    return DecisionLog.open(args.db or load_config().database.path, create=create)
+    database = load_config().database
+    if not args.db:
+        say_default_database(database.path)
+    return DecisionLog.open(args.db or database.path, create=create, max_failures=database.max_failed_logins,
+                            lockout_s=database.lockout_minutes * 60)
+
+
+def say_default_database(path: str) -> None:
+    """Without --db a command uses the station's own database: say so, once, on stderr."""
+    print(f"inspector: using the station database {path} (pass --db to use another)", file=sys.stderr)
 
 
 def sign_in(log: "DecisionLog", name: str) -> "Session":
-    """Authenticate `name` with $INSPECTOR_PASSWORD or a prompt."""
+    """Authenticate `name` with $INSPECTOR_PASSWORD or a prompt; a failure names the database asked."""
+    from inspector.store.users import AccountLocked, AuthenticationFailed, PasswordChangeRequired
+
+    try:
+        return log.login(name, _current_password(name))
+    except (AccountLocked, PasswordChangeRequired):
+        raise
+    except AuthenticationFailed as exc:
+        raise AuthenticationFailed(f"{exc} (checked against database {log.sdb.path}; is it the right --db?)") from None
+
+
+def _current_password(name: str) -> str:
     password = os.environ.get("INSPECTOR_PASSWORD")
-    if password is None:
-        password = getpass.getpass(f"password for {name}: ")
-    return log.login(name, password)
+    return password if password is not None else _ask(f"password for {name}: ", "INSPECTOR_PASSWORD")
+
+
+def has_terminal() -> bool:
+    """Whether getpass can ask someone: it uses the controlling terminal, even with stdin redirected."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return True
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
+
+
+def _ask(prompt: str, variable: str) -> str:
+    """getpass, but without a terminal (a pipe, a service) a one-line error instead of EOFError."""
+    error = InspectorError(f"no terminal to ask for the password: set ${variable}")
+    if not has_terminal():
+        raise error
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        raise error from None
 
 
 def _new_password(name: str) -> str:
     password = os.environ.get("INSPECTOR_NEW_PASSWORD")
     if password is not None:
         return password
-    first = getpass.getpass(f"new password for {name}: ")
-    if getpass.getpass("repeat it: ") != first:
+    first = _ask(f"new password for {name}: ", "INSPECTOR_NEW_PASSWORD")
+    if _ask("repeat it: ", "INSPECTOR_NEW_PASSWORD") != first:
         raise InspectorError("the two passwords differ; nothing was changed")
     return first
 
@@ -72,24 +113,60 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 def _cmd_passwd(args: argparse.Namespace) -> int:
     with open_log(args) as log:
-        actor = sign_in(log, args.user)
-        log.users.change_password(args.name, _new_password(args.name), actor, args.reason)
-        print(f"password of {args.name!r} changed")
+        if args.local:
+            log.users.unlock_local(args.name, _local_reason(args), _new_password(args.name))
+            print(f"password of {args.name!r} set locally; it must be changed at the next sign-in")
+        elif args.user == args.name:  # one's own: proving the current password, even when a change is forced
+            log.users.change_own_password(args.name, _current_password(args.name), _new_password(args.name))
+            print(f"password of {args.name!r} changed")
+        else:
+            if not args.user:
+                raise InspectorError("pass --user ADMIN (or your own id to change your own password)")
+            actor = sign_in(log, args.user)
+            log.users.change_password(args.name, _new_password(args.name), actor, args.reason)
+            print(f"password of {args.name!r} reset; {args.name} must choose a new one at the next sign-in")
     return 0
 
 
 def _cmd_unlock(args: argparse.Namespace) -> int:
     with open_log(args) as log:
-        log.users.unlock(args.name, sign_in(log, args.user), args.reason)
+        if args.local:
+            log.users.unlock_local(args.name, _local_reason(args))
+        else:
+            if not args.user:
+                raise InspectorError("pass --user ADMIN, or --local on the station itself (see the README)")
+            log.users.unlock(args.name, sign_in(log, args.user), args.reason)
         print(f"account {args.name!r} unlocked")
+    return 0
+
+
+def _local_reason(args: argparse.Namespace) -> str:
+    if not args.reason.strip():
+        raise InspectorError("--local needs --reason (kept in the audit trail)")
+    return args.reason.strip()
+
+
+def _cmd_role(args: argparse.Namespace) -> int:
+    with open_log(args) as log:
+        log.users.change_role(args.name, args.role, sign_in(log, args.user), args.reason)
+        print(f"{args.name!r} now has role {args.role}")
+    return 0
+
+
+def _cmd_active(args: argparse.Namespace) -> int:
+    with open_log(args) as log:
+        log.users.set_active(args.name, args.active, sign_in(log, args.user), args.reason)
+        print(f"account {args.name!r} {'reactivated' if args.active else 'deactivated'}")
     return 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     with open_log(args) as log:
         for row in log.users.accounts():
-            state = "active" if row["active"] else "inactive"
-            print(f"{row['name']:<20} {row['role']:<9} {state:<8} {row['printed_name']}")
+            state = row["state"] + (f" until {row['locked_until']}" if row["state"] == "locked" else "")
+            note = " (must change password)" if row["must_change_password"] else (
+                " (admin-set password)" if row["admin_set_password"] else "")
+            print(f"{row['name']:<20} {row['role']:<9} {state:<8} {row['printed_name']}{note}")
     return 0
 
 
@@ -104,16 +181,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--reason", default="", help="why the account is added")
     add_user_argument(c, required=False)
     c.set_defaults(func=_cmd_add)
-    c = users.add_parser("passwd", help="change a password (your own, or anyone's as admin)")
+    c = users.add_parser("passwd", help="change your own password (--user yourself), reset anyone's (--user ADMIN),"
+                         " or set one locally (--local)")
     c.add_argument("name")
-    c.add_argument("--reason", default="")
-    add_user_argument(c)
+    c.add_argument("--reason", default="", help="why (required for a reset and with --local)")
+    c.add_argument("--local", action="store_true",
+                   help="break-glass on the station itself: no sign-in, needs write access to the database files")
+    add_user_argument(c, required=False)
     c.set_defaults(func=_cmd_passwd)
-    c = users.add_parser("unlock", help="clear a lockout after failed logins (admin)")
+    c = users.add_parser("unlock", help="clear a lockout after failed logins (admin, or --local)")
     c.add_argument("name")
     c.add_argument("--reason", required=True)
-    add_user_argument(c)
+    c.add_argument("--local", action="store_true",
+                   help="break-glass on the station itself: no sign-in, needs write access to the database files")
+    add_user_argument(c, required=False)
     c.set_defaults(func=_cmd_unlock)
+    c = users.add_parser("role", help="give an account another role (admin)")
+    c.add_argument("name")
+    c.add_argument("role", help="operator, qa, auditor or admin")
+    c.add_argument("--reason", required=True)
+    add_user_argument(c)
+    c.set_defaults(func=_cmd_role)
+    for verb, active in (("deactivate", False), ("reactivate", True)):
+        c = users.add_parser(verb, help=f"{verb} an account (admin); accounts are never deleted")
+        c.add_argument("name")
+        c.add_argument("--reason", required=True)
+        add_user_argument(c)
+        c.set_defaults(func=_cmd_active, active=active)
     c = users.add_parser("list", help="list accounts")
     c.set_defaults(func=_cmd_list)
     for parser in users.choices.values():

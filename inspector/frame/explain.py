@@ -6,6 +6,7 @@ Never called on the capture path: the caller (the operator view's worker, `inspe
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +101,16 @@ def _explain(explainer, index, rgb: np.ndarray, label: str, versus: str | None) 
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> None:
-    """Write an RGB uint8 image as PNG (refuses to overwrite nothing: plain write)."""
+    """Write an RGB uint8 image as a new PNG file: an existing file or link there is never replaced."""
+    import io
+
     from PIL import Image
 
-    Image.fromarray(rgb).save(Path(path), format="PNG")
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    try:  # O_EXCL: also refuses a dangling symlink, which a plain open would follow
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:
+        raise InspectorError(f"{path} exists; choose a new file name (never overwritten)") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(buf.getvalue())

@@ -8,6 +8,7 @@ builds on these records.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,7 +127,10 @@ def library_from_dict(data: Any, source: str = "<dict>") -> Library:
     if not isinstance(raw_labels, list):
         raise LibraryError(f"{source}: 'labels' must be a list")
     labels = tuple(_label_from_dict(item, f"{source}: labels[{i}]") for i, item in enumerate(raw_labels))
-    return Library(name=name.strip(), labels=labels, description=str(data.get("description", "")).strip())
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise LibraryError(f"{source}: 'description' must be a string")
+    return Library(name=name.strip(), labels=labels, description=description.strip())
 
 
 def _label_from_dict(item: Any, where: str) -> Label:
@@ -151,32 +155,53 @@ def _label_from_dict(item: Any, where: str) -> Label:
     threshold = item.get("threshold")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
         raise LibraryError(f"{where}: 'threshold' must be a number between 0 and 1")
-    label_id = str(item["id"])
+    for key in ("id", "name", "disposition"):
+        if key in item and not isinstance(item[key], str):
+            raise LibraryError(f"{where}: {key!r} must be a string, got {type(item[key]).__name__}")
+    if not all(isinstance(v, str) for v in scope.values()):
+        raise LibraryError(f"{where}: 'scope' values must be strings")
+    label_id = item["id"]
     try:
         return Label(
             id=label_id,
-            name=str(item.get("name", label_id)),
-            disposition=str(item["disposition"]),
+            name=item.get("name", label_id),
+            disposition=item["disposition"],
             severity=severity,
             descriptions=tuple(d.strip() for d in descriptions),
             threshold=None if threshold is None else float(threshold),
-            scope={str(k): str(v) for k, v in scope.items()},
+            scope=dict(scope),
         )
     except LibraryError as exc:
         raise LibraryError(f"{where}: {exc}") from None
 
 
+# A library is a few hundred labels at most; a bigger file is refused before it is parsed.
+MAX_LIBRARY_BYTES = 1024 * 1024
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """The safe loader without anchors and aliases: nested aliases expand exponentially (billion laughs)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a library file",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
 def load_library(path: str | Path) -> Library:
-    """Read a library YAML file (safe loader only: no Python objects from the file)."""
+    """Read a library YAML file (safe loader, no aliases, at most MAX_LIBRARY_BYTES)."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_LIBRARY_BYTES:
+            raise LibraryError(f"library file {path} is over {MAX_LIBRARY_BYTES // 1024} KiB; a library is far smaller")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise LibraryError(f"library file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LibraryError(f"cannot read library file {path}: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass: no Python objects
     except yaml.YAMLError as exc:
         raise LibraryError(f"library file {path} is not valid YAML: {exc}") from None
     return library_from_dict(data, str(path))
@@ -206,9 +231,16 @@ def library_to_dict(library: Library) -> dict[str, Any]:
 
 
 def dump_library(library: Library, path: str | Path) -> None:
-    """Write a library YAML file."""
+    """Write a library YAML file as a new file: an existing file, or a link (even a dangling one), is refused."""
     text = yaml.safe_dump(library_to_dict(library), sort_keys=False, allow_unicode=True, width=100)
-    Path(path).write_text(text, encoding="utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except FileExistsError:
+        raise LibraryError(f"{path} exists (or is a link); choose a new file name (exports never overwrite)") from None
+    except OSError as exc:
+        raise LibraryError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def seed_library_dir() -> Path:

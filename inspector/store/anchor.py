@@ -10,6 +10,7 @@ import errno
 import hmac
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -198,12 +199,22 @@ def _erased(slots: list[Anchor | None]) -> str:
     return ""
 
 
+# How long a commit or a verify waits for the anchor's lock file before giving up with a clear error:
+# writers hold it for one small write, so a longer hold is a stuck or hostile process.
+ANCHOR_LOCK_TIMEOUT_S = 10.0
+
+
+class AnchorLockTimeout(TimeoutError):
+    """The anchor's lock file stayed locked by another process past ANCHOR_LOCK_TIMEOUT_S."""
+
+
 @contextmanager
 def _locked(path: Path, exclusive: bool) -> Iterator[None]:
     """Hold the anchor's lock file: writers exclusively, readers shared (never a slot half rewritten).
 
     A reader that cannot open the lock file (none yet, a read-only copy) reads without it: no
     writer rewrites a slot of a file whose lock file is missing, since every writer creates it first.
+    The lock file is 0600 (other accounts cannot open it to hold it) and waited for with a deadline.
     """
     import fcntl  # POSIX only; the station runs on Linux
 
@@ -211,17 +222,36 @@ def _locked(path: Path, exclusive: bool) -> Iterator[None]:
     flags = (os.O_RDWR | os.O_CREAT) if exclusive else os.O_RDONLY
     fd: int | None = None
     try:
-        fd = os.open(lock_path, flags, 0o666)  # the umask applies, as with open(..., "a+b") before
+        fd = os.open(lock_path, flags, 0o600)
     except OSError:
         if exclusive:
             raise
     try:
         if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            _flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, lock_path)
         yield
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def _flock(fd: int, mode: int, lock_path: Path) -> None:
+    """flock with a deadline (polling LOCK_NB: flock itself has no timeout)."""
+    import fcntl
+
+    deadline = time.monotonic() + ANCHOR_LOCK_TIMEOUT_S
+    delay = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise AnchorLockTimeout(errno.ETIMEDOUT, f"the anchor lock file {lock_path} was held by another"
+                                        f" process for over {ANCHOR_LOCK_TIMEOUT_S:g} s (find it with"
+                                        f" `fuser {lock_path}`)") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
 
 def _read_file(fd: int) -> bytes:
@@ -313,7 +343,7 @@ def _write_whole(path: Path, data: bytes) -> None:
     # from a writer that was killed mid-write: remove it, or crashes pile them up.
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
         stale.unlink(missing_ok=True)
-    with open(tmp, "wb") as f:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

@@ -23,6 +23,7 @@ from sqlite_utils.migrations import Migrations
 
 from inspector.store.anchor import Anchor, AnchorError, load_key, read_anchor, write_anchor
 from inspector.store.chain import RECORD_TABLES, ChainReport, append_entry, head, verify_chain
+from inspector.store.passwords import fingerprint
 from inspector.errors import DataError, InspectorError
 
 # Writers wait this long for another process's transaction before giving up (D1: >= 5 s).
@@ -135,6 +136,27 @@ def _embedding_mac(db: Database) -> None:
     # The cache is outside the chain but changes every ranking: each row is MAC'ed with the station key
     # (inspector.library.store), and a row without a valid MAC is a cache miss, recomputed.
     db.execute("ALTER TABLE embeddings ADD COLUMN mac TEXT")
+
+
+@MIGRATIONS(name="0006_credential_seals")
+def _credential_seals(db: Database) -> None:
+    # The seals themselves are chained events, written by seal_credentials() right after this runs:
+    # chain entries need the station key, which migrations do not hold.
+    pass
+
+
+def seal_credentials(station: StationDB) -> None:
+    """Chain the fingerprint of every account's current password hash as found at the upgrade.
+
+    From here on a hash inserted behind the application's back matches no chained event (sign-in and
+    `log verify` refuse it). Earlier rows could not be told apart, so the upgrade trusts them.
+    """
+    found = station.conn.execute(
+        "SELECT user_name, encoded FROM credentials c"
+        " WHERE id = (SELECT MAX(id) FROM credentials WHERE user_name = c.user_name) ORDER BY id").fetchall()
+    for name, encoded in found:
+        station.append("events", event_row("credential_sealed", None, name,
+                                           {"credential": fingerprint(name, encoded), "reason": "sealed at the upgrade"}))
 
 
 class StorageError(InspectorError):
@@ -336,6 +358,23 @@ class StationDB:
         self.conn.close()
 
 
+def _private_file(path: Path) -> None:
+    """Create the database file 0600 in a 0700 folder (SQLite gives its -wal and -shm files the same
+    mode); an existing one of ours readable by others is tightened: the file holds password hashes."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            try:
+                st = name.stat()
+                if st.st_uid == os.getuid() and st.st_mode & 0o077:
+                    name.chmod(st.st_mode & 0o700)
+            except OSError:  # missing side file, or a read-only copy: nothing to tighten
+                pass
+
+
 def open_database(path: str | Path, *, create: bool = True, anchor_every: int = 1) -> StationDB:
     """Open (or create) the station database: WAL, synchronous=FULL, foreign keys, busy timeout, migrations."""
     path = Path(path).expanduser().absolute()
@@ -343,7 +382,7 @@ def open_database(path: str | Path, *, create: bool = True, anchor_every: int = 
         raise StorageError(f"database {path} does not exist; pass the right --db, or create it with `inspector user add`")
     conn: sqlite3.Connection | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(path)
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         for pragma in (f"busy_timeout={BUSY_TIMEOUT_MS}", "journal_mode=WAL", "synchronous=FULL",
                        "foreign_keys=ON", "trusted_schema=OFF"):
@@ -360,6 +399,8 @@ def open_database(path: str | Path, *, create: bool = True, anchor_every: int = 
                 station.load_columns()
                 for name in pending:
                     station.append("events", event_row("schema_migration", None, name))
+                if "0006_credential_seals" in pending:
+                    seal_credentials(station)
     except (sqlite3.Error, OSError) as exc:
         if conn is not None:
             conn.close()

@@ -25,7 +25,8 @@ from inspector.errors import InspectorError, LibraryError
 from inspector.store.export import ExportSummary, export_bundle
 from inspector.library.store import LibraryStore
 from inspector.frame.records import Decision, InspectionResult
-from inspector.store.users import Session, UserStore, authorize
+from inspector.store.account_state import ADMIN_SET_SQL
+from inspector.store.users import LOCKOUT_S, AccessDenied, Session, UserStore, authorize
 from inspector.witness.note import NoteError, load_identity
 from inspector.witness.publisher import Publisher, check_with_witness, running_publisher
 
@@ -35,6 +36,17 @@ if TYPE_CHECKING:
     from inspector.config import WitnessConfig
 
 TimeArg = datetime | str | None
+# What the station records on its own (user None): camera and capture faults, model loading, storage.
+SYSTEM_EVENT_KINDS = frozenset({"model_load_failed", "model_loaded", "model_switched", "model_switch_failed",
+                                "storage_recovered"})
+SYSTEM_EVENT_PREFIXES = ("camera_", "capture_")
+# Kinds with a meaning the core gives them: only the method that checks their permission writes them.
+_CORE_EVENT_KINDS = frozenset({
+    "login_ok", "login_failed", "login_attempt", "logout", "account_locked", "lockout_expired", "user_added",
+    "user_unlocked", "user_deactivated", "user_reactivated", "role_changed", "password_changed", "password_rehashed",
+    "password_change_required", "password_reset_local", "credential_sealed", "first_admin_created", "denied",
+    "schema_migration", "verification", "export", "model_promoted", "model_registered", "model_promotion_refused",
+    "model_rolled_back", "library_seeded", "library_edit"})
 
 
 class DecisionError(InspectorError):
@@ -50,21 +62,21 @@ def _where(clauses: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
 class DecisionLog:
     """The station database as the application sees it: records, users, library, verify, export."""
 
-    def __init__(self, sdb: StationDB, max_failures: int = 5) -> None:
+    def __init__(self, sdb: StationDB, max_failures: int = 5, lockout_s: float = LOCKOUT_S) -> None:
         self.sdb = sdb
-        self.users = UserStore(sdb, max_failures)
+        self.users = UserStore(sdb, max_failures, lockout_s)
         self.library = LibraryStore(sdb)
         self.publisher: Publisher | None = None
         remove_stale_temp_images(sdb.image_root)
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True, anchor_every: int = 1, max_failures: int = 5,
-             witness: WitnessConfig | None = None) -> DecisionLog:
+             lockout_s: float = LOCKOUT_S, witness: WitnessConfig | None = None) -> DecisionLog:
         """Open (or create) the database at `path`; see inspector.store.database.open_database.
 
         With a witness URL, checkpoints are published to it in the background (inspector.witness).
         """
-        log = cls(open_database(path, create=create, anchor_every=anchor_every), max_failures)
+        log = cls(open_database(path, create=create, anchor_every=anchor_every), max_failures, lockout_s)
         if witness is not None and witness.url:
             try:
                 log.publisher = Publisher(log.sdb.path, log.identity(), witness.url, witness.every_commits,
@@ -190,9 +202,15 @@ class DecisionLog:
 
     def record_event(self, kind: str, detail: Mapping[str, Any] | None = None, user: Session | None = None,
                      subject: str = "") -> int:
-        """Commit an audit event (camera fault, model change ...); user None means the station itself."""
+        """Commit an audit event (camera fault, model change ...); user None means the station itself and
+        allows only the station's own kinds (SYSTEM_EVENT_KINDS, camera_*/capture_*)."""
+        if kind in _CORE_EVENT_KINDS:
+            raise AccessDenied(f"event kind {kind!r} is written by the station's own checked actions only")
         if user is not None:  # a named actor must really be signed in: events are attributable
             authorize(self.sdb, user, None, f"event_{kind}")
+        elif kind not in SYSTEM_EVENT_KINDS and not kind.startswith(SYSTEM_EVENT_PREFIXES):
+            raise AccessDenied(f"event kind {kind!r} needs a signed-in user; the station itself records only"
+                               f" {', '.join(sorted(SYSTEM_EVENT_KINDS))} and camera_*/capture_* events")
         return self._event(kind, detail, user, subject)
 
     def _event(self, kind: str, detail: Mapping[str, Any] | None, user: Session | None, subject: str) -> int:
@@ -218,13 +236,15 @@ class DecisionLog:
     def decisions(self, *, from_ts: TimeArg = None, to_ts: TimeArg = None, operator: str | None = None,
                   label: str | None = None, kind: str | None = None, inspection_id: int | None = None,
                   limit: int = 1000) -> list[dict[str, Any]]:
-        """Decision rows, oldest first, each with `corrected_by` (the id of a later correction, or None)."""
+        """Decision rows, oldest first, each with `corrected_by` (the id of a later correction, or None) and
+        `admin_set_password` (1 when the operator's password was still the one an admin set; from the chain)."""
         where, params = _where([("recorded_at >= ?", _t(from_ts)), ("recorded_at < ?", _t(to_ts)),
                                 ("operator = ?", operator), ("label_id = ?", label), ("kind = ?", kind),
                                 ("inspection_id = ?", inspection_id)])
         return list(self.sdb.db.query(
-            "SELECT d.*, (SELECT MIN(id) FROM decisions c WHERE c.corrects_id = d.id) AS corrected_by FROM decisions d"
-            + where + " ORDER BY id LIMIT ?", [*params, limit]))
+            "SELECT d.*, (SELECT MIN(id) FROM decisions c WHERE c.corrects_id = d.id) AS corrected_by, IFNULL("
+            + ADMIN_SET_SQL + ", 0) AS admin_set_password FROM decisions d"
+            " LEFT JOIN chain cd ON cd.tbl = 'decisions' AND cd.row_id = d.id" + where + " ORDER BY id LIMIT ?", [*params, limit]))
 
     def events(self, *, from_ts: TimeArg = None, to_ts: TimeArg = None, kind: str | None = None,
                user: str | None = None, subject: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,8 +42,10 @@ SIGNATURE = "manifest.sig"
 _SIGNED_TAG = "rankclip-inspector/export/v1"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SAFE_NAME = re.compile(r"^(images/[0-9a-f]{64}\.png|[a-z_]+\.(csv|jsonl|json))$")
-# OWASP: a cell starting with one of these is a formula (or hides one) in a spreadsheet.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
+# OWASP: a cell starting with one of these is a formula (or hides one) in a spreadsheet. Spreadsheets
+# also skip leading blanks and invisible characters and read full-width signs as their ASCII ones.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe62",
+                  "\ufe63", "\u2212")
 
 
 class ExportError(InspectorError):
@@ -92,9 +95,17 @@ class ExportReport:
 
 def neutralise(value: Any) -> Any:
     """A CSV cell that a spreadsheet shows as text: formula-like strings get a leading '."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    if isinstance(value, str) and (value.startswith(_FORMULA_START) or _visible(value).startswith(_FORMULA_START)):
         return "'" + value
     return value
+
+
+def _visible(text: str) -> str:
+    """The text without leading whitespace and format characters (zero-width spaces, joiners, BOM)."""
+    i = 0
+    while i < len(text) and (text[i].isspace() or unicodedata.category(text[i]) in ("Cf", "Zs", "Cc")):
+        i += 1
+    return text[i:]
 
 
 def _csv_bytes(columns: list[str], rows: list[list[Any]]) -> bytes:
@@ -112,7 +123,7 @@ def _write_new(root: Path, name: str, data: bytes) -> str:
     target = root / name
     if not target.parent.resolve().is_relative_to(root):
         raise ExportError(f"refusing to write {target}: it resolves outside {root}")
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
@@ -134,7 +145,7 @@ def export_bundle(sdb: StationDB, from_ts: datetime | str, to_ts: datetime | str
     if out.exists() or out.is_symlink():
         raise ExportError(f"{out} exists; exports never overwrite or mix with other files: name a new folder")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.mkdir()  # raises if someone created it meanwhile
+    out.mkdir(mode=0o700)  # raises if someone created it meanwhile; private: it holds the records
     root = out.resolve()
     sdb.conn.execute("BEGIN")  # one read snapshot: the segment and its rows agree
     try:
@@ -168,7 +179,7 @@ def export_bundle(sdb: StationDB, from_ts: datetime | str, to_ts: datetime | str
         files[f"{table}.csv"] = _write_new(root, f"{table}.csv", csv_data)
     files["inspection_states.csv"] = _write_new(root, "inspection_states.csv", _csv_bytes(
         ["inspection_id", "state"], [[i, s] for i, s in sorted(states.items())]))
-    (root / "images").mkdir()
+    (root / "images").mkdir(mode=0o700)
     columns, rows = tables["inspections"]
     for sha in sorted({r[columns.index("image_sha256")] for r in rows} - {None}):
         source = sdb.image_root / str(sha)[:2] / str(sha)[2:4] / f"{sha}.png"

@@ -88,10 +88,11 @@ def store_image(root: Path, rgb: np.ndarray) -> str:
     tmp = staging / f"{sha}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         new_dirs = [d for d in (root.parent, root, final.parent.parent, final.parent) if not d.exists()]
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging.mkdir(exist_ok=True)
+        for folder in new_dirs:  # parents first; private: 0700 folders, 0600 files (frames may show people)
+            folder.mkdir(mode=0o700, exist_ok=True)
+        staging.mkdir(mode=0o700, exist_ok=True)
         try:
-            with open(tmp, "wb") as f:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())

@@ -47,7 +47,7 @@ def test_slots_alternate_in_place_and_the_newest_is_the_anchor(log: DecisionLog)
     inode = path.stat().st_ino
     newest = []
     for i in range(4):
-        log.record_event("note", {"i": i})
+        log.record_event("camera_note", {"i": i})
         slots = _slots(path)
         seqs = [s["seq"] if s else 0 for s in slots]
         newest.append(seqs.index(max(seqs)))
@@ -58,9 +58,9 @@ def test_slots_alternate_in_place_and_the_newest_is_the_anchor(log: DecisionLog)
 
 def test_a_slot_write_cut_off_by_a_power_loss_keeps_the_previous_anchor(log: DecisionLog) -> None:
     path = log.sdb.anchor_path
-    log.record_event("note", {"i": 0})
+    log.record_event("camera_note", {"i": 0})
     before = path.read_bytes()
-    log.record_event("note", {"i": 1})  # rewrites the older slot
+    log.record_event("camera_note", {"i": 1})  # rewrites the older slot
     after = path.read_bytes()
     (torn,) = [i for i in (0, 1) if before[i * ANCHOR_SLOT_BYTES:(i + 1) * ANCHOR_SLOT_BYTES]
                != after[i * ANCHOR_SLOT_BYTES:(i + 1) * ANCHOR_SLOT_BYTES]]
@@ -68,7 +68,7 @@ def test_a_slot_write_cut_off_by_a_power_loss_keeps_the_previous_anchor(log: Dec
     path.write_bytes(after[:cut] + before[cut:])
     report = log.verify()
     assert not report.ok and f"slot {torn}" in report.problem and "power loss" in report.problem
-    log.record_event("note", {"i": 2})  # the next commit rewrites the damaged slot, not the good one
+    log.record_event("camera_note", {"i": 2})  # the next commit rewrites the damaged slot, not the good one
     report = log.verify()
     assert report.ok and report.anchor_seq == head(log.sdb.conn)[0]
     assert all(s is not None for s in _slots(path))
@@ -82,7 +82,7 @@ def test_an_anchor_of_the_previous_release_is_read_and_converted(log: DecisionLo
     assert report.ok and report.anchor_seq == seq
     write_anchor(path, key, seq - 1, "0" * 64, "2026-01-01T00:00:00.000Z")  # only forward, in this format too
     assert path.stat().st_size < ANCHOR_SLOT_BYTES and read_anchor(path, key).seq == seq
-    log.record_event("note", {"n": 1})
+    log.record_event("camera_note", {"n": 1})
     assert path.stat().st_size == ANCHOR_FILE_BYTES and log.verify().ok
     assert read_anchor(path, key).seq == seq + 1
 
@@ -94,13 +94,13 @@ def test_an_edited_anchor_of_the_previous_release_is_refused_not_overwritten(log
     path.write_text(json.dumps({**edited, "seq": seq + 5}))
     assert "HMAC" in log.verify().problem
     with pytest.raises(AnchorError, match="HMAC"):
-        log.record_event("note", {"n": 1})
+        log.record_event("camera_note", {"n": 1})
     assert json.loads(path.read_text())["seq"] == seq + 5  # left as found, for whoever investigates
 
 
 def test_anchor_record_is_what_the_previous_release_wrote(log: DecisionLog) -> None:
     path, key = log.sdb.anchor_path, log.sdb.key
-    log.record_event("note", {"n": 1})
+    log.record_event("camera_note", {"n": 1})
     anchor = read_anchor(path, key)
     record = json.loads(anchor_record(path, key))
     assert record.pop("n") == anchor.n  # the write counter (issue 14) is the one field added since

@@ -177,7 +177,7 @@ def test_anchor_of_another_station_fails_verification(db: Path, tmp_path: Path) 
     report = _verify(db)
     assert not report.ok and "HMAC" in report.problem and "another station" in report.problem
     with DecisionLog.open(db, create=False) as log, pytest.raises(AnchorError, match="another station"):
-        log.record_event("note", {"n": 1})  # committed, but the foreign anchor is never overwritten
+        log.record_event("camera_note", {"n": 1})  # committed, but the foreign anchor is never overwritten
 
 
 def test_truncated_tail_with_the_newest_anchor_slot_destroyed_is_caught(db: Path) -> None:
@@ -202,7 +202,7 @@ def test_key_file_is_private_and_anchor_only_moves_forward(db: Path) -> None:
     assert os.stat(f"{db}.key").st_mode & 0o777 == 0o600
     seq_before = _anchored_seq(db)
     with DecisionLog.open(db, create=False) as log:
-        log.record_event("note", {"n": 1})
+        log.record_event("camera_note", {"n": 1})
         after = read_anchor(log.sdb.anchor_path, log.sdb.key)
         assert after is not None and after.seq == seq_before + 1
         write_anchor(log.sdb.anchor_path, log.sdb.key, 1, "0" * 64, "2020-01-01T00:00:00.000Z")
@@ -214,7 +214,7 @@ def test_anchor_every_n_commits_and_on_close(tmp_path: Path) -> None:
         # opening commits the schema migrations in ONE transaction: commit 1, chain rows 1..m
         m = len(log.events(kind="schema_migration"))
         for i in range(5):
-            log.record_event("note", {"i": i})  # commits 2..6, chain rows m+1..m+5
+            log.record_event("camera_note", {"i": i})  # commits 2..6, chain rows m+1..m+5
         assert _anchored_seq(tmp_path / "n.db") == m + 3  # anchored at the 4th commit: the 3rd note
     assert _anchored_seq(tmp_path / "n.db") == m + 5  # close anchors the rest
 

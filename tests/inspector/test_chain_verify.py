@@ -92,7 +92,7 @@ def test_a_station_database_verifies_against_the_reference_hashes(tmp_path: Path
     """Every stored chain hash of a real station (awkward text in events) equals the reference one."""
     with DecisionLog.open(tmp_path / "s.db") as log:
         for i, text in enumerate(TEXTS):
-            log.record_event("note", {"text": text, "f": FLOATS[i % len(FLOATS)], "n": None}, subject=text)
+            log.record_event("camera_note", {"text": text, "f": FLOATS[i % len(FLOATS)], "n": None}, subject=text)
         assert log.verify().ok
         conn = log.sdb.conn
         prev = GENESIS

@@ -100,6 +100,7 @@ def test_authentication_errors_and_no_password_option(db: Path, capsys, monkeypa
         main(["user", "passwd", "qa1", "--user", "qa1", "--password", "x", "--db", str(db)])
     assert info.value.code == 2  # argparse refuses: there is no way to put a password on the command line
     monkeypatch.setattr("getpass.getpass", lambda prompt="": "qa1-password")
+    monkeypatch.setattr("inspector.commands.user.has_terminal", lambda: True)  # someone at a terminal answers
     monkeypatch.delenv("INSPECTOR_PASSWORD", raising=False)
     monkeypatch.setenv("INSPECTOR_NEW_PASSWORD", "qa1-new-password")
     assert main(["user", "passwd", "qa1", "--user", "qa1", "--db", str(db)]) == 0  # password from the prompt

@@ -1,4 +1,4 @@
-"""Users and roles: scrypt hashes, the permission matrix cell by cell (refusals logged),
+"""Users and roles: argon2id hashes, the permission matrix cell by cell (refusals logged),
 forged sessions, lockout after consecutive failures, first-run admin, password changes."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from inspector.store.decision_log import DecisionLog
 from inspector.library.labels import library_from_dict
 from inspector.learning.registry import ModelRegistry
 from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
-from inspector.store.users import (MATRIX, AccessDenied, AccountLocked, AuthenticationFailed, Session, UserError,
-                             check_password, hash_password, require)
+from inspector.store.passwords import scrypt_hash
+from inspector.store.users import (MATRIX, AccessDenied, AccountLocked, AuthenticationFailed, PasswordChangeRequired,
+                                   Session, UserError, check_password, hash_password, require)
 
 PW = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw", "aud": "auditor-pass-9"}
 ROLE_USER = {"operator": "op", "qa": "qa", "auditor": "aud", "admin": "admin"}
@@ -62,7 +63,8 @@ ACTIONS = {
     "verify": lambda log, u, s, v, root: log.verify(s),
     "add_user": lambda log, u, s, v, root: log.users.add_user(f"user{next(_unique)}", "operator", "a-long-password", s),
     "set_others_password": lambda log, u, s, v, root: log.users.change_password("op" if s.name != "op" else "qa",
-                                                                                 PW["op" if s.name != "op" else "qa"], s),
+                                                                                 PW["op" if s.name != "op" else "qa"], s,
+                                                                                 "matrix test"),
 }
 # The issue's matrix, written out independently of inspector.store.users.MATRIX.
 ALLOWED = {
@@ -105,13 +107,17 @@ def test_forged_session_grants_nothing(station) -> None:
     assert log.events(kind="denied")[-1]["subject"] == "library_add_description"
 
 
-def test_scrypt_hash_format_salt_and_checks() -> None:
+def test_argon2id_hash_format_salt_and_checks() -> None:
     a, b = hash_password("correct horse"), hash_password("correct horse")
-    assert a.startswith("scrypt$16384$8$1$") and a != b  # per-user salt
+    assert a.startswith("$argon2id$v=19$m=19456,t=2,p=1$") and a != b  # OWASP parameters, per-user salt
     assert check_password("correct horse", a) and check_password("correct horse", b)
     assert not check_password("correct hors", a) and not check_password("correct horse", "scrypt$bad")
-    scheme, n, r, p, salt, digest = a.split("$")
-    assert not check_password("correct horse", "$".join([scheme, str(2**30), r, p, salt, digest]))  # refused, not computed
+    bomb = a.replace("m=19456", f"m={2**24}")
+    assert not check_password("correct horse", bomb)  # refused, not computed
+    legacy = scrypt_hash("correct horse", b"0123456789abcdef")
+    assert check_password("correct horse", legacy) and not check_password("correct hors", legacy)
+    scheme, n, r, p, salt, digest = legacy.split("$")
+    assert not check_password("correct horse", "$".join([scheme, str(2**30), r, p, salt, digest]))
 
 
 def test_lockout_after_five_consecutive_failures(tmp_path: Path) -> None:
@@ -177,11 +183,14 @@ def test_password_changes_and_secrets_stay_out_of_records(tmp_path: Path) -> Non
         with pytest.raises(AccessDenied):
             log.users.change_password("admin", "hijacked-pass", op)
         log.users.change_password("op", "reset-by-admin", admin, "forgotten")
-        assert log.login("op", "reset-by-admin").name == "op"
-        assert [e["user"] for e in log.events(kind="password_changed")] == ["op", "admin"]
+        with pytest.raises(PasswordChangeRequired, match="choose your own"):
+            log.login("op", "reset-by-admin")  # the admin cannot act as op with the password they set
+        log.users.change_own_password("op", "reset-by-admin", "ops-own-choice")
+        assert log.login("op", "ops-own-choice").name == "op"
+        assert [e["user"] for e in log.events(kind="password_changed")] == ["op", "admin", "op"]
         log.users.logout(op)
         with pytest.raises(AccessDenied, match="sign in"):
             log.users.change_password("op", "after-logout-pw", op)
         for table in ("users", "events", "chain"):
             dump = str(list(log.sdb.db.query(f"SELECT * FROM {table}")))
-            assert "scrypt$" not in dump and "brand-new-secret" not in dump
+            assert "argon2id$" not in dump and "brand-new-secret" not in dump

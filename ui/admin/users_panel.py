@@ -16,7 +16,7 @@ from inspector.store.users import ROLES
 from ui.widgets import palette
 from ui.context import AppContext
 
-_COLUMNS = ("name", "role", "printed_name", "active", "changed_by", "recorded_at")
+_COLUMNS = ("name", "role", "printed_name", "state", "changed_by", "recorded_at")
 
 
 class UserAdminPanel(QWidget):
@@ -26,7 +26,7 @@ class UserAdminPanel(QWidget):
         super().__init__(parent)
         self.context = context
         self.table = QTableWidget(0, len(_COLUMNS))
-        self.table.setHorizontalHeaderLabels(["User id", "Role", "Printed name", "Active", "Created by", "Since (UTC)"])
+        self.table.setHorizontalHeaderLabels(["User id", "Role", "Printed name", "State", "Changed by", "Since (UTC)"])
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -69,7 +69,9 @@ class UserAdminPanel(QWidget):
         for r, row in enumerate(rows):
             for c, key in enumerate(_COLUMNS):
                 value = row.get(key)
-                text = ("yes" if value else "no") if key == "active" else ("" if value is None else str(value))
+                if key == "state" and value == "locked":  # active, inactive, or locked until ...
+                    value = f"locked until {row['locked_until']}"
+                text = "" if value is None else str(value)
                 self.table.setItem(r, c, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
 
