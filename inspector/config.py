@@ -131,7 +131,8 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationCon
             section = {**section, key: float(value) if want is float else value}
         if name == "camera" and section.get("sample_defect_share", 0) > 1:
             raise ConfigError(f"{source}: [camera] sample_defect_share is a share from 0 to 1")
-        if name == "witness" and any(section.get(k, 1) <= 0 for k in ("every_commits", "every_s")):
-            raise ConfigError(f"{source}: [witness] every_commits and every_s must be positive numbers")
+        for key in ("every_commits", "every_s") if name == "witness" else ():
+            if section.get(key, 1) <= 0:
+                raise ConfigError(f"{source}: [witness] {key} must be a positive number, got {section[key]!r}")
         config = replace(config, **{name: replace(getattr(config, name), **section)})
     return config

@@ -14,7 +14,7 @@ import pytest
 
 from inspector.cli import main as cli_main
 from inspector.frame.records import Decision
-from inspector.store import chain
+from inspector.store import anchor
 from inspector.store import users as users_module
 from inspector.store.account_state import credential_problems
 from inspector.store.decision_log import DecisionLog
@@ -94,7 +94,7 @@ def test_scrypt_hash_still_signs_in_and_is_upgraded_as_a_chained_event(tmp_path:
 
 def test_a_stuck_lock_on_the_anchor_lock_file_ends_in_a_clear_error(tmp_path: Path, monkeypatch) -> None:
     """Finding 11: a process holding the lock file does not stall commits forever."""
-    monkeypatch.setattr(chain, "ANCHOR_LOCK_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(anchor, "ANCHOR_LOCK_TIMEOUT_S", 0.5)
     _station(tmp_path / "s.db").close()
     holder = os.open(tmp_path / "s.db.anchor.lock", os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_SH)

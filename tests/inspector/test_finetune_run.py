@@ -183,10 +183,13 @@ def test_torchrun_job_trains_one_model_from_an_export_on_two_processes(station, 
     log, qa = station
     bundle = tmp_path / "line-1"
     log.export("2000-01-01", "2100-01-01", bundle, qa)
+    from inspector.witness.note import signer_verifier, station_origin
+
+    public = str(signer_verifier(log.identity(), station_origin(log.identity())))  # the bundle must verify
     out, summary = tmp_path / "job", tmp_path / "summary.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "inspector.learning.job", "--bundle", str(bundle), "--base", "inspector-tiny", "--out", str(out),
+           "-m", "inspector.learning.job", "--bundle", str(bundle), "--station-key", public, "--base", "inspector-tiny", "--out", str(out),
            "--steps", "4", "--batch-size", "8", "--forgetting-n", "4", "--forgetting-size", "64",
            "--summary", str(summary)]
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)

@@ -146,11 +146,10 @@ def _tmpfs(where: Path, size: str) -> Iterator[Path]:
 
 def _fill(disk: Path) -> Path:
     ballast = disk / "ballast"
-    with open(ballast, "wb") as f:
+    with open(ballast, "wb", buffering=0) as f:
         with contextlib.suppress(OSError):
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
     return ballast
 
 

@@ -72,7 +72,7 @@ def _station(path: Path, url: str) -> DecisionLog:
 
 def _commit(log: DecisionLog, n: int) -> None:
     for i in range(n):
-        log.record_event("note", {"i": i})
+        log.record_event("camera_note", {"i": i})
 
 
 def _verify(path: Path, url: str, key: str):
