@@ -22,7 +22,8 @@ from inspector.errors import InspectorError, ModelLoadError
 from inspector.library.labels import Library, load_library
 from inspector.frame.ranking import RankingIndex, VerdictPolicy, decide, rank
 from inspector.frame.records import Frame, InspectionResult
-from inspector.frame.scorer import Scorer, load_scorer
+from inspector.frame.scorer import Scorer, load_scorer, score_frame
+from inspector.frame.scoring import ScoringSettings
 from inspector.station_model import (
     ActiveModelError, ModelChoice, ModelState, choose_model, compile_model, load_choice,
 )
@@ -65,9 +66,10 @@ class Station:
 
     def __init__(self, scorer: Scorer, library: Library, library_version: int = 0,
                  log: DecisionLog | None = None, policy: VerdictPolicy = VerdictPolicy(), *,
-                 ref: str = "", source: str = "caller") -> None:
-        self.log, self.policy = log, policy
-        self._model = compile_model(scorer, library, library_version, log, ref or scorer.model_id, source)
+                 ref: str = "", source: str = "caller", scoring: ScoringSettings = ScoringSettings()) -> None:
+        self.log, self.policy, self.scoring = log, policy, scoring
+        self._model = compile_model(scorer, library, library_version, log, ref or scorer.model_id, source,
+                                    scoring.caption_templates)
 
     @classmethod
     def open(cls, config: StationConfig, *, with_log: bool = True, scorer: Scorer | None = None,
@@ -83,7 +85,8 @@ class Station:
         """
         if not with_log:
             scorer = scorer or load_scorer(config.model.ref, config.model.device)
-            return cls(scorer, load_library(config.library.path), ref=config.model.ref, source="configuration")
+            return cls(scorer, load_library(config.library.path), ref=config.model.ref, source="configuration",
+                       scoring=config.scoring)
         Path(config.database.path).parent.mkdir(parents=True, exist_ok=True)
         log = DecisionLog.open(config.database.path)
         try:
@@ -96,7 +99,7 @@ class Station:
                                      " start the station again")
             log.library.seed_if_empty(load_library(config.library.path), str(config.library.path))
             version, library = log.library.in_force()
-            station = cls(scorer, library, version, log, ref=choice.ref, source=choice.source)
+            station = cls(scorer, library, version, log, ref=choice.ref, source=choice.source, scoring=config.scoring)
             if announce:
                 log.record_event("model_loaded", {"ref": choice.ref, "source": choice.source, "why": choice.why,
                                                   "configured": config.model.ref}, None, subject=scorer.model_id)
@@ -153,10 +156,11 @@ class Station:
         """A ModelState of `scorer` with the library in force; safe on any thread (own database connection)."""
         if self.log is None:
             index = self._model.index
-            return compile_model(scorer, index.library, index.library_version, None, ref, source)
+            return compile_model(scorer, index.library, index.library_version, None, ref, source,
+                                 self.scoring.caption_templates)
         with DecisionLog.open(self.log.sdb.path, create=False) as log:
             version, library = log.library.in_force()
-            return compile_model(scorer, library, version, log, ref, source)
+            return compile_model(scorer, library, version, log, ref, source, self.scoring.caption_templates)
 
     def adopt(self, state: ModelState, reason: str = "") -> None:
         """Run `state` from the next frame on (call on the thread that owns the log); a logged event."""
@@ -230,9 +234,11 @@ class Station:
         model = self._model
         index = model.index
         t0 = time.perf_counter()
-        embedding = model.scorer.embed_images([frame.rgb])[0]
+        # The frame as delivered: global view, native tiles for large frames, the camera's ROI.
+        scored = score_frame(model.scorer, frame.rgb, self.scoring, frame.source_id)
         t1 = time.perf_counter()
-        ranking = rank(embedding, index, model.scorer.logit_scale, top_k=top_k)
+        ranking = rank(scored.embedding, index, model.scorer.logit_scale, top_k=top_k, local=scored.local,
+                       local_weight=scored.config.local_weight, scoring=scored.config)
         verdict = decide(ranking, index, self.policy)
         t2 = time.perf_counter()
         return InspectionResult(

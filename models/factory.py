@@ -30,7 +30,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Shipped, trained models (trainable-only checkpoints in models/weights/, see models/MODEL_CARD.md):
 # name -> checkpoint stem. "default" is the station's default model.
 SHIPPED_MODELS = {"inspector-default-v1": "inspector-default-v1", "default": "inspector-default-v1"}
-_EXTRA_KEYS = ("preprocess_cfg", "tower_weights", "init_seed")
+_EXTRA_KEYS = ("preprocess_cfg", "tower_weights", "init_seed", "input_size")
 
 
 @dataclass
@@ -70,6 +70,19 @@ def _arch_config(arch: str) -> tuple[dict, dict]:
             raise ModelError(f"unknown architecture {arch!r}: choose one of {list_architectures()}")
     extras = {k: cfg.pop(k) for k in _EXTRA_KEYS if k in cfg}
     return cfg, extras
+
+
+def native_input_size(bundle: ModelBundle) -> int:
+    """The short side (px) the station runs this model's image tower at: the checkpoint sidecar's
+    optional ``input_size``, else its architecture config's, else the training crop size."""
+    size = (bundle.metadata or {}).get("input_size")
+    if size is None:
+        base = (bundle.metadata or {}).get("base", bundle.arch)
+        size = _arch_config(base)[1].get("input_size") if base in _our_configs() else None
+    if size is None:
+        crop = bundle.model.visual.preprocess_cfg["size"]
+        size = crop if isinstance(crop, int) else min(crop)
+    return int(size)
 
 
 def tower_sources(arch: str) -> list[dict]:
