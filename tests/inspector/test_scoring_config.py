@@ -91,3 +91,25 @@ def test_station_records_scoring_config_in_ranking() -> None:
     assert ranking.scoring_config_id == scoring_config(station.scorer, ScoringSettings()).id
     assert '"model_id":"fake-model"' in ranking.scoring_config_json
     assert score_frame(station.scorer, frame.rgb, ScoringSettings()).local.shape == (1, 32)
+
+
+def test_recorded_inspection_keeps_its_scoring_config(tmp_path: Path) -> None:
+    from inspector.config import DatabaseConfig, StationConfig
+    from inspector.store.decision_log import DecisionLog
+
+    config = StationConfig(database=DatabaseConfig(str(tmp_path / "station.db")))
+    with Station.open(config, scorer=HashScorer()) as station:
+        station.log.users.create_first_admin("admin", "Admin-pass-1234")
+        admin = station.log.login("admin", "Admin-pass-1234")
+        station.log.users.add_user("op", "operator", "Op-pass-1234567", admin)
+        op = station.log.login("op", "Op-pass-1234567")
+        first = station.record(station.inspect(Frame(np.zeros((8, 8, 3), np.uint8), utc_now(), "cam0", 0)), op)
+        second = station.record(station.inspect(Frame(np.ones((8, 8, 3), np.uint8), utc_now(), "cam0", 1)), op)
+        expected = scoring_config(station.scorer, ScoringSettings())
+        assert station.log.scoring_config(first.inspection_id) == expected.json
+        assert station.log.scoring_config(second.inspection_id) == expected.json
+        assert station.log.scoring_config(10_000) is None
+    with DecisionLog.open(tmp_path / "station.db", create=False) as log:
+        assert log.verify().ok
+        rows = list(log.sdb.db.query("SELECT id, json FROM scoring_configs"))
+        assert [r["id"] for r in rows] == [expected.id]
