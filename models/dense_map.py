@@ -172,7 +172,7 @@ class DenseEncoder:
 
 
 def cam_map(features: FrameFeatures, direction: np.ndarray, versus: np.ndarray | None, height: int,
-            width: int) -> np.ndarray:
+            width: int, kind: str = "gradcam") -> np.ndarray:
     """Grad-CAM of cos(image, text) (or cos1 - cos2) at the frame's size, computed from the maps.
 
     With e = mean_ij(P_ij) the pre-norm embedding, d cos / d P_ij = g / (h w), g = (t - cos e^) / |e|;
@@ -185,9 +185,12 @@ def cam_map(features: FrameFeatures, direction: np.ndarray, versus: np.ndarray |
     for view in views:
         norm = max(float(np.linalg.norm(view.mean)), 1e-12)
         unit = view.mean / norm
-        g = direction - float(unit @ direction) * unit
-        if versus is not None:
-            g = g - (versus - float(unit @ versus) * unit)
+        if kind == "similarity":  # plain dense similarity t . P_ij (not Grad-CAM: no -cos e^ term); benches only
+            g = direction - (versus if versus is not None else 0.0)
+        else:
+            g = direction - float(unit @ direction) * unit
+            if versus is not None:
+                g = g - (versus - float(unit @ versus) * unit)
         cam = np.maximum(np.einsum("d,dhw->hw", g / norm, view.dense), 0.0).astype(np.float32)
         x0, y0, x1, y1 = view.box
         up = cv2.resize(cam, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)

@@ -281,13 +281,13 @@ DENSE_LAYER = "visual.trunk.bn2 (dense)"  # Grad-CAM's layer for this tower, com
 
 
 def dense_explanation(image: np.ndarray, features: FrameFeatures, text_embedding: np.ndarray,
-                      versus: np.ndarray | None = None) -> Explanation:
+                      versus: np.ndarray | None = None, kind: str = "gradcam") -> Explanation:
     """Grad-CAM from a dense-capable tower's projected maps (models.dense_map.cam_map): same map as
     the autograd path up to scale (tests/models/test_dense_map.py), at the front end's resolution and
     stitched across tiles, for any number of descriptions per forward."""
     frame = _as_rgb(image)
     h, w = frame.shape[:2]
-    heat = cam_map(features, unit(text_embedding), None if versus is None else unit(versus), h, w)
+    heat = cam_map(features, unit(text_embedding), None if versus is None else unit(versus), h, w, kind)
     heat = np.nan_to_num(heat, nan=0.0)
     if heat.max() > 0:
         heat = heat / heat.max()
