@@ -1,7 +1,7 @@
 """Does Grad-CAM point at the defect? Pointing game and bbox IoU on held-out generated defects.
 
     python -m bench.localization [--model M] [--n N] [--seed S] [--tol PX] [--text mean|best] [--threads T]
-                                 [--map gradcam|dense|similarity] [--input-size PX] [--size PX]
+                                 [--map gradcam|dense|similarity] [--input-size PX] [--size PX] [--large]
 
 --map dense: the station's map (models.dense_map through the front end at --input-size, short side,
 tiles per the station defaults), forward = encode_frame; --map gradcam: pytorch-grad-cam at the
@@ -131,7 +131,7 @@ class _DenseExplainer:
 
 
 def run(model: str, n: int, seed: int, tol: float, how: str, kind: str = "gradcam", input_size: int = 0,
-        size: int = 224) -> tuple[dict[str, Tally], dict[str, list[float]], str]:
+        size: int = 224, large: bool = False) -> tuple[dict[str, Tally], dict[str, list[float]], str]:
     """Explain `n` held-out defects; return per-type tallies, latencies (ms) and "model id on device"."""
     bundle = load_model(model)
     scorer = TorchScorer(bundle)
@@ -144,7 +144,12 @@ def run(model: str, n: int, seed: int, tol: float, how: str, kind: str = "gradca
     labels = [d for d in DEFECT_TYPES if d != "ok"]
     descs = label_embeddings(scorer, labels)
     label_means = {label: _unit(e.mean(axis=0)) for label, e in descs.items()}
-    samples = generate(n, seed=seed, split="test", defects=labels, size=size)
+    if large:
+        from models.synth.large import small_defects_on_large_frames
+
+        samples = small_defects_on_large_frames(n, seed=seed, size=size, defects=tuple(labels))
+    else:
+        samples = generate(n, seed=seed, split="test", defects=labels, size=size)
     rng = np.random.default_rng(seed)
     tallies: dict[str, Tally] = defaultdict(Tally)
     times: dict[str, list[float]] = defaultdict(list)
@@ -223,13 +228,15 @@ def main(argv: list[str] | None = None) -> int:
                              "dense similarity map (t . P_ij, not Grad-CAM)")
     parser.add_argument("--input-size", type=int, default=0, help="--map dense: short side px (0: the model's)")
     parser.add_argument("--size", type=int, default=224, help="generated frame side, px")
+    parser.add_argument("--large", action="store_true",
+                        help="small defects (<= 12 px) on --size frames (models.synth.large; use --size >= 1024)")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be >= 1")
     if args.threads is not None:
         torch.set_num_threads(args.threads)  # oversubscribed OpenMP threads make CPU timings meaningless
     tallies, times, where = run(args.model, args.n, args.seed, args.tol, args.text, args.map, args.input_size,
-                                args.size)
+                                args.size, args.large)
     command = "python -m bench.localization " + " ".join(sys.argv[1:] if argv is None else argv)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
     print(f"`{command}`  \nmodel {args.model} ({where}), map={args.map}, text={args.text}, n={args.n}, "
