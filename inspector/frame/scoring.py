@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +64,12 @@ def _rects(value: Any, where: str) -> tuple[Rect, ...]:
     return tuple(tuple(r) for r in value)
 
 
-def _roi(section: dict[str, Any], where: str) -> CameraRoi:
+def _roi(section: dict[str, Any], where: str, base: Path | None) -> CameraRoi:
     mask = section.get("roi_mask", "")
     if not isinstance(mask, str):
         raise ConfigError(f"{where} roi_mask must be a path string")
+    if mask and base is not None and not Path(mask).is_absolute():
+        mask = str(base / mask)  # relative to the TOML file, like a person reading it expects
     return CameraRoi(_rects(section.get("roi", []), f"{where} roi"), mask)
 
 
@@ -94,8 +96,10 @@ def parse_scoring(section: dict[str, Any], source: str) -> ScoringSettings:
     if not isinstance(cameras, dict) or not all(isinstance(v, dict) and set(v) <= {"roi", "roi_mask"}
                                                 for v in cameras.values()):
         raise ConfigError(f"{source}: [scoring.cameras.<source id>] tables take roi and roi_mask only")
-    settings = ScoringSettings(**values, caption_templates=tuple(templates), roi=_roi(section, f"{source}: [scoring]"),
-                               cameras=tuple((k, _roi(v, f"{source}: [scoring.cameras.{k}]"))
+    base = Path(source).parent if source and not source.startswith("<") else None
+    settings = ScoringSettings(**values, caption_templates=tuple(templates),
+                               roi=_roi(section, f"{source}: [scoring]", base),
+                               cameras=tuple((k, _roi(v, f"{source}: [scoring.cameras.{k}]", base))
                                              for k, v in sorted(cameras.items())))
     check_settings(settings, source)
     return settings
@@ -124,9 +128,7 @@ def roi_mask(roi: CameraRoi, height: int, width: int) -> np.ndarray | None:
         return None
     mask = np.zeros((height, width), bool)
     if roi.mask:
-        from inspector.frame.imageio import read_image_file
-
-        image = read_image_file(roi.mask)
+        image = _mask_image(roi.mask, *_stamp(roi.mask))
         if image.shape[:2] != (height, width):
             raise InspectorError(f"ROI mask {roi.mask} is {image.shape[1]}x{image.shape[0]}, the frame "
                                  f"{width}x{height}: draw the mask at the camera's resolution")
@@ -138,11 +140,33 @@ def roi_mask(roi: CameraRoi, height: int, width: int) -> np.ndarray | None:
     return mask
 
 
-def _file_sha256(path: str) -> str:
+def _stamp(path: str) -> tuple[int, int]:
+    """(mtime ns, size): the cache key of a mask file, so an edited mask is read again."""
+    try:
+        st = Path(path).stat()
+    except OSError as exc:
+        raise InspectorError(f"ROI mask {path} cannot be read: {exc}") from None
+    return st.st_mtime_ns, st.st_size
+
+
+@lru_cache(maxsize=16)
+def _mask_image(path: str, _mtime: int, _size: int) -> np.ndarray:
+    # Read once per file version, not per frame (the capture path calls this for every frame).
+    from inspector.frame.imageio import read_image_file
+
+    return read_image_file(path)
+
+
+@lru_cache(maxsize=16)
+def _mask_sha256(path: str, _mtime: int, _size: int) -> str:
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError as exc:
         raise InspectorError(f"ROI mask {path} cannot be read: {exc}") from None
+
+
+def _file_sha256(path: str) -> str:
+    return _mask_sha256(path, *_stamp(path))
 
 
 @dataclass(frozen=True)

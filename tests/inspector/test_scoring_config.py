@@ -28,6 +28,8 @@ def test_scoring_defaults_and_toml(tmp_path: Path) -> None:
     assert (s.input_size, s.tiling, s.tile_size, s.tile_overlap, s.local_weight, s.flips) == (512, "on", 384, 32, 0.25, "h")
     assert s.caption_templates == ("close-up of {}",)
     assert s.roi_for("cam0").rects == ((0, 0, 100, 50),) and s.roi_for("cam1").rects == ((10, 10, 20, 20),)
+    path.write_text('[scoring.cameras.cam2]\nroi_mask = "masks/cam2.png"\n')
+    assert load_config(path).scoring.roi_for("cam2").mask == str(tmp_path / "masks" / "cam2.png")
 
 
 @pytest.mark.parametrize("text, message", [
