@@ -21,7 +21,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from bench.perf_common import bench_library, command_line, machine, set_threads, stats_ms, synthetic_frames
+from bench.perf_common import (
+    bench_library,
+    command_line,
+    machine,
+    set_threads,
+    stats_ms,
+    synthetic_frames,
+)
 
 
 def _variants():

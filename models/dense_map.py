@@ -21,7 +21,14 @@ import numpy as np
 import torch
 from open_clip.timm_model import TimmModel
 
-from models.tiling import Box, TileSpec, cell_boxes, intersects, resized_shape, tile_boxes, wants_tiles
+from models.tiling import (
+    Box,
+    TileSpec,
+    cell_boxes,
+    resized_shape,
+    tile_boxes,
+    wants_tiles,
+)
 
 FLIPS = {"none": ((),), "h": ((), (3,)), "hv": ((), (3,), (2,))}  # torch dims flipped per extra pass
 

@@ -67,11 +67,6 @@ def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def intersects(box: Box, roi: Box) -> bool:
-    """Whether two half-open boxes share at least one pixel."""
-    return box[0] < roi[2] and roi[0] < box[2] and box[1] < roi[3] and roi[1] < box[3]
-
-
 def cell_boxes(box: Box, rows: int, cols: int) -> list[Box]:
     """The frame-pixel box each cell of a rows x cols feature grid over `box` stands for (row-major)."""
     x0, y0, x1, y1 = box

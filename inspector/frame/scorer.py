@@ -12,7 +12,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from inspector.frame.scoring import ScoringConfig, ScoringSettings, make_config, roi_mask
+from inspector.frame.scoring import (
+    ScoringConfig,
+    ScoringSettings,
+    make_config,
+    roi_mask,
+)
 
 
 @runtime_checkable

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 
-from models.synth import DEFECT_TYPES
-from models.synth import vocab
+from models.synth import DEFECT_TYPES, vocab
 from models.synth.captions import heldout_descriptions, train_descriptions
-from models.synth.fresh_test import FRESH_TEST, FRESH_TEST_DATE, FRESH_TEST_IMAGE_SEED, fresh_test_descriptions
+from models.synth.fresh_test import (
+    FRESH_TEST,
+    FRESH_TEST_DATE,
+    FRESH_TEST_IMAGE_SEED,
+    fresh_test_descriptions,
+)
 
 
 def _words(text: str) -> set[str]:

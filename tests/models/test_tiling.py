@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -26,7 +28,7 @@ def test_tiles_cover_frame_with_overlap(h: int, w: int, tile: int, overlap: int)
     xs = sorted({b[0] for b in boxes})
     ys = sorted({b[1] for b in boxes})
     for starts, length in ((xs, min(tile, w)), (ys, min(tile, h))):
-        for a, b in zip(starts, starts[1:]):
+        for a, b in itertools.pairwise(starts):
             assert a + length - b >= overlap  # neighbours share at least `overlap` pixels
 
 
