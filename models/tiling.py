@@ -14,8 +14,8 @@ Box = tuple[int, int, int, int]
 
 @dataclass(frozen=True)
 class TileSpec:
-    """Tiling options: mode "auto" tiles only frames whose short side exceeds ``auto_factor`` x the
-    input size (a 640x480 frame is scored whole, a 5 MP frame on tiles); "on" always, "off" never."""
+    """Tiling options: mode "auto" tiles only frames whose short side exceeds AUTO_FACTOR x the tile
+    size (a 640x480 frame is scored whole, a 5 MP frame on tiles); "on" always, "off" never."""
 
     mode: str = "auto"
     size: int = 448  # tile side in frame pixels (scored at native resolution when == input size)
@@ -30,7 +30,7 @@ class TileSpec:
             raise ValueError(f"tile overlap must be in [0, tile size), got {self.overlap} for size {self.size}")
 
 
-AUTO_FACTOR = 2.0  # "auto": tile when the whole-frame view would shrink the frame by more than this
+AUTO_FACTOR = 2.0  # "auto": tile when the frame's short side is more than this many tiles
 
 
 def _starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -58,7 +58,7 @@ def wants_tiles(height: int, width: int, input_size: int, spec: TileSpec) -> boo
         return False
     if spec.mode == "on":
         return min(height, width) > spec.size or max(height, width) > spec.size
-    return min(height, width) > AUTO_FACTOR * input_size
+    return min(height, width) > AUTO_FACTOR * spec.size
 
 
 def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:

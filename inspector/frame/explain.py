@@ -116,9 +116,13 @@ def _dense_features(model, rgb: np.ndarray, settings, source_id: str):
     """The front end's features when the scorer has gradient-free maps, else None (Grad-CAM)."""
     if not getattr(model.scorer, "dense", False):
         return None
+    from dataclasses import replace
+
     from inspector.frame.scorer import score_frame
 
-    return score_frame(model.scorer, rgb, settings, source_id).features
+    # Maps run at map_size (finer than the ranking's forward for v1); same tiles and ROI.
+    return score_frame(model.scorer, rgb, replace(settings, input_size=settings.map_size or settings.input_size),
+                       source_id, for_maps=True).features
 
 
 def _explain(model, index, rgb: np.ndarray, label: str, versus: str | None, settings, source_id: str = "",

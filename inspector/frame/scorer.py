@@ -7,7 +7,7 @@ into the core's own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -66,6 +66,11 @@ def front_end(scorer: Scorer, settings: ScoringSettings) -> Any:
     return FrontEnd(size, TileSpec(settings.tiling, settings.tile_size, settings.tile_overlap), settings.flips)
 
 
+def _ranking_settings(settings: ScoringSettings) -> ScoringSettings:
+    # Without the local blend the ranking reads only the global view: tiles would be wasted forwards.
+    return settings if settings.local_weight > 0 else replace(settings, tiling="off")
+
+
 def scoring_config(scorer: Scorer, settings: ScoringSettings, source_id: str = "") -> ScoringConfig:
     """The scoring configuration this scorer and these settings give frames from `source_id`."""
     fe = front_end(scorer, settings)
@@ -76,10 +81,12 @@ def scoring_config(scorer: Scorer, settings: ScoringSettings, source_id: str = "
     return make_config(scorer.model_id, record, settings, settings.roi_for(source_id), local)
 
 
-def score_frame(scorer: Scorer, rgb: np.ndarray, settings: ScoringSettings, source_id: str = "") -> ScoredFrame:
-    """Encode one frame as delivered, through the station's front end and region of interest."""
+def score_frame(scorer: Scorer, rgb: np.ndarray, settings: ScoringSettings, source_id: str = "",
+                for_maps: bool = False) -> ScoredFrame:
+    """Encode one frame as delivered, through the station's front end and region of interest
+    (`for_maps`: keep the tiles even when the ranking would not read them)."""
     config = scoring_config(scorer, settings, source_id)
-    fe = front_end(scorer, settings)
+    fe = front_end(scorer, settings if for_maps else _ranking_settings(settings))
     if fe is None:  # a scorer without a frame front end: one global embedding
         emb = np.asarray(scorer.embed_images([rgb])[0], np.float32)
         return ScoredFrame(emb, emb[None, :], config)

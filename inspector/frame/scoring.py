@@ -36,14 +36,21 @@ class CameraRoi:
 
 @dataclass(frozen=True)
 class ScoringSettings:
-    """The [scoring] section of the station TOML. Defaults suit 640x480 (scored whole at 448 px short
-    side) and 2448x2048 (scored whole for the global view plus 42 native 448-px tiles)."""
+    """The [scoring] section of the station TOML. Defaults suit 640x480 (one whole-frame forward; maps
+    at 448 px short side) and 2448x2048 (maps from 42 native 448-px tiles; tiles also feed the ranking
+    when local_weight > 0)."""
 
     input_size: int = 0  # short side px of the whole-frame view; 0 = the model's native size (sidecar)
+    # Short side px of the localization maps' forward (>= 14x14 map); 0 = input_size. Separate from the
+    # ranking's size: v1 (trained at 224) ranks worse at 448 (validation top-1 0.706 -> 0.438) but
+    # localizes better there.
+    map_size: int = 448
     tiling: str = "auto"  # auto: tile frames whose short side > 2 x input size; on; off
     tile_size: int = 448
     tile_overlap: int = 64
-    local_weight: float = 0.5  # description score = (1-w) global cosine + w max local cosine
+    # description score = (1-w) global cosine + w max local cosine; 0 for v1 (the blend lowered its
+    # validation top-1 at every weight tried, see BENCHMARKS.md)
+    local_weight: float = 0.0
     flips: str = "none"  # test-time flip averaging: none, h, hv
     caption_templates: tuple[str, ...] = ()  # e.g. ("close-up of {}",): averaged with the plain description
     roi: CameraRoi = field(default_factory=CameraRoi)  # every camera without its own
@@ -73,7 +80,7 @@ def _roi(section: dict[str, Any], where: str, base: Path | None) -> CameraRoi:
     return CameraRoi(_rects(section.get("roi", []), f"{where} roi"), mask)
 
 
-_TYPES = {"input_size": int, "tiling": str, "tile_size": int, "tile_overlap": int, "local_weight": (int, float),
+_TYPES = {"input_size": int, "map_size": int, "tiling": str, "tile_size": int, "tile_overlap": int, "local_weight": (int, float),
           "flips": str}
 
 
@@ -108,8 +115,9 @@ def parse_scoring(section: dict[str, Any], source: str) -> ScoringSettings:
 def check_settings(s: ScoringSettings, source: str = "[scoring]") -> None:
     """Refuse values the front end cannot use, naming the key."""
     problems = []
-    if s.input_size != 0 and s.input_size < 32:
-        problems.append(f"input_size {s.input_size} (0 for the model's own, else >= 32)")
+    for key in ("input_size", "map_size"):
+        if getattr(s, key) != 0 and getattr(s, key) < 32:
+            problems.append(f"{key} {getattr(s, key)} (0 for the default, else >= 32)")
     if s.tiling not in ("auto", "on", "off"):
         problems.append(f"tiling {s.tiling!r} (auto, on or off)")
     if s.tile_size < 32 or not 0 <= s.tile_overlap < s.tile_size:
@@ -178,10 +186,12 @@ class ScoringConfig:
     local_weight: float
     caption_templates: tuple[str, ...]
     roi: tuple[tuple[str, Any], ...]
+    map_size: int = 0  # the localization maps' short side (0: the ranking's)
 
     def as_dict(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "front_end": json.loads(json.dumps(dict(self.front_end))),
                 "local_weight": self.local_weight, "caption_templates": list(self.caption_templates),
+                "map_size": self.map_size,
                 "roi": json.loads(json.dumps(dict(self.roi))) or None}
 
     @cached_property
@@ -203,4 +213,4 @@ def make_config(model_id: str, front_end: dict[str, Any], settings: ScoringSetti
     if roi.mask:
         roi_part["mask"], roi_part["mask_sha256"] = roi.mask, _file_sha256(roi.mask)
     return ScoringConfig(model_id, tuple(sorted(front_end.items())), float(settings.local_weight) if local else 0.0,
-                         tuple(settings.caption_templates), tuple(sorted(roi_part.items())))
+                         tuple(settings.caption_templates), tuple(sorted(roi_part.items())), int(settings.map_size))

@@ -15,10 +15,10 @@ from models.factory import WEIGHTS_DIR, _arch_config
 V1 = WEIGHTS_DIR / "inspector-default-v1"
 
 
-def test_v1_sidecar_has_no_input_size_and_config_gives_448() -> None:
+def test_v1_sidecar_has_no_input_size_and_config_gives_224() -> None:
     sidecar = read_sidecar(V1)
     assert "input_size" not in sidecar and sidecar["base"] == "inspector-default"
-    assert _arch_config("inspector-default")[1]["input_size"] == 448
+    assert _arch_config("inspector-default")[1]["input_size"] == 224
 
 
 @pytest.mark.parametrize("value, ok", [(512, True), (16, False), ("448", False), (True, False)])
@@ -33,14 +33,15 @@ def test_sidecar_input_size_is_checked(tmp_path: Path, value: object, ok: bool) 
             read_sidecar(tmp_path / "m")
 
 
-def test_v1_loads_and_scores_640x480_at_448() -> None:
+def test_v1_loads_and_maps_640x480_at_448() -> None:
     import numpy as np
 
+    from models.dense_map import FrontEnd
     from models.factory import load_model
     from models.scorer import TorchScorer
 
     scorer = TorchScorer(load_model("inspector-default-v1", device="cpu"))
-    assert scorer.input_size == 448 and scorer.dense
-    features = scorer.encode_frame(np.full((480, 640, 3), 128, np.uint8))
+    assert scorer.input_size == 224 and scorer.dense
+    features = scorer.encode_frame(np.full((480, 640, 3), 128, np.uint8), frontend=FrontEnd(448))
     assert not features.tiled and features.views[0].dense.shape[1:] == (14, 19)  # >= 14x14 map
     assert features.local.shape == (14 * 19, scorer.embed_dim)

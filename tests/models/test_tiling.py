@@ -44,7 +44,7 @@ def test_frame_smaller_than_tile_is_one_tile(h: int, w: int) -> None:
 
 def test_auto_tiles_large_frames_only() -> None:
     spec = TileSpec()
-    assert not wants_tiles(480, 640, 448, spec)
+    assert not wants_tiles(480, 640, 448, spec) and not wants_tiles(480, 640, 224, spec)
     assert wants_tiles(2048, 2448, 448, spec)
     assert not wants_tiles(2048, 2448, 448, TileSpec("off"))
     assert wants_tiles(480, 640, 448, TileSpec("on"))
