@@ -70,7 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     set_threads(args.threads)
     from inspector.frame.scorer import load_scorer
-    from inspector.frame.scoring import ScoringSettings
     from inspector.station import Station
 
     station = Station(load_scorer(args.model, "cpu"), bench_library(args.descriptions))
