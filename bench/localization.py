@@ -1,6 +1,11 @@
 """Does Grad-CAM point at the defect? Pointing game and bbox IoU on held-out generated defects.
 
     python -m bench.localization [--model M] [--n N] [--seed S] [--tol PX] [--text mean|best] [--threads T]
+                                 [--map gradcam|dense|similarity] [--input-size PX] [--size PX] [--large]
+
+--map dense: the station's map (models.dense_map through the front end at --input-size, short side,
+tiles per the station defaults), forward = encode_frame; --map gradcam: pytorch-grad-cam at the
+model's training crop. --size: the generated frames' side (defects scale with it).
 
 Samples: models.synth.generate(N, split="test") over the non-"ok" types (held-out textures), with
 exact masks. Each frame is explained for its TRUE label: the mean embedding of that label's
@@ -37,7 +42,8 @@ import cv2
 import numpy as np
 import torch
 
-from models.explain import Explainer
+from models.dense_map import FrontEnd
+from models.explain import Explainer, dense_explanation
 from models.factory import load_model
 from models.scorer import TorchScorer
 from models.synth import DEFECT_TYPES, generate, heldout_descriptions
@@ -108,21 +114,49 @@ def _timed(fn: Callable, *args: object, **kwargs: object) -> tuple:
     return out, (time.perf_counter() - start) * 1e3
 
 
-def run(model: str, n: int, seed: int, tol: float, how: str) -> tuple[dict[str, Tally], dict[str, list[float]], str]:
+class _DenseExplainer:
+    """The station's gradient-free map with the same call shape as Explainer (features cached per frame)."""
+
+    def __init__(self, scorer: TorchScorer, kind: str = "gradcam") -> None:
+        self.scorer, self._last, self.kind = scorer, (None, None), kind
+
+    def forward(self, images: list[np.ndarray]) -> np.ndarray:
+        features = self.scorer.encode_frame(images[0])
+        self._last = (images[0], features)
+        return features.embedding[None, :]
+
+    def explain(self, image: np.ndarray, text: np.ndarray, versus: np.ndarray | None = None):
+        features = self._last[1] if self._last[0] is image else self.scorer.encode_frame(image)
+        return dense_explanation(image, features, text, versus, self.kind)
+
+
+def run(model: str, n: int, seed: int, tol: float, how: str, kind: str = "gradcam", input_size: int = 0,
+        size: int = 224, large: bool = False) -> tuple[dict[str, Tally], dict[str, list[float]], str]:
     """Explain `n` held-out defects; return per-type tallies, latencies (ms) and "model id on device"."""
     bundle = load_model(model)
-    scorer, explainer = TorchScorer(bundle), Explainer(bundle)
+    scorer = TorchScorer(bundle)
+    if kind in ("dense", "similarity"):
+        scorer = TorchScorer(bundle, frontend=FrontEnd(input_size or scorer.input_size))
+        dense = _DenseExplainer(scorer, "gradcam" if kind == "dense" else "similarity")
+        explainer, forward = dense, dense.forward
+    else:
+        explainer, forward = Explainer(bundle), scorer.embed_images
     labels = [d for d in DEFECT_TYPES if d != "ok"]
     descs = label_embeddings(scorer, labels)
     label_means = {label: _unit(e.mean(axis=0)) for label, e in descs.items()}
-    samples = generate(n, seed=seed, split="test", defects=labels)
+    if large:
+        from models.synth.large import small_defects_on_large_frames
+
+        samples = small_defects_on_large_frames(n, seed=seed, size=size, defects=tuple(labels))
+    else:
+        samples = generate(n, seed=seed, split="test", defects=labels, size=size)
     rng = np.random.default_rng(seed)
     tallies: dict[str, Tally] = defaultdict(Tally)
     times: dict[str, list[float]] = defaultdict(list)
-    scorer.embed_images([samples[0].image])  # warm-up: first calls allocate and pick kernels
+    forward([samples[0].image])  # warm-up: first calls allocate and pick kernels
     explainer.explain(samples[0].image, label_means[samples[0].defect])
     for s in samples:
-        image_emb, t_fwd = _timed(scorer.embed_images, [s.image])
+        image_emb, t_fwd = _timed(forward, [s.image])
         image_emb = image_emb[0]
         text = _text_for(image_emb, descs[s.defect], how)
         exp, t_cam = _timed(explainer.explain, s.image, text)
@@ -189,15 +223,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="true label's text: mean of its held-out descriptions, or the best-matching one")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice); use 1 on a loaded shared machine")
+    parser.add_argument("--map", choices=("gradcam", "dense", "similarity"), default="gradcam",
+                        help="pytorch-grad-cam at the training crop; the station's dense Grad-CAM; or the plain "
+                             "dense similarity map (t . P_ij, not Grad-CAM)")
+    parser.add_argument("--input-size", type=int, default=0, help="--map dense: short side px (0: the model's)")
+    parser.add_argument("--size", type=int, default=224, help="generated frame side, px")
+    parser.add_argument("--large", action="store_true",
+                        help="small defects (<= 12 px) on --size frames (models.synth.large; use --size >= 1024)")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be >= 1")
     if args.threads is not None:
         torch.set_num_threads(args.threads)  # oversubscribed OpenMP threads make CPU timings meaningless
-    tallies, times, where = run(args.model, args.n, args.seed, args.tol, args.text)
+    tallies, times, where = run(args.model, args.n, args.seed, args.tol, args.text, args.map, args.input_size,
+                                args.size, args.large)
     command = "python -m bench.localization " + " ".join(sys.argv[1:] if argv is None else argv)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    print(f"`{command}`  \nmodel {args.model} ({where}), text={args.text}, n={args.n}, seed={args.seed}; {machine}\n")
+    print(f"`{command}`  \nmodel {args.model} ({where}), map={args.map}, text={args.text}, n={args.n}, "
+          f"seed={args.seed}, frames {args.size} px; {machine}\n")
     print(format_tables(tallies, times, args.tol))
     return 0
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.errors import ConfigError
+from inspector.frame.scoring import ScoringSettings, parse_scoring
 from inspector.library.labels import seed_library_dir
 
 # The shipped, trained model (models/weights/, models/MODEL_CARD.md); "inspector-default" is the untrained
@@ -83,7 +84,12 @@ class StationConfig:
     queue: QueueConfig = field(default_factory=QueueConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     witness: WitnessConfig = field(default_factory=WitnessConfig)
+    # Front end (input size, tiles, ROI) and test-time options: inspector/frame/scoring.py.
+    scoring: ScoringSettings = field(default_factory=ScoringSettings)
 
+
+# Sections with typed, nested keys parse themselves; the rest are typed flat tables.
+_PARSED = {"scoring": parse_scoring}
 
 _SECTIONS = {"model": ModelConfig, "library": LibraryConfig, "database": DatabaseConfig, "queue": QueueConfig,
              "camera": CameraConfig, "witness": WitnessConfig}
@@ -105,10 +111,15 @@ def load_config(path: str | Path | None = None) -> StationConfig:
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationConfig:
     """Build a StationConfig from a parsed mapping, checking every key and type."""
-    unknown = set(data) - set(_SECTIONS)
+    unknown = set(data) - set(_SECTIONS) - set(_PARSED)
     if unknown:
-        raise ConfigError(f"{source}: unknown sections {sorted(unknown)}; known: {sorted(_SECTIONS)}")
+        raise ConfigError(f"{source}: unknown sections {sorted(unknown)}; known: {sorted({**_SECTIONS, **_PARSED})}")
     config = StationConfig()
+    for name, parse in _PARSED.items():
+        section = data.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        config = replace(config, **{name: parse(section, source)})
     for name, cls in _SECTIONS.items():
         section = data.get(name, {})
         if not isinstance(section, dict):

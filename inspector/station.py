@@ -19,6 +19,7 @@ from inspector.errors import InspectorError, ModelLoadError
 from inspector.library.labels import Library, load_library
 from inspector.frame.ranking import RankingIndex, VerdictPolicy
 from inspector.frame.scorer import Scorer, load_scorer
+from inspector.frame.scoring import ScoringSettings
 from inspector.station_model import (
     ActiveModelError, ModelChoice, ModelState, choose_model, compile_model, load_choice,
 )
@@ -58,9 +59,10 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
 
     def __init__(self, scorer: Scorer, library: Library, library_version: int = 0,
                  log: DecisionLog | None = None, policy: VerdictPolicy = VerdictPolicy(), *,
-                 ref: str = "", source: str = "caller") -> None:
-        self.log, self.policy = log, policy
-        self._model = compile_model(scorer, library, library_version, log, ref or scorer.model_id, source)
+                 ref: str = "", source: str = "caller", scoring: ScoringSettings = ScoringSettings()) -> None:
+        self.log, self.policy, self.scoring = log, policy, scoring
+        self._model = compile_model(scorer, library, library_version, log, ref or scorer.model_id, source,
+                                    scoring.caption_templates)
 
     @classmethod
     def open(cls, config: StationConfig, *, with_log: bool = True, scorer: Scorer | None = None,
@@ -76,7 +78,8 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
         """
         if not with_log:
             scorer = scorer or load_scorer(config.model.ref, config.model.device)
-            return cls(scorer, load_library(config.library.path), ref=config.model.ref, source="configuration")
+            return cls(scorer, load_library(config.library.path), ref=config.model.ref, source="configuration",
+                       scoring=config.scoring)
         Path(config.database.path).parent.mkdir(parents=True, exist_ok=True)
         log = DecisionLog.open(config.database.path, max_failures=config.database.max_failed_logins,
                                lockout_s=config.database.lockout_minutes * 60, witness=config.witness)
@@ -90,7 +93,7 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
                                      " start the station again")
             log.library.seed_if_empty(load_library(config.library.path), str(config.library.path))
             version, library = log.library.in_force()
-            station = cls(scorer, library, version, log, ref=choice.ref, source=choice.source)
+            station = cls(scorer, library, version, log, ref=choice.ref, source=choice.source, scoring=config.scoring)
             if announce:
                 log.record_event("model_loaded", {"ref": choice.ref, "source": choice.source, "why": choice.why,
                                                   "configured": config.model.ref}, None, subject=scorer.model_id)

@@ -92,6 +92,22 @@ def embed_cached(scorer: Scorer, log: DecisionLog | None, memory: dict[str, np.n
     return np.stack([cached[t] for t in texts]).astype(np.float32)
 
 
+def templated(embed, templates: tuple[str, ...]):
+    """`embed(texts) -> [N, D]` that, with caption templates, embeds each description plain and in every
+    template ("close-up of {}") and returns the normalised mean (the cache keys stay the exact texts)."""
+    if not templates:
+        return embed
+
+    def run(texts: list[str]) -> np.ndarray:
+        wrapped = [[text] + [t.format(text) for t in templates] for text in texts]
+        flat = embed([w for group in wrapped for w in group])
+        k = 1 + len(templates)
+        mean = flat.reshape(len(texts), k, -1).mean(axis=1) if texts else flat
+        return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    return run
+
+
 @dataclass(frozen=True)
 class ModelState:
     """One model as the station runs it: the scorer, the library compiled for it, where it came from.
@@ -105,6 +121,7 @@ class ModelState:
     ref: str
     source: str
     memory: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    templates: tuple[str, ...] = ()  # caption templates around each description ([scoring])
 
     @property
     def model_id(self) -> str:
@@ -126,13 +143,14 @@ class ModelState:
 
     def compile(self, library: Library, version: int, log: DecisionLog | None) -> RankingIndex:
         """Any library compiled for this model through its embedding caches."""
-        return build_index(library, lambda texts: embed_cached(self.scorer, log, self.memory, texts),
-                           self.scorer.model_id, version)
+        return build_index(library, templated(lambda texts: embed_cached(self.scorer, log, self.memory, texts),
+                                              self.templates), self.scorer.model_id, version)
 
 
 def compile_model(scorer: Scorer, library: Library, version: int, log: DecisionLog | None,
-                  ref: str, source: str) -> ModelState:
-    """A ModelState with `library` (version `version`) compiled for `scorer`."""
+                  ref: str, source: str, templates: tuple[str, ...] = ()) -> ModelState:
+    """A ModelState with `library` (version `version`) compiled for `scorer` (descriptions in `templates`)."""
     memory: dict[str, np.ndarray] = {}
-    index = build_index(library, lambda texts: embed_cached(scorer, log, memory, texts), scorer.model_id, version)
-    return ModelState(scorer, index, ref, source, memory)
+    index = build_index(library, templated(lambda texts: embed_cached(scorer, log, memory, texts), templates),
+                        scorer.model_id, version)
+    return ModelState(scorer, index, ref, source, memory, tuple(templates))

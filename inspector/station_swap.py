@@ -35,10 +35,11 @@ class ModelSwap:
         """A ModelState of `scorer` with the library in force; safe on any thread (own database connection)."""
         if self.log is None:
             index = self._model.index
-            return compile_model(scorer, index.library, index.library_version, None, ref, source)
+            return compile_model(scorer, index.library, index.library_version, None, ref, source,
+                                 self.scoring.caption_templates)
         with DecisionLog.open(self.log.sdb.path, create=False) as log:
             version, library = log.library.in_force()
-            return compile_model(scorer, library, version, log, ref, source)
+            return compile_model(scorer, library, version, log, ref, source, self.scoring.caption_templates)
 
     def adopt(self, state: ModelState, reason: str = "") -> None:
         """Run `state` from the next frame on (call on the thread that owns the log); a logged event."""

@@ -1,8 +1,9 @@
 """The architecture registry: the names create_model accepts and the config behind each.
 
 Our configs (models/configs/*.json) are read here rather than registered with open_clip, because
-they carry three keys open_clip's constructor would reject: ``preprocess_cfg`` (mean/std/...),
-``tower_weights`` (which package weights go into which module) and ``init_seed``. Any other name is
+they carry keys open_clip's constructor would reject: ``preprocess_cfg`` (mean/std/...),
+``tower_weights`` (which package weights go into which module), ``init_seed`` and ``input_size``
+(the short side the station runs the image tower at). Any other name is
 one of open_clip's built-in configs. Its own module so that both the factory (which builds models)
 and checkpoint (which records where a model's weights came from) use it without importing each other.
 """
@@ -17,7 +18,7 @@ import open_clip
 from models.errors import ModelError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-_EXTRA_KEYS = ("preprocess_cfg", "tower_weights", "init_seed")
+_EXTRA_KEYS = ("preprocess_cfg", "tower_weights", "init_seed", "input_size")
 
 
 def _our_configs() -> dict[str, Path]:

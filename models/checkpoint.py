@@ -202,6 +202,9 @@ def read_sidecar(path: str | Path) -> dict:
             f"reads ({FORMAT_VERSION}): update the station software"
         )
     check_preprocess_cfg(sidecar["preprocess_cfg"], str(sidecar_path))
+    size = sidecar.get("input_size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 32):
+        raise CheckpointError(f"sidecar {sidecar_path} has an invalid input_size {size!r}: an int >= 32 (px, short side)")
     return sidecar
 
 

@@ -3,6 +3,10 @@
 One forward and one backward pass of the image tower in fp32, on request only: Grad-CAM must
 never run on the capture path (the caller's job). Heatmaps come back at the frame's size; parts
 of the frame the model never saw (cut off by the centre crop) get zero heat.
+
+Towers that pool globally and then project linearly (the default EfficientNet tower) get the same
+map from the front end's projected feature maps (`dense_explanation`, no backward pass, at the
+front end's resolution and across tiles); pytorch-grad-cam stays the path for every other tower.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 from pytorch_grad_cam.utils.image import show_cam_on_image
 
 from models.cam_targets import ContrastTarget, SimilarityTarget, TokensToGrid
+from models.dense_map import FrameFeatures, cam_map, unit
 from models.errors import ModelError
 from models.factory import ModelBundle
 
@@ -270,3 +275,24 @@ class Explainer:
                                     image_weight=OVERLAY_IMAGE_WEIGHT)
         return Explanation(heatmap=heat, overlay=overlay, bbox=bbox, peak=peak,
                            target="similarity" if versus is None else "contrast", layer=self.layer)
+
+
+DENSE_LAYER = "visual.trunk.bn2 (dense)"  # Grad-CAM's layer for this tower, computed without a backward pass
+
+
+def dense_explanation(image: np.ndarray, features: FrameFeatures, text_embedding: np.ndarray,
+                      versus: np.ndarray | None = None, kind: str = "gradcam") -> Explanation:
+    """Grad-CAM from a dense-capable tower's projected maps (models.dense_map.cam_map): same map as
+    the autograd path up to scale (tests/models/test_dense_map.py), at the front end's resolution and
+    stitched across tiles, for any number of descriptions per forward."""
+    frame = _as_rgb(image)
+    h, w = frame.shape[:2]
+    heat = cam_map(features, unit(text_embedding), None if versus is None else unit(versus), h, w, kind)
+    heat = np.nan_to_num(heat, nan=0.0)
+    if heat.max() > 0:
+        heat = heat / heat.max()
+    heat = heat.astype(np.float32)
+    peak, bbox = _hottest_region(heat)
+    overlay = show_cam_on_image(frame.astype(np.float32) / 255.0, heat, use_rgb=True, image_weight=OVERLAY_IMAGE_WEIGHT)
+    return Explanation(heatmap=heat, overlay=overlay, bbox=bbox, peak=peak,
+                       target="similarity" if versus is None else "contrast", layer=DENSE_LAYER)

@@ -45,6 +45,19 @@ class ModelBundle:
     precision: str | None = None  # None: the device default (see models.device.inference_dtype)
 
 
+def native_input_size(bundle: ModelBundle) -> int:
+    """The short side (px) the station runs this model's image tower at: the checkpoint sidecar's
+    optional ``input_size``, else its architecture config's, else the training crop size."""
+    size = (bundle.metadata or {}).get("input_size")
+    if size is None:
+        base = (bundle.metadata or {}).get("base", bundle.arch)
+        size = arch_config(base)[1].get("input_size") if base in list_architectures() else None
+    if size is None:
+        crop = bundle.model.visual.preprocess_cfg["size"]
+        size = crop if isinstance(crop, int) else min(crop)
+    return int(size)
+
+
 def _instantiate(model_cfg: dict, seed: int, load_hf_weights: bool) -> torch.nn.Module:
     """Instantiate an open_clip model class from a config, with a seeded (reproducible) random init."""
     cfg = copy.deepcopy(model_cfg)

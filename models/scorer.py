@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from models.dense_map import DenseEncoder, FrameFeatures, FrontEnd, supports_dense
 from models.device import inference_dtype
-from models.factory import ModelBundle
+from models.factory import ModelBundle, native_input_size
 
 
 def _check_image(i: int, image: object) -> np.ndarray:
@@ -34,7 +35,7 @@ def _check_image(i: int, image: object) -> np.ndarray:
 class TorchScorer:
     """Embeds images and descriptions with a ModelBundle, in batches, without exposing torch types."""
 
-    def __init__(self, bundle: ModelBundle, batch_size: int = 32) -> None:
+    def __init__(self, bundle: ModelBundle, batch_size: int = 32, frontend: FrontEnd | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self._bundle = bundle
@@ -49,6 +50,11 @@ class TorchScorer:
         size = bundle.model.visual.preprocess_cfg["size"]
         self.image_size: int = int(size if isinstance(size, int) else size[0])  # the height for non-square towers
         self.device: str = str(bundle.device)
+        # The frame path (encode_frame): the model's native input size unless the station sets one.
+        self.input_size: int = native_input_size(bundle)
+        self.frontend: FrontEnd = frontend or FrontEnd(input_size=self.input_size)
+        self._encoders: dict[FrontEnd, DenseEncoder] = {}
+        self.dense: bool = supports_dense(bundle.model.visual)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         # Weights stay fp32 (they are also trained and saved); autocast runs the matmuls/convs in half.
@@ -84,6 +90,40 @@ class TorchScorer:
             batch = torch.stack([self._bundle.preprocess(Image.fromarray(im).convert("RGB")) for im in checked[part]])
             out.append(self._run(self._model.encode_image, batch))
         return np.concatenate(out)
+
+    def _encoder(self, frontend: FrontEnd) -> DenseEncoder:
+        if frontend not in self._encoders:  # a few front ends per process at most (one per station setting)
+            visual = self._bundle.model.visual
+            self._encoders[frontend] = DenseEncoder(visual, tuple(visual.preprocess_cfg["mean"]),
+                                                    tuple(visual.preprocess_cfg["std"]), self._device, frontend)
+        return self._encoders[frontend]
+
+    def encode_frame(self, rgb: np.ndarray, roi: np.ndarray | None = None,
+                     frontend: FrontEnd | None = None) -> FrameFeatures:
+        """One frame as delivered -> global and local features (front end: input size, tiles, flips, ROI).
+
+        Towers without a dense map fall back to the training pipeline (resize + centre crop); their
+        only local feature is the global one.
+        """
+        frame = _check_image(0, rgb)
+        if frame.ndim == 2:
+            frame = np.repeat(frame[:, :, None], 3, axis=2)
+        if self.dense:
+            with self._autocast():
+                return self._encoder(frontend or self.frontend).encode(frame, roi)
+        if roi is not None:
+            frame = np.where(roi[:, :, None], frame, np.uint8(127))
+        emb = self.embed_images([frame])
+        h, w = frame.shape[:2]
+        return FrameFeatures(emb[0], emb, [(0, 0, w, h)], [], False)
+
+    def frontend_record(self, frontend: FrontEnd | None = None) -> dict:
+        """The front end as plain JSON values (part of the scoring configuration)."""
+        fe = frontend or self.frontend
+        if not self.dense:
+            return {"path": "centre-crop", "input_size": self.image_size}
+        return {"path": "dense", "input_size": fe.input_size, "flips": fe.flips,
+                "tiling": {"mode": fe.tiles.mode, "size": fe.tiles.size, "overlap": fe.tiles.overlap}}
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Descriptions -> [N, D] float32, L2-normalised."""

@@ -72,10 +72,24 @@ def _cmd_rank(args: argparse.Namespace) -> int:
         frame = Frame(rgb=rgb, captured_at=utc_now(), source_id="file", seq=seq, origin=str(path))
         result = station.inspect(frame, top_k=args.top_k)
         out = result_json(result)
+        out["scoring_config_id"] = result.ranking.scoring_config_id
+        out["scoring_config"] = json.loads(result.ranking.scoring_config_json or "null")
+        if args.localize:
+            _add_locations(station, result, out)
         if args.heatmap:
             out["heatmap"] = _write_heatmap(station, result, Path(args.heatmap), seq, len(args.images))
         print(json.dumps(out) if args.json else _text(out))
     return 2 if failures else 0
+
+
+def _add_locations(station, result: InspectionResult, out: dict[str, Any]) -> None:
+    """Each candidate's map peak [x, y] and the half-open box [x0, y0, x1, y1] of the connected area
+    around it at >= half the peak, in frame pixels (origin top-left)."""
+    from inspector.frame.explain import localize_candidates
+
+    for entry, heat in zip(out["candidates"], localize_candidates(station, result)):
+        entry["peak"] = [int(heat.peak[0]), int(heat.peak[1])]
+        entry["region"] = [int(v) for v in heat.bbox]
 
 
 def _write_heatmap(station, result: InspectionResult, target: Path, seq: int, count: int) -> str:
@@ -168,6 +182,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=None, help="show only the best K labels")
     p.add_argument("--heatmap", help="write the Grad-CAM overlay of the #1 candidate to this PNG")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.add_argument("--localize", action="store_true",
+                   help="give each candidate its map's peak [x, y] and region [x0, y0, x1, y1] (frame pixels)")
     p.set_defaults(func=_cmd_rank)
 
     p = sub.add_parser("watch", help="headless line mode: rank and record every frame of a source")

@@ -1,5 +1,8 @@
 """Grad-CAM for a ranked candidate, as the core sees it (the torch side is models/explain.py).
 
+For the default tower the map comes from the front end's projected feature maps (same map as
+Grad-CAM, at the scoring resolution and across tiles); other towers go through pytorch-grad-cam.
+
 Never called on the capture path: the caller (the operator view's worker, `inspector rank
 --heatmap`) asks for it after the ranking is shown.
 """
@@ -51,7 +54,19 @@ def explain_candidate(station, result: InspectionResult, rank: int = 1, versus_r
         raise InspectorError(f"candidate ranks run from 1 to {len(candidates)}")
     label = candidates[rank - 1].label_id
     versus = candidates[versus_rank - 1].label_id if versus_rank is not None else None
-    return _explain(model.explainer, model.index, result.frame.rgb, label, versus)
+    return _explain(model, model.index, result.frame.rgb, label, versus, _settings(station), result.frame.source_id)
+
+
+def localize_candidates(station, result: InspectionResult) -> list[Heatmap]:
+    """One map per ranked candidate (same order), from ONE forward of the front end where the tower
+    allows it (Grad-CAM per candidate otherwise)."""
+    model = station.model
+    if result.ranking.model_id != model.model_id:
+        raise InspectorError(f"this part was ranked by model {result.ranking.model_id[:12]}, the station now runs"
+                             f" {model.model_id[:12]}: its maps would not explain this ranking")
+    features = _dense_features(model, result.frame.rgb, _settings(station), result.frame.source_id)
+    return [_explain(model, model.index, result.frame.rgb, c.label_id, None, _settings(station),
+                     result.frame.source_id, features) for c in result.ranking.candidates]
 
 
 def explain_record(station, record, rank: int = 1, versus_rank: int | None = None) -> Heatmap:
@@ -88,15 +103,45 @@ def explain_record(station, record, rank: int = 1, versus_rank: int | None = Non
             index = model.compile(log.library.library(version), version, log)
     label = candidates[rank - 1].label_id
     versus = candidates[versus_rank - 1].label_id if versus_rank is not None else None
-    return _explain(model.explainer, index, read_evidence_image(record.image_path), label, versus)
+    return _explain(model, index, read_evidence_image(record.image_path), label, versus, _settings(station),
+                    getattr(record, "source_id", "") or "")
 
 
-def _explain(explainer, index, rgb: np.ndarray, label: str, versus: str | None) -> Heatmap:
+def _settings(station):
+    from inspector.frame.scoring import ScoringSettings
+
+    return getattr(station, "scoring", None) or ScoringSettings()
+
+
+def _dense_features(model, rgb: np.ndarray, settings, source_id: str):
+    """The front end's features when the scorer has gradient-free maps, else None (Grad-CAM)."""
+    if not getattr(model.scorer, "dense", False):
+        return None
+    from dataclasses import replace
+
+    from inspector.frame.scorer import score_frame
+
+    # Maps run at map_size (finer than the ranking's forward for v1); same tiles and ROI.
+    return score_frame(model.scorer, rgb, replace(settings, input_size=settings.map_size or settings.input_size),
+                       source_id, for_maps=True).features
+
+
+def _explain(model, index, rgb: np.ndarray, label: str, versus: str | None, settings, source_id: str = "",
+             features=None) -> Heatmap:
     from inspector.learning.training import model_errors
 
+    text = _label_embedding(index, label)
+    other = None if versus is None else _label_embedding(index, versus)
+    features = features if features is not None else _dense_features(model, rgb, settings, source_id)
     with model_errors():
-        e = explainer.explain(rgb, _label_embedding(index, label),
-                              None if versus is None else _label_embedding(index, versus))
+        if features is not None:
+            from models.explain import dense_explanation
+
+            e = dense_explanation(rgb, features, text, other)
+        else:
+            if model.explainer is None:
+                raise InspectorError("this station's model cannot explain its rankings (no Grad-CAM for it)")
+            e = model.explainer.explain(rgb, text, other)
     return Heatmap(e.heatmap, e.overlay, e.bbox, e.peak, e.target, e.layer, label, versus)
 
 

@@ -12,6 +12,8 @@ import numpy as np
 from inspector.errors import InspectorError
 from inspector.frame.ranking import VerdictPolicy, decide, rank
 from inspector.frame.records import Frame, InspectionResult
+from inspector.frame.scorer import score_frame
+from inspector.frame.scoring import ScoringSettings
 from inspector.station_model import ModelState
 from inspector.store.decision_log import DecisionLog
 from inspector.store.users import Session
@@ -29,6 +31,7 @@ class FramePath:
 
     log: DecisionLog | None
     policy: VerdictPolicy
+    scoring: ScoringSettings
     _model: ModelState
 
     def inspect(self, frame: Frame, image_sha256: str | None = None, top_k: int | None = None) -> InspectionResult:
@@ -38,9 +41,11 @@ class FramePath:
         model = self._model
         index = model.index
         t0 = time.perf_counter()
-        embedding = model.scorer.embed_images([frame.rgb])[0]
+        # The frame as delivered: global view, native tiles for large frames, the camera's ROI.
+        scored = score_frame(model.scorer, frame.rgb, self.scoring, frame.source_id)
         t1 = time.perf_counter()
-        ranking = rank(embedding, index, model.scorer.logit_scale, top_k=top_k)
+        ranking = rank(scored.embedding, index, model.scorer.logit_scale, top_k=top_k, local=scored.local,
+                       local_weight=scored.config.local_weight, scoring=scored.config)
         verdict = decide(ranking, index, self.policy)
         t2 = time.perf_counter()
         return InspectionResult(

@@ -71,12 +71,31 @@ def label_scores(image_embeddings: np.ndarray, index: RankingIndex) -> tuple[np.
     return segment_label_scores(sims, index.counts, "mean"), sims
 
 
-def rank(image_embedding: np.ndarray, index: RankingIndex, logit_scale: float, top_k: int | None = None) -> Ranking:
-    """Rank the library's labels for one image embedding [D]."""
+def blended_similarities(image_embedding: np.ndarray, local: np.ndarray | None, index: RankingIndex,
+                         local_weight: float) -> np.ndarray:
+    """[M] per-description score: (1 - w) x global cosine + w x the best local cosine.
+
+    The max over locations keeps a small defect's evidence, which the global mean averages away;
+    the global term keeps what only the whole part shows (an even stain, the part's shape).
+    """
+    _single_threaded_blas()
+    sims = image_embedding.astype(np.float32, copy=False) @ index.embeddings.T
+    if local is None or local_weight == 0.0 or len(local) == 0:
+        return sims
+    best = (local.astype(np.float32, copy=False) @ index.embeddings.T).max(axis=0)
+    return (1.0 - local_weight) * sims + local_weight * best
+
+
+def rank(image_embedding: np.ndarray, index: RankingIndex, logit_scale: float, top_k: int | None = None, *,
+         local: np.ndarray | None = None, local_weight: float = 0.0, scoring=None) -> Ranking:
+    """Rank the library's labels for one image embedding [D] (and its local features [K, D]).
+
+    `scoring`: the inspector.frame.scoring.ScoringConfig the features were made with (recorded).
+    """
     if image_embedding.ndim != 1:
         raise ValueError(f"rank() takes one embedding [D], got shape {image_embedding.shape}")
-    scores, sims = label_scores(image_embedding[None, :], index)
-    scores, sims = scores[0], sims[0]
+    sims = blended_similarities(image_embedding, local, index, local_weight)
+    scores = segment_label_scores(sims[None, :], index.counts, "mean")[0]
     probs = softmax(scores, logit_scale)
     order = np.argsort(-scores, kind="stable")
     if top_k is not None:
@@ -98,7 +117,9 @@ def rank(image_embedding: np.ndarray, index: RankingIndex, logit_scale: float, t
                 rank=r,
             )
         )
-    return Ranking(tuple(candidates), index.model_id, index.library_version)
+    if scoring is None:
+        return Ranking(tuple(candidates), index.model_id, index.library_version)
+    return Ranking(tuple(candidates), index.model_id, index.library_version, scoring.id, scoring.json)
 
 
 @dataclass(frozen=True)

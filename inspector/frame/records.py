@@ -77,6 +77,9 @@ class Ranking:
     candidates: tuple[Candidate, ...]
     model_id: str
     library_version: int
+    # How the scores were made (inspector.frame.scoring.ScoringConfig): SHA-256 id and canonical JSON.
+    scoring_config_id: str = ""
+    scoring_config_json: str = ""
 
     def __post_init__(self) -> None:
         if not self.candidates:

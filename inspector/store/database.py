@@ -159,6 +159,17 @@ def seal_credentials(station: StationDB) -> None:
                                            {"credential": fingerprint(name, encoded), "reason": "sealed at the upgrade"}))
 
 
+@MIGRATIONS(name="0007_scoring_configs")
+def _scoring_configs(db: Database) -> None:
+    # How each inspection's scores were made (inspector.frame.scoring.ScoringConfig). A side table, not a
+    # column: the chain hashes whole inspections rows, so a new column would change every old row's hash.
+    # The config row is content-addressed (id = SHA-256 of its canonical JSON), so it verifies itself.
+    db.execute("CREATE TABLE scoring_configs (id TEXT PRIMARY KEY, recorded_at TEXT NOT NULL, json TEXT NOT NULL)"
+               " STRICT")
+    db.execute("CREATE TABLE inspection_scoring (inspection_id INTEGER PRIMARY KEY REFERENCES inspections(id),"
+               " scoring_config_id TEXT NOT NULL REFERENCES scoring_configs(id)) STRICT")
+
+
 class StorageError(InspectorError):
     """The database could not be opened, read or written (disk full, locked, damaged)."""
 

@@ -136,9 +136,21 @@ class DecisionLog:
                "disposition": verdict.disposition, "needs_review": int(verdict.needs_review),
                "open_set": int(verdict.open_set), "verdict_reason": verdict.reason,
                "timings": json.dumps({k: float(v) for k, v in result.timings_ms.items()}, sort_keys=True)}
-        with self.sdb.transaction():
+        with self.sdb.transaction() as db:
             inspection_id = self.sdb.append("inspections", row)
+            if ranking.scoring_config_id:  # same transaction: an inspection never lacks its configuration
+                db.execute("INSERT OR IGNORE INTO scoring_configs (id, recorded_at, json) VALUES (?, ?, ?)",
+                           [ranking.scoring_config_id, utc_stamp(), ranking.scoring_config_json])
+                db.execute("INSERT INTO inspection_scoring (inspection_id, scoring_config_id) VALUES (?, ?)",
+                           [inspection_id, ranking.scoring_config_id])
         return inspection_id
+
+    def scoring_config(self, inspection_id: int) -> str | None:
+        """The canonical JSON of the scoring configuration an inspection was ranked with (None if unrecorded)."""
+        rows = list(self.sdb.db.query(
+            "SELECT c.json AS json FROM inspection_scoring s JOIN scoring_configs c ON c.id = s.scoring_config_id"
+            " WHERE s.inspection_id = ?", [inspection_id]))
+        return rows[0]["json"] if rows else None
 
     def has_frame(self, frame_sha256: str) -> bool:
         """Whether an inspection of these frame bytes is already recorded (a watched folder's backlog)."""

@@ -1,0 +1,212 @@
+"""The frame front end: the image tower run on the frame as delivered, at a chosen input size.
+
+For a tower that pools globally and then projects linearly (the default EfficientNet tower), the
+projection commutes with the pooling, so one forward gives both the global embedding (the mean of
+the projected feature map, exactly what ``encode_image`` returns) and a projected feature per
+location. Those local features keep a small defect's evidence that the mean averages away, and
+they give the localization map without a backward pass (see models/explain.py).
+
+Views: the whole frame resized so its short side is the input size (no crop: the tower is fully
+convolutional), plus, for large frames, overlapping native-resolution tiles (models/tiling.py).
+Pixels outside the region of interest are set to the normalisation mean (zero input), and
+locations that see none of it are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+from open_clip.timm_model import TimmModel
+
+from models.tiling import (
+    Box,
+    TileSpec,
+    cell_boxes,
+    resized_shape,
+    tile_boxes,
+    wants_tiles,
+)
+
+FLIPS = {"none": ((),), "h": ((), (3,)), "hv": ((), (3,), (2,))}  # torch dims flipped per extra pass
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """How a frame reaches the image tower (each field is part of the scoring configuration)."""
+
+    input_size: int = 448  # short side of the whole-frame view, px
+    tiles: TileSpec = field(default_factory=TileSpec)
+    flips: str = "none"  # test-time flip averaging: "none", "h" (identity + h-flip), "hv" (+ v-flip)
+
+    def __post_init__(self) -> None:
+        if self.input_size < 32:
+            raise ValueError(f"input size must be >= 32 px, got {self.input_size}")
+        if self.flips not in FLIPS:
+            raise ValueError(f"flips must be one of {sorted(FLIPS)}, got {self.flips!r}")
+
+
+@dataclass
+class View:
+    """One forward: the frame box it covers, its projected feature map [D, h, w] and mean [D]."""
+
+    box: Box
+    dense: np.ndarray
+    mean: np.ndarray
+
+
+@dataclass
+class FrameFeatures:
+    """A frame as the ranking sees it: unit global embedding [D], unit local features [K, D] and the
+    frame box each local feature stands for; `views` keep the raw maps for localization."""
+
+    embedding: np.ndarray
+    local: np.ndarray
+    local_boxes: list[Box]
+    views: list[View]
+    tiled: bool
+
+
+def supports_dense(visual: torch.nn.Module) -> bool:
+    """Whether the tower is global average pooling then a bias-free linear projection (so the
+    projected map's mean is the embedding, and Grad-CAM is a function of that map)."""
+    if not isinstance(visual, TimmModel):
+        return False
+    trunk, head = visual.trunk, visual.head
+    pooled = getattr(getattr(trunk, "global_pool", None), "pool_type", None) == "avg"
+    proj = getattr(head, "proj", None)
+    linear = isinstance(proj, torch.nn.Linear) and proj.bias is None
+    only = all(name in ("drop", "proj") for name, _ in head.named_children())
+    return pooled and linear and only and hasattr(trunk, "forward_features")
+
+
+def roi_box(mask: np.ndarray | None, height: int, width: int) -> Box:
+    """Bounding box of the ROI mask (the whole frame without one)."""
+    if mask is None:
+        return (0, 0, width, height)
+    if mask.shape != (height, width):
+        raise ValueError(f"the region-of-interest mask is {mask.shape[1]}x{mask.shape[0]}, the frame {width}x{height}")
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        raise ValueError("the region-of-interest mask is empty: nothing of the frame would be scored")
+    return (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+
+
+class DenseEncoder:
+    """Runs a dense-capable image tower on frames; numpy in, numpy out."""
+
+    def __init__(self, visual: torch.nn.Module, mean: tuple[float, ...], std: tuple[float, ...],
+                 device: torch.device, frontend: FrontEnd, batch_size: int = 8) -> None:
+        if not supports_dense(visual):
+            raise ValueError(f"the image tower {type(visual).__name__} is not global-average-pool + linear projection")
+        self.visual, self.device, self.frontend, self.batch_size = visual, device, frontend, batch_size
+        self._mean = np.asarray(mean, np.float32) * 255.0
+        self._std = np.asarray(std, np.float32) * 255.0
+
+    def _tensor(self, crop: np.ndarray, keep: np.ndarray | None, shape: tuple[int, int]) -> torch.Tensor:
+        h, w = shape
+        if crop.shape[:2] != (h, w):
+            crop = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA if h < crop.shape[0] else cv2.INTER_CUBIC)
+        x = (crop.astype(np.float32) - self._mean) / self._std
+        if keep is not None:  # outside the ROI: the normalisation mean, i.e. zero input
+            if keep.shape != (h, w):
+                keep = cv2.resize(keep.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+            x[~keep] = 0.0
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] -> projected feature maps [B, D, h, w] in fp32, flips averaged."""
+        passes = []
+        with torch.inference_mode():
+            for dims in FLIPS[self.frontend.flips]:
+                x = batch.flip(dims) if dims else batch
+                feats = self.visual.trunk.forward_features(x.to(self.device)).float()
+                dense = torch.einsum("bchw,dc->bdhw", feats, self.visual.head.proj.weight.float())
+                passes.append(dense.flip(dims) if dims else dense)
+        return torch.stack(passes).mean(0)
+
+    def _run(self, crops: list[tuple[Box, np.ndarray, np.ndarray | None, tuple[int, int]]]) -> list[View]:
+        views = []
+        for start in range(0, len(crops), self.batch_size):
+            part = crops[start:start + self.batch_size]
+            # Same-shaped inputs share a batch; the whole-frame view usually differs from the tiles.
+            shapes = {c[3] for c in part}
+            for shape in shapes:
+                group = [c for c in part if c[3] == shape]
+                dense = self._forward(torch.stack([self._tensor(c[1], c[2], shape) for c in group])).cpu().numpy()
+                views += [View(c[0], d, d.mean(axis=(1, 2))) for c, d in zip(group, dense)]
+        return views
+
+    def encode(self, rgb: np.ndarray, roi: np.ndarray | None = None) -> FrameFeatures:
+        """Global and local features of one uint8 HxWx3 frame (ROI: bool HxW, True = scored)."""
+        height, width = rgb.shape[:2]
+        rx0, ry0, rx1, ry1 = region = roi_box(roi, height, width)
+        size = self.frontend.input_size
+
+        def crop(box: Box) -> tuple[np.ndarray, np.ndarray | None]:
+            x0, y0, x1, y1 = box
+            return rgb[y0:y1, x0:x1], None if roi is None else roi[y0:y1, x0:x1]
+
+        whole = crop(region)
+        crops = [(region, *whole, resized_shape(ry1 - ry0, rx1 - rx0, size))]
+        tiled = wants_tiles(ry1 - ry0, rx1 - rx0, size, self.frontend.tiles)
+        if tiled:
+            spec = self.frontend.tiles
+            for x0, y0, x1, y1 in tile_boxes(ry1 - ry0, rx1 - rx0, spec.size, spec.overlap):
+                box = (x0 + rx0, y0 + ry0, x1 + rx0, y1 + ry0)
+                piece = crop(box)
+                if piece[1] is not None and not piece[1].any():
+                    continue  # a tile that sees nothing of the ROI
+                shape = resized_shape(y1 - y0, x1 - x0, size) if spec.size != size else (y1 - y0, x1 - x0)
+                crops.append((box, *piece, shape))
+        views = self._run(crops)
+        global_view = views[0]
+        local, boxes = [], []
+        for view in views:
+            _, rows, cols = view.dense.shape
+            cells = cell_boxes(view.box, rows, cols)
+            flat = view.dense.reshape(view.dense.shape[0], -1).T
+            for k, box in enumerate(cells):
+                if roi is None or roi[box[1]:box[3], box[0]:box[2]].any():
+                    local.append(flat[k])
+                    boxes.append(box)
+        local_arr = np.stack(local).astype(np.float32)
+        local_arr /= np.maximum(np.linalg.norm(local_arr, axis=1, keepdims=True), 1e-12)
+        emb = global_view.mean / max(float(np.linalg.norm(global_view.mean)), 1e-12)
+        return FrameFeatures(emb.astype(np.float32), local_arr, boxes, views, tiled)
+
+
+def cam_map(features: FrameFeatures, direction: np.ndarray, versus: np.ndarray | None, height: int,
+            width: int, kind: str = "gradcam") -> np.ndarray:
+    """Grad-CAM of cos(image, text) (or cos1 - cos2) at the frame's size, computed from the maps.
+
+    With e = mean_ij(P_ij) the pre-norm embedding, d cos / d P_ij = g / (h w), g = (t - cos e^) / |e|;
+    Grad-CAM's channel weights are the spatial mean of the gradient at the feature layer, which
+    through the linear projection makes the map relu(g . P_ij) up to a positive constant. Each
+    view (whole frame or tile) is mapped into frame pixels; overlaps keep the stronger response.
+    """
+    out = np.zeros((height, width), np.float32)
+    views = features.views[1:] if features.tiled else features.views[:1]
+    for view in views:
+        norm = max(float(np.linalg.norm(view.mean)), 1e-12)
+        unit = view.mean / norm
+        if kind == "similarity":  # plain dense similarity t . P_ij (not Grad-CAM: no -cos e^ term); benches only
+            g = direction - (versus if versus is not None else 0.0)
+        else:
+            g = direction - float(unit @ direction) * unit
+            if versus is not None:
+                g = g - (versus - float(unit @ versus) * unit)
+        cam = np.maximum(np.einsum("d,dhw->hw", g / norm, view.dense), 0.0).astype(np.float32)
+        x0, y0, x1, y1 = view.box
+        up = cv2.resize(cam, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        np.maximum(out[y0:y1, x0:x1], up, out=out[y0:y1, x0:x1])
+    return out
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    """A float32 unit vector (zero stays zero)."""
+    v = np.asarray(vector, np.float32)
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
