@@ -52,7 +52,7 @@ class TorchScorer:
         self.device: str = str(bundle.device)
         # The frame path (encode_frame): the model's native input size unless the station sets one.
         self.input_size: int = native_input_size(bundle)
-        self.frontend: FrontEnd = frontend or FrontEnd(input_size=self.input_size)
+        self._frontend = frontend
         self._encoders: dict[FrontEnd, DenseEncoder] = {}
         self.dense: bool = supports_dense(bundle.model.visual)
 
@@ -90,6 +90,13 @@ class TorchScorer:
             batch = torch.stack([self._bundle.preprocess(Image.fromarray(im).convert("RGB")) for im in checked[part]])
             out.append(self._run(self._model.encode_image, batch))
         return np.concatenate(out)
+
+    @property
+    def frontend(self) -> FrontEnd:
+        """The default frame front end (built on first use: evaluation-only scorers never need one)."""
+        if self._frontend is None:
+            self._frontend = FrontEnd(input_size=self.input_size)
+        return self._frontend
 
     def _encoder(self, frontend: FrontEnd) -> DenseEncoder:
         if frontend not in self._encoders:  # a few front ends per process at most (one per station setting)

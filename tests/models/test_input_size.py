@@ -10,7 +10,8 @@ import pytest
 
 from models.checkpoint import read_sidecar
 from models.errors import CheckpointError
-from models.factory import WEIGHTS_DIR, _arch_config
+from models.architectures import arch_config as _arch_config
+from models.factory import WEIGHTS_DIR
 
 V1 = WEIGHTS_DIR / "inspector-default-v1"
 
