@@ -21,12 +21,15 @@ COMMAND_MODULES: tuple[str, ...] = ("inspect", "log", "user", "library_db", "mod
 
 
 def _cmd_library_check(args: argparse.Namespace) -> int:
+    from inspector.library.examples import check_examples
     from inspector.library.labels import load_library
 
     for path in args.files:
         library = load_library(path)
         n_desc = sum(len(label.descriptions) for label in library.labels)
-        print(f"{path}: ok: library {library.name!r}, {len(library.labels)} labels, {n_desc} descriptions")
+        n_examples = check_examples(library)  # decodes each example with the safe decoder
+        print(f"{path}: ok: library {library.name!r}, {len(library.labels)} labels, {n_desc} descriptions,"
+              f" {n_examples} examples")
     return 0
 
 

@@ -31,7 +31,7 @@ ANCHOR_TAG = b"rankclip-inspector/anchor/v1\x00"
 # the table names that reach SQL text.
 RECORD_TABLES: tuple[str, ...] = (
     "library_versions", "library_labels", "library_descriptions", "users",
-    "inspections", "decisions", "events", "model_registry", "model_states",
+    "inspections", "decisions", "events", "model_registry", "model_states", "library_examples",
 )
 _ROW_SQL = {t: 'SELECT * FROM "' + t + '" WHERE id = ?' for t in RECORD_TABLES}
 
