@@ -18,6 +18,7 @@ import numpy as np
 
 from inspector.store.decision_log import DecisionLog
 from inspector.errors import ModelLoadError
+from inspector.library.examples import example_compiler
 from inspector.library.labels import Library
 from inspector.frame.ranking import RankingIndex, build_index
 from inspector.learning.registry import ModelRegistry
@@ -127,12 +128,14 @@ class ModelState:
     def compile(self, library: Library, version: int, log: DecisionLog | None) -> RankingIndex:
         """Any library compiled for this model through its embedding caches."""
         return build_index(library, lambda texts: embed_cached(self.scorer, log, self.memory, texts),
-                           self.scorer.model_id, version)
+                           self.scorer.model_id, version,
+                           example_compiler(library, self.scorer.embed_images, self.scorer.model_id, log))
 
 
 def compile_model(scorer: Scorer, library: Library, version: int, log: DecisionLog | None,
                   ref: str, source: str) -> ModelState:
     """A ModelState with `library` (version `version`) compiled for `scorer`."""
     memory: dict[str, np.ndarray] = {}
-    index = build_index(library, lambda texts: embed_cached(scorer, log, memory, texts), scorer.model_id, version)
+    index = build_index(library, lambda texts: embed_cached(scorer, log, memory, texts), scorer.model_id, version,
+                        example_compiler(library, scorer.embed_images, scorer.model_id, log))
     return ModelState(scorer, index, ref, source, memory)

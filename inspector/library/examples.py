@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from inspector.errors import ImageDecodeError, InspectorError, LibraryError
+from inspector.frame.example_cache import ExampleCache, build_cache
 from inspector.frame.imageio import read_image_file
 from inspector.library.labels import Example, Label, Library, dump_library
 from inspector.store.decision_log import image_file, store_image
@@ -121,3 +124,38 @@ def example_set_hash(library: Library) -> str:
         for example in label.examples:
             h.update(f"{label.id}\x00{example.sha256}\x00{list(example.box or ())}\n".encode())
     return h.hexdigest()
+
+
+def _display_name(example: Example) -> str:
+    return example.reason or (example.sha256[:12] if example.sha256 else Path(example.path).name)
+
+
+def example_compiler(library: Library, embed_images: Callable[[list[np.ndarray]], np.ndarray], model_id: str,
+                     log: Any = None) -> Callable[[np.ndarray, np.ndarray], ExampleCache | None]:
+    """The `examples` argument of ranking.build_index: embeds the library's examples (their box crops).
+
+    Embeddings are cached in the station database's embedding cache under the model id + '#examples'
+    (keyed by image hash and box, so no description text can collide), so a recompile after one
+    added example embeds only that one image.
+    """
+    def compile_(embeddings: np.ndarray, counts: np.ndarray) -> ExampleCache | None:
+        items = [(label.id, example) for label in library.labels for example in label.examples]
+        if not items:
+            return None
+        root = log.sdb.image_root if log is not None else None
+        keys = [f"{example.key}:{list(example.box or ())}" for _, example in items]
+        space = model_id + "#examples"
+        cached = log.library.get_cached_embeddings(space, keys) if log is not None and root else {}
+        missing = [i for i, key in enumerate(keys) if key not in cached]
+        if missing:
+            crops = [crop_box(read_example(items[i][1], items[i][0], root), items[i][1]) for i in missing]
+            fresh = np.asarray(embed_images(crops), dtype=np.float32)
+            if log is not None and root:
+                log.library.put_embeddings(space, [keys[i] for i in missing], fresh)
+            cached.update({keys[i]: fresh[j] for j, i in enumerate(missing)})
+        vectors = {key: cached[key] for key in keys}
+        grouped = [(label.id, [(_display_name(e), f"{e.key}:{list(e.box or ())}") for e in label.examples])
+                   for label in library.labels]
+        return build_cache(grouped, lambda names: np.stack([vectors[k] for k in names]), (embeddings, counts),
+                           example_set_hash(library))
+    return compile_
