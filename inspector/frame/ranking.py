@@ -83,7 +83,7 @@ def label_scores(image_embeddings: np.ndarray, index: RankingIndex) -> tuple[np.
     if cache is None:
         return segment_label_scores(sims, index.counts, "mean"), sims
     words = text_scores(sims, index.counts)
-    scores, _ = blend(words, cache.example_scores(image_embeddings)[0], cache.scale, cache.shift, cache.params.weight)
+    scores, _ = blend(words, cache.example_scores(image_embeddings)[0], cache.scale, cache.shift, cache.weight)
     return scores, sims
 
 

@@ -70,14 +70,33 @@ def test_blend_uses_what_each_label_has() -> None:
     assert carried.tolist() == [0, 1, 2]  # words, examples, both
 
 
+def _clusters(spread: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.repeat(np.eye(16, dtype=np.float32)[:2], 4, axis=0)
+    keys = centres + spread * rng.normal(size=(8, 16)).astype(np.float32)
+    return keys / np.linalg.norm(keys, axis=1, keepdims=True)
+
+
+LABEL_OF = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+
+
 def test_calibration_maps_example_scores_onto_the_words_scale() -> None:
-    rng = np.random.default_rng(0)
-    keys = rng.normal(size=(6, 16)).astype(np.float32)
-    keys /= np.linalg.norm(keys, axis=1, keepdims=True)
-    words = rng.normal(0.25, 0.05, size=(6, 2))
-    scale, shift = calibrate(keys, np.array([0, 0, 0, 1, 1, 1]), 2, words, BlendParams())
-    assert scale > 0
-    assert calibrate(keys[:1], np.array([0]), 2, words[:1], BlendParams()) == (0.5, -0.2)  # too few: fallback
+    keys = _clusters(0.1)
+    words = np.random.default_rng(1).normal(0.25, 0.05, size=(8, 2))
+    scale, shift, _ = calibrate(keys, LABEL_OF, 2, words, BlendParams(auto_weight=False))
+    sims = keys @ keys.T
+    np.fill_diagonal(sims, -1e9)
+    mapped = scale * soft_nearest(sims, LABEL_OF, 2, BlendParams().sharpness) + shift
+    assert (mapped.mean(), mapped.std()) == pytest.approx((words.mean(), words.std()), rel=1e-6)
+    bp = BlendParams()
+    assert calibrate(keys[:1], LABEL_OF[:1], 2, words[:1], bp) == (bp.fallback_scale, bp.fallback_shift, bp.weight)  # too few: fallback
+
+
+def test_the_examples_vote_for_the_weight() -> None:
+    misleading = np.where(np.eye(2, dtype=bool)[LABEL_OF], 0.1, 0.4)  # the words favour the wrong label
+    assert calibrate(_clusters(0.1), LABEL_OF, 2, misleading, BlendParams(auto_weight=True))[2] >= 0.85
+    telling = np.where(np.eye(2, dtype=bool)[LABEL_OF], 0.4, 0.1)  # the words are right; the images say nothing
+    assert calibrate(_clusters(100.0), LABEL_OF, 2, telling, BlendParams(auto_weight=True))[2] < 0.5
 
 
 def test_an_example_only_label_ranks_the_part_it_shows(station, tmp_path: Path) -> None:
