@@ -59,6 +59,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             print(f"{key:>20}: {metrics.get(key)}")
         for label, recall in metrics["per_label_recall"].items():
             print(f"{'recall ' + label:>20}: {recall}")
+        if "examples" in metrics:  # ranked with words and examples (library format 2 or --shots)
+            print(f"{'examples':>20}: {metrics['examples']}" + (f" (--shots {metrics['shots']} --seed"
+                                                                  f" {metrics['seed']})" if metrics["shots"] else ""))
     return 0
 
 
@@ -116,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aggregate", default="mean", choices=["mean", "max"])
     p.add_argument("--device", default=None)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--shots", type=int, help="use N images per label folder (seeded) as the examples, replacing"
+                   " the library's, and rank the rest")
+    p.add_argument("--seed", type=int, default=0, help="with --shots: which images are drawn")
     p.set_defaults(func=_cmd_eval)
 
     for name in COMMAND_MODULES:
