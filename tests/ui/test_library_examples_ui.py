@@ -10,9 +10,6 @@ from PySide6.QtCore import Qt
 
 from tests.ui.test_qa_view import _view, setup, template  # noqa: F401  (pytest fixtures)
 
-SHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "qa_library_examples.png"
-
-
 def test_qa_attaches_examples_from_a_logged_part_and_a_file(qtbot, setup, tmp_path: Path) -> None:  # noqa: F811
     st, users, ids = setup
     view = _view(qtbot, st, users["qa"])
@@ -47,8 +44,8 @@ def test_qa_attaches_examples_from_a_logged_part_and_a_file(qtbot, setup, tmp_pa
     view.tabs.setCurrentWidget(editor)
     view.resize(1280, 800)
     view.show()
-    SHOT.parent.mkdir(parents=True, exist_ok=True)
-    view.grab().save(str(SHOT))
+    # Rendered to look at (docs/screenshots/qa_library_examples.png is one such rendering).
+    assert view.grab().save(str(tmp_path / "qa_library_examples.png")) and (tmp_path / "qa_library_examples.png").stat().st_size
 
     qtbot.mouseClick(editor.draft_box.publish_button, Qt.MouseButton.LeftButton)
     assert st.log.library.current_version() == 3 and st.index.examples is not None
