@@ -22,12 +22,15 @@ COMMAND_MODULES: tuple[str, ...] = ("inspect", "log", "user", "library_db", "mod
 
 
 def _cmd_library_check(args: argparse.Namespace) -> int:
+    from inspector.library.examples import check_examples
     from inspector.library.labels import load_library
 
     for path in args.files:
         library = load_library(path)
         n_desc = sum(len(label.descriptions) for label in library.labels)
-        print(f"{path}: ok: library {library.name!r}, {len(library.labels)} labels, {n_desc} descriptions")
+        n_examples = check_examples(library)  # decodes each example with the safe decoder
+        print(f"{path}: ok: library {library.name!r}, {len(library.labels)} labels, {n_desc} descriptions,"
+              f" {n_examples} examples")
     return 0
 
 
@@ -57,6 +60,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             print(f"{key:>20}: {metrics.get(key)}")
         for label, recall in metrics["per_label_recall"].items():
             print(f"{'recall ' + label:>20}: {recall}")
+        if "examples" in metrics:  # ranked with words and examples (library format 2 or --shots)
+            print(f"{'examples':>20}: {metrics['examples']}" + (f" (--shots {metrics['shots']} --seed"
+                                                                  f" {metrics['seed']})" if metrics["shots"] else ""))
     return 0
 
 
@@ -114,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aggregate", default="mean", choices=["mean", "max"])
     p.add_argument("--device", default=None)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--shots", type=int, help="use N images per label folder (seeded) as the examples, replacing"
+                   " the library's, and rank the rest")
+    p.add_argument("--seed", type=int, default=0, help="with --shots: which images are drawn")
     p.set_defaults(func=_cmd_eval)
 
     for name in COMMAND_MODULES:

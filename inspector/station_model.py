@@ -18,6 +18,7 @@ import numpy as np
 
 from inspector.store.decision_log import DecisionLog
 from inspector.errors import ModelLoadError
+from inspector.library.examples import example_compiler
 from inspector.library.labels import Library
 from inspector.frame.ranking import RankingIndex, build_index
 from inspector.learning.registry import ModelRegistry
@@ -144,7 +145,8 @@ class ModelState:
     def compile(self, library: Library, version: int, log: DecisionLog | None) -> RankingIndex:
         """Any library compiled for this model through its embedding caches."""
         return build_index(library, templated(lambda texts: embed_cached(self.scorer, log, self.memory, texts),
-                                              self.templates), self.scorer.model_id, version)
+                                              self.templates), self.scorer.model_id, version,
+                           example_compiler(library, self.scorer.embed_images, self.scorer.model_id, log))
 
 
 def compile_model(scorer: Scorer, library: Library, version: int, log: DecisionLog | None,
@@ -152,5 +154,5 @@ def compile_model(scorer: Scorer, library: Library, version: int, log: DecisionL
     """A ModelState with `library` (version `version`) compiled for `scorer` (descriptions in `templates`)."""
     memory: dict[str, np.ndarray] = {}
     index = build_index(library, templated(lambda texts: embed_cached(scorer, log, memory, texts), templates),
-                        scorer.model_id, version)
+                        scorer.model_id, version, example_compiler(library, scorer.embed_images, scorer.model_id, log))
     return ModelState(scorer, index, ref, source, memory, tuple(templates))

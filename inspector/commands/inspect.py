@@ -49,7 +49,7 @@ def result_json(result: InspectionResult) -> dict[str, Any]:
         "verdict": {"disposition": result.verdict.disposition, "needs_review": result.verdict.needs_review,
                     "open_set": result.verdict.open_set, "reason": result.verdict.reason},
         "candidates": [{"rank": c.rank, "label": c.label_id, "name": c.label_name, "description": c.description,
-                        "score": round(c.score, 6), "probability": round(c.probability, 6)}
+                        "score": round(c.score, 6), "probability": round(c.probability, 6), "carried_by": c.carried_by}
                        for c in result.ranking.candidates],
         "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
     }
@@ -107,7 +107,7 @@ def _text(out: dict[str, Any]) -> str:
     lines = [f"{out['origin']}: {out['verdict']['disposition']}"
              f"{' (needs review)' if out['verdict']['needs_review'] else ''}: {out['verdict']['reason']}"]
     for c in out["candidates"]:
-        lines.append(f"  #{c['rank']} {c['name']:<24} p={c['probability']:.3f} score={c['score']:.3f}  {c['description']!r}")
+        lines.append(f"  #{c['rank']} {c['name']:<24} p={c['probability']:.3f} score={c['score']:.3f} [{c['carried_by']}]  {c['description']!r}")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""`inspector library list|add|retire|import|export`: the versioned library in the station database.
+"""`inspector library list|add|retire|import|export|add-example|retire-example`: the versioned library in the station database.
 
 These live under the `library` command that cli.py builds (next to `library check`); every edit
 needs a QA sign-in (--user) and a --reason, and makes a new library version.
@@ -27,6 +27,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
             for text, retired in label.descriptions:
                 if args.all or not retired:
                     print(f"    - {text}{' [retired]' if retired else ''}")
+            for example, retired in label.examples:
+                if args.all or not retired:
+                    box = f" box {list(example.box)}" if example.box else ""
+                    why = f" ({example.reason})" if example.reason else ""
+                    print(f"    [example {example.sha256[:12]}]{box}{why}{' [retired]' if retired else ''}")
     return 0
 
 
@@ -81,6 +86,34 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_add_example(args: argparse.Namespace) -> int:
+    from inspector.library.examples import read_example
+    from inspector.library.labels import Example
+    from inspector.store.decision_log import store_image
+
+    box = tuple(args.box) if args.box else None
+    with open_log(args) as log:
+        qa = sign_in(log, args.user)
+        rgb = read_example(Example(path=args.file, box=box), args.label)  # refused before anything is stored
+        example = Example(sha256=store_image(log.sdb.image_root, rgb), reason=args.why or "", box=box)
+        version = log.library.add_example(args.label, example, qa, args.reason)
+    print(f"example {example.sha256[:12]} added to {args.label!r}: library version {version} recorded")
+    return 0
+
+
+def _cmd_retire_example(args: argparse.Namespace) -> int:
+    with open_log(args) as log:
+        qa = sign_in(log, args.user)
+        matches = [e.sha256 for s in log.library.labels() if s.id == args.label for e in s.active_examples
+                   if e.sha256.startswith(args.sha256.lower())]
+        if len(matches) != 1:
+            raise LibraryError(f"{args.sha256!r} matches {len(matches)} active examples of {args.label!r};"
+                               " give more digits (see `inspector library list`)")
+        version = log.library.retire_example(args.label, matches[0], qa, args.reason)
+    print(f"library version {version} recorded")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     with open_log(args) as log:
         path = log.library.export_yaml(args.file, args.version)
@@ -117,6 +150,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("label", help="label id")
     c.add_argument("--description", help="retire only this description")
     c.set_defaults(func=_cmd_retire)
+    c = lib.add_parser("add-example", help="add an example image to a label (QA)")
+    c.add_argument("label", help="label id")
+    c.add_argument("file", help="PNG, JPEG, TIFF or BMP image")
+    c.add_argument("--box", type=int, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="where the defect is")
+    c.add_argument("--why", help="what the example shows (kept with it)")
+    c.set_defaults(func=_cmd_add_example)
+    c = lib.add_parser("retire-example", help="retire an example of a label (QA); nothing is deleted")
+    c.add_argument("label", help="label id")
+    c.add_argument("sha256", help="the example's hash (a unique prefix is enough)")
+    c.set_defaults(func=_cmd_retire_example)
     c = lib.add_parser("import", help="make a library YAML file the library in force, replacing the whole"
                        " library: labels the file lacks are retired (QA)")
     c.add_argument("file")
@@ -125,8 +168,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("file")
     c.add_argument("--version", type=int, help="a past version (default: the one in force)")
     c.set_defaults(func=_cmd_export)
-    for name in ("add", "retire", "import"):
+    for name in ("add", "retire", "import", "add-example", "retire-example"):
         lib.choices[name].add_argument("--reason", required=True, help="why (recorded with the new version)")
         add_user_argument(lib.choices[name])
-    for name in ("list", "add", "retire", "import", "export"):
+    for name in ("list", "add", "retire", "import", "export", "add-example", "retire-example"):
         add_db_argument(lib.choices[name])

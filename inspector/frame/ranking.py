@@ -17,6 +17,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from inspector.library.labels import Library
+from inspector.frame.example_cache import CARRIED, ExampleCache, blend, text_scores
 from inspector.frame.records import Candidate, Ranking, Verdict
 from models.metrics import segment_label_scores, softmax
 
@@ -32,6 +33,7 @@ class RankingIndex:
     texts: tuple[str, ...]  # [M] description texts, same order as `embeddings`
     model_id: str
     library_version: int = 0
+    examples: ExampleCache | None = None  # the labels' example images (library format 2), if any
 
     def __post_init__(self) -> None:
         m = sum(len(label.descriptions) for label in self.library.labels)
@@ -41,13 +43,22 @@ class RankingIndex:
             raise ValueError("description embeddings must be float32")
 
 
-def build_index(library: Library, embed_texts, model_id: str, library_version: int = 0) -> RankingIndex:
-    """Embed every description (through `embed_texts(list[str]) -> [M, D]`) and group by label."""
+def build_index(library: Library, embed_texts, model_id: str, library_version: int = 0,
+                examples=None) -> RankingIndex:
+    """Embed every description (through `embed_texts(list[str]) -> [M, D]`) and group by label.
+
+    `examples(embeddings, counts) -> ExampleCache | None` compiles the labels' example images
+    (inspector.station_model.example_compiler); without it a label's examples are not used."""
     texts = tuple(text for label in library.labels for text in label.descriptions)
     counts = np.array([len(label.descriptions) for label in library.labels], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     embeddings = np.ascontiguousarray(embed_texts(list(texts)), dtype=np.float32)
-    return RankingIndex(library, embeddings, starts, counts, texts, model_id, library_version)
+    if not texts:
+        embeddings = embeddings.reshape(0, embeddings.shape[1] if embeddings.ndim == 2 else 0)
+    cache = examples(embeddings, counts) if examples is not None else None
+    if cache is None and (counts == 0).any():
+        raise ValueError("a label without descriptions needs its examples compiled (pass `examples`)")
+    return RankingIndex(library, embeddings, starts, counts, texts, model_id, library_version, cache)
 
 
 _BLAS_LIMITED = False
@@ -68,7 +79,17 @@ def label_scores(image_embeddings: np.ndarray, index: RankingIndex) -> tuple[np.
     """[N, D] image embeddings -> ([N, L] mean cosine per label, [N, M] cosine per description)."""
     _single_threaded_blas()
     sims = image_embeddings.astype(np.float32, copy=False) @ index.embeddings.T
-    return segment_label_scores(sims, index.counts, "mean"), sims
+    return _label_scores_from(sims, image_embeddings, index), sims
+
+
+def _label_scores_from(sims: np.ndarray, image_embeddings: np.ndarray, index: RankingIndex) -> np.ndarray:
+    """[N, M] description scores -> [N, L] label scores, blended with the labels' examples when it has any."""
+    cache = index.examples
+    if cache is None:
+        return segment_label_scores(sims, index.counts, "mean")
+    words = text_scores(sims, index.counts)
+    scores, _ = blend(words, cache.example_scores(image_embeddings)[0], cache.scale, cache.shift, cache.weight)
+    return scores
 
 
 def blended_similarities(image_embedding: np.ndarray, local: np.ndarray | None, index: RankingIndex,
@@ -95,31 +116,50 @@ def rank(image_embedding: np.ndarray, index: RankingIndex, logit_scale: float, t
     if image_embedding.ndim != 1:
         raise ValueError(f"rank() takes one embedding [D], got shape {image_embedding.shape}")
     sims = blended_similarities(image_embedding, local, index, local_weight)
-    scores = segment_label_scores(sims[None, :], index.counts, "mean")[0]
+    scores = _label_scores_from(sims[None, :], image_embedding[None, :], index)[0]
     probs = softmax(scores, logit_scale)
     order = np.argsort(-scores, kind="stable")
     if top_k is not None:
         order = order[:top_k]
     labels = index.library.labels
+    carried, nearest = _example_evidence(image_embedding, index)
     candidates = []
     for r, li in enumerate(order, start=1):
         start, count = int(index.starts[li]), int(index.counts[li])
-        best = start + int(np.argmax(sims[start : start + count]))
         label = labels[li]
+        # The words that explain the score; a label known only by examples names its nearest one.
+        words = index.texts[start + int(np.argmax(sims[start : start + count]))] if count else nearest[li]
         candidates.append(
             Candidate(
                 label_id=label.id,
                 label_name=label.name,
                 disposition=label.disposition,
-                description=index.texts[best],
+                description=words,
                 score=float(np.clip(scores[li], -1.0, 1.0)),
                 probability=float(probs[li]),
                 rank=r,
+                carried_by=carried[li],
             )
         )
     if scoring is None:
         return Ranking(tuple(candidates), index.model_id, index.library_version)
     return Ranking(tuple(candidates), index.model_id, index.library_version, scoring.id, scoring.json)
+
+
+def _example_evidence(image_embedding: np.ndarray, index: RankingIndex) -> tuple[list[str], list[str]]:
+    """Per label: what carried its score (words / examples / both) and its nearest example's name."""
+    n = len(index.library.labels)
+    cache = index.examples
+    if cache is None:
+        return ["words"] * n, [""] * n
+    _, sims = cache.example_scores(image_embedding[None, :])
+    carried, nearest = [], []
+    for li in range(n):
+        has_e, has_w = bool(cache.counts[li]), bool(index.counts[li])
+        carried.append(CARRIED[2 if has_e and has_w else 1 if has_e else 0])
+        keys = np.flatnonzero(cache.label_of == li)
+        nearest.append(f"like example: {cache.names[keys[int(np.argmax(sims[0, keys]))]]}" if len(keys) else "")
+    return carried, nearest
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,11 @@ class Candidate:
     score: float  # aggregated cosine similarity of the image to the label's descriptions
     probability: float  # softmax over labels at the model's logit scale
     rank: int  # 1-based
+    carried_by: str = "words"  # what carried the score: "words", "examples" or "both" (library format 2)
 
     def __post_init__(self) -> None:
+        if self.carried_by not in ("words", "examples", "both"):
+            raise ValueError(f"Candidate.carried_by {self.carried_by!r} is not words, examples or both")
         if not (math.isfinite(self.score) and -1.0001 <= self.score <= 1.0001):
             raise ValueError(f"Candidate.score {self.score} is not a cosine similarity")
         if not 0.0 <= self.probability <= 1.0 + 1e-6:

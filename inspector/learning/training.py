@@ -120,6 +120,14 @@ def eval_command(args: argparse.Namespace) -> dict[str, Any]:
     from models.factory import load_model
 
     library = load_library(args.library)
+    shots = getattr(args, "shots", None)
+    if shots is not None or any(label.examples for label in library.labels):
+        from inspector.frame.scorer import load_scorer
+        from inspector.learning.example_eval import evaluate_with_examples
+
+        scorer = load_scorer(args.model, args.device)
+        with model_errors():
+            return evaluate_with_examples(scorer, library, Path(args.data), shots, getattr(args, "seed", 0))
     with model_errors():
         bundle = load_model(args.model, device=args.device)
         dataset = LabelledFolderDataset(Path(args.data), library.label_texts())

@@ -14,11 +14,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from inspector.errors import InspectorError, LibraryError
-from inspector.library.labels import Label, Library
+from inspector.library.labels import Example, Label, Library
 from inspector.library.store import LABEL_FIELDS, LibraryStore, StoredLabel
 from inspector.store.users import Session
 
-EDIT_ACTIONS: tuple[str, ...] = ("add_label", "add_description", "retire_description", "retire_label", "update_label")
+EDIT_ACTIONS: tuple[str, ...] = ("add_label", "add_description", "retire_description", "retire_label", "update_label",
+                                 "add_example", "retire_example")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Edit:
     text: str = ""  # the description added or retired
     label: Label | None = None  # the new label (add_label)
     changes: tuple[tuple[str, Any], ...] = ()  # (field, value) pairs (update_label)
+    example: Example | None = None  # a stored example (add_example / retire_example; inspector.library.examples)
 
     def __post_init__(self) -> None:
         if self.action not in EDIT_ACTIONS:
@@ -39,6 +41,8 @@ class Edit:
             raise LibraryError("every library change needs a reason: say why (it is recorded with the version)")
         if self.action in ("add_description", "retire_description") and not self.text.strip():
             raise LibraryError(f"{self.action.replace('_', ' ')} needs the description text")
+        if self.action in ("add_example", "retire_example") and (self.example is None or not self.example.sha256):
+            raise LibraryError(f"{self.action.replace('_', ' ')} needs an example image stored in the station")
         if self.action == "add_label" and (self.label is None or self.label.id != self.label_id):
             raise LibraryError("add label needs the new label itself")
         if self.action == "update_label":
@@ -51,7 +55,11 @@ class Edit:
     def describe(self) -> str:
         """One line for the draft list and the history."""
         if self.action == "add_label":
-            return f"add label {self.label_id!r} ({self.label.disposition}) with {self.label.descriptions[0]!r}"
+            first = self.label.descriptions[0] if self.label.descriptions else f"{len(self.label.examples)} examples"
+            return f"add label {self.label_id!r} ({self.label.disposition}) with {first!r}"
+        if self.action in ("add_example", "retire_example"):
+            why = f" ({self.example.reason})" if self.example.reason else ""
+            return f"{self.label_id}: {self.action.split('_')[0]} example {self.example.sha256[:12]}{why}"
         if self.action == "update_label":
             fields = ", ".join(f"{k} = {'none' if v is None else v}" for k, v in self.changes)
             return f"{self.label_id}: set {fields}"
@@ -86,6 +94,14 @@ def apply_edit(library: Library, edit: Edit) -> Library:
             raise LibraryError(f"{edit.text!r} is the last description of label {edit.label_id!r};"
                                " retire the label instead")
         labels[at] = replace(label, descriptions=tuple(t for t in label.descriptions if t != edit.text))
+    elif edit.action == "add_example":
+        kept = tuple(e for e in label.examples if e.sha256 != edit.example.sha256)
+        labels[at] = replace(label, examples=(*kept, edit.example))
+    elif edit.action == "retire_example":
+        kept = tuple(e for e in label.examples if e.sha256 != edit.example.sha256)
+        if len(kept) == len(label.examples):
+            raise LibraryError(f"label {edit.label_id!r} has no active example {edit.example.sha256[:12]!r}")
+        labels[at] = replace(label, examples=kept)  # Label refuses one left with no words and no examples
     else:  # update_label
         labels[at] = replace(label, **dict(edit.changes))
     return replace(library, labels=tuple(labels))
@@ -132,6 +148,10 @@ def _publish_one(store: LibraryStore, edit: Edit, user: Session) -> int:
         return store.retire_description(edit.label_id, edit.text, user, edit.reason)
     if edit.action == "retire_label":
         return store.retire_label(edit.label_id, user, edit.reason)
+    if edit.action == "add_example":
+        return store.add_example(edit.label_id, edit.example, user, edit.reason)
+    if edit.action == "retire_example":
+        return store.retire_example(edit.label_id, edit.example.sha256, user, edit.reason)
     return store.update_label(edit.label_id, dict(edit.changes), user, edit.reason)
 
 
@@ -155,6 +175,7 @@ class LabelRow:
     threshold: float | None
     status: str
     descriptions: tuple[tuple[str, str], ...]  # (text, status)
+    examples: tuple[tuple[Example, str], ...] = ()  # (example, status), statuses as for descriptions
 
 
 def draft_rows(stored: Sequence[StoredLabel], draft: Library) -> list[LabelRow]:
@@ -179,15 +200,25 @@ def draft_rows(stored: Sequence[StoredLabel], draft: Library) -> list[LabelRow]:
                 texts.append((text, "retired" if retired else "retiring"))
         known = {t for t, _ in s.descriptions}
         texts += [(t, "new") for t in label.descriptions if t not in known]
+        examples = _example_rows(s, label)
         if s.retired:
             status = "new"
         else:
             same = (label.name, label.disposition, label.severity, label.threshold) == \
-                (s.name, s.disposition, s.severity, s.threshold) and all(st in ("active", "retired") for _, st in texts)
+                (s.name, s.disposition, s.severity, s.threshold) and \
+                all(st in ("active", "retired") for _, st in (*texts, *examples))
             status = "active" if same else "changed"
         rows.append(LabelRow(label.id, label.name, label.disposition, label.severity, label.threshold, status,
-                             tuple(texts)))
+                             tuple(texts), examples))
     for label in drafted.values():
         rows.append(LabelRow(label.id, label.name, label.disposition, label.severity, label.threshold, "new",
-                             tuple((t, "new") for t in label.descriptions)))
+                             tuple((t, "new") for t in label.descriptions), tuple((e, "new") for e in label.examples)))
     return rows
+
+
+def _example_rows(stored: StoredLabel, label: Label) -> tuple[tuple[Example, str], ...]:
+    drafted = {e.sha256 for e in label.examples}
+    rows = [(e, ("new" if retired else "active") if e.sha256 in drafted else ("retired" if retired else "retiring"))
+            for e, retired in stored.examples]
+    known = {e.sha256 for e, _ in stored.examples}
+    return tuple(rows) + tuple((e, "new") for e in label.examples if e.sha256 not in known)

@@ -19,11 +19,40 @@ import yaml
 from inspector.errors import LibraryError
 
 DISPOSITIONS = ("accept", "rework", "scrap", "review")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # written when a label carries examples; format 1 files are still read
+READ_FORMATS = (1, 2)
 _LABEL_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 # Descriptions are read by operators and embedded by the text tower (context 32 tokens):
 # a long paragraph would be truncated silently, so refuse it instead.
 MAX_DESCRIPTION_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Example:
+    """An example image of a label: a file (as read from a library file) or a stored image (sha256).
+
+    `path` is where the file is (resolved against the library file's folder when loaded); once
+    imported into the station, `sha256` names the stored image (inspector.library.examples).
+    `box` [x0, y0, x1, y1] in pixels marks where the defect is; the ranking embeds that crop.
+    """
+
+    path: str = ""
+    sha256: str = ""
+    reason: str = ""
+    box: tuple[int, int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.path and not self.sha256:
+            raise LibraryError("an example needs a path (or, once stored, its SHA-256)")
+        if self.box is not None:
+            x0, y0, x1, y1 = self.box
+            if min(self.box) < 0 or x1 <= x0 or y1 <= y0:
+                raise LibraryError(f"example box {list(self.box)} must be [x0, y0, x1, y1] with 0 <= x0 < x1, 0 <= y0 < y1")
+
+    @property
+    def key(self) -> str:
+        """What identifies the example: its stored hash, else its file."""
+        return self.sha256 or self.path
 
 
 @dataclass(frozen=True)
@@ -37,6 +66,7 @@ class Label:
     descriptions: tuple[str, ...]
     threshold: float | None = None
     scope: Mapping[str, str] = field(default_factory=dict)
+    examples: tuple[Example, ...] = ()
 
     def __post_init__(self) -> None:
         if not _LABEL_ID.match(self.id):
@@ -51,8 +81,11 @@ class Label:
             raise LibraryError(f"label {self.id!r}: severity {self.severity} must be 0 (none) to 5 (critical)")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise LibraryError(f"label {self.id!r}: threshold {self.threshold} must be between 0 and 1")
-        if not self.descriptions:
-            raise LibraryError(f"label {self.id!r} has no descriptions: give at least one")
+        if not self.descriptions and not self.examples:
+            raise LibraryError(f"label {self.id!r} has no descriptions and no examples: give at least one")
+        keys = [example.key for example in self.examples]
+        if len(set(keys)) != len(keys):
+            raise LibraryError(f"label {self.id!r} lists the same example twice")
         seen: set[str] = set()
         for text in self.descriptions:
             if not text.strip():
@@ -110,13 +143,13 @@ class Library:
         return tuple(label.id for label in self.labels if label.is_ok)
 
 
-def library_from_dict(data: Any, source: str = "<dict>") -> Library:
-    """Validate a parsed YAML document and build the Library."""
+def library_from_dict(data: Any, source: str = "<dict>", base_dir: Path | None = None) -> Library:
+    """Validate a parsed YAML document and build the Library; example paths resolve against base_dir."""
     if not isinstance(data, dict):
         raise LibraryError(f"{source}: expected a mapping with 'name' and 'labels' at the top level")
-    version = data.get("format", FORMAT_VERSION)
-    if version != FORMAT_VERSION:
-        raise LibraryError(f"{source}: format {version!r} is not supported (this station reads format {FORMAT_VERSION})")
+    version = data.get("format", 1)
+    if version not in READ_FORMATS or isinstance(version, bool):
+        raise LibraryError(f"{source}: format {version!r} is not supported (this station reads formats 1 and 2)")
     unknown = set(data) - {"format", "name", "description", "labels"}
     if unknown:
         raise LibraryError(f"{source}: unknown top-level keys {sorted(unknown)}")
@@ -126,24 +159,28 @@ def library_from_dict(data: Any, source: str = "<dict>") -> Library:
     raw_labels = data.get("labels")
     if not isinstance(raw_labels, list):
         raise LibraryError(f"{source}: 'labels' must be a list")
-    labels = tuple(_label_from_dict(item, f"{source}: labels[{i}]") for i, item in enumerate(raw_labels))
+    labels = tuple(_label_from_dict(item, f"{source}: labels[{i}]", version, base_dir)
+                   for i, item in enumerate(raw_labels))
     description = data.get("description", "")
     if not isinstance(description, str):
         raise LibraryError(f"{source}: 'description' must be a string")
     return Library(name=name.strip(), labels=labels, description=description.strip())
 
 
-def _label_from_dict(item: Any, where: str) -> Label:
+def _label_from_dict(item: Any, where: str, version: int = 1, base_dir: Path | None = None) -> Label:
     if not isinstance(item, dict):
         raise LibraryError(f"{where}: expected a mapping")
     allowed = {"id", "name", "disposition", "severity", "threshold", "scope", "descriptions"}
+    if version >= 2:
+        allowed.add("examples")
     unknown = set(item) - allowed
     if unknown:
         raise LibraryError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
-    missing = [k for k in ("id", "disposition", "descriptions") if k not in item]
+    needed = ("id", "disposition", "descriptions") if "examples" not in item else ("id", "disposition")
+    missing = [k for k in needed if k not in item]
     if missing:
         raise LibraryError(f"{where}: missing {', '.join(missing)}")
-    descriptions = item["descriptions"]
+    descriptions = item.get("descriptions") or []
     if not isinstance(descriptions, list) or not all(isinstance(d, str) for d in descriptions):
         raise LibraryError(f"{where}: 'descriptions' must be a list of strings")
     scope = item.get("scope") or {}
@@ -170,9 +207,41 @@ def _label_from_dict(item: Any, where: str) -> Label:
             descriptions=tuple(d.strip() for d in descriptions),
             threshold=None if threshold is None else float(threshold),
             scope=dict(scope),
+            examples=_examples_from_list(item.get("examples"), where, base_dir),
         )
     except LibraryError as exc:
         raise LibraryError(f"{where}: {exc}") from None
+
+
+def _examples_from_list(raw: Any, where: str, base_dir: Path | None) -> tuple[Example, ...]:
+    """Format 2 `examples:` entries: a path string, or {path, reason?, box?}; paths stay under the file's folder."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise LibraryError(f"{where}: 'examples' must be a list of paths or {{path, reason, box}} mappings")
+    out = []
+    for i, entry in enumerate(raw):
+        at = f"{where}: examples[{i}]"
+        entry = {"path": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, dict) or set(entry) - {"path", "reason", "box"} or not isinstance(entry.get("path"), str):
+            raise LibraryError(f"{at}: expected a path string or a mapping with 'path' and optional 'reason', 'box'")
+        rel = Path(entry["path"])
+        # A shared library file must not reach outside its own folder (no absolute paths, no '..').
+        if not entry["path"].strip() or rel.is_absolute() or ".." in rel.parts:
+            raise LibraryError(f"{at}: path {entry['path']!r} must be relative to the library file, without '..'")
+        box = entry.get("box")
+        if box is not None and (not isinstance(box, list) or len(box) != 4
+                                or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)):
+            raise LibraryError(f"{at}: 'box' must be four whole pixel numbers [x0, y0, x1, y1]")
+        reason = entry.get("reason", "")
+        if not isinstance(reason, str):
+            raise LibraryError(f"{at}: 'reason' must be text")
+        try:
+            out.append(Example(path=str(base_dir / rel) if base_dir is not None else str(rel), reason=reason.strip(),
+                               box=None if box is None else tuple(box)))
+        except LibraryError as exc:
+            raise LibraryError(f"{at}: {exc}") from None
+    return tuple(out)
 
 
 # A library is a few hundred labels at most; a bigger file is refused before it is parsed.
@@ -204,7 +273,7 @@ def load_library(path: str | Path) -> Library:
         data = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass: no Python objects
     except yaml.YAMLError as exc:
         raise LibraryError(f"library file {path} is not valid YAML: {exc}") from None
-    return library_from_dict(data, str(path))
+    return library_from_dict(data, str(path), base_dir=path.resolve().parent)
 
 
 def library_to_dict(library: Library) -> dict[str, Any]:
@@ -221,13 +290,29 @@ def library_to_dict(library: Library) -> dict[str, Any]:
             item["threshold"] = label.threshold
         if label.scope:
             item["scope"] = dict(label.scope)
-        item["descriptions"] = list(label.descriptions)
+        if label.descriptions:
+            item["descriptions"] = list(label.descriptions)
+        if label.examples:
+            item["examples"] = [_example_entry(example) for example in label.examples]
         labels.append(item)
-    doc: dict[str, Any] = {"format": FORMAT_VERSION, "name": library.name}
+    # Format 1 stays format 1 (older stations read it); examples need format 2.
+    version = 2 if any(label.examples for label in library.labels) else 1
+    doc: dict[str, Any] = {"format": version, "name": library.name}
     if library.description:
         doc["description"] = library.description
     doc["labels"] = labels
     return doc
+
+
+def _example_entry(example: Example) -> str | dict[str, Any]:
+    if not example.reason and example.box is None:
+        return example.path
+    entry: dict[str, Any] = {"path": example.path}
+    if example.reason:
+        entry["reason"] = example.reason
+    if example.box is not None:
+        entry["box"] = list(example.box)
+    return entry
 
 
 def dump_library(library: Library, path: str | Path) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 from inspector.store.chain import canonical
 from inspector.store.database import StationDB, event_row
 from inspector.errors import LibraryError
-from inspector.library.labels import Label, Library, dump_library
+from inspector.library.labels import Example, Label, Library
 from inspector.store.users import Session, authorize
 
 
@@ -38,22 +38,35 @@ class StoredLabel:
     scope: dict[str, str]
     retired: bool
     descriptions: tuple[tuple[str, bool], ...]  # (text, retired) in the library's order
+    examples: tuple[tuple[Example, bool], ...] = ()  # (stored example, retired) in the library's order
 
     @property
     def active_descriptions(self) -> tuple[str, ...]:
         return tuple(text for text, retired in self.descriptions if not retired)
 
+    @property
+    def active_examples(self) -> tuple[Example, ...]:
+        return tuple(example for example, retired in self.examples if not retired)
+
     def to_label(self) -> Label:
-        """The Label in force (active descriptions only); validates it."""
+        """The Label in force (active descriptions and examples only); validates it."""
         return Label(self.id, self.name, self.disposition, self.severity, self.active_descriptions,
-                     self.threshold, dict(self.scope))
+                     self.threshold, dict(self.scope), self.active_examples)
+
+    def retired_all(self) -> "StoredLabel":
+        """This label retired with every description and example (kept in the history)."""
+        return replace(self, retired=True, descriptions=tuple((t, True) for t, _ in self.descriptions),
+                       examples=tuple((e, True) for e, _ in self.examples))
 
 
 def _from_label(label: Label, old: StoredLabel | None = None) -> StoredLabel:
     kept = [(text, True) for text, _ in (old.descriptions if old else ()) if text not in label.descriptions]
     texts = tuple((text, False) for text in label.descriptions) + tuple(kept)
+    shas = {e.sha256 for e in label.examples}
+    gone = [(e, True) for e, _ in (old.examples if old else ()) if e.sha256 not in shas]
+    examples = tuple((e, False) for e in label.examples) + tuple(gone)
     return StoredLabel(label.id, label.name, label.disposition, label.severity, label.threshold,
-                       dict(label.scope), False, texts)
+                       dict(label.scope), False, texts, examples)
 
 
 Snapshot = dict[str, StoredLabel]
@@ -98,9 +111,20 @@ class LibraryStore:
         for row in self.sdb.db.query(
                 "SELECT label_id, text, retired FROM library_descriptions WHERE version = ? ORDER BY position", [version]):
             texts.setdefault(row["label_id"], []).append((row["text"], bool(row["retired"])))
+        examples = self._examples(version)
         return [StoredLabel(r["label_id"], r["name"], r["disposition"], r["severity"], r["threshold"],
-                            json.loads(r["scope"]), bool(r["retired"]), tuple(texts.get(r["label_id"], ())))
+                            json.loads(r["scope"]), bool(r["retired"]), tuple(texts.get(r["label_id"], ())),
+                            tuple(examples.get(r["label_id"], ())))
                 for r in self.sdb.db.query("SELECT * FROM library_labels WHERE version = ? ORDER BY position", [version])]
+
+    def _examples(self, version: int) -> dict[str, list[tuple[Example, bool]]]:
+        found: dict[str, list[tuple[Example, bool]]] = {}
+        for row in self.sdb.db.query("SELECT label_id, sha256, reason, box, retired FROM library_examples"
+                                     " WHERE version = ? ORDER BY position", [version]):
+            box = json.loads(row["box"])
+            example = Example(sha256=row["sha256"], reason=row["reason"], box=tuple(box) if box else None)
+            found.setdefault(row["label_id"], []).append((example, bool(row["retired"])))
+        return found
 
     def history(self) -> list[dict[str, Any]]:
         """Every version: id, recorded_at, name, user, reason (oldest first)."""
@@ -108,19 +132,29 @@ class LibraryStore:
             "SELECT id AS version, recorded_at, name, user, reason FROM library_versions ORDER BY id"))
 
     def import_library(self, library: Library, user: Session, reason: str) -> int:
-        """Make a YAML library the one in force; labels and descriptions it lacks are retired."""
+        """Make a YAML library the one in force; labels, descriptions and examples it lacks are retired.
+
+        Its example files are decoded and stored first (content-addressed; a bad file refuses the import)."""
+        from inspector.library.examples import import_examples  # examples -> decision_log -> this module
+
+        authorize(self.sdb, user, "edit_library", "library_import")  # before any image is written
+        library = import_examples(library, self.sdb.image_root)
+
         def change(old: Snapshot) -> Snapshot:
             new = {label.id: _from_label(label, old.get(label.id)) for label in library.labels}
             for label_id, stored in old.items():
                 if label_id not in new:
-                    new[label_id] = replace(stored, retired=True,
-                                            descriptions=tuple((t, True) for t, _ in stored.descriptions))
+                    new[label_id] = stored.retired_all()
             return new
         return self._change(user, reason, "import", change, (library.name, library.description))
 
     def seed_if_empty(self, library: Library, source: str) -> int:
         """First run only: store the configured seed library as version 1 (a chained event says
         where it came from). Later changes go through QA; returns the version in force."""
+        if not self.current_version() and any(label.examples for label in library.labels):
+            from inspector.library.examples import import_examples
+
+            library = import_examples(library, self.sdb.image_root)
         with self.sdb.transaction():
             if self.current_version():
                 return self.current_version()
@@ -158,12 +192,34 @@ class LibraryStore:
         return self._change(user, reason, "update_label", change)
 
     def retire_label(self, label_id: str, user: Session, reason: str) -> int:
-        """Retire a label and its descriptions; it stays in the history."""
+        """Retire a label with its descriptions and examples; it stays in the history."""
+        def change(old: Snapshot) -> Snapshot:
+            return {**old, label_id: self._active(old, label_id).retired_all()}
+        return self._change(user, reason, "retire_label", change)
+
+    def add_example(self, label_id: str, example: Example, user: Session, reason: str) -> int:
+        """Add a stored example (by its SHA-256, see inspector.library.examples) to an active label."""
+        if not example.sha256:
+            raise LibraryError("store the example image first (inspector.library.examples); the library names it by hash")
+        from inspector.library.examples import read_example
+
+        read_example(example, label_id, self.sdb.image_root)  # the image is there, decodes, and the box fits
+
         def change(old: Snapshot) -> Snapshot:
             stored = self._active(old, label_id)
-            return {**old, label_id: replace(stored, retired=True,
-                                             descriptions=tuple((t, True) for t, _ in stored.descriptions))}
-        return self._change(user, reason, "retire_label", change)
+            kept = [(e, r) for e, r in stored.examples if e.sha256 != example.sha256]
+            return {**old, label_id: replace(stored, examples=(*kept, (example, False)))}
+        return self._change(user, reason, "add_example", change)
+
+    def retire_example(self, label_id: str, sha256: str, user: Session, reason: str) -> int:
+        """Retire one example of a label (the image stays in the store and in the history)."""
+        def change(old: Snapshot) -> Snapshot:
+            stored = self._active(old, label_id)
+            if sha256 not in {e.sha256 for e in stored.active_examples}:
+                raise LibraryError(f"label {label_id!r} has no active example {sha256[:12]!r}")
+            examples = tuple((e, r or e.sha256 == sha256) for e, r in stored.examples)
+            return {**old, label_id: replace(stored, examples=examples)}
+        return self._change(user, reason, "retire_example", change)
 
     def retire_description(self, label_id: str, text: str, user: Session, reason: str) -> int:
         """Retire one description of a label (not its last: retire the label instead)."""
@@ -171,19 +227,17 @@ class LibraryStore:
             stored = self._active(old, label_id)
             if text not in stored.active_descriptions:
                 raise LibraryError(f"label {label_id!r} has no active description {text!r}")
-            if len(stored.active_descriptions) == 1:
+            if len(stored.active_descriptions) == 1 and not stored.active_examples:
                 raise LibraryError(f"{text!r} is the last description of label {label_id!r}; retire the label instead")
             texts = tuple((t, r or t == text) for t, r in stored.descriptions)
             return {**old, label_id: replace(stored, descriptions=texts)}
         return self._change(user, reason, "retire_description", change)
 
     def export_yaml(self, path: str | Path, version: int | None = None) -> Path:
-        """Write a version (default: in force) as library YAML; never overwrites a file."""
-        path = Path(path)
-        if path.exists():
-            raise LibraryError(f"{path} exists; choose a new file name (exports never overwrite)")
-        dump_library(self.library(version), path)
-        return path
+        """Write a version (default: in force) as library YAML, its examples in FILE.examples/; never overwrites."""
+        from inspector.library.examples import export_library
+
+        return export_library(self.library(version), Path(path), self.sdb.image_root)
 
     def get_cached_embeddings(self, model_id: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """{text: float32 vector} for the texts cached for this model; missing texts are absent."""
@@ -250,6 +304,8 @@ class LibraryStore:
         """Append a full snapshot as a new version; inside a transaction."""
         active = tuple(s.to_label() for s in new.values() if not s.retired)
         Library(name=name, labels=active, description=description)  # validates before writing
+        if any(not e.sha256 for s in new.values() for e, _ in s.examples):
+            raise LibraryError("an example must be stored in the station (by hash) before a library version names it")
         v = self.sdb.append("library_versions", {"name": name, "description": description,
                                                   "user": user, "reason": reason})
         for position, s in enumerate(new.values()):
@@ -260,4 +316,8 @@ class LibraryStore:
             for i, (text, retired) in enumerate(s.descriptions):
                 self.sdb.append("library_descriptions", {"version": v, "label_id": s.id, "position": i,
                                                          "text": text, "retired": int(retired)})
+            for i, (example, retired) in enumerate(s.examples):
+                self.sdb.append("library_examples", {
+                    "version": v, "label_id": s.id, "position": i, "sha256": example.sha256, "reason": example.reason,
+                    "box": json.dumps(list(example.box) if example.box else None), "retired": int(retired)})
         return v

@@ -114,7 +114,8 @@ def inspection_record(log: DecisionLog, inspection_id: int) -> InspectionRecord:
     if r is None:
         raise InspectorError(f"inspection {inspection_id} does not exist")
     candidates = tuple(Candidate(c["label_id"], c["label_name"], c["disposition"], c["description"],
-                                 float(c["score"]), float(c["probability"]), int(c["rank"]))
+                                 float(c["score"]), float(c["probability"]), int(c["rank"]),
+                                 c.get("carried_by", "words"))
                        for c in sorted(json.loads(r["candidates"]), key=lambda c: c["rank"]))
     image = log.image_path(r["image_sha256"]) if r["image_sha256"] else None
     decisions = tuple(log.decisions(inspection_id=int(inspection_id)))

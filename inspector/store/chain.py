@@ -28,7 +28,7 @@ MAC_TAG = b"rankclip-inspector/entry-mac/v1\x00"
 # the table names that reach SQL text.
 RECORD_TABLES: tuple[str, ...] = (
     "library_versions", "library_labels", "library_descriptions", "users",
-    "inspections", "decisions", "events", "model_registry", "model_states",
+    "inspections", "decisions", "events", "model_registry", "model_states", "library_examples",
 )
 _ROW_SQL = {t: 'SELECT * FROM "' + t + '" WHERE id = ?' for t in RECORD_TABLES}
 

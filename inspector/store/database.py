@@ -170,6 +170,18 @@ def _scoring_configs(db: Database) -> None:
                " scoring_config_id TEXT NOT NULL REFERENCES scoring_configs(id)) STRICT")
 
 
+@MIGRATIONS(name="0008_library_examples")
+def _library_examples(db: Database) -> None:
+    # Library format 2: example images of a label, named by the SHA-256 of the stored PNG, one row
+    # per (version, label, image) like library_descriptions (inspector.library.examples).
+    db.execute("CREATE TABLE library_examples (id INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL,"
+               " version INTEGER NOT NULL REFERENCES library_versions(id), label_id TEXT NOT NULL,"
+               " position INTEGER NOT NULL, sha256 TEXT NOT NULL, reason TEXT NOT NULL, box TEXT NOT NULL,"
+               " retired INTEGER NOT NULL, UNIQUE (version, label_id, sha256)) STRICT")
+    for statement in _append_only(("library_examples",)):
+        db.execute(statement)
+
+
 class StorageError(InspectorError):
     """The database could not be opened, read or written (disk full, locked, damaged)."""
 

@@ -127,7 +127,7 @@ class DecisionLog:
         # float()/int(): rankings may carry numpy scalars, which JSON (and the chain) must not see
         candidates = [{"rank": int(c.rank), "label_id": c.label_id, "label_name": c.label_name,
                        "disposition": c.disposition, "description": c.description, "score": float(c.score),
-                       "probability": float(c.probability)} for c in ranking.candidates]
+                       "probability": float(c.probability), "carried_by": c.carried_by} for c in ranking.candidates]
         row = {"user": user.name, "captured_at": utc_stamp(frame.captured_at), "source_id": frame.source_id,
                "frame_seq": int(frame.seq), "origin": frame.origin, "width": int(frame.rgb.shape[1]),
                "height": int(frame.rgb.shape[0]), "image_sha256": sha, "frame_sha256": result.image_sha256,

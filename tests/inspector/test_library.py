@@ -66,8 +66,8 @@ def test_duplicate_label_ids_refused() -> None:
 
 def test_unknown_format_refused() -> None:
     doc = _doc()
-    doc["format"] = 2
-    with pytest.raises(LibraryError, match="format 2"):
+    doc["format"] = 3
+    with pytest.raises(LibraryError, match="format 3"):
         library_from_dict(doc)
 
 

@@ -8,8 +8,8 @@ published. A role without 'edit_library' gets the form disabled.
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                               QPushButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QSpinBox, QWidget)
 
 from inspector.errors import InspectorError
 from inspector.library.labels import DISPOSITIONS, Label
@@ -33,6 +33,9 @@ class LibraryEditForm(QGroupBox):
 
     staged = Signal(object)
     failed = Signal(str)
+    # (kind "file" or "inspection", the path or inspection id, label id, reason): the editor stores
+    # the image through the core and stages the add_example edit.
+    example_requested = Signal(str, object, str, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Change the library (staged in the draft)", parent)
@@ -64,12 +67,21 @@ class LibraryEditForm(QGroupBox):
         self.new_name.setPlaceholderText("display name")
         self.new_description.setPlaceholderText("first description, in plain words")
         self.add_label_button = QPushButton("Add label")
+        self.example_file_button = QPushButton("Add example image\u2026")
+        self.example_file_button.setToolTip("A photo of this label (PNG, JPEG, TIFF, BMP); stored in the station by hash")
+        self.inspection_id = QSpinBox()
+        self.inspection_id.setRange(1, 2**31 - 1)
+        self.inspection_id.setPrefix("#")
+        self.inspection_id.setMinimumWidth(110)
+        self.example_inspection_button = QPushButton("Use logged part as example")
 
         form = QFormLayout(self)
         form.addRow("Reason:", self.reason)
         form.addRow(self.selected)
         form.addRow("Description:", _row(self.description, self.add_description_button))
         form.addRow("", _row(self.retire_description_button, self.retire_label_button))
+        form.addRow("Example:", _row(self.example_file_button, QLabel("or inspection"), self.inspection_id,
+                                     self.example_inspection_button, stretch=True))
         form.addRow("Disposition:", _row(self.disposition, QLabel("Severity:"), self.severity,
                                          QLabel("Threshold:"), self.threshold, self.update_button, stretch=True))
         heading = QLabel("New label")
@@ -84,6 +96,9 @@ class LibraryEditForm(QGroupBox):
         self.retire_label_button.clicked.connect(self._retire_label)
         self.update_button.clicked.connect(self._update_label)
         self.add_label_button.clicked.connect(self._add_label)
+        self.example_file_button.clicked.connect(self._example_from_file)
+        self.example_inspection_button.clicked.connect(
+            lambda: self.example_requested.emit("inspection", self.inspection_id.value(), self._row.id, self.reason.text()))
         self._row: LabelRow | None = None
         self._text: str | None = None
         self._can_edit = False
@@ -117,7 +132,8 @@ class LibraryEditForm(QGroupBox):
         live = self._can_edit and self._row is not None and self._row.status in _LIVE
         text_live = live and self._text is not None and dict(self._row.descriptions).get(self._text) in _LIVE
         for widget in (self.description, self.add_description_button, self.retire_label_button, self.disposition,
-                       self.severity, self.threshold, self.update_button):
+                       self.severity, self.threshold, self.update_button, self.example_file_button,
+                       self.inspection_id, self.example_inspection_button):
             widget.setEnabled(live)
         self.retire_description_button.setEnabled(bool(text_live))
         for widget in (self.reason, self.new_id, self.new_name, self.new_disposition, self.new_severity,
@@ -129,6 +145,16 @@ class LibraryEditForm(QGroupBox):
             self.staged.emit(build())
         except InspectorError as exc:  # LibraryError from Edit or Label: say what to fix
             self.failed.emit(str(exc))
+
+    def choose_example_file(self) -> str:
+        """Ask for an image file ('' when cancelled); tests replace this dialog."""
+        path, _ = QFileDialog.getOpenFileName(self, "Example image", "", "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp)")
+        return path
+
+    def _example_from_file(self) -> None:
+        path = self.choose_example_file()
+        if path:
+            self.example_requested.emit("file", path, self._row.id, self.reason.text())
 
     def _add_description(self) -> None:
         self._emit(lambda: Edit("add_description", self._row.id, self.reason.text(), self.description.text()))

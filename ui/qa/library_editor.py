@@ -24,7 +24,7 @@ from ui.widgets.status_line import StatusLine
 
 _COLUMNS = ("Label", "Name", "Disposition", "Sev.", "Threshold", "Texts", "Status")
 _TIPS = ("Label id", "Display name", "What the line does with the part", "Severity, 0 (none) to 5 (critical)",
-         "Probability #1 needs to stand alone (default: the station policy)", "Active descriptions",
+         "Probability #1 needs to stand alone (default: the station policy)", "Active descriptions (+ example images)",
          "active, retired, or what the draft would do")
 _RETIRED = QColor("#8a8a8a")
 _DRAFT = QColor("#fff6d5")  # a pale highlight for what the draft would change: not an alarm colour
@@ -92,6 +92,7 @@ class LibraryEditor(QWidget):
         self.descriptions.currentRowChanged.connect(lambda _row: self._description_selected())
         self.form.staged.connect(self.stage)
         self.form.failed.connect(self.status.show_error)
+        self.form.example_requested.connect(self.stage_example)
         self.draft_box.remove_requested.connect(self.remove_edit)
         self.draft_box.discard_requested.connect(self.discard)
         self.draft_box.preview_requested.connect(self.preview_requested)
@@ -127,6 +128,21 @@ class LibraryEditor(QWidget):
         self.status.show_info(f"Staged: {edit.describe()}. Preview its impact, then publish.")
         self._draft_edited()
         return True
+
+    def stage_example(self, kind: str, value: object, label_id: str, reason: str) -> bool:
+        """Store an image file (or take a logged part's image) and stage it as an example of a label."""
+        from inspector.library.proposals import example_from_file, example_from_inspection
+
+        log = self.context.station.log
+        try:
+            if not reason.strip():  # before any image is written to the store
+                raise InspectorError("every library change needs a reason: say what the example shows")
+            edit = (example_from_file(log, str(value), label_id, reason) if kind == "file"
+                    else example_from_inspection(log, int(value), label_id, reason))
+        except InspectorError as exc:
+            self.status.show_error(f"Not staged: {exc}")
+            return False
+        return self.stage(edit)
 
     def remove_edit(self, index: int) -> None:
         """Drop one staged edit, unless a later edit depends on it."""
@@ -180,8 +196,10 @@ class LibraryEditor(QWidget):
         table.setRowCount(len(self._rows))
         for r, row in enumerate(self._rows):
             active_texts = sum(status in ("active", "new") for _, status in row.descriptions)
+            images = sum(status in ("active", "new") for _, status in row.examples)
             values = (row.id, row.name, row.disposition, str(row.severity),
-                      "default" if row.threshold is None else f"{row.threshold:.2f}", str(active_texts),
+                      "default" if row.threshold is None else f"{row.threshold:.2f}",
+                      f"{active_texts} + {images} img" if images else str(active_texts),
                       row.status if row.status in ("active", "retired") else f"{row.status} (draft)")
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
@@ -217,6 +235,14 @@ class LibraryEditor(QWidget):
                     font = QFont(item.font())
                     font.setStrikeOut(True)
                     item.setFont(font)
+                elif status != "active":
+                    item.setBackground(QBrush(_DRAFT))
+                self.descriptions.addItem(item)
+            for example, status in row.examples:  # example images, listed after the words
+                name = f"[example image {example.sha256[:12]}] {example.reason}".rstrip()
+                item = QListWidgetItem(name if status == "active" else f"{name}   [{status}]")
+                if status == "retired":
+                    item.setForeground(QBrush(_RETIRED))
                 elif status != "active":
                     item.setBackground(QBrush(_DRAFT))
                 self.descriptions.addItem(item)
