@@ -10,8 +10,10 @@ running station switches model with `switch_model` / `follow_registry` without s
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +69,8 @@ class Station:
                  log: DecisionLog | None = None, policy: VerdictPolicy = VerdictPolicy(), *,
                  ref: str = "", source: str = "caller") -> None:
         self.log, self.policy = log, policy
+        # Told of every committed inspection (search indexer, drift monitor: issue 17); must not block.
+        self.recorded_listeners: list[Callable[[InspectionResult], None]] = []
         self._model = compile_model(scorer, library, library_version, log, ref or scorer.model_id, source)
 
     @classmethod
@@ -238,11 +242,22 @@ class Station:
         return InspectionResult(
             frame=frame, ranking=ranking, verdict=verdict,
             image_sha256=image_sha256 or frame_sha256(frame),
-            timings_ms={"encode": 1000 * (t1 - t0), "rank": 1000 * (t2 - t1)},
+            timings_ms={"encode": 1000 * (t1 - t0), "rank": 1000 * (t2 - t1)}, embedding=embedding,
         )
 
     def record(self, result: InspectionResult, user: Session) -> InspectionResult:
         """Commit the inspection; the returned copy carries its id (acknowledged after COMMIT)."""
         if self.log is None:
             raise InspectorError("this station was opened without a database; nothing can be recorded")
-        return replace(result, inspection_id=self.log.record_inspection(result, user))
+        recorded = replace(result, inspection_id=self.log.record_inspection(result, user))
+        self.notify_recorded(recorded)
+        return recorded
+
+    def notify_recorded(self, result: InspectionResult) -> None:
+        """Tell the listeners of a committed inspection. The record is already safe, so a failing
+        listener (search indexer, drift monitor) must not stop the line; its failure is logged."""
+        for listener in list(self.recorded_listeners):
+            try:
+                listener(result)
+            except Exception:  # noqa: BLE001
+                logging.getLogger(__name__).exception("a recorded-inspection listener failed")

@@ -60,6 +60,7 @@ class LiveCapture:
             inspection_id = self._log.record_inspection(result, self.user)
             timings = {**result.timings_ms, "record": 1000 * (time.perf_counter() - t0)}
             result = replace(result, inspection_id=inspection_id, timings_ms=timings)
+            self.station.notify_recorded(result)  # issue 17: search indexer, drift monitor
         return result
 
     def drain(self, timeout: float) -> bool:
