@@ -154,12 +154,19 @@ def compare(n: int, n_queries: int = 100) -> dict:
     def sv_build():
         import sqlite_vec
         conn = sqlite3.connect(":memory:")
+        if not hasattr(conn, "enable_load_extension"):
+            raise RuntimeError("this Python's sqlite3 cannot load extensions (sqlite-vec needs it)")
         conn.enable_load_extension(True)
         sqlite_vec.load(conn)
         conn.execute(f"CREATE VIRTUAL TABLE v USING vec0(embedding float[{DIM}] distance_metric=cosine, f INTEGER)")
         conn.executemany("INSERT INTO v(rowid, embedding, f) VALUES (?, ?, ?)",
                          ((i, vectors[i].tobytes(), int(mask[i])) for i in range(n)))
         return conn
+    try:
+        sv_build()
+    except RuntimeError as exc:
+        out["sqlite-vec"] = {"unavailable": str(exc)}
+        return {"n_vectors": n, "dim": DIM, "queries": n_queries, "indexes": out}
     measure("sqlite-vec (exact)", sv_build,
             lambda h, q: [r[0] for r in h.execute("SELECT rowid FROM v WHERE embedding MATCH ? AND k = 10",
                                                   (q.tobytes(),))],

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from inspector.drift.monitor import DriftSettings
 from inspector.errors import ConfigError
 from inspector.library.labels import seed_library_dir
 
@@ -51,9 +52,10 @@ class StationConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     library: LibraryConfig = field(default_factory=LibraryConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    drift: DriftSettings = field(default_factory=DriftSettings)  # issue 17: [drift], numbers and a bool
 
 
-_SECTIONS = {"model": ModelConfig, "library": LibraryConfig, "database": DatabaseConfig}
+_SECTIONS = {"model": ModelConfig, "library": LibraryConfig, "database": DatabaseConfig, "drift": DriftSettings}
 
 
 def load_config(path: str | Path | None = None) -> StationConfig:
@@ -85,6 +87,11 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationCon
         if bad:
             raise ConfigError(f"{source}: unknown keys in [{name}]: {sorted(bad)}; known: {sorted(allowed)}")
         for key, value in section.items():
+            if cls is DriftSettings:  # typed like its default: an int, a float or a bool
+                default = getattr(cls(), key)
+                if type(value) is not type(default) and not (type(default) is float and type(value) is int):
+                    raise ConfigError(f"{source}: [{name}] {key} must be a {type(default).__name__}, got {value!r}")
+                continue
             if not isinstance(value, str):
                 raise ConfigError(f"{source}: [{name}] {key} must be a string, got {type(value).__name__}")
         config = replace(config, **{name: replace(getattr(config, name), **section)})
