@@ -26,6 +26,7 @@ from inspector.station import Station
 from ui.qa.finetune_panel import wait_for_runs
 from ui.widgets.heatmap_worker import wait_for_orphans
 from ui.main_window import MainWindow
+from ui.side_services import start_side_services
 from ui.widgets.workers import Task
 
 SAMPLE_COUNT = 16
@@ -96,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except InspectorError as exc:
             window.show_fatal(str(exc))
             return
+        window.side_services = start_side_services(station, config)  # issue 17: search indexer, drift watch
         window.attach_station(station, prepared.source_factory)
 
     loader = Task(prepare, config, args.source, args.fps)
@@ -108,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     loader.wait(120_000)
     wait_for_orphans(30_000)
     wait_for_runs(120_000)  # a fine-tuning run cancelled at sign-out stops at its next step
+    if getattr(window, "side_services", None) is not None:
+        window.side_services.stop()
     return status
 
 

@@ -4,7 +4,7 @@ and a click opens that inspection in the detail pane."""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ def test_search_tab_shows_thumbnails_and_opens_the_clicked_inspection(qtbot, tmp
             rgb = np.zeros((48, 64, 3), np.uint8)
             rgb[..., 0] = red
             rgb[8:40, 8 * seq: 8 * seq + 8, 1] = 200  # something to see in the thumbnail
-            ids.setdefault(red, []).append(st.record(st.inspect(Frame(rgb, datetime.now(timezone.utc), "cam", seq)),
+            ids.setdefault(red, []).append(st.record(st.inspect(Frame(rgb, datetime.now(UTC), "cam", seq)),
                                                      op).inspection_id)
         assert backfill(log, VectorStore(log.sdb.path), st.scorer) == 5
         view = AuditView(AppContext(st, config, log.login("aud1", "aud1-pass-1")))

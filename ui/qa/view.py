@@ -13,6 +13,7 @@ from ui.context import AppContext
 from ui.qa.finetune_panel import FinetunePanel
 from ui.qa.impact_view import ImpactView
 from ui.qa.library_editor import LibraryEditor
+from ui.qa.report_panel import ReportPanel
 
 
 class QAView(QWidget):
@@ -30,6 +31,11 @@ class QAView(QWidget):
         self.tabs.addTab(self.impact, "Impact preview")
         self.tabs.addTab(self.agreement, "Agreement")
         self.tabs.addTab(self.finetune, "Fine-tuning")
+        # issue 17: the PoC report export and the drift banner (context.drift: a DriftWatch, when running)
+        drift = context.drift
+        self.report = ReportPanel(context.station.log.sdb.path, drift.banner if drift else lambda: None,
+                                  drift.monitor.acknowledge if drift else lambda: None)
+        self.tabs.addTab(self.report, "Report && drift")
         layout = QVBoxLayout(self)
         if not context.can("edit_library"):
             role = context.user.role if context.user is not None else "signed out"
