@@ -14,7 +14,7 @@ import numpy as np
 # Below this many vectors no IVF is built: exact search is fast enough and needs no training.
 IVF_MIN_ROWS = 50_000
 # A filter that leaves at most this many rows is answered exactly (the IVF lists would hold too few).
-EXACT_MAX_ROWS = 150_000
+EXACT_MAX_ROWS = 20_000
 NPROBE = 48
 
 
