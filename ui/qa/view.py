@@ -18,7 +18,7 @@ from ui.audit.search_panel import SearchPanel
 
 
 class QAView(QWidget):
-    """Tabs: Library, Impact preview, Agreement, Fine-tuning."""
+    """Tabs: Library, Impact preview, Agreement, Fine-tuning, Report & drift, Search."""
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
