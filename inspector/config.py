@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from inspector.drift.monitor import DriftSettings
 from inspector.errors import ConfigError
 from inspector.frame.scoring import ScoringSettings, parse_scoring
 from inspector.library.labels import seed_library_dir
@@ -86,13 +87,15 @@ class StationConfig:
     witness: WitnessConfig = field(default_factory=WitnessConfig)
     # Front end (input size, tiles, ROI) and test-time options: inspector/frame/scoring.py.
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)  # [drift]: numbers and a bool
 
 
 # Sections with typed, nested keys parse themselves; the rest are typed flat tables.
 _PARSED = {"scoring": parse_scoring}
 
 _SECTIONS = {"model": ModelConfig, "library": LibraryConfig, "database": DatabaseConfig, "queue": QueueConfig,
-             "camera": CameraConfig, "witness": WitnessConfig}
+             "camera": CameraConfig, "witness": WitnessConfig,
+             "drift": DriftSettings}
 
 
 def load_config(path: str | Path | None = None) -> StationConfig:
@@ -130,6 +133,11 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationCon
             raise ConfigError(f"{source}: unknown keys in [{name}]: {sorted(bad)}; known: {sorted(allowed)}")
         defaults = cls()
         for key, value in section.items():
+            if cls is DriftSettings:  # typed like its default: an int, a float or a bool
+                default = getattr(cls(), key)
+                if type(value) is not type(default) and not (type(default) is float and type(value) is int):
+                    raise ConfigError(f"{source}: [{name}] {key} must be a {type(default).__name__}, got {value!r}")
+                continue
             want = type(getattr(cls(), key))
             if want is type(None):  # an optional string (e.g. model.device)
                 want = str

@@ -63,6 +63,8 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
         self.log, self.policy, self.scoring = log, policy, scoring
         self._model = compile_model(scorer, library, library_version, log, ref or scorer.model_id, source,
                                     scoring.caption_templates)
+        # Told of every committed inspection (search indexer, drift monitor); must not block.
+        self.recorded_listeners = []
 
     @classmethod
     def open(cls, config: StationConfig, *, with_log: bool = True, scorer: Scorer | None = None,
@@ -133,4 +135,3 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
     def explainer(self):
         """Grad-CAM for the station's model, built on first use (None for scorers without a torch model)."""
         return self._model.explainer
-

@@ -26,6 +26,7 @@ from inspector.capture.samples import sample_camera, sample_parts
 from inspector.frame.scorer import Scorer
 from inspector.station import Station
 from ui.main_window import MainWindow
+from ui.side_services import start_side_services
 from ui.widgets.workers import Task, wait_for_workers
 
 SAMPLE_COUNT = 16
@@ -110,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except InspectorError as exc:
             window.show_fatal(str(exc))
             return
+        window.side_services = start_side_services(station, config)  # issue 17: search indexer, drift watch
         window.attach_station(station, prepared.source_factory)
 
     loader = Task(prepare, config, args.source, args.fps)
@@ -123,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # stops at its next step, a capture loop stuck in a driver).
     loader.wait(120_000)
     wait_for_workers(120_000)
+    if getattr(window, "side_services", None) is not None:
+        window.side_services.stop()
     return status
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from inspector.config import StationConfig
 from inspector.station import Station
@@ -21,6 +21,8 @@ class AppContext:
     # The window's one ModelFollower (switches the station to the registry's active model); a view
     # used on its own (tests, screenshots) makes its own when this is None.
     follower: "ModelFollower | None" = None
+    # issue 17: the drift watch (inspector.drift.watch.DriftWatch) when the app started one; QA shows its banner.
+    drift: Any = None
 
     def can(self, permission: str) -> bool:
         """Whether the signed-in user's role has `permission` (the core enforces it regardless)."""

@@ -137,7 +137,8 @@ class MainWindow(QMainWindow):
 
     def _signed_in(self, user: Session) -> None:
         assert self.station is not None
-        self.context = AppContext(self.station, self.config, user, self.follower)
+        self.context = AppContext(self.station, self.config, user, self.follower,
+                                  drift=getattr(getattr(self, "side_services", None), "drift", None))  # issue 17
         self.tabs = QTabWidget()
         for name in ROLE_TABS.get(user.role, ()):
             self.tabs.addTab(self._view(name), name)

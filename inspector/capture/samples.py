@@ -28,12 +28,15 @@ class SamplePart:
     rgb: np.ndarray
 
 
-def sample_parts(count: int = 16, *, size: int = 224, seed: int = 0) -> list[SamplePart]:
-    """`count` generated parts with balanced defect types (including clean 'ok' parts)."""
+def sample_parts(count: int = 16, *, size: int = 224, seed: int = 0,
+                 defects: Sequence[str] | None = None) -> list[SamplePart]:
+    """`count` generated parts with balanced defect types (including clean 'ok' parts); `defects`:
+    only these types (a drift test's "new defect type" stream)."""
     from models.synth import TextileSeedsUnavailable, generate
 
     try:
-        samples = generate(count, seed=seed, size=size, split="test")
+        extra = {} if defects is None else {"defects": tuple(defects)}
+        samples = generate(count, seed=seed, size=size, split="test", **extra)
     except TextileSeedsUnavailable as exc:  # an optional data package; say which one
         raise CameraError(f"sample parts need the seed textures: {exc}") from exc
     return [SamplePart(s.defect, s.surface, np.ascontiguousarray(s.image, dtype=np.uint8)) for s in samples]

@@ -60,6 +60,18 @@ def synthetic_images(count: int = 8, size: tuple[int, int] = (240, 320), seed: i
     return images
 
 
+def shift_image(rgb: np.ndarray, *, gain: float = 1.0, blur_sigma: float = 0.0) -> np.ndarray:
+    """A camera that changed (drift tests): lighting scaled by `gain`, a lens blurred by `blur_sigma` px."""
+    from inspector.frame.imageio import cv2
+
+    out = rgb
+    if blur_sigma > 0:
+        out = cv2.GaussianBlur(out, (0, 0), blur_sigma)
+    if gain != 1.0:
+        out = np.clip(out.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    return out
+
+
 def load_folder_images(folder: str | Path) -> list[np.ndarray]:
     """Every image in a folder, in name order, through the safe decoder."""
     from inspector.frame.imageio import read_image_file

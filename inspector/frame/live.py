@@ -128,6 +128,7 @@ class LiveCapture:
         timings = {**result.timings_ms, "record": 1000 * (time.perf_counter() - t0)}
         result = replace(result, inspection_id=inspection_id, timings_ms=timings)
         self._close_outage()
+        self.station.notify_recorded(result)  # search indexer, drift monitor: after COMMIT only
         return result
 
     def drain(self, timeout: float) -> bool:

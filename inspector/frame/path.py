@@ -4,7 +4,9 @@ description embeddings, a verdict; recording is a separate, explicit step."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -32,6 +34,7 @@ class FramePath:
     log: DecisionLog | None
     policy: VerdictPolicy
     scoring: ScoringSettings
+    recorded_listeners: list[Callable[[InspectionResult], None]]
     _model: ModelState
 
     def inspect(self, frame: Frame, image_sha256: str | None = None, top_k: int | None = None) -> InspectionResult:
@@ -51,11 +54,22 @@ class FramePath:
         return InspectionResult(
             frame=frame, ranking=ranking, verdict=verdict,
             image_sha256=image_sha256 or frame_sha256(frame),
-            timings_ms={"encode": 1000 * (t1 - t0), "rank": 1000 * (t2 - t1)},
+            timings_ms={"encode": 1000 * (t1 - t0), "rank": 1000 * (t2 - t1)}, embedding=scored.embedding,
         )
 
     def record(self, result: InspectionResult, user: Session) -> InspectionResult:
         """Commit the inspection; the returned copy carries its id (acknowledged after COMMIT)."""
         if self.log is None:
             raise InspectorError("this station was opened without a database; nothing can be recorded")
-        return replace(result, inspection_id=self.log.record_inspection(result, user))
+        recorded = replace(result, inspection_id=self.log.record_inspection(result, user))
+        self.notify_recorded(recorded)
+        return recorded
+
+    def notify_recorded(self, result: InspectionResult) -> None:
+        """Tell the listeners of a committed inspection. The record is already safe, so a failing
+        listener (search indexer, drift monitor) must not stop the line; its failure is logged."""
+        for listener in list(self.recorded_listeners):
+            try:
+                listener(result)
+            except Exception:  # noqa: BLE001
+                logging.getLogger(__name__).exception("a recorded-inspection listener failed")

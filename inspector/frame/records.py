@@ -122,6 +122,8 @@ class InspectionResult:
     image_sha256: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     inspection_id: int | None = None  # set once the inspection is committed
+    # The image embedding the ranking used (search stores it; issue 17). Not compared: arrays.
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

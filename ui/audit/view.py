@@ -19,6 +19,7 @@ from ui.audit.actions import AuditActions
 from ui.audit.filter_bar import AuditFilterBar
 from ui.context import AppContext
 from ui.audit.inspection_detail import InspectionDetail
+from ui.audit.search_panel import SearchPanel
 from ui.widgets.record_table import RecordTable
 from ui.widgets.status_line import StatusLine
 
@@ -57,6 +58,9 @@ class AuditView(QWidget):
         self.tabs.addTab(self.inspections, "Inspections")
         self.tabs.addTab(self.decisions, "Decisions")
         self.tabs.addTab(self.events, "Events")
+        # issue 17: search the history by words or example; a click opens the inspection here
+        self.search = SearchPanel(log.sdb.path, lambda: context.station.scorer, self.open_inspection)
+        self.tabs.addTab(self.search, "Search")
         self.detail = InspectionDetail(lambda record, rank: explain_record(context.station, record, rank))
         self.actions = AuditActions(context, self.export_period)
         split = QSplitter(Qt.Orientation.Horizontal)

@@ -13,10 +13,12 @@ from ui.context import AppContext
 from ui.qa.finetune_panel import FinetunePanel
 from ui.qa.impact_view import ImpactView
 from ui.qa.library_editor import LibraryEditor
+from ui.qa.report_panel import ReportPanel
+from ui.audit.search_panel import SearchPanel
 
 
 class QAView(QWidget):
-    """Tabs: Library, Impact preview, Agreement, Fine-tuning."""
+    """Tabs: Library, Impact preview, Agreement, Fine-tuning, Report & drift, Search."""
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -30,6 +32,13 @@ class QAView(QWidget):
         self.tabs.addTab(self.impact, "Impact preview")
         self.tabs.addTab(self.agreement, "Agreement")
         self.tabs.addTab(self.finetune, "Fine-tuning")
+        # issue 17: the PoC report export and the drift banner (context.drift: a DriftWatch, when running)
+        drift = context.drift
+        self.report = ReportPanel(context.station.log.sdb.path, drift.banner if drift else lambda: None,
+                                  drift.monitor.acknowledge if drift else lambda: None)
+        self.tabs.addTab(self.report, "Report && drift")
+        self.search = SearchPanel(context.station.log.sdb.path, lambda: context.station.scorer, self._open_found)
+        self.tabs.addTab(self.search, "Search")
         layout = QVBoxLayout(self)
         if not context.can("edit_library"):
             role = context.user.role if context.user is not None else "signed out"
@@ -54,3 +63,26 @@ class QAView(QWidget):
     def _tab_changed(self, _index: int) -> None:
         if self.tabs.currentWidget() is self.agreement:
             self.agreement.refresh()  # decisions keep arriving while QA works on the library
+
+    def _open_found(self, inspection_id: int) -> None:
+        """A search result clicked in QA: the inspection in full, in a window beside the view (issue 17)."""
+        from PySide6.QtWidgets import QDialog
+
+        from inspector.errors import InspectorError
+        from inspector.frame.explain import explain_record
+        from inspector.store.audit import inspection_record
+        from ui.audit.inspection_detail import InspectionDetail
+
+        try:
+            record = inspection_record(self.context.station.log, inspection_id)
+        except InspectorError as exc:
+            self.search.status.setText(f"Cannot open inspection {inspection_id}: {exc}")
+            return
+        dialog = QDialog(self)
+        dialog.setWindowTitle(f"Inspection {inspection_id}")
+        detail = InspectionDetail(lambda rec, rank: explain_record(self.context.station, rec, rank))
+        detail.set_record(record)
+        QVBoxLayout(dialog).addWidget(detail)
+        dialog.resize(640, 700)
+        dialog.show()
+        self.found_dialog = dialog  # kept for tests and so it is not collected while open

@@ -1,0 +1,39 @@
+"""The station's side services of issue 17, started once the station is open: the search indexer
+(embeds each committed inspection and backfills older ones, throttled) and the drift watch
+(alarms as chained events, banner state for QA). Both listen through Station.recorded_listeners."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from inspector.config import StationConfig
+from inspector.drift.watch import DriftWatch
+from inspector.search.indexer import SearchIndexer
+from inspector.station import Station
+
+
+@dataclass
+class SideServices:
+    indexer: SearchIndexer | None
+    drift: DriftWatch | None
+
+    def stop(self) -> None:
+        if self.indexer is not None:
+            self.indexer.stop()
+        if self.drift is not None:
+            self.drift.close()
+
+
+def start_side_services(station: Station, config: StationConfig) -> SideServices:
+    """Start the indexer and the drift watch on a station that has a database."""
+    if station.log is None:
+        return SideServices(None, None)
+    path = station.log.sdb.path
+    indexer = SearchIndexer(path, lambda: station.scorer, pause_s=0.5)
+    station.recorded_listeners.append(
+        lambda r: indexer.submit(int(r.inspection_id), r.frame.rgb, r.embedding, r.ranking.model_id))
+    indexer.start()
+    drift = DriftWatch(path, config.drift) if config.drift.enabled else None
+    if drift is not None:
+        station.recorded_listeners.append(drift)
+    return SideServices(indexer, drift)
