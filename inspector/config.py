@@ -15,6 +15,7 @@ from typing import Any
 
 from inspector.errors import ConfigError
 from inspector.library.labels import seed_library_dir
+from inspector.line.settings import LINE_SECTIONS, LineConfig, line_config  # the line (issue 18)
 
 # The shipped, trained model (models/weights/, models/MODEL_CARD.md); "inspector-default" is the untrained
 # architecture it is built on.
@@ -51,6 +52,7 @@ class StationConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     library: LibraryConfig = field(default_factory=LibraryConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    line: LineConfig = field(default_factory=LineConfig)  # [output], [output.mqtt], [output.opcua], [trigger]
 
 
 _SECTIONS = {"model": ModelConfig, "library": LibraryConfig, "database": DatabaseConfig}
@@ -72,11 +74,11 @@ def load_config(path: str | Path | None = None) -> StationConfig:
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationConfig:
     """Build a StationConfig from a parsed mapping, checking every key and type."""
-    unknown = set(data) - set(_SECTIONS)
+    unknown = set(data) - set(_SECTIONS) - LINE_SECTIONS
     if unknown:
-        raise ConfigError(f"{source}: unknown sections {sorted(unknown)}; known: {sorted(_SECTIONS)}")
-    config = StationConfig()
-    for name, cls in _SECTIONS.items():
+        raise ConfigError(f"{source}: unknown sections {sorted(unknown)}; known: {sorted({*_SECTIONS, *LINE_SECTIONS})}")
+    config = StationConfig(line=line_config(data, source))  # typed values: parsed by inspector.line.settings
+    for name, cls in _SECTIONS.items():  # string values only
         section = data.get(name, {})
         if not isinstance(section, dict):
             raise ConfigError(f"{source}: [{name}] must be a table")

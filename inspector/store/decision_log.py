@@ -28,6 +28,7 @@ from inspector.errors import InspectorError, LibraryError
 from inspector.store.export import ExportSummary, export_bundle
 from inspector.library.store import LibraryStore
 from inspector.frame.records import Decision, InspectionResult
+from inspector.line.outbox import part_event
 from inspector.store.users import Session, UserStore, authorize
 
 TimeArg = datetime | str | None
@@ -186,6 +187,8 @@ class DecisionLog:
                "timings": json.dumps({k: float(v) for k, v in result.timings_ms.items()}, sort_keys=True)}
         with self.sdb.transaction():
             inspection_id = self.sdb.append("inspections", row)
+            if frame.part is not None:  # the line's part id, in the same commit (inspector.line, issue 18)
+                self.sdb.append("events", part_event(inspection_id, frame.part))
         return inspection_id
 
     def has_frame(self, frame_sha256: str) -> bool:
