@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,3 +52,20 @@ def record(log: DecisionLog, user: Session, version: int, seq: int, part: PartTa
 def chain_seqs(log: DecisionLog, tables: tuple[str, ...] = ("inspections", "decisions")) -> list[int]:
     marks = ",".join("?" * len(tables))
     return [r[0] for r in log.sdb.conn.execute(f"SELECT seq FROM chain WHERE tbl IN ({marks}) ORDER BY seq", tables)]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    """`python -m inspector.cli ARGS` from the repository root, offline."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "inspector.cli", *args], cwd=Path(__file__).resolve().parents[1],
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def write_images(folder: Path, n: int) -> None:
+    """n random 48x64 PNG files."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(folder / f"part-{i}.png")

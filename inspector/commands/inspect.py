@@ -130,13 +130,17 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     from inspector.store.chain import AnchorError
     from inspector.store.database import AnchorWriteError, StorageError
     from inspector.errors import CameraError
+    from inspector.line.outputs import LineOutputs
+    from inspector.line.settings import apply_publish
     from inspector.station import Station
 
     config = _config(args)
+    config = replace(config, line=apply_publish(config.line, args.publish))  # refused before anything opens
     with Station.open(config) as station:
         log = station.log
         user = sign_in(log, args.user)
         outage = _Outage()
+        line = LineOutputs(config.line, log.sdb.path)  # issue 18: verdicts out after commit, triggers in
 
         def on_event(kind: str, detail: dict[str, Any]) -> None:
             # Camera faults, reconnects and skipped files are audit events, attributed to the source.
@@ -151,11 +155,19 @@ def _cmd_watch(args: argparse.Namespace) -> int:
                 outage.events[kind] = outage.events.get(kind, 0) + 1
                 _warn(f"camera event {kind!r} ({what}) was NOT logged: {exc}")
 
-        source = build_source(args.source, seen=log.has_frame, on_event=on_event)
+        def on_line_event(kind: str, detail: dict[str, Any]) -> None:  # trigger_missed / trigger_refused
+            _warn(f"{kind}: part {detail.get('part_id', '?')} {detail.get('problem', '')}".rstrip(), "warning")
+            try:
+                log.record_event(kind, detail, user=None, subject=str(detail.get("part_id", "")))
+            except (StorageError, AnchorError) as exc:
+                outage.note(exc)
+                outage.events[kind] = outage.events.get(kind, 0) + 1
+
+        source = line.wrap(build_source(args.source, seen=log.has_frame, on_event=on_event), on_line_event)
         digest = getattr(source, "digest", None)
         requeue = getattr(source, "requeue", None)  # a watched folder can offer an unrecorded file again
         done = 0
-        with source:
+        with source, line:
             while args.max_frames is None or done < args.max_frames:
                 try:
                     frame = source.read(timeout=args.timeout)
@@ -186,6 +198,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
                           + ("; the file will be tried again" if again else ""))
                     continue
                 print(json.dumps(result_json(result)), flush=True)
+                line.committed()
                 done += 1
                 if outage:
                     try:
@@ -214,6 +227,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="stop after N inspections")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each frame")
     p.add_argument("--exit-when-idle", action="store_true", help="stop when no frame arrives within --timeout")
+    p.add_argument("--publish", action="append", default=[], metavar="URL",
+                   help="publish each committed verdict: mqtt://HOST:PORT/TOPIC (a broker) or opc.tcp://HOST:PORT"
+                        " (the station's OPC UA server binds there); credentials only in the station TOML")
     p.set_defaults(func=_cmd_watch)
 
 

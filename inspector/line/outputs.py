@@ -13,7 +13,7 @@ from pathlib import Path
 
 from inspector.capture.base import EventSink, FrameSource
 from inspector.line.publisher import OutputStatus, Publisher
-from inspector.line.settings import LineConfig, apply_publish
+from inspector.line.settings import LineConfig
 from inspector.line.trigger import TriggeredSource, TriggerQueue
 
 
@@ -44,11 +44,12 @@ class LineOutputs:
             publisher.start()
         self.set_state("running")
 
-    def stop(self) -> None:
-        """Stop every publisher; what is not acknowledged stays in the outbox for the next start."""
+    def stop(self, drain_s: float = 5.0) -> None:
+        """Stop every publisher, each first publishing for up to `drain_s` s what is already committed;
+        what is not acknowledged stays in the outbox for the next start."""
         self.set_state("stopped")
         for publisher in self.publishers:
-            publisher.stop()
+            publisher.stop(drain_s=drain_s)
 
     def __enter__(self) -> "LineOutputs":
         self.start()
@@ -74,12 +75,6 @@ class LineOutputs:
     def status(self) -> list[OutputStatus]:
         """Each output's connection and backlog (cheap; never blocks on the network)."""
         return [p.status() for p in self.publishers]
-
-
-def open_line(config: LineConfig, publish: list[str] | None, db_path: str | Path,
-              on_change: Callable[[OutputStatus], None] | None = None) -> LineOutputs:
-    """The line for a station: the TOML's [output]/[trigger] with `--publish` URLs laid over them."""
-    return LineOutputs(apply_publish(config, list(publish or [])), db_path, on_change)
 
 
 def status_text(status: OutputStatus) -> str:

@@ -65,18 +65,21 @@ class Publisher:
         self._lock = threading.Lock()
         self._status = OutputStatus(channel.name, channel.address)
         self._thread: threading.Thread | None = None
+        self._drain_until = 0.0
 
     def start(self) -> None:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"line-{self.channel.name}", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop delivering (what is not acknowledged stays in the outbox for the next start)."""
+    def stop(self, timeout: float = 10.0, drain_s: float = 0.0) -> None:
+        """Stop delivering, first for up to `drain_s` s publishing what is committed while connected
+        (what is not acknowledged stays in the outbox for the next start)."""
+        self._drain_until = time.monotonic() + drain_s
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(timeout + drain_s)
             self._thread = None
 
     def wake(self) -> None:
@@ -112,7 +115,7 @@ class Publisher:
     def _loop(self, outbox: Outbox) -> None:
         cursor, backoff = outbox.cursor(), 0.2
         self._set(cursor=cursor, backlog=outbox.backlog(cursor))
-        while not self._stop.is_set():
+        while not self._stop.is_set() or (time.monotonic() < self._drain_until and self.channel.is_connected()):
             if not self.channel.is_connected():
                 try:
                     self.channel.connect(timeout=5.0)
@@ -128,6 +131,8 @@ class Publisher:
             if not batch:
                 if self.status().backlog:
                     self._set(backlog=0)
+                if self._stop.is_set():
+                    return  # drained
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
                 continue
