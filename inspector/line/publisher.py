@@ -122,7 +122,7 @@ class Publisher:
                 except ChannelError as exc:
                     self._lost(outbox, str(exc), cursor)
                     self._stop.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    backoff = min(backoff * 2, 2.0)  # a restarted broker or PLC is found within 2 s
                     continue
                 backoff = 0.2
                 self._set(connected=True, last_error="", backlog=outbox.backlog(cursor))
