@@ -26,26 +26,33 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.perf_common import Target, command_line, machine, md_table, stats_ms, write_results
+from bench.perf_common import (
+    Target,
+    command_line,
+    machine,
+    md_table,
+    stats_ms,
+    write_results,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the broker helper the tests use: one copy of it
 
-from linebroker import Subscriber, free_port, kill, read_record, start_broker  # noqa: E402
+from linebroker import Subscriber, free_port, kill, read_record, start_broker
 
-from inspector.frame.records import Candidate, Frame, InspectionResult, Ranking, Verdict  # noqa: E402
-from inspector.library.labels import library_from_dict  # noqa: E402
-from inspector.line.opcua_out import NAMESPACE  # noqa: E402
-from inspector.line.outputs import LineOutputs  # noqa: E402
-from inspector.line.publisher import wait_until  # noqa: E402
-from inspector.line.settings import LineConfig, MqttOutput, OpcuaOutput  # noqa: E402
-from inspector.store.decision_log import DecisionLog  # noqa: E402
+from inspector.frame.records import Candidate, Frame, InspectionResult, Ranking, Verdict
+from inspector.library.labels import library_from_dict
+from inspector.line.opcua_out import NAMESPACE
+from inspector.line.outputs import LineOutputs
+from inspector.line.publisher import wait_until
+from inspector.line.settings import LineConfig, MqttOutput, OpcuaOutput
+from inspector.store.decision_log import DecisionLog
 
 LIBRARY = library_from_dict({"format": 1, "name": "bench", "labels": [
     {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
@@ -64,7 +71,7 @@ def _station(folder: Path) -> tuple[DecisionLog, Any, int]:
 
 def _commit(log: DecisionLog, op: Any, version: int, i: int, rng: np.random.Generator) -> tuple[int, float, float]:
     """Commit one inspection with its 224x224 PNG; (id, capture time, commit-returned time) as epoch s."""
-    frame = Frame(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8), datetime.now(timezone.utc), "bench", i)
+    frame = Frame(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8), datetime.now(UTC), "bench", i)
     candidates = (Candidate("scratch", "Scratch", "rework", "a thin scratch", 0.3, 0.7, 1),
                   Candidate("ok", "Ok", "accept", "a clean surface", 0.2, 0.3, 2))
     result = InspectionResult(frame, Ranking(candidates, "bench-model", version),
@@ -218,11 +225,11 @@ def main(argv: list[str] | None = None) -> int:
             " got in while the broker was still starting) and then delivered the backlog in"
             f" {catch['drain_s']:.2f} s: **{catch['drain_rate_per_s']:.0f} messages/s**, {catch['missing']} missing,"
             f" {catch['duplicates']} duplicates.\n")
-    notes = ["The ranking model is not in these paths: the frame is committed as `inspector watch` does after"
-             " ranking (PNG stored with fsync, then the inspection row); add the model's per-frame latency"
-             " (`make bench-latency`) for camera-to-PLC time.",
-             "The OPC UA client here uses security None; the station's default endpoint is Basic256Sha256"
-             " Sign&Encrypt (tested in tests/inspector/test_line_opcua.py)."]
+    notes = [("The ranking model is not in these paths: the frame is committed as `inspector watch` does after"
+              " ranking (PNG stored with fsync, then the inspection row); add the model's per-frame latency"
+              " (`make bench-latency`) for camera-to-PLC time."),
+             ("The OPC UA client here uses security None; the station's default endpoint is Basic256Sha256"
+              " Sign&Encrypt (tested in tests/inspector/test_line_opcua.py).")]
     if not args.outage_s:
         notes.append(f"The outage's backlog ({args.backlog} = {args.backlog / 60:.1f} min at 1 part/s) was committed as fast as the"
                      " database took it, not over 10 minutes: the drain depends on the backlog, not on how long"

@@ -125,6 +125,22 @@ class _Outage:
                 "first_error": self.first_error, "since": self.since}
 
 
+def _line_warnings() -> Any:
+    """A line output's connection changes on stderr (once per change; the backlog waits in the outbox)."""
+    connected: dict[str, bool] = {}
+
+    def on_change(status: Any) -> None:
+        if status.running and connected.get(status.name) != status.connected and \
+                (status.connected or status.last_error):
+            connected[status.name] = status.connected
+            if status.connected:
+                _warn(f"{status.name} {status.address}: connected, {status.backlog} waiting", "info")
+            else:
+                _warn(f"{status.name} {status.address}: DOWN ({status.last_error}); verdicts wait in the outbox",
+                      "warning")
+    return on_change
+
+
 def _cmd_watch(args: argparse.Namespace) -> int:
     from inspector.capture import build_source
     from inspector.store.chain import AnchorError
@@ -140,7 +156,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         log = station.log
         user = sign_in(log, args.user)
         outage = _Outage()
-        line = LineOutputs(config.line, log.sdb.path)  # issue 18: verdicts out after commit, triggers in
+        line = LineOutputs(config.line, log.sdb.path, on_change=_line_warnings())  # issue 18: verdicts out, triggers in
 
         def on_event(kind: str, detail: dict[str, Any]) -> None:
             # Camera faults, reconnects and skipped files are audit events, attributed to the source.

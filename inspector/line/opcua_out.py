@@ -50,6 +50,11 @@ NODES: dict[str, tuple[str, Any, bool]] = {
 }
 
 
+def app_uri() -> str:
+    """The server's ApplicationUri, also in its certificate."""
+    return f"urn:rankclip:inspector:{socket.gethostname()}"
+
+
 def cert_paths(cfg: OpcuaOutput, db_path: Path) -> tuple[Path, Path]:
     """(private key PEM, certificate DER) of the server."""
     folder = Path(cfg.cert_dir) if cfg.cert_dir else db_path.with_name(db_path.name + ".opcua")
@@ -82,7 +87,7 @@ class OpcuaChannel:
         self._thread.start()
         try:
             ready.result(timeout=max(timeout, 30.0))  # the first start makes an RSA key
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the server thread raised, as one line
             self.last_error = f"the OPC UA server could not start on {self.address}: {exc}"
             self.close()
             raise ChannelError(self.last_error) from None
@@ -96,7 +101,7 @@ class OpcuaChannel:
         future = asyncio.run_coroutine_threadsafe(self._show(messages, timeout), self._loop)
         try:
             return future.result(timeout + 5.0)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - asyncua's errors have no common base; the publisher retries
             self.last_error = f"the OPC UA server on {self.address} failed: {exc}"
             raise ChannelError(self.last_error) from None
 
@@ -142,7 +147,7 @@ class OpcuaChannel:
                 await self._write({"Line.Heartbeat": beat, **self._missed()})
                 try:
                     await asyncio.wait_for(stopping.wait(), 1.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             self._stopping = None
@@ -161,6 +166,7 @@ class OpcuaChannel:
         anonymous = self.cfg.allow_anonymous or not self.cfg.users
         server = Server(user_manager=_Users(self.cfg.users, anonymous))
         await server.init()
+        await server.set_application_uri(app_uri())  # the certificate names it: clients check that they match
         server.set_endpoint(self.cfg.endpoint)
         server.set_server_name("RANKCLIP inspection station")
         if self.cfg.security == "None":
@@ -192,7 +198,7 @@ class OpcuaChannel:
 
         self.key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         host = socket.gethostname()
-        await setup_self_signed_certificate(self.key_file, self.cert_file, f"urn:rankclip:inspector:{host}", host,
+        await setup_self_signed_certificate(self.key_file, self.cert_file, app_uri(), host,
                                             [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
                                             {"commonName": f"RANKCLIP station {host}"})
         self.key_file.chmod(0o600)

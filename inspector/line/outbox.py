@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from inspector.frame.records import PartTag
-from inspector.store.database import StationDB, event_row, open_database, utc_stamp
+from inspector.store.database import (
+    StationDB,
+    StorageError,
+    event_row,
+    open_database,
+    utc_stamp,
+)
 
 PART_EVENT = "part_identified"
 # The chained tables that are published: inspections (the verdict) and decisions (the final disposition).
@@ -43,7 +49,7 @@ def part_event(inspection_id: int, part: PartTag) -> dict[str, Any]:
 
 
 def _when(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return datetime.fromisoformat(stamp)  # Python 3.11 reads the stored "Z"
 
 
 class Outbox:
@@ -88,6 +94,13 @@ class Outbox:
         found = cur.fetchone()
         return None if found is None else dict(zip((d[0] for d in cur.description), found))
 
+    def _need(self, table: str, row_id: int) -> dict[str, Any]:
+        # Record rows are append-only (triggers refuse DELETE), so a chained row is always there.
+        row = self._row('SELECT * FROM "' + PUBLISHED[PUBLISHED.index(table)] + '" WHERE id = ?', row_id)
+        if row is None:
+            raise StorageError(f"the chain names {table} row {row_id}, which is missing; run `inspector log verify`")
+        return row
+
     def _part(self, inspection_id: int) -> dict[str, Any]:
         row = self._row("SELECT detail FROM events WHERE subject = ? AND kind = ? ORDER BY id LIMIT 1",
                         str(inspection_id), PART_EVENT)
@@ -95,11 +108,9 @@ class Outbox:
 
     def _message(self, seq: int, table: str, row_id: int) -> Message:
         if table == "inspections":
-            row = self._row("SELECT * FROM inspections WHERE id = ?", row_id)
-            assert row is not None  # the chain names only rows that exist (foreign to nothing deletable)
+            row = self._need("inspections", row_id)
             return Message(seq, "inspection", inspection_payload(row, self._part(row_id), seq, self.deadline_s))
-        row = self._row("SELECT * FROM decisions WHERE id = ?", row_id)
-        assert row is not None
+        row = self._need("decisions", row_id)
         inspection = self._row("SELECT candidates FROM inspections WHERE id = ?", row["inspection_id"]) or {}
         part = self._part(int(row["inspection_id"]))
         return Message(seq, "decision", decision_payload(row, json.loads(inspection.get("candidates", "[]")), part, seq))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 from inspector.capture.base import EventSink, FrameSource
 from inspector.line.publisher import OutputStatus, Publisher
@@ -51,7 +52,7 @@ class LineOutputs:
         for publisher in self.publishers:
             publisher.stop(drain_s=drain_s)
 
-    def __enter__(self) -> "LineOutputs":
+    def __enter__(self) -> Self:
         self.start()
         return self
 

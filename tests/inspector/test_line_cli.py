@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from linebroker import Subscriber, free_port, kill, start_broker
 from linestation import run_cli as run
 from linestation import write_images as _images

@@ -6,19 +6,18 @@ committed inspection arrives at least once and first arrivals are in seq order."
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import replace
 
 import pytest
+from linebroker import Subscriber, free_port, kill, read_record, start_broker
+from linestation import chain_seqs, make_log, record
 
 from inspector.commands.inspect import result_json
 from inspector.frame.records import Decision, PartTag, utc_now
 from inspector.line.outputs import LineOutputs, status_text
 from inspector.line.publisher import wait_until
 from inspector.line.settings import LineConfig, MqttOutput, TriggerConfig
-from linebroker import Subscriber, free_port, kill, read_record, start_broker
-from linestation import chain_seqs, make_log, record
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -39,7 +38,7 @@ def _config(port: int, **mqtt: object) -> LineConfig:
 
 
 def test_verdicts_and_decisions_reach_a_subscriber(tmp_path, broker):
-    log, op, qa, version = make_log(tmp_path / "station.db")
+    log, op, _, version = make_log(tmp_path / "station.db")
     before = record(log, op, version, 0)  # committed before the output existed: not replayed
     sub = Subscriber(broker["port"], ["line/v", "line/d"])
     line = LineOutputs(_config(broker["port"]), log.sdb.path, poll_s=0.02)
@@ -77,7 +76,7 @@ def test_verdicts_and_decisions_reach_a_subscriber(tmp_path, broker):
 
 
 def test_broker_killed_midstream_loses_nothing(tmp_path, broker):
-    log, op, qa, version = make_log(tmp_path / "station.db")
+    log, op, _, version = make_log(tmp_path / "station.db")
     line = LineOutputs(_config(broker["port"]), log.sdb.path, poll_s=0.02)
     total, committed = 150, []
     with line:
@@ -112,7 +111,7 @@ def test_an_mqtt_trigger_tags_the_next_frame(tmp_path, broker):
 
     from inspector.capture.simulated import SimulatedCamera, synthetic_images
 
-    log, op, qa, version = make_log(tmp_path / "station.db")
+    log = make_log(tmp_path / "station.db")[0]
     config = replace(_config(broker["port"]), trigger=TriggerConfig(mqtt_topic="line/trigger", deadline_s=5.0))
     line = LineOutputs(config, log.sdb.path, poll_s=0.02)
     events: list[tuple[str, dict]] = []
@@ -139,3 +138,23 @@ def test_an_mqtt_trigger_tags_the_next_frame(tmp_path, broker):
         plc.disconnect()
         plc.loop_stop()
     log.close()
+
+
+def test_the_broker_password_stays_out_of_the_log_and_the_status(tmp_path, broker):
+    log, op, _, version = make_log(tmp_path / "station.db")
+    line = LineOutputs(_config(broker["port"], username="station1", password="Br0ker-Secret"), log.sdb.path)
+    sub = Subscriber(broker["port"], ["line/v"])
+    try:
+        with line:
+            assert wait_until(lambda: line.status()[0].connected, 20)
+            record(log, op, version, 1)
+            line.committed()
+            assert wait_until(lambda: len(sub.messages) == 1, 20)
+            kill(broker["proc"])  # a disconnect event with its error text
+            assert wait_until(lambda: not line.status()[0].connected, 20)
+    finally:
+        sub.close()
+    log.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("station.db*") if p.is_file())
+    assert b"Br0ker-Secret" not in stored and b"Br0ker-Secret" not in sub.messages[0][1]
+    assert "Br0ker-Secret" not in repr(line.status()) and "Br0ker-Secret" not in repr(line.config)

@@ -8,14 +8,14 @@ import asyncio
 import json
 
 import pytest
+from linebroker import free_port
+from linestation import chain_seqs, make_log, record
 
 from inspector.frame.records import Decision
 from inspector.line.opcua_out import DISPOSITION_CODES, NAMESPACE
 from inspector.line.outputs import LineOutputs
 from inspector.line.publisher import wait_until
 from inspector.line.settings import LineConfig, OpcuaOutput, TriggerConfig
-from linebroker import free_port
-from linestation import chain_seqs, make_log, record
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -47,7 +47,7 @@ async def _read(client, *names: str) -> dict[str, object]:
 
 
 def test_secure_by_default_with_users_and_the_verdict_nodes(tmp_path):
-    log, op, qa, version = make_log(tmp_path / "station.db")
+    log, op, _, version = make_log(tmp_path / "station.db")
     url = f"opc.tcp://127.0.0.1:{free_port()}"
     config = LineConfig(opcua=OpcuaOutput(endpoint=url, users={"plc": "plc-password"}))
     line = LineOutputs(config, log.sdb.path, poll_s=0.02)
@@ -63,7 +63,7 @@ def test_secure_by_default_with_users_and_the_verdict_nodes(tmp_path):
         async def check() -> dict[str, object]:
             from asyncua import ua
 
-            with pytest.raises(Exception):  # an unencrypted session is refused: no None endpoint by default
+            with pytest.raises(ua.UaError):  # an unencrypted session is refused: no None endpoint by default
                 plain = await _client(url, user="plc", password="plc-password")
                 await plain.disconnect()
             with pytest.raises(ua.UaError):  # a wrong password is refused
@@ -94,7 +94,7 @@ def test_secure_by_default_with_users_and_the_verdict_nodes(tmp_path):
 
 
 def test_handshake_waits_for_the_plc_and_a_node_write_triggers(tmp_path):
-    log, op, qa, version = make_log(tmp_path / "station.db")
+    log, op, _, version = make_log(tmp_path / "station.db")
     url = f"opc.tcp://127.0.0.1:{free_port()}"
     config = LineConfig(opcua=OpcuaOutput(endpoint=url, security="None", handshake=True),
                         trigger=TriggerConfig(opcua=True, deadline_s=5.0))
@@ -110,7 +110,7 @@ def test_handshake_waits_for_the_plc_and_a_node_write_triggers(tmp_path):
             client = await _client(url)
             try:
                 ns = await client.get_namespace_index(NAMESPACE)
-                node = lambda name: client.get_node(f"ns={ns};s={name}")  # noqa: E731
+                node = lambda name: client.get_node(f"ns={ns};s={name}")
                 seen = []
                 for _ in range(3):
                     for _ in range(500):  # the next verdict is shown only after the previous one is acknowledged

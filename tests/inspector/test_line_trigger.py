@@ -7,16 +7,16 @@ import json
 from datetime import timedelta
 
 import pytest
+from linestation import make_log, record
 
 from inspector.capture.simulated import SimulatedCamera, synthetic_images
 from inspector.frame.records import PartTag, utc_now
 from inspector.line.outbox import Outbox
 from inspector.line.trigger import TriggeredSource, TriggerError, TriggerQueue
-from linestation import make_log, record
 
 
 def test_a_triggered_frame_carries_its_part_into_the_same_commit(tmp_path):
-    log, op, qa, version = make_log(tmp_path / "station.db")
+    log, op, _, version = make_log(tmp_path / "station.db")
     queue = TriggerQueue(deadline_s=5.0)
     with TriggeredSource(SimulatedCamera(synthetic_images(2, (8, 8)), fps=None), queue) as source:
         assert source.read(0.01) is None and source.health().frames_delivered == 0  # not read without a trigger
@@ -57,7 +57,7 @@ def test_a_malformed_part_id_is_refused(part_id):
 
 
 def test_a_verdict_past_its_deadline_is_marked_late(tmp_path):
-    log, op, qa, version = make_log(tmp_path / "station.db")
+    log, op, _, version = make_log(tmp_path / "station.db")
     outbox = Outbox(log.sdb.path, "test", deadline_s=2.0)
     start = outbox.cursor()
     record(log, op, version, 1, PartTag("ON-TIME", triggered_at=utc_now()))
