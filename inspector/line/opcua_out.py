@@ -110,7 +110,7 @@ class OpcuaChannel:
         self._state = state
         loop = self._loop
         if loop is not None and self.is_connected():
-            asyncio.run_coroutine_threadsafe(self._write({"Line.StationState": state}), loop).result(5.0)
+            asyncio.run_coroutine_threadsafe(self._write({"Line.StationState": state}), loop)  # never waits (GUI)
 
     def close(self) -> None:
         loop, stopping, thread = self._loop, self._stopping, self._thread
