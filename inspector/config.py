@@ -17,6 +17,7 @@ from inspector.drift.monitor import DriftSettings
 from inspector.errors import ConfigError
 from inspector.frame.scoring import ScoringSettings, parse_scoring
 from inspector.library.labels import seed_library_dir
+from inspector.line.settings import LINE_SECTIONS, LineConfig, line_config  # the line (issue 18)
 
 # The shipped, trained model (models/weights/, models/MODEL_CARD.md); "inspector-default" is the untrained
 # architecture it is built on.
@@ -88,6 +89,7 @@ class StationConfig:
     # Front end (input size, tiles, ROI) and test-time options: inspector/frame/scoring.py.
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)  # [drift]: numbers and a bool
+    line: LineConfig = field(default_factory=LineConfig)  # [output], [output.mqtt], [output.opcua], [trigger]
 
 
 # Sections with typed, nested keys parse themselves; the rest are typed flat tables.
@@ -114,10 +116,10 @@ def load_config(path: str | Path | None = None) -> StationConfig:
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationConfig:
     """Build a StationConfig from a parsed mapping, checking every key and type."""
-    unknown = set(data) - set(_SECTIONS) - set(_PARSED)
+    unknown = set(data) - set(_SECTIONS) - set(_PARSED) - LINE_SECTIONS
     if unknown:
-        raise ConfigError(f"{source}: unknown sections {sorted(unknown)}; known: {sorted({**_SECTIONS, **_PARSED})}")
-    config = StationConfig()
+        raise ConfigError(f"{source}: unknown sections {sorted(unknown)}; known: {sorted({*_SECTIONS, *_PARSED, *LINE_SECTIONS})}")
+    config = StationConfig(line=line_config(data, source))  # typed values: parsed by inspector.line.settings
     for name, parse in _PARSED.items():
         section = data.get(name, {})
         if not isinstance(section, dict):

@@ -132,17 +132,37 @@ def _sign_in_first(config: StationConfig, name: str, given_db: bool) -> "Session
         return sign_in(log, name)
 
 
+def _line_warnings() -> Any:
+    """A line output's connection changes on stderr (once per change; the backlog waits in the outbox)."""
+    connected: dict[str, bool] = {}
+
+    def on_change(status: Any) -> None:
+        if status.running and connected.get(status.name) != status.connected and \
+                (status.connected or status.last_error):
+            connected[status.name] = status.connected
+            if status.connected:
+                _warn(f"{status.name} {status.address}: connected, {status.backlog} waiting", "info")
+            else:
+                _warn(f"{status.name} {status.address}: DOWN ({status.last_error}); verdicts wait in the outbox",
+                      "warning")
+    return on_change
+
+
 def _cmd_watch(args: argparse.Namespace) -> int:
     from inspector.capture import build_source
     from inspector.capture.opencv import redact_url
     from inspector.errors import CameraError
     from inspector.frame.live import LiveCapture
+    from inspector.line.outputs import LineOutputs
+    from inspector.line.settings import apply_publish
     from inspector.station import Station
 
     config = _config(args)
+    config = replace(config, line=apply_publish(config.line, args.publish))  # refused before anything opens
     user = _sign_in_first(config, args.user, bool(args.db))  # before Station.open stores anything
     with Station.open(config) as station:
         log = station.log
+        line = LineOutputs(config.line, log.sdb.path, on_change=_line_warnings())  # verdicts out, triggers in
 
         def on_event(kind: str, detail: dict[str, Any]) -> None:
             if kind in _FAULTS:
@@ -151,10 +171,18 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
         # The core loop on this thread's connection: it records (a role that may not is refused
         # with exit 2), picks up library versions QA publishes, and rides out storage outages.
-        capture = LiveCapture(station, lambda sink: build_source(args.source, seen=log.has_frame, on_event=sink),
-                              user, record=True, log=log, refresh_library=True, warn=_warn)
+        # The line's triggers wrap the source: a part id comes with each frame, a missed trigger is an event.
+        def make_source(sink):
+            def on_line_event(kind: str, detail: dict[str, Any]) -> None:  # trigger_missed / trigger_refused
+                _warn(f"{kind}: part {detail.get('part_id', '?')} {detail.get('problem', '')}".rstrip(), "warning")
+                capture.log_event(kind, detail)
+
+            return line.wrap(build_source(args.source, seen=log.has_frame, on_event=sink), on_line_event)
+
+        capture = LiveCapture(station, make_source, user, record=True, log=log, refresh_library=True, warn=_warn)
         capture.on_event = on_event
         done = 0
+        line.start()
         try:
             capture.open()
             while args.max_frames is None or done < args.max_frames:
@@ -168,9 +196,11 @@ def _cmd_watch(args: argparse.Namespace) -> int:
                         break
                     continue
                 print(json.dumps(result_json(result)), flush=True)  # after COMMIT: a printed id is durable
+                line.committed()
                 done += 1
         finally:
             capture.close()
+            line.stop()  # sends what is committed first (a few seconds at most); the rest waits in the outbox
     return 0
 
 
@@ -194,6 +224,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="stop after N inspections")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each frame")
     p.add_argument("--exit-when-idle", action="store_true", help="stop when no frame arrives within --timeout")
+    p.add_argument("--publish", action="append", default=[], metavar="URL",
+                   help="publish each committed verdict: mqtt://HOST:PORT/TOPIC (a broker) or opc.tcp://HOST:PORT"
+                        " (the station's OPC UA server binds there); credentials only in the station TOML")
     p.set_defaults(func=_cmd_watch)
 
 

@@ -29,6 +29,16 @@ def _check_utc(name: str, value: datetime) -> None:
 
 
 @dataclass(frozen=True)
+class PartTag:
+    """Which part a triggered frame shows (inspector.line.trigger): carried through to the record."""
+
+    part_id: str
+    product_id: str = ""
+    trigger: str = ""  # where the trigger came from: "mqtt", "opcua", "api"
+    triggered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Frame:
     """One image from a source: RGB uint8 HxWx3, when and where it was captured."""
 
@@ -38,6 +48,7 @@ class Frame:
     seq: int
     # e.g. the file name for a watched folder; the camera serial for a GenICam device
     origin: str = ""
+    part: PartTag | None = None  # set when a line trigger asked for this frame
 
     def __post_init__(self) -> None:
         if not isinstance(self.rgb, np.ndarray) or self.rgb.dtype != np.uint8:

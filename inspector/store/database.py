@@ -182,6 +182,14 @@ def _library_examples(db: Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS(name="0009_line_outbox")
+def _line_outbox(db: Database) -> None:
+    # Delivery state, not a record (so not chained, and updated in place): per line output, the
+    # chain seq up to which the broker or PLC has acknowledged every inspection and decision.
+    db.execute("CREATE TABLE line_outbox (output TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at TEXT NOT NULL)"
+               " STRICT")
+
+
 class StorageError(InspectorError):
     """The database could not be opened, read or written (disk full, locked, damaged)."""
 

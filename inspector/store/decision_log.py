@@ -25,6 +25,7 @@ from inspector.errors import InspectorError, LibraryError
 from inspector.store.export import ExportSummary, export_bundle
 from inspector.library.store import LibraryStore
 from inspector.frame.records import Decision, InspectionResult
+from inspector.line.outbox import part_event
 from inspector.store.account_state import ADMIN_SET_SQL
 from inspector.store.users import LOCKOUT_S, AccessDenied, Session, UserStore, authorize
 from inspector.witness.note import NoteError, load_identity
@@ -38,8 +39,9 @@ if TYPE_CHECKING:
 TimeArg = datetime | str | None
 # What the station records on its own (user None): camera and capture faults, model loading, storage.
 SYSTEM_EVENT_KINDS = frozenset({"model_load_failed", "model_loaded", "model_switched", "model_switch_failed",
-                                "storage_recovered"})
-SYSTEM_EVENT_PREFIXES = ("camera_", "capture_")
+                                "storage_recovered", "drift_alarm", "drift_reference_restarted"})
+# camera and capture faults; the line's triggers and output connections (inspector.line)
+SYSTEM_EVENT_PREFIXES = ("camera_", "capture_", "trigger_", "line_output_")
 # Kinds with a meaning the core gives them: only the method that checks their permission writes them.
 _CORE_EVENT_KINDS = frozenset({
     "login_ok", "login_failed", "login_attempt", "logout", "account_locked", "lockout_expired", "user_added",
@@ -143,6 +145,8 @@ class DecisionLog:
                            [ranking.scoring_config_id, utc_stamp(), ranking.scoring_config_json])
                 db.execute("INSERT INTO inspection_scoring (inspection_id, scoring_config_id) VALUES (?, ?)",
                            [inspection_id, ranking.scoring_config_id])
+            if frame.part is not None:  # the line's part id, in the same commit (inspector.line, issue 18)
+                self.sdb.append("events", part_event(inspection_id, frame.part))
         return inspection_id
 
     def scoring_config(self, inspection_id: int) -> str | None:
@@ -215,14 +219,14 @@ class DecisionLog:
     def record_event(self, kind: str, detail: Mapping[str, Any] | None = None, user: Session | None = None,
                      subject: str = "") -> int:
         """Commit an audit event (camera fault, model change ...); user None means the station itself and
-        allows only the station's own kinds (SYSTEM_EVENT_KINDS, camera_*/capture_*)."""
+        allows only the station's own kinds (SYSTEM_EVENT_KINDS, SYSTEM_EVENT_PREFIXES)."""
         if kind in _CORE_EVENT_KINDS:
             raise AccessDenied(f"event kind {kind!r} is written by the station's own checked actions only")
         if user is not None:  # a named actor must really be signed in: events are attributable
             authorize(self.sdb, user, None, f"event_{kind}")
         elif kind not in SYSTEM_EVENT_KINDS and not kind.startswith(SYSTEM_EVENT_PREFIXES):
             raise AccessDenied(f"event kind {kind!r} needs a signed-in user; the station itself records only"
-                               f" {', '.join(sorted(SYSTEM_EVENT_KINDS))} and camera_*/capture_* events")
+                               f" {', '.join(sorted(SYSTEM_EVENT_KINDS))} and {'/'.join(p + '*' for p in SYSTEM_EVENT_PREFIXES)} events")
         return self._event(kind, detail, user, subject)
 
     def _event(self, kind: str, detail: Mapping[str, Any] | None, user: Session | None, subject: str) -> int:

@@ -11,6 +11,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from inspector.capture.base import SourceHealth
 from inspector.frame.records import utc_now
+from inspector.line.outputs import status_text
+from inspector.line.publisher import OutputStatus
 from ui.widgets import palette
 _FIELD = "QLabel {{ background: {bg}; color: {fg}; padding: 3px 8px; }}"
 SILENT_AFTER_S = 5.0  # a 1 fps line camera silent this long has stopped delivering
@@ -49,6 +51,12 @@ class StatusPanel(QWidget):
             label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
             self._style(label, None)
             layout.addWidget(label)
+        # The line's outputs (MQTT, OPC UA): hidden until the station has one (set_outputs).
+        self.line = QLabel()
+        self.line.setTextFormat(Qt.TextFormat.PlainText)
+        self._style(self.line, None)
+        self.line.hide()
+        layout.addWidget(self.line)
         layout.setStretch(0, 3)
         layout.setStretch(4, 3)
         self.camera_state = "closed"
@@ -84,6 +92,13 @@ class StatusPanel(QWidget):
         """Per-stage milliseconds of the last frame, in pipeline order."""
         parts = [f"{stage} {ms:.0f}" if ms >= 1 else f"{stage} {ms:.1f}" for stage, ms in timings_ms.items()]
         self.latency.setText("ms: " + " · ".join(parts) if parts else "latency: –")
+
+    def set_outputs(self, statuses: list[OutputStatus]) -> None:
+        """Each line output's connection and backlog; amber while one is down (verdicts wait in the outbox)."""
+        self.line.setVisible(bool(statuses))
+        self.line.setText(" · ".join(status_text(s) for s in statuses))
+        self._style(self.line, "warning" if any(not s.connected for s in statuses) else None)
+        self.line.setToolTip("\n".join(f"{s.address}: {s.last_error or 'ok'}" for s in statuses))
 
     def _style(self, label: QLabel, trouble: str | None) -> None:
         bg, fg = palette.TROUBLE[trouble] if trouble else (palette.PANEL, palette.TEXT)
