@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class InspectorError(Exception):
     """Base class: a fault the user can act on; the message says what to do."""
@@ -29,3 +32,18 @@ class CameraError(InspectorError):
 
 class ImageDecodeError(DataError):
     """Image bytes are empty, truncated, corrupt, of a refused format, or too large to decode."""
+
+
+@contextlib.contextmanager
+def model_errors() -> Iterator[None]:
+    """Re-raise the model side's errors as the core's own (ModelLoadError, DataError)."""
+    from models.errors import ModelError
+
+    try:
+        yield
+    except InspectorError:
+        raise
+    except ModelError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    except (ValueError, FileNotFoundError) as exc:
+        raise DataError(str(exc)) from exc

@@ -128,7 +128,7 @@ def _dense_features(model, rgb: np.ndarray, settings, source_id: str):
 
 def _explain(model, index, rgb: np.ndarray, label: str, versus: str | None, settings, source_id: str = "",
              features=None) -> Heatmap:
-    from inspector.learning.training import model_errors
+    from inspector.errors import model_errors
 
     text = _label_embedding(index, label)
     other = None if versus is None else _label_embedding(index, versus)

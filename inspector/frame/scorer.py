@@ -36,7 +36,7 @@ class Scorer(Protocol):
 
 def load_scorer(ref: str, device: str | None = None) -> Scorer:
     """Build the scorer for a model name or checkpoint path (torch is imported here, not before)."""
-    from inspector.learning.training import model_errors
+    from inspector.errors import model_errors
     from models.factory import load_model
     from models.scorer import TorchScorer
 
@@ -91,7 +91,7 @@ def score_frame(scorer: Scorer, rgb: np.ndarray, settings: ScoringSettings, sour
         emb = np.asarray(scorer.embed_images([rgb])[0], np.float32)
         return ScoredFrame(emb, emb[None, :], config)
     mask = roi_mask(settings.roi_for(source_id), rgb.shape[0], rgb.shape[1])
-    from inspector.learning.training import model_errors
+    from inspector.errors import model_errors
 
     with model_errors():
         features = scorer.encode_frame(rgb, mask, frontend=fe)

@@ -125,7 +125,7 @@ def register_checkpoint(log: DecisionLog, path: str | Path, user: Session,
                         reason: str = "candidate from a fine-tuning job") -> RegisteredModel:
     """Register a candidate written by inspector.learning.job (e.g. under torchrun): its sidecar
     carries the parent, the data hash, the recipe and the figures; the weights are verified first."""
-    from inspector.learning.training import model_errors
+    from inspector.errors import model_errors
     from models.checkpoint import read_sidecar, verify_checkpoint
 
     with model_errors():

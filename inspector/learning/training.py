@@ -13,23 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from inspector.errors import DataError, InspectorError, ModelLoadError
+from inspector.errors import DataError, InspectorError, ModelLoadError, model_errors
 from inspector.library.labels import load_library
-
-
-@contextlib.contextmanager
-def model_errors() -> Iterator[None]:
-    """Re-raise the model side's errors as the core's own."""
-    from models.errors import ModelError
-
-    try:
-        yield
-    except InspectorError:
-        raise
-    except ModelError as exc:
-        raise ModelLoadError(str(exc)) from exc
-    except (ValueError, FileNotFoundError) as exc:
-        raise DataError(str(exc)) from exc
 
 
 def _dataset(args: argparse.Namespace):

@@ -22,7 +22,7 @@ from inspector.errors import ImageDecodeError, InspectorError, LibraryError
 from inspector.frame.example_cache import ExampleCache, build_cache
 from inspector.frame.imageio import read_image_file
 from inspector.library.labels import Example, Label, Library, dump_library
-from inspector.store.decision_log import image_file, store_image
+from inspector.store.images import image_file, store_image
 
 
 def read_example(example: Example, label_id: str, image_root: Path | None = None) -> np.ndarray:

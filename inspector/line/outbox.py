@@ -129,7 +129,8 @@ def inspection_payload(row: dict[str, Any], part: dict[str, Any], seq: int, dead
                     "open_set": bool(row["open_set"]), "reason": row["verdict_reason"]},
         "candidates": [{"rank": c["rank"], "label": c["label_id"], "name": c["label_name"],
                         "description": c["description"], "score": round(c["score"], 6),
-                        "probability": round(c["probability"], 6)} for c in candidates],
+                        "probability": round(c["probability"], 6), "carried_by": c.get("carried_by", "words")}
+                       for c in candidates],
         "timings_ms": {k: round(v, 2) for k, v in json.loads(row["timings"]).items()},
         "seq": seq, "recorded_at": row["recorded_at"],
         "part_id": part.get("part_id"), "product_id": part.get("product_id"), "trigger": part.get("trigger"),
