@@ -6,6 +6,7 @@ Validation = the former held-out wording (captions.heldout_descriptions) and tes
 incl. ok, label score = mean cosine over its descriptions (as the station ranks). Rows: the v1 path
 (224 centre crop, global only) and the dense front end at 448 px with blend weights 0..0.75.
 """
+
 import sys
 
 import numpy as np

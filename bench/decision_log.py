@@ -41,7 +41,13 @@ from typing import Any
 import numpy as np
 
 from bench.perf_common import (
-    Target, command_line, machine, md_table, stats_ms, synthetic_frames, write_results,
+    Target,
+    command_line,
+    machine,
+    md_table,
+    stats_ms,
+    synthetic_frames,
+    write_results,
 )
 
 PASSWORD = "bench-secret-pw-1"
@@ -61,8 +67,8 @@ def _fs_of(path: Path) -> str:
 
 
 def _open_station(path: Path, anchor_every: int = 1) -> tuple[Any, dict[str, Any], int, Any]:
-    from inspector.store.decision_log import DecisionLog
     from inspector.library.labels import load_library, seed_library_dir
+    from inspector.store.decision_log import DecisionLog
 
     library = load_library(seed_library_dir() / "generic_surfaces.yaml")
     log = DecisionLog.open(path, anchor_every=anchor_every)
@@ -84,15 +90,27 @@ def _result(rgb: np.ndarray, seq: int, version: int, library: Any, rng: np.rando
     order = rng.permutation(len(labels))
     scores = np.sort(rng.uniform(-0.1, 0.4, len(labels)))[::-1]
     probs = np.exp(scores * 50) / np.exp(scores * 50).sum()
-    candidates = tuple(Candidate(labels[li].id, labels[li].name, labels[li].disposition,
-                                 labels[li].descriptions[int(rng.integers(len(labels[li].descriptions)))],
-                                 float(scores[r]), float(probs[r]), r + 1) for r, li in enumerate(order))
+    candidates = tuple(
+        Candidate(
+            labels[li].id,
+            labels[li].name,
+            labels[li].disposition,
+            labels[li].descriptions[int(rng.integers(len(labels[li].descriptions)))],
+            float(scores[r]),
+            float(probs[r]),
+            r + 1,
+        )
+        for r, li in enumerate(order)
+    )
     top = candidates[0]
     frame = Frame(rgb, utc_now(), "line-1", seq, origin=f"part-{seq:07d}.png")
-    return InspectionResult(frame, Ranking(candidates, MODEL_ID, version),
-                            Verdict(top.disposition, top.probability < 0.5, False,
-                                    f"{top.label_name} ({top.probability:.2f})"),
-                            frame_sha256(frame), {"encode": 31.2, "rank": 0.4})
+    return InspectionResult(
+        frame,
+        Ranking(candidates, MODEL_ID, version),
+        Verdict(top.disposition, top.probability < 0.5, False, f"{top.label_name} ({top.probability:.2f})"),
+        frame_sha256(frame),
+        {"encode": 31.2, "rank": 0.4},
+    )
 
 
 def _distinct(base: list[np.ndarray], seq: int) -> np.ndarray:
@@ -105,8 +123,9 @@ def _distinct(base: list[np.ndarray], seq: int) -> np.ndarray:
 def _db_bytes(log: Any) -> int:
     conn = log.sdb.conn
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    pages, size, free = (conn.execute(f"PRAGMA {p}").fetchone()[0]
-                         for p in ("page_count", "page_size", "freelist_count"))
+    pages, size, free = (
+        conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size", "freelist_count")
+    )
     return (pages - free) * size
 
 
@@ -132,9 +151,9 @@ def image_split(root: Path, base: list[np.ndarray], seqs: range) -> dict[str, An
 
 
 def api_phase(work: Path, n: int, n_small: int, image_size: int) -> dict[str, Any]:
+    from inspector.frame.records import Decision
     from inspector.store.decision_log import DecisionLog
     from inspector.store.export import verify_export
-    from inspector.frame.records import Decision
 
     out: dict[str, Any] = {}
     log, users, version, library = _open_station(work / "station.db")
@@ -154,8 +173,11 @@ def api_phase(work: Path, n: int, n_small: int, image_size: int) -> dict[str, An
     out["with_image"] = _rate(times)
     db_growth = _db_bytes(log) - bytes0
     image_bytes = sum(p.stat().st_size for p in log.sdb.image_root.rglob("*.png"))
-    out["bytes_per_inspection"] = {"database": db_growth / n, "image_png": image_bytes / n,
-                                   "image_size": f"{image_size}x{image_size} RGB"}
+    out["bytes_per_inspection"] = {
+        "database": db_growth / n,
+        "image_png": image_bytes / n,
+        "image_size": f"{image_size}x{image_size} RGB",
+    }
 
     times = []
     for seq in range(n, n + n_small):
@@ -188,10 +210,15 @@ def api_phase(work: Path, n: int, n_small: int, image_size: int) -> dict[str, An
     bundle = work / "export"
     t0 = time.perf_counter()
     summary = log.export("2000-01-01", "2100-01-01", bundle, users["aud"])
-    out["export"] = {"seconds": time.perf_counter() - t0, "rows": summary.rows, "images": summary.images,
-                     "inspections": n + 2 * n_small, "inspections_with_images": n,
-                     "bundle_bytes": sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file()),
-                     "warnings": list(summary.warnings)}
+    out["export"] = {
+        "seconds": time.perf_counter() - t0,
+        "rows": summary.rows,
+        "images": summary.images,
+        "inspections": n + 2 * n_small,
+        "inspections_with_images": n,
+        "bundle_bytes": sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file()),
+        "warnings": list(summary.warnings),
+    }
     t0 = time.perf_counter()
     report = verify_export(bundle, log.sdb.key)
     out["verify_export"] = {"seconds": time.perf_counter() - t0, "ok": report.ok, "rows": report.rows}
@@ -207,8 +234,9 @@ def chain_phase(work: Path, rows: int, per_tx: int = 10_000) -> dict[str, Any]:
 
     log, users, version, library = _open_station(work / "chain.db")
     rng = np.random.default_rng(1)
-    first = log.record_inspection(_result(synthetic_frames(1, (64, 64))[0], 0, version, library, rng), users["op"],
-                                  store_image_file=False)
+    first = log.record_inspection(
+        _result(synthetic_frames(1, (64, 64))[0], 0, version, library, rng), users["op"], store_image_file=False
+    )
     template = {k: v for k, v in log.inspection(first).items() if k not in ("id", "recorded_at")}
     sdb = log.sdb
     have = log.verify().rows
@@ -217,8 +245,12 @@ def chain_phase(work: Path, rows: int, per_tx: int = 10_000) -> dict[str, Any]:
         with sdb.transaction():
             for _ in range(min(per_tx, rows - have - made)):
                 made += 1
-                row = dict(template, frame_seq=made, captured_at=utc_stamp(),
-                           frame_sha256=hashlib.sha256(made.to_bytes(8, "little")).hexdigest())
+                row = dict(
+                    template,
+                    frame_seq=made,
+                    captured_at=utc_stamp(),
+                    frame_sha256=hashlib.sha256(made.to_bytes(8, "little")).hexdigest(),
+                )
                 sdb.append("inspections", row)
         if made % 100_000 < per_tx:
             print(f"  chained {have + made} rows ({made / (time.perf_counter() - t0):.0f}/s)", flush=True)
@@ -228,9 +260,18 @@ def chain_phase(work: Path, rows: int, per_tx: int = 10_000) -> dict[str, Any]:
     verify_s = time.perf_counter() - t0
     db_bytes = _db_bytes(log)
     log.close()
-    return {"rows": report.rows, "ok": report.ok, "problem": report.problem, "verify_s": verify_s,
-            "verify_rows_per_s": report.rows / verify_s, "build_s": build_s, "build_rows_per_s": made / build_s,
-            "rows_per_transaction": per_tx, "db_bytes": db_bytes, "db_bytes_per_row": db_bytes / report.rows}
+    return {
+        "rows": report.rows,
+        "ok": report.ok,
+        "problem": report.problem,
+        "verify_s": verify_s,
+        "verify_rows_per_s": report.rows / verify_s,
+        "build_s": build_s,
+        "build_rows_per_s": made / build_s,
+        "rows_per_transaction": per_tx,
+        "db_bytes": db_bytes,
+        "db_bytes_per_row": db_bytes / report.rows,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,69 +304,141 @@ def main(argv: list[str] | None = None) -> int:
     wi, ex = api["with_image"], api["export"]
     full_chain, full_export = args.chain_rows >= 1_000_000, args.inspections >= 10_000
     targets = [
-        Target("committed inspections/s, synchronous=FULL, one transaction each, with the image file",
-               f">= {TARGET_RATE:.0f}/s").check(wi["per_s"], TARGET_RATE, "{:.0f}/s", below=False,
-                                                note=f"p50 {wi['ms']['p50']:.2f} ms, p95 "
-                                                     f"{wi['ms']['p95']:.2f} ms per commit"),
+        Target(
+            "committed inspections/s, synchronous=FULL, one transaction each, with the image file",
+            f">= {TARGET_RATE:.0f}/s",
+        ).check(
+            wi["per_s"],
+            TARGET_RATE,
+            "{:.0f}/s",
+            below=False,
+            note=f"p50 {wi['ms']['p50']:.2f} ms, p95 {wi['ms']['p95']:.2f} ms per commit",
+        ),
         Target("committed inspections/s, same, database only (no image file)", f">= {TARGET_RATE:.0f}/s").check(
-            api["no_image"]["per_s"], TARGET_RATE, "{:.0f}/s", below=False),
+            api["no_image"]["per_s"], TARGET_RATE, "{:.0f}/s", below=False
+        ),
         Target(f"verify a {1_000_000:,}-row chain", f"<= {TARGET_VERIFY_S:.0f} s"),
         Target("export 10 000 inspections with their images", f"<= {TARGET_EXPORT_S:.0f} s"),
     ]
     if full_chain:
-        targets[2].check(chain["verify_s"] * 1_000_000 / chain["rows"], TARGET_VERIFY_S, "{:.1f} s",
-                         note=f"{chain['rows']:,} rows in {chain['verify_s']:.1f} s, ok={chain['ok']}")
+        targets[2].check(
+            chain["verify_s"] * 1_000_000 / chain["rows"],
+            TARGET_VERIFY_S,
+            "{:.1f} s",
+            note=f"{chain['rows']:,} rows in {chain['verify_s']:.1f} s, ok={chain['ok']}",
+        )
     else:
         est = 1_000_000 / chain["verify_rows_per_s"]
-        targets[2].skip(f"only {chain['rows']:,} rows in this run ({chain['verify_s']:.2f} s, "
-                        f"{chain['verify_rows_per_s']:,.0f} rows/s; a linear extrapolation gives {est:.0f} s)")
+        targets[2].skip(
+            f"only {chain['rows']:,} rows in this run ({chain['verify_s']:.2f} s, "
+            f"{chain['verify_rows_per_s']:,.0f} rows/s; a linear extrapolation gives {est:.0f} s)"
+        )
     if full_export:
-        targets[3].check(ex["seconds"] * 10_000 / args.inspections, TARGET_EXPORT_S, "{:.1f} s",
-                         note=f"{args.inspections:,} inspections, {ex['images']:,} images, {ex['rows']:,} chain rows")
+        targets[3].check(
+            ex["seconds"] * 10_000 / args.inspections,
+            TARGET_EXPORT_S,
+            "{:.1f} s",
+            note=f"{args.inspections:,} inspections, {ex['images']:,} images, {ex['rows']:,} chain rows",
+        )
     else:
-        targets[3].skip(f"only {args.inspections:,} inspections with images in this run ({ex['seconds']:.2f} s; "
-                        f"linear extrapolation {ex['seconds'] * 10_000 / args.inspections:.0f} s)")
+        targets[3].skip(
+            f"only {args.inspections:,} inspections with images in this run ({ex['seconds']:.2f} s; "
+            f"linear extrapolation {ex['seconds'] * 10_000 / args.inspections:.0f} s)"
+        )
 
-    rate_rows = [[f"record_inspection + {args.image_size}x{args.image_size} PNG image (station default)", wi["n"],
-                  f"{wi['per_s']:.0f}", f"{wi['ms']['p50']:.2f}", f"{wi['ms']['p95']:.2f}", f"{wi['ms']['p99']:.2f}"]]
-    for key, what in (("no_image", "record_inspection, no image file"),
-                      ("decision", "record_decision (confirm)"),
-                      ("no_image_anchor_every_1000", "record_inspection, no image, anchor every 1 000 commits"),
-                      ("png_encode", "the image alone: PNG encode (encode_png)"),
-                      ("store_image", "the image alone: encode, temp file, fsync, rename, folder fsyncs")):
+    rate_rows = [
+        [
+            f"record_inspection + {args.image_size}x{args.image_size} PNG image (station default)",
+            wi["n"],
+            f"{wi['per_s']:.0f}",
+            f"{wi['ms']['p50']:.2f}",
+            f"{wi['ms']['p95']:.2f}",
+            f"{wi['ms']['p99']:.2f}",
+        ]
+    ]
+    for key, what in (
+        ("no_image", "record_inspection, no image file"),
+        ("decision", "record_decision (confirm)"),
+        ("no_image_anchor_every_1000", "record_inspection, no image, anchor every 1 000 commits"),
+        ("png_encode", "the image alone: PNG encode (encode_png)"),
+        ("store_image", "the image alone: encode, temp file, fsync, rename, folder fsyncs"),
+    ):
         r = api[key]
-        rate_rows.append([what, r["n"], f"{r['per_s']:.0f}", f"{r['ms']['p50']:.2f}", f"{r['ms']['p95']:.2f}",
-                          f"{r['ms']['p99']:.2f}"])
+        rate_rows.append(
+            [
+                what,
+                r["n"],
+                f"{r['per_s']:.0f}",
+                f"{r['ms']['p50']:.2f}",
+                f"{r['ms']['p95']:.2f}",
+                f"{r['ms']['p99']:.2f}",
+            ]
+        )
     b = api["bytes_per_inspection"]
-    body = [f"Work folder on {info['filesystem']}.", "",
-            "## Commits (WAL, synchronous=FULL, one BEGIN IMMEDIATE ... COMMIT per call, anchor file after each "
-            "commit unless stated: one slot rewritten in place, fdatasync)", "",
-            md_table(["call", "n", "per second", "p50 ms", "p95 ms", "p99 ms"], rate_rows), "",
-            f"Bytes per inspection: database {b['database']:,.0f} B (8-label ranking, chain entry, indexes), "
-            f"image file {b['image_png']:,.0f} B ({b['image_size']} PNG); a camera frame costs its own PNG size.", "",
-            "## Export and verification", "",
-            md_table(["operation", "size", "seconds", "result"], [
-                ["DecisionLog.export (auditor), images included",
-                 f"{ex['inspections']:,} inspections ({ex['inspections_with_images']:,} with images), "
-                 f"{ex['rows']:,} chain rows, {ex['bundle_bytes'] / 2**20:,.1f} MiB", f"{ex['seconds']:.2f}",
-                 f"{ex['images']:,} images" + (f", warnings: {ex['warnings']}" if ex["warnings"] else "")],
-                ["verify_export (offline, with the station key)", f"{api['verify_export']['rows']:,} rows",
-                 f"{api['verify_export']['seconds']:.2f}", "intact" if api["verify_export"]["ok"] else "NOT intact"],
-                ["DecisionLog.verify, the same database", f"{api['verify_small']['rows']:,} rows",
-                 f"{api['verify_small']['seconds']:.2f}", "intact" if api["verify_small"]["ok"] else "broken"],
-                ["DecisionLog.verify, chain database", f"{chain['rows']:,} rows", f"{chain['verify_s']:.2f}",
-                 ("intact" if chain["ok"] else f"broken: {chain['problem']}") +
-                 f" ({chain['verify_rows_per_s']:,.0f} rows/s)"],
-            ], align="lrrl"), "",
-            f"The chain database's rows were made with StationDB.append in transactions of "
-            f"{chain['rows_per_transaction']:,} rows ({chain['build_rows_per_s']:,.0f} rows/s, "
-            f"{chain['build_s']:.0f} s): a copy of a real inspection row per entry, each with its own frame hash. "
-            f"Database size {chain['db_bytes'] / 2**20:,.0f} MiB ({chain['db_bytes_per_row']:,.0f} B per row).", ""]
+    body = [
+        f"Work folder on {info['filesystem']}.",
+        "",
+        "## Commits (WAL, synchronous=FULL, one BEGIN IMMEDIATE ... COMMIT per call, anchor file after each "
+        "commit unless stated: one slot rewritten in place, fdatasync)",
+        "",
+        md_table(["call", "n", "per second", "p50 ms", "p95 ms", "p99 ms"], rate_rows),
+        "",
+        f"Bytes per inspection: database {b['database']:,.0f} B (8-label ranking, chain entry, indexes), "
+        f"image file {b['image_png']:,.0f} B ({b['image_size']} PNG); a camera frame costs its own PNG size.",
+        "",
+        "## Export and verification",
+        "",
+        md_table(
+            ["operation", "size", "seconds", "result"],
+            [
+                [
+                    "DecisionLog.export (auditor), images included",
+                    f"{ex['inspections']:,} inspections ({ex['inspections_with_images']:,} with images), "
+                    f"{ex['rows']:,} chain rows, {ex['bundle_bytes'] / 2**20:,.1f} MiB",
+                    f"{ex['seconds']:.2f}",
+                    f"{ex['images']:,} images" + (f", warnings: {ex['warnings']}" if ex["warnings"] else ""),
+                ],
+                [
+                    "verify_export (offline, with the station key)",
+                    f"{api['verify_export']['rows']:,} rows",
+                    f"{api['verify_export']['seconds']:.2f}",
+                    "intact" if api["verify_export"]["ok"] else "NOT intact",
+                ],
+                [
+                    "DecisionLog.verify, the same database",
+                    f"{api['verify_small']['rows']:,} rows",
+                    f"{api['verify_small']['seconds']:.2f}",
+                    "intact" if api["verify_small"]["ok"] else "broken",
+                ],
+                [
+                    "DecisionLog.verify, chain database",
+                    f"{chain['rows']:,} rows",
+                    f"{chain['verify_s']:.2f}",
+                    ("intact" if chain["ok"] else f"broken: {chain['problem']}")
+                    + f" ({chain['verify_rows_per_s']:,.0f} rows/s)",
+                ],
+            ],
+            align="lrrl",
+        ),
+        "",
+        f"The chain database's rows were made with StationDB.append in transactions of "
+        f"{chain['rows_per_transaction']:,} rows ({chain['build_rows_per_s']:,.0f} rows/s, "
+        f"{chain['build_s']:.0f} s): a copy of a real inspection row per entry, each with its own frame hash. "
+        f"Database size {chain['db_bytes'] / 2**20:,.0f} MiB ({chain['db_bytes_per_row']:,.0f} B per row).",
+        "",
+    ]
     notes = ["QUICK RUN: small counts; extrapolations are marked as such and are not the record."] if args.quick else []
-    write_results("decision_log", command=command_line("bench.decision_log", argv), info=info,
-                  title="Decision log: commits, size, export, verification", targets=targets,
-                  figures={"api": api, "chain": chain, "filesystem": info["filesystem"]}, body="\n".join(body),
-                  notes=notes, started=started)
+    write_results(
+        "decision_log",
+        command=command_line("bench.decision_log", argv),
+        info=info,
+        title="Decision log: commits, size, export, verification",
+        targets=targets,
+        figures={"api": api, "chain": chain, "filesystem": info["filesystem"]},
+        body="\n".join(body),
+        notes=notes,
+        started=started,
+    )
     return 0
 
 

@@ -45,12 +45,15 @@ def pools(model: str, n: int) -> dict[str, list]:
 
     ref = [p.rgb for p in sample_parts(n, size=96, seed=1, defects=KNOWN)]
     base = [p.rgb for p in sample_parts(n, size=96, seed=3, defects=KNOWN)]
-    return {"reference": stats(ref),
-            "lighting x1.5": stats([shift_image(im, gain=1.5) for im in base]),
-            "lighting x0.7": stats([shift_image(im, gain=0.7) for im in base]),
-            "blur sigma 2": stats([shift_image(im, blur_sigma=2.0) for im in base]),
-            "new defect type (hole, burn)": stats([p.rgb for p in sample_parts(n, size=96, seed=2,
-                                                                                defects=("hole", "burn"))])}
+    return {
+        "reference": stats(ref),
+        "lighting x1.5": stats([shift_image(im, gain=1.5) for im in base]),
+        "lighting x0.7": stats([shift_image(im, gain=0.7) for im in base]),
+        "blur sigma 2": stats([shift_image(im, blur_sigma=2.0) for im in base]),
+        "new defect type (hole, burn)": stats(
+            [p.rgb for p in sample_parts(n, size=96, seed=2, defects=("hole", "burn"))]
+        ),
+    }
 
 
 def delay(ref: list, shifted: list, settings: DriftSettings, rng: np.random.Generator, cap: int = 2000) -> int | None:
@@ -76,18 +79,28 @@ def main() -> None:
     p = pools(args.model, args.pool)
     t_pool = time.perf_counter() - t0
     rng = np.random.default_rng(0)
-    result = {"command": f"python -m bench.drift_alarms --model {args.model} --pool {args.pool} --runs {args.runs}"
-              f" --stable {args.stable}", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "settings": settings.__dict__, "pool_inference_s": t_pool, "cpus": os.cpu_count(),
-              "note": "shared 2-core CPU; streams resampled from per-part statistics of real inference", "shifts": {}}
+    result = {
+        "command": f"python -m bench.drift_alarms --model {args.model} --pool {args.pool} --runs {args.runs}"
+        f" --stable {args.stable}",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "settings": settings.__dict__,
+        "pool_inference_s": t_pool,
+        "cpus": os.cpu_count(),
+        "note": "shared 2-core CPU; streams resampled from per-part statistics of real inference",
+        "shifts": {},
+    }
     for name, pool in p.items():
         if name == "reference":
             continue
         delays = [delay(p["reference"], pool, settings, rng) for _ in range(args.runs)]
         found = [d for d in delays if d is not None and d > 0]
-        result["shifts"][name] = {"detected": len(found), "runs": args.runs,
-                                  "median_delay": float(np.median(found)) if found else None,
-                                  "max_delay": max(found) if found else None, "within_500": sum(d <= 500 for d in found)}
+        result["shifts"][name] = {
+            "detected": len(found),
+            "runs": args.runs,
+            "median_delay": float(np.median(found)) if found else None,
+            "max_delay": max(found) if found else None,
+            "within_500": sum(d <= 500 for d in found),
+        }
         print(name, result["shifts"][name], flush=True)
     m = DriftMonitor(settings)
     t0 = time.perf_counter()
@@ -96,8 +109,12 @@ def main() -> None:
         if m.add(p["reference"][i]) is not None:
             alarms += 1
             m.acknowledge()
-    result["stable"] = {"parts": args.stable, "alarms": alarms, "per_10000": 10_000 * alarms / args.stable,
-                        "monitor_us_per_part": 1e6 * (time.perf_counter() - t0) / args.stable}
+    result["stable"] = {
+        "parts": args.stable,
+        "alarms": alarms,
+        "per_10000": 10_000 * alarms / args.stable,
+        "monitor_us_per_part": 1e6 * (time.perf_counter() - t0) / args.stable,
+    }
     print(result["stable"], flush=True)
     OUT.mkdir(exist_ok=True)
     (OUT / "drift_alarms.json").write_text(json.dumps(result, indent=1))

@@ -39,16 +39,25 @@ import numpy as np
 from inspector.frame.example_cache import BlendParams, blend, calibrate, soft_nearest, text_scores
 
 ROOT = Path(__file__).resolve().parent.parent
-BUDGETS: tuple[tuple[str, int], ...] = (("0", 0), ("5/label", 5), ("20/label", 20), ("50", 50), ("200", 200),
-                                         ("1000", 1000))
+BUDGETS: tuple[tuple[str, int], ...] = (
+    ("0", 0),
+    ("5/label", 5),
+    ("20/label", 20),
+    ("50", 50),
+    ("200", 200),
+    ("1000", 1000),
+)
 METHODS = ("text", "examples", "both", "both_voted", "both_debiased", "tip_adapter", "logreg")
-GRID = {"both": [{"weight": w, "sharpness": s} for w in (0.3, 0.5, 0.7, 0.85, 1.0) for s in (1.0, 10.0, 30.0, 100.0)],
-        "both_voted": [{"weight": w, "sharpness": s, "auto": 1} for w in (0.5, 0.85) for s in (10.0, 30.0)],
-        "both_debiased": [{"weight": w, "sharpness": s, "auto": a, "debias": 1} for w in (0.5, 0.85) for s in (10.0, 30.0)
-                          for a in (0, 1)],
-        "examples": [{"sharpness": s} for s in (1.0, 10.0, 30.0, 100.0)],
-        "tip_adapter": [{"alpha": a, "beta": b} for a in (1.0, 3.0, 10.0, 30.0, 100.0) for b in (1.0, 5.5, 10.0)],
-        "logreg": [{"C": c} for c in (0.1, 1.0, 10.0, 100.0)]}
+GRID = {
+    "both": [{"weight": w, "sharpness": s} for w in (0.3, 0.5, 0.7, 0.85, 1.0) for s in (1.0, 10.0, 30.0, 100.0)],
+    "both_voted": [{"weight": w, "sharpness": s, "auto": 1} for w in (0.5, 0.85) for s in (10.0, 30.0)],
+    "both_debiased": [
+        {"weight": w, "sharpness": s, "auto": a, "debias": 1} for w in (0.5, 0.85) for s in (10.0, 30.0) for a in (0, 1)
+    ],
+    "examples": [{"sharpness": s} for s in (1.0, 10.0, 30.0, 100.0)],
+    "tip_adapter": [{"alpha": a, "beta": b} for a in (1.0, 3.0, 10.0, 30.0, 100.0) for b in (1.0, 5.5, 10.0)],
+    "logreg": [{"C": c} for c in (0.1, 1.0, 10.0, 100.0)],
+}
 
 
 def features(name: str, cache: Path) -> dict[str, Any]:
@@ -83,13 +92,21 @@ def splits(name: str, f: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.nda
         from models.benchdata import LabelledImages, elpv_split
 
         probs = f["x_probability"].astype(float)
-        fake = LabelledImages([None] * len(labels), list(labels), {"probability": list(probs), "type": list(f["x_type"])})
+        fake = LabelledImages(
+            [None] * len(labels), list(labels), {"probability": list(probs), "type": list(f["x_type"])}
+        )
         train, test = elpv_split(fake, seed=0)
         pool = np.array([i for i in train if probs[i] == 0 or probs[i] >= 0.5])
     else:
         unseen = f["x_seed_split"] == "test"
-        test = np.sort(np.concatenate([rng.choice(np.flatnonzero((labels == c) & unseen), 100, replace=False)
-                                       for c in ("ok", "local", "global")]))
+        test = np.sort(
+            np.concatenate(
+                [
+                    rng.choice(np.flatnonzero((labels == c) & unseen), 100, replace=False)
+                    for c in ("ok", "local", "global")
+                ]
+            )
+        )
         pool = np.setdiff1d(np.arange(len(labels)), test)
     pool = rng.permutation(pool)
     n_val = len(pool) // 5
@@ -105,8 +122,16 @@ def draw(pool: np.ndarray, labels: np.ndarray, names: list[str], budget: tuple[s
     return rng.permutation(pool)[:n]
 
 
-def scores(method: str, params: dict[str, float], img: np.ndarray, ex: np.ndarray, ex_y: np.ndarray,
-           text_emb: np.ndarray, counts: np.ndarray, n_labels: int) -> np.ndarray:
+def scores(
+    method: str,
+    params: dict[str, float],
+    img: np.ndarray,
+    ex: np.ndarray,
+    ex_y: np.ndarray,
+    text_emb: np.ndarray,
+    counts: np.ndarray,
+    n_labels: int,
+) -> np.ndarray:
     """[N, L] label scores of one method (higher is better)."""
     words = text_scores(img @ text_emb.T, counts)
     if method == "text" or len(ex) == 0:
@@ -116,7 +141,9 @@ def scores(method: str, params: dict[str, float], img: np.ndarray, ex: np.ndarra
     if method == "tip_adapter":
         affinity = np.exp(-params["beta"] * (1 - img @ ex.T))
         return 100 * words + params["alpha"] * affinity @ np.eye(n_labels)[ex_y]
-    bp = BlendParams(weight=params.get("weight", 1.0), sharpness=params["sharpness"], auto_weight=bool(params.get("auto")))
+    bp = BlendParams(
+        weight=params.get("weight", 1.0), sharpness=params["sharpness"], auto_weight=bool(params.get("auto"))
+    )
     examples = soft_nearest(img @ ex.T, ex_y, n_labels, bp.sharpness)
     if method == "examples":
         return np.where(np.isfinite(examples), examples, -np.inf)
@@ -130,7 +157,9 @@ def scores(method: str, params: dict[str, float], img: np.ndarray, ex: np.ndarra
     return blend(words, examples, scale, shift, weight)[0]
 
 
-def _logreg(img: np.ndarray, ex: np.ndarray, ex_y: np.ndarray, n_labels: int, c: float, words: np.ndarray) -> np.ndarray:
+def _logreg(
+    img: np.ndarray, ex: np.ndarray, ex_y: np.ndarray, n_labels: int, c: float, words: np.ndarray
+) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
     present = np.unique(ex_y)
@@ -153,7 +182,10 @@ def metrics(name: str, s: np.ndarray, y: np.ndarray, probs: np.ndarray | None, n
     ok = names.index("ok")
     defect = 1.0 - softmax(z - z.max(1, keepdims=True), 30.0)[:, ok]
     keep = (probs == 0) | (probs >= 0.5)
-    return {"accuracy": float(((pred != ok) == (probs >= 0.5)).mean()), "auroc": float(auroc(defect[keep], probs[keep] >= 0.5))}
+    return {
+        "accuracy": float(((pred != ok) == (probs >= 0.5)).mean()),
+        "auroc": float(auroc(defect[keep], probs[keep] >= 0.5)),
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -181,7 +213,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for seed in args.seeds:
                     ex = draw(pool, y, list(range(len(names))), budget, seed) if budget[1] else np.array([], int)
                     s = scores(method, params, emb[idx], emb[ex], y[ex], text_emb, counts, len(names))
-                    out[(name, budget[0], seed)] = metrics(name, s, y[idx], None if probs is None else probs[idx], names)
+                    out[(name, budget[0], seed)] = metrics(
+                        name, s, y[idx], None if probs is None else probs[idx], names
+                    )
         return out
 
     chosen = {"text": {}}
@@ -193,24 +227,44 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ranked.append((float(np.mean([m["accuracy"] for k, m in res.items() if k[1] != "0"])), params))
         validation[method] = [{"params": p, "val_accuracy": a} for a, p in ranked]
         chosen[method] = max(ranked, key=lambda t: t[0])[1]
-        print(f"{method}: chose {chosen[method]} (validation accuracy {max(ranked, key=lambda t: t[0])[0]:.3f})", flush=True)
+        print(
+            f"{method}: chose {chosen[method]} (validation accuracy {max(ranked, key=lambda t: t[0])[0]:.3f})",
+            flush=True,
+        )
     table: dict[str, Any] = {}
     for method in METHODS:
         res = evaluate(method, chosen[method], "test")
         for (name, budget, seed), m in res.items():
             for metric, value in m.items():
-                table.setdefault(name, {}).setdefault(metric, {}).setdefault(budget, {}).setdefault(method, []).append(value)
-    summary = {name: {metric: {b: {meth: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
-                                     for meth, v in row.items()} for b, row in rows.items()}
-                      for metric, rows in by.items()} for name, by in table.items()}
+                table.setdefault(name, {}).setdefault(metric, {}).setdefault(budget, {}).setdefault(method, []).append(
+                    value
+                )
+    summary = {
+        name: {
+            metric: {
+                b: {meth: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)} for meth, v in row.items()}
+                for b, row in rows.items()
+            }
+            for metric, rows in by.items()
+        }
+        for name, by in table.items()
+    }
     sizes = {name: {"heldout": len(s[5]), "validation": len(s[6]), "pool": len(s[7])} for name, s in sets.items()}
-    return {"chosen": chosen, "validation": validation, "summary": summary, "sizes": sizes,
-            "seeds": list(args.seeds), "model": scorer.model_id}
+    return {
+        "chosen": chosen,
+        "validation": validation,
+        "summary": summary,
+        "sizes": sizes,
+        "seeds": list(args.seeds),
+        "model": scorer.model_id,
+    }
 
 
 def markdown(out: dict[str, Any]) -> str:
-    lines = ["| data set | metric | confirmed parts | " + " | ".join(METHODS) + " |",
-             "|---|---|---|" + "---|" * len(METHODS)]
+    lines = [
+        "| data set | metric | confirmed parts | " + " | ".join(METHODS) + " |",
+        "|---|---|---|" + "---|" * len(METHODS),
+    ]
     for name, by in out["summary"].items():
         for metric, rows in by.items():
             for budget, _ in BUDGETS:
@@ -218,7 +272,10 @@ def markdown(out: dict[str, Any]) -> str:
                 cells = [f"{row[m]['mean']:.3f} ± {row[m]['std']:.3f}" for m in METHODS]
                 lines.append(f"| {name} | {metric} | {budget} | " + " | ".join(cells) + " |")
     chosen = "; ".join(f"{m}: {p}" for m, p in out["chosen"].items() if p)
-    return "\n".join(lines) + f"\n\nParameters chosen on validation: {chosen}. Seeds {out['seeds']}; sizes {out['sizes']}.\n"
+    return (
+        "\n".join(lines)
+        + f"\n\nParameters chosen on validation: {chosen}. Seeds {out['seeds']}; sizes {out['sizes']}.\n"
+    )
 
 
 def plot(out: dict[str, Any], path: Path) -> None:

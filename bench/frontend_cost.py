@@ -35,9 +35,13 @@ def _variants():
     from inspector.frame.scoring import ScoringSettings
 
     base = ScoringSettings(input_size=448, local_weight=0.5)
-    return {"v1 path (224 crop, global only)": None, "station default (v1: 224 whole frame)": ScoringSettings(),
-            REF: base, "448, flips h (2 passes)": replace(base, flips="h"),
-            "448, flips hv (3 passes)": replace(base, flips="hv")}
+    return {
+        "v1 path (224 crop, global only)": None,
+        "station default (v1: 224 whole frame)": ScoringSettings(),
+        REF: base,
+        "448, flips h (2 passes)": replace(base, flips="h"),
+        "448, flips hv (3 passes)": replace(base, flips="hv"),
+    }
 
 
 REF = "448 + local blend (flips none)"
@@ -54,8 +58,14 @@ def _one(station, rgb: np.ndarray, settings) -> float:
         ranking = rank(emb, model.index, model.scorer.logit_scale)
     else:
         scored = score_frame(model.scorer, rgb, settings, "bench")
-        ranking = rank(scored.embedding, model.index, model.scorer.logit_scale, local=scored.local,
-                       local_weight=scored.config.local_weight, scoring=scored.config)
+        ranking = rank(
+            scored.embedding,
+            model.index,
+            model.scorer.logit_scale,
+            local=scored.local,
+            local_weight=scored.config.local_weight,
+            scoring=scored.config,
+        )
     decide(ranking, model.index, station.policy)
     return (time.perf_counter() - t0) * 1e3
 
@@ -82,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     names = list(variants)
     for i in range(args.frames):
         rgb = frames[i % len(frames)]
-        for k in names[i % len(names):] + names[: i % len(names)]:
+        for k in names[i % len(names) :] + names[: i % len(names)]:
             times[k].append(_one(station, rgb, variants[k]))
     print(f"`{command_line('bench.frontend_cost', argv)}`  \n{machine('cpu', args.threads)}\n")
     print(f"640x480, {args.descriptions} descriptions, {args.frames} frames per variant (interleaved)\n")
@@ -98,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         _one(station, large[0], tiled)
         big = [_one(station, rgb, tiled) for rgb in large]
         s = stats_ms(big)
-        print(f"\n2448x2048, {REF} (whole view + 42 native 448-px tiles), {len(big)} frames: p50 {s['p50']:.0f} ms,"
-              f" max {s['max']:.0f} ms")
+        print(
+            f"\n2448x2048, {REF} (whole view + 42 native 448-px tiles), {len(big)} frames: p50 {s['p50']:.0f} ms,"
+            f" max {s['max']:.0f} ms"
+        )
     return 0
 
 

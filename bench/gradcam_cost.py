@@ -35,7 +35,15 @@ from typing import Any
 import numpy as np
 
 from bench.perf_common import (
-    NO_GPU, Target, command_line, machine, md_table, parse_size, set_threads, stats_ms, synthetic_frames,
+    NO_GPU,
+    Target,
+    command_line,
+    machine,
+    md_table,
+    parse_size,
+    set_threads,
+    stats_ms,
+    synthetic_frames,
     write_results,
 )
 
@@ -63,16 +71,28 @@ def capture_path_check() -> dict[str, Any]:
             if re.search(r"\bexplain_(candidate|record)\(", text) and path.name != "explain.py":
                 callers.append(str(path.relative_to(ROOT)))
     clean = not any(hits.values())
-    why = {"ui/widgets/heatmap_worker.py": "the operator view's worker, a Task on its own QThread, one map at a time, newest "
-                                   "request per slot",
-           "ui/audit/view.py": "the auditor's record detail, a Task on request (ui/audit/inspection_detail.py)",
-           "inspector/commands/inspect.py": "`inspector rank --heatmap`, after the ranking is printed"}
-    statement = ("No Grad-CAM call on the capture path: Station.inspect, inspector/frame/live.py (LiveCapture.step) and "
-                 "ui/operator/capture_worker.py contain none. Heatmaps are computed on request only, by " +
-                 "; ".join(f"{c} ({why.get(c, 'on request')})" for c in callers)) if clean else \
-        f"Grad-CAM references found on the capture path: {hits}"
-    return {"path_sources": list(path_sources), "hits": hits, "explain_callers": callers, "clean": clean,
-            "statement": statement}
+    why = {
+        "ui/widgets/heatmap_worker.py": "the operator view's worker, a Task on its own QThread, one map at a time, newest "
+        "request per slot",
+        "ui/audit/view.py": "the auditor's record detail, a Task on request (ui/audit/inspection_detail.py)",
+        "inspector/commands/inspect.py": "`inspector rank --heatmap`, after the ranking is printed",
+    }
+    statement = (
+        (
+            "No Grad-CAM call on the capture path: Station.inspect, inspector/frame/live.py (LiveCapture.step) and "
+            "ui/operator/capture_worker.py contain none. Heatmaps are computed on request only, by "
+            + "; ".join(f"{c} ({why.get(c, 'on request')})" for c in callers)
+        )
+        if clean
+        else f"Grad-CAM references found on the capture path: {hits}"
+    )
+    return {
+        "path_sources": list(path_sources),
+        "hits": hits,
+        "explain_callers": callers,
+        "clean": clean,
+        "statement": statement,
+    }
 
 
 def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
@@ -83,9 +103,9 @@ def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
 
 def measure_model(ref: str, frames: list[np.ndarray], n: int, device: str) -> dict[str, Any]:
     from inspector.frame.explain import explain_candidate
-    from inspector.library.labels import load_library, seed_library_dir
     from inspector.frame.records import Frame, utc_now
     from inspector.frame.scorer import load_scorer
+    from inspector.library.labels import load_library, seed_library_dir
     from inspector.station import Station
 
     (scorer, load_ms) = _timed(load_scorer, ref, device)
@@ -109,21 +129,33 @@ def measure_model(ref: str, frames: list[np.ndarray], n: int, device: str) -> di
             times[key].append(value)
         ratios["map"].append(t_map / fwd)
         ratios["contrast"].append(t_con / fwd)
-    return {"model": ref, "model_id": scorer.model_id, "device": scorer.device, "layer": layer,
-            "load_ms": load_ms, "explainer_build_ms": build_ms, "frames": n,
-            "times_ms": {k: stats_ms(v) for k, v in times.items()},
-            "ratio": {k: {"median": statistics.median(v), "p95": float(np.percentile(v, 95)),
-                          "of_medians": statistics.median(times[k]) /
-                          statistics.median(times["forward"] + times["forward_after"])}
-                      for k, v in ratios.items()}}
+    return {
+        "model": ref,
+        "model_id": scorer.model_id,
+        "device": scorer.device,
+        "layer": layer,
+        "load_ms": load_ms,
+        "explainer_build_ms": build_ms,
+        "frames": n,
+        "times_ms": {k: stats_ms(v) for k, v in times.items()},
+        "ratio": {
+            k: {
+                "median": statistics.median(v),
+                "p95": float(np.percentile(v, 95)),
+                "of_medians": statistics.median(times[k])
+                / statistics.median(times["forward"] + times["forward_after"]),
+            }
+            for k, v in ratios.items()
+        },
+    }
 
 
 def interference(ref: str, frames: list[np.ndarray], n: int, device: str) -> dict[str, Any]:
     """Station.inspect latency alone and with a heatmap thread running back to back."""
     from inspector.frame.explain import explain_candidate
-    from inspector.library.labels import load_library, seed_library_dir
     from inspector.frame.records import Frame, utc_now
     from inspector.frame.scorer import load_scorer
+    from inspector.library.labels import load_library, seed_library_dir
     from inspector.station import Station
 
     station = Station(load_scorer(ref, device), load_library(seed_library_dir() / "generic_surfaces.yaml"))
@@ -152,8 +184,13 @@ def interference(ref: str, frames: list[np.ndarray], n: int, device: str) -> dic
     finally:
         stop.set()
         worker.join()
-    return {"frames": n, "inspect_alone_ms": stats_ms(alone), "inspect_with_heatmaps_ms": stats_ms(busy),
-            "heatmaps_done": len(maps), "heatmap_ms_concurrent": stats_ms(maps)}
+    return {
+        "frames": n,
+        "inspect_alone_ms": stats_ms(alone),
+        "inspect_with_heatmaps_ms": stats_ms(busy),
+        "heatmaps_done": len(maps),
+        "heatmap_ms_concurrent": stats_ms(maps),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,18 +218,29 @@ def main(argv: list[str] | None = None) -> int:
     for ref in [m for m in args.models.split(",") if m]:
         r = measure_model(ref, frames, args.frames, args.device)
         results.append(r)
-        print(f"{ref}: forward p50 {r['times_ms']['forward']['p50']:.1f} ms, map x{r['ratio']['map']['median']:.2f}, "
-              f"contrast x{r['ratio']['contrast']['median']:.2f}", flush=True)
-    inter = interference(results[0]["model"], frames, args.interference_frames, args.device) \
-        if args.interference_frames else None
+        print(
+            f"{ref}: forward p50 {r['times_ms']['forward']['p50']:.1f} ms, map x{r['ratio']['map']['median']:.2f}, "
+            f"contrast x{r['ratio']['contrast']['median']:.2f}",
+            flush=True,
+        )
+    inter = (
+        interference(results[0]["model"], frames, args.interference_frames, args.device)
+        if args.interference_frames
+        else None
+    )
 
     on_gpu = args.device.startswith("cuda")
     targets = []
     for r in results:
         for key, what in (("map", "one candidate's map"), ("contrast", "contrast map (#1 not #2)")):
-            targets.append(Target(f"{what} / one forward, {r['model']}", f"<= {TARGET_RATIO:.0f}x").check(
-                r["ratio"][key]["median"], TARGET_RATIO, "{:.2f}x",
-                note=f"median of per-frame ratios (p95 {r['ratio'][key]['p95']:.2f}x)"))
+            targets.append(
+                Target(f"{what} / one forward, {r['model']}", f"<= {TARGET_RATIO:.0f}x").check(
+                    r["ratio"][key]["median"],
+                    TARGET_RATIO,
+                    "{:.2f}x",
+                    note=f"median of per-frame ratios (p95 {r['ratio'][key]['p95']:.2f}x)",
+                )
+            )
     d = results[0]
     p95 = max(d["times_ms"]["map"]["p95"], d["times_ms"]["contrast"]["p95"])
     cpu_t = Target(f"heatmap p95 on CPU, {d['model']} (station-requirements P2)", f"<= {CPU_P95_MS:.0f} ms")
@@ -203,40 +251,97 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cpu_t.check(p95, CPU_P95_MS, "{:.0f} ms")
         gpu_t.skip(NO_GPU)
-    targets += [cpu_t, gpu_t, Target("no Grad-CAM on the capture path", "none", "none" if check["clean"] else
-                                     "found", check["clean"], "static search of the per-frame sources")]
+    targets += [
+        cpu_t,
+        gpu_t,
+        Target(
+            "no Grad-CAM on the capture path",
+            "none",
+            "none" if check["clean"] else "found",
+            check["clean"],
+            "static search of the per-frame sources",
+        ),
+    ]
 
     rows = []
     for r in results:
         t = r["times_ms"]
-        rows.append([r["model"], r["layer"], f"{t['forward']['p50']:.1f}", f"{t['map']['p50']:.1f}",
-                     f"{t['map']['p95']:.1f}", f"{t['contrast']['p50']:.1f}", f"{t['contrast']['p95']:.1f}",
-                     f"{r['ratio']['map']['median']:.2f}x", f"{r['ratio']['contrast']['median']:.2f}x",
-                     f"{r['explainer_build_ms']:.0f}"])
+        rows.append(
+            [
+                r["model"],
+                r["layer"],
+                f"{t['forward']['p50']:.1f}",
+                f"{t['map']['p50']:.1f}",
+                f"{t['map']['p95']:.1f}",
+                f"{t['contrast']['p50']:.1f}",
+                f"{t['contrast']['p95']:.1f}",
+                f"{r['ratio']['map']['median']:.2f}x",
+                f"{r['ratio']['contrast']['median']:.2f}x",
+                f"{r['explainer_build_ms']:.0f}",
+            ]
+        )
     w, h = size
-    body = [f"## Grad-CAM vs one forward pass ({w}x{h} frames, {args.frames} frames per model, batch 1)", "",
-            md_table(["model", "target layer", "forward p50 ms", "map p50 ms", "map p95 ms", "contrast p50 ms",
-                      "contrast p95 ms", "map / forward", "contrast / forward", "explainer build ms"], rows,
-                     align="llrrrrrrrr"), "",
-            "Ratios are medians of per-frame ratios (map / mean of the forwards just before and after it). "
-            "inspector-tiny and ViT-B-32 have random weights (cost only).", ""]
+    body = [
+        f"## Grad-CAM vs one forward pass ({w}x{h} frames, {args.frames} frames per model, batch 1)",
+        "",
+        md_table(
+            [
+                "model",
+                "target layer",
+                "forward p50 ms",
+                "map p50 ms",
+                "map p95 ms",
+                "contrast p50 ms",
+                "contrast p95 ms",
+                "map / forward",
+                "contrast / forward",
+                "explainer build ms",
+            ],
+            rows,
+            align="llrrrrrrrr",
+        ),
+        "",
+        "Ratios are medians of per-frame ratios (map / mean of the forwards just before and after it). "
+        "inspector-tiny and ViT-B-32 have random weights (cost only).",
+        "",
+    ]
     if inter:
         a, b = inter["inspect_alone_ms"], inter["inspect_with_heatmaps_ms"]
-        body += [f"## Capture-path frame latency while heatmaps run on another thread ({d['model']})", "",
-                 md_table(["Station.inspect", "p50 ms", "p95 ms", "max ms"],
-                          [["alone", f"{a['p50']:.1f}", f"{a['p95']:.1f}", f"{a['max']:.1f}"],
-                           [f"with a heatmap thread ({inter['heatmaps_done']} maps meanwhile)", f"{b['p50']:.1f}",
-                            f"{b['p95']:.1f}", f"{b['max']:.1f}"]]), "",
-                 "Frames keep flowing while maps are computed (no lock is shared with Station.inspect); the slow-down "
-                 f"is the two threads sharing {info['cpu_count']} cores.", ""]
+        body += [
+            f"## Capture-path frame latency while heatmaps run on another thread ({d['model']})",
+            "",
+            md_table(
+                ["Station.inspect", "p50 ms", "p95 ms", "max ms"],
+                [
+                    ["alone", f"{a['p50']:.1f}", f"{a['p95']:.1f}", f"{a['max']:.1f}"],
+                    [
+                        f"with a heatmap thread ({inter['heatmaps_done']} maps meanwhile)",
+                        f"{b['p50']:.1f}",
+                        f"{b['p95']:.1f}",
+                        f"{b['max']:.1f}",
+                    ],
+                ],
+            ),
+            "",
+            "Frames keep flowing while maps are computed (no lock is shared with Station.inspect); the slow-down "
+            f"is the two threads sharing {info['cpu_count']} cores.",
+            "",
+        ]
     body += ["## Capture path", "", check["statement"] + ".", ""]
     if not on_gpu:
         body += [f"GPU (`--device cuda`): {NO_GPU}.", ""]
     notes = ["QUICK RUN: a handful of frames; a smoke test, not the record."] if args.quick else []
-    write_results("gradcam_cost", command=command_line("bench.gradcam_cost", argv), info=info,
-                  title="Grad-CAM cost relative to a forward pass", targets=targets,
-                  figures={"models": results, "interference": inter, "capture_path": check}, body="\n".join(body),
-                  notes=notes, started=started)
+    write_results(
+        "gradcam_cost",
+        command=command_line("bench.gradcam_cost", argv),
+        info=info,
+        title="Grad-CAM cost relative to a forward pass",
+        targets=targets,
+        figures={"models": results, "interference": inter, "capture_path": check},
+        body="\n".join(body),
+        notes=notes,
+        started=started,
+    )
     return 0
 
 

@@ -37,8 +37,20 @@ from typing import Any
 import numpy as np
 
 from bench.perf_common import (
-    NO_GPU, RandomTextScorer, Target, bench_library, command_line, encode_frames, int_list, machine, md_table,
-    parse_size, set_threads, stats_ms, synthetic_frames, write_results,
+    NO_GPU,
+    RandomTextScorer,
+    Target,
+    bench_library,
+    command_line,
+    encode_frames,
+    int_list,
+    machine,
+    md_table,
+    parse_size,
+    set_threads,
+    stats_ms,
+    synthetic_frames,
+    write_results,
 )
 
 DISTINCT_FRAMES = 16
@@ -81,10 +93,14 @@ class Run:
         total = sum(self.total)
         share = {p: sum(getattr(self, p)) / total for p in parts}
         per_frame_share = [1 - e / t for e, t in zip(self.encoder, self.total)]
-        return {"total_ms": stats_ms(self.total), **{f"{p}_ms": stats_ms(getattr(self, p)) for p in parts},
-                "share_of_time": share, "not_encoder_share": 1 - share["encoder"],
-                "not_encoder_share_p50_per_frame": float(np.median(per_frame_share)),
-                "frames_per_s_serial": 1000 * len(self.total) / total}
+        return {
+            "total_ms": stats_ms(self.total),
+            **{f"{p}_ms": stats_ms(getattr(self, p)) for p in parts},
+            "share_of_time": share,
+            "not_encoder_share": 1 - share["encoder"],
+            "not_encoder_share_p50_per_frame": float(np.median(per_frame_share)),
+            "frames_per_s_serial": 1000 * len(self.total) / total,
+        }
 
 
 def _load(ref: str, device: str) -> tuple[Any, float]:
@@ -157,27 +173,54 @@ def throughput(station: Any, blobs: list[bytes], batch: int, min_frames: int) ->
         t0 = time.perf_counter()
         one_batch(r * batch)
         times.append(time.perf_counter() - t0)
-    return {"batch": batch, "rounds": rounds, "frames": rounds * batch, "frames_per_s": rounds * batch / sum(times),
-            "ms_per_batch": stats_ms(1000 * t for t in times)}
+    return {
+        "batch": batch,
+        "rounds": rounds,
+        "frames": rounds * batch,
+        "frames_per_s": rounds * batch / sum(times),
+        "ms_per_batch": stats_ms(1000 * t for t in times),
+    }
 
 
-def run_model(ref: str, sizes: list[int], args: argparse.Namespace, blobs: dict[str, list[bytes]],
-              batches: list[int], variants: bool) -> dict[str, Any]:
+def run_model(
+    ref: str,
+    sizes: list[int],
+    args: argparse.Namespace,
+    blobs: dict[str, list[bytes]],
+    batches: list[int],
+    variants: bool,
+) -> dict[str, Any]:
     scorer, load_s = _load(ref, args.device)
     timer = TimedPreprocess(scorer.bundle.preprocess)
     scorer.bundle.preprocess = timer
-    out: dict[str, Any] = {"model": ref, "model_id": scorer.model_id, "device": scorer.device, "load_s": load_s,
-                           "image_size": scorer.image_size, "sizes": {}, "variants": {}, "throughput": []}
+    out: dict[str, Any] = {
+        "model": ref,
+        "model_id": scorer.model_id,
+        "device": scorer.device,
+        "load_s": load_s,
+        "image_size": scorer.image_size,
+        "sizes": {},
+        "variants": {},
+        "throughput": [],
+    }
     print(f"{ref}: loaded in {load_s:.1f} s ({scorer.model_id[:12]} on {scorer.device})", flush=True)
     station_1000 = None
     for m in sizes:
         station, how, compile_s = _station(scorer, m, args.max_real_texts)
         run = per_frame(station, blobs["png"], args.frames, args.warmup, timer)
-        out["sizes"][m] = {"descriptions": m, "labels": len(station.index.library.labels), "text_embeddings": how,
-                           "compile_s": compile_s, **run.summary()}
+        out["sizes"][m] = {
+            "descriptions": m,
+            "labels": len(station.index.library.labels),
+            "text_embeddings": how,
+            "compile_s": compile_s,
+            **run.summary(),
+        }
         s = out["sizes"][m]
-        print(f"  {m:>7} descriptions: p50 {s['total_ms']['p50']:.1f} p95 {s['total_ms']['p95']:.1f} "
-              f"p99 {s['total_ms']['p99']:.1f} ms, not-encoder {100 * s['not_encoder_share']:.1f}%", flush=True)
+        print(
+            f"  {m:>7} descriptions: p50 {s['total_ms']['p50']:.1f} p95 {s['total_ms']['p95']:.1f} "
+            f"p99 {s['total_ms']['p99']:.1f} ms, not-encoder {100 * s['not_encoder_share']:.1f}%",
+            flush=True,
+        )
         if m == 1000 or station_1000 is None:
             station_1000 = station
     if variants:
@@ -198,9 +241,18 @@ def _size_rows(res: dict[str, Any]) -> list[list[Any]]:
     rows = []
     for m, s in res["sizes"].items():
         ms = {k: s[f"{k}_ms"]["mean"] for k in ("decode", "preprocess", "encoder", "rank", "other")}
-        rows.append([f"{int(m):,}", s["labels"], f"{s['total_ms']['p50']:.1f}", f"{s['total_ms']['p95']:.1f}",
-                     f"{s['total_ms']['p99']:.1f}", *(f"{ms[k]:.2f}" for k in ms),
-                     f"{100 * s['not_encoder_share']:.1f}%", s["text_embeddings"].split(" (")[0]])
+        rows.append(
+            [
+                f"{int(m):,}",
+                s["labels"],
+                f"{s['total_ms']['p50']:.1f}",
+                f"{s['total_ms']['p95']:.1f}",
+                f"{s['total_ms']['p99']:.1f}",
+                *(f"{ms[k]:.2f}" for k in ms),
+                f"{100 * s['not_encoder_share']:.1f}%",
+                s["text_embeddings"].split(" (")[0],
+            ]
+        )
     return rows
 
 
@@ -216,8 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--large-frame-size", default="1280x1024", help="variant: a larger frame (PNG), '' to skip")
     p.add_argument("--batches", default="1,8,32,64", help="batch sizes for the throughput table")
     p.add_argument("--throughput-frames", type=int, default=256, help="frames per batch size (at least)")
-    p.add_argument("--max-real-texts", type=int, default=1000,
-                   help="embed libraries up to this size with the text tower; random unit vectors above")
+    p.add_argument(
+        "--max-real-texts",
+        type=int,
+        default=1000,
+        help="embed libraries up to this size with the text tower; random unit vectors above",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
@@ -241,8 +297,14 @@ def main(argv: list[str] | None = None) -> int:
         blobs[f"png {large[0]}x{large[1]}"] = encode_frames(synthetic_frames(DISTINCT_FRAMES, large), "png")
     results = {"main": run_model(args.model, sizes, args, blobs, batches, variants=True)}
     if args.compare_model:
-        results["compare"] = run_model(args.compare_model, [1000 if not args.quick else min(1000, max(sizes))], args,
-                                       {"png": blobs["png"]}, batches, variants=False)
+        results["compare"] = run_model(
+            args.compare_model,
+            [1000 if not args.quick else min(1000, max(sizes))],
+            args,
+            {"png": blobs["png"]},
+            batches,
+            variants=False,
+        )
 
     main_res = results["main"]
     at = 1000 if 1000 in main_res["sizes"] else max(main_res["sizes"])
@@ -260,56 +322,135 @@ def main(argv: list[str] | None = None) -> int:
     else:
         targets[0].check(s["total_ms"]["p95"], TARGET_P95_MS, "{:.1f} ms", note=note)
         targets[2].skip(NO_GPU)
-    targets[1].check(s["not_encoder_share"], TARGET_SHARE, "{:.1%}",
-                     note=note or f"decode {s['share_of_time']['decode']:.1%}, preprocess "
-                                  f"{s['share_of_time']['preprocess']:.1%}, rank+verdict "
-                                  f"{s['share_of_time']['rank']:.1%}")
+    targets[1].check(
+        s["not_encoder_share"],
+        TARGET_SHARE,
+        "{:.1%}",
+        note=note
+        or f"decode {s['share_of_time']['decode']:.1%}, preprocess "
+        f"{s['share_of_time']['preprocess']:.1%}, rank+verdict "
+        f"{s['share_of_time']['rank']:.1%}",
+    )
     for size, entry in main_res["sizes"].items():
         if size != at and not on_gpu:
-            targets.append(Target(f"p95 per frame, {int(size):,} descriptions", f"<= {TARGET_P95_MS:.0f} ms")
-                           .check(entry["total_ms"]["p95"], TARGET_P95_MS, "{:.1f} ms"))
+            targets.append(
+                Target(f"p95 per frame, {int(size):,} descriptions", f"<= {TARGET_P95_MS:.0f} ms").check(
+                    entry["total_ms"]["p95"], TARGET_P95_MS, "{:.1f} ms"
+                )
+            )
 
     w, h = frame_size
-    body = [f"## {args.model} ({main_res['model_id'][:12]}, loaded in {main_res['load_s']:.1f} s), "
-            f"{w}x{h} PNG frames, batch 1, {args.frames} frames per row", "",
-            md_table(["descriptions", "labels", "p50 ms", "p95 ms", "p99 ms", "decode", "preprocess", "encoder",
-                      "rank+verdict", "other", "not encoder", "text embeddings"], _size_rows(main_res),
-                     align="rrrrrrrrrrrl"),
-            "", "Component columns are mean ms per frame. Library text embeddings: " +
-            "; ".join(f"{int(m):,}: {v['text_embeddings']}" for m, v in main_res["sizes"].items()) + ".", ""]
+    body = [
+        f"## {args.model} ({main_res['model_id'][:12]}, loaded in {main_res['load_s']:.1f} s), "
+        f"{w}x{h} PNG frames, batch 1, {args.frames} frames per row",
+        "",
+        md_table(
+            [
+                "descriptions",
+                "labels",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "decode",
+                "preprocess",
+                "encoder",
+                "rank+verdict",
+                "other",
+                "not encoder",
+                "text embeddings",
+            ],
+            _size_rows(main_res),
+            align="rrrrrrrrrrrl",
+        ),
+        "",
+        "Component columns are mean ms per frame. Library text embeddings: "
+        + "; ".join(f"{int(m):,}: {v['text_embeddings']}" for m, v in main_res["sizes"].items())
+        + ".",
+        "",
+    ]
     if main_res["variants"]:
-        rows = [[name, f"{v['total_ms']['p50']:.1f}", f"{v['total_ms']['p95']:.1f}", f"{v['total_ms']['p99']:.1f}",
-                 f"{v['decode_ms']['mean']:.2f}", f"{v['preprocess_ms']['mean']:.2f}", f"{v['encoder_ms']['mean']:.2f}",
-                 f"{100 * v['not_encoder_share']:.1f}%"] for name, v in main_res["variants"].items()]
-        body += [f"Frame variants at {at:,} descriptions:", "",
-                 md_table(["frames", "p50 ms", "p95 ms", "p99 ms", "decode", "preprocess", "encoder", "not encoder"],
-                          rows), ""]
+        rows = [
+            [
+                name,
+                f"{v['total_ms']['p50']:.1f}",
+                f"{v['total_ms']['p95']:.1f}",
+                f"{v['total_ms']['p99']:.1f}",
+                f"{v['decode_ms']['mean']:.2f}",
+                f"{v['preprocess_ms']['mean']:.2f}",
+                f"{v['encoder_ms']['mean']:.2f}",
+                f"{100 * v['not_encoder_share']:.1f}%",
+            ]
+            for name, v in main_res["variants"].items()
+        ]
+        body += [
+            f"Frame variants at {at:,} descriptions:",
+            "",
+            md_table(["frames", "p50 ms", "p95 ms", "p99 ms", "decode", "preprocess", "encoder", "not encoder"], rows),
+            "",
+        ]
     for key in ("main", "compare"):
         if key not in results:
             continue
         r = results[key]
         if key == "compare":
-            body += [f"## {r['model']} (random weights, open_clip config, no download; loaded in {r['load_s']:.1f} s)",
-                     "", md_table(["descriptions", "labels", "p50 ms", "p95 ms", "p99 ms", "decode", "preprocess",
-                                   "encoder", "rank+verdict", "other", "not encoder", "text embeddings"],
-                                  _size_rows(r), align="rrrrrrrrrrrl"), ""]
+            body += [
+                f"## {r['model']} (random weights, open_clip config, no download; loaded in {r['load_s']:.1f} s)",
+                "",
+                md_table(
+                    [
+                        "descriptions",
+                        "labels",
+                        "p50 ms",
+                        "p95 ms",
+                        "p99 ms",
+                        "decode",
+                        "preprocess",
+                        "encoder",
+                        "rank+verdict",
+                        "other",
+                        "not encoder",
+                        "text embeddings",
+                    ],
+                    _size_rows(r),
+                    align="rrrrrrrrrrrl",
+                ),
+                "",
+            ]
         n = at if key == "main" else max(r["sizes"])
-        body += [f"Throughput, {r['model']}, {int(n):,}-description library (decode + batched encode + rank + verdict "
-                 "per frame):", "",
-                 md_table(["batch", "frames", "frames/s", "ms per batch p50"],
-                          [[t["batch"], t["frames"], f"{t['frames_per_s']:.1f}", f"{t['ms_per_batch']['p50']:.1f}"]
-                           for t in r["throughput"]]), ""]
+        body += [
+            f"Throughput, {r['model']}, {int(n):,}-description library (decode + batched encode + rank + verdict "
+            "per frame):",
+            "",
+            md_table(
+                ["batch", "frames", "frames/s", "ms per batch p50"],
+                [
+                    [t["batch"], t["frames"], f"{t['frames_per_s']:.1f}", f"{t['ms_per_batch']['p50']:.1f}"]
+                    for t in r["throughput"]
+                ],
+            ),
+            "",
+        ]
     if not on_gpu:
         body += [f"GPU (`--device cuda`, fp16 autocast): {NO_GPU}.", ""]
-    notes = ["Timed: decode_image(bytes) -> Frame -> Station.inspect -> verdict; no database commit "
-             "(bench.decision_log measures that).",
-             f"Frames: {DISTINCT_FRAMES} distinct generated parts (models.synth, held-out textures) cycled; "
-             "PNG via Pillow defaults, JPEG quality 90."]
+    notes = [
+        "Timed: decode_image(bytes) -> Frame -> Station.inspect -> verdict; no database commit "
+        "(bench.decision_log measures that).",
+        f"Frames: {DISTINCT_FRAMES} distinct generated parts (models.synth, held-out textures) cycled; "
+        "PNG via Pillow defaults, JPEG quality 90.",
+    ]
     if args.quick:
         notes.append("QUICK RUN: small libraries and few frames; figures are a smoke test, not the record.")
-    write_results("latency", command=command_line("bench.latency", argv), info=info,
-                  title="Per-frame latency and throughput", targets=targets, figures=results, body="\n".join(body),
-                  notes=notes, started=started)
+    write_results(
+        "latency",
+        command=command_line("bench.latency", argv),
+        info=info,
+        title="Per-frame latency and throughput",
+        targets=targets,
+        figures=results,
+        body="\n".join(body),
+        notes=notes,
+        started=started,
+    )
     return 0
 
 

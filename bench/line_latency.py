@@ -44,8 +44,6 @@ from bench.perf_common import (
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the broker helper the tests use: one copy of it
 
-from linebroker import Subscriber, free_port, kill, read_record, start_broker
-
 from inspector.frame.records import Candidate, Frame, InspectionResult, Ranking, Verdict
 from inspector.library.labels import library_from_dict
 from inspector.line.opcua_out import NAMESPACE
@@ -53,10 +51,18 @@ from inspector.line.outputs import LineOutputs
 from inspector.line.publisher import wait_until
 from inspector.line.settings import LineConfig, MqttOutput, OpcuaOutput
 from inspector.store.decision_log import DecisionLog
+from linebroker import Subscriber, free_port, kill, read_record, start_broker
 
-LIBRARY = library_from_dict({"format": 1, "name": "bench", "labels": [
-    {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
-    {"id": "scratch", "disposition": "rework", "descriptions": ["a thin scratch"]}]})
+LIBRARY = library_from_dict(
+    {
+        "format": 1,
+        "name": "bench",
+        "labels": [
+            {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
+            {"id": "scratch", "disposition": "rework", "descriptions": ["a thin scratch"]},
+        ],
+    }
+)
 
 
 def _station(folder: Path) -> tuple[DecisionLog, Any, int]:
@@ -72,10 +78,17 @@ def _station(folder: Path) -> tuple[DecisionLog, Any, int]:
 def _commit(log: DecisionLog, op: Any, version: int, i: int, rng: np.random.Generator) -> tuple[int, float, float]:
     """Commit one inspection with its 224x224 PNG; (id, capture time, commit-returned time) as epoch s."""
     frame = Frame(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8), datetime.now(UTC), "bench", i)
-    candidates = (Candidate("scratch", "Scratch", "rework", "a thin scratch", 0.3, 0.7, 1),
-                  Candidate("ok", "Ok", "accept", "a clean surface", 0.2, 0.3, 2))
-    result = InspectionResult(frame, Ranking(candidates, "bench-model", version),
-                              Verdict("rework", False, False, "top-1"), f"{i:064x}", {"encode": 10.0})
+    candidates = (
+        Candidate("scratch", "Scratch", "rework", "a thin scratch", 0.3, 0.7, 1),
+        Candidate("ok", "Ok", "accept", "a clean surface", 0.2, 0.3, 2),
+    )
+    result = InspectionResult(
+        frame,
+        Ranking(candidates, "bench-model", version),
+        Verdict("rework", False, False, "top-1"),
+        f"{i:064x}",
+        {"encode": 10.0},
+    )
     inspection_id = log.record_inspection(result, op)
     return inspection_id, frame.captured_at.timestamp(), time.time()
 
@@ -108,8 +121,17 @@ class _OpcuaWatcher:
         self._thread.join(10)
 
 
-def _latency(log: DecisionLog, op: Any, version: int, parts: int, rate: float, port: int,
-             opcua_url: str, line: LineOutputs, nudge: bool) -> dict[str, Any]:
+def _latency(
+    log: DecisionLog,
+    op: Any,
+    version: int,
+    parts: int,
+    rate: float,
+    port: int,
+    opcua_url: str,
+    line: LineOutputs,
+    nudge: bool,
+) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     sub = Subscriber(port, ["bench/v"])
     watcher = _OpcuaWatcher(opcua_url)
@@ -135,13 +157,21 @@ def _latency(log: DecisionLog, op: Any, version: int, parts: int, rate: float, p
     frame_ms = [1000 * (received[c[0]] - c[1]) for c in commits if c[0] in received]
     opcua_ms = [1000 * (watcher.seen[seq_of[c[0]]] - c[2]) for c in commits if seq_of[c[0]] in watcher.seen]
     commit_ms = [1000 * (c[2] - c[1]) for c in commits]
-    return {"parts": parts, "rate": rate, "mqtt_received": len(mqtt_ms), "opcua_seen": len(opcua_ms),
-            "commit_to_mqtt_ms": stats_ms(mqtt_ms), "frame_to_mqtt_ms": stats_ms(frame_ms),
-            "commit_to_opcua_ms": stats_ms(opcua_ms), "frame_to_commit_ms": stats_ms(commit_ms)}
+    return {
+        "parts": parts,
+        "rate": rate,
+        "mqtt_received": len(mqtt_ms),
+        "opcua_seen": len(opcua_ms),
+        "commit_to_mqtt_ms": stats_ms(mqtt_ms),
+        "frame_to_mqtt_ms": stats_ms(frame_ms),
+        "commit_to_opcua_ms": stats_ms(opcua_ms),
+        "frame_to_commit_ms": stats_ms(commit_ms),
+    }
 
 
-def _catch_up(log: DecisionLog, op: Any, version: int, line: LineOutputs, broker: dict[str, Any],
-              backlog: int, outage_s: float) -> dict[str, Any]:
+def _catch_up(
+    log: DecisionLog, op: Any, version: int, line: LineOutputs, broker: dict[str, Any], backlog: int, outage_s: float
+) -> dict[str, Any]:
     rng = np.random.default_rng(1)
     mqtt = line.publishers[0]
     kill(broker["proc"])
@@ -166,11 +196,17 @@ def _catch_up(log: DecisionLog, op: Any, version: int, line: LineOutputs, broker
     drain_s = drained - reconnected
     got = [json.loads(p)["inspection_id"] for t, p in read_record(broker["record"]) if t == "bench/v"]
     missing = sorted(set(ids) - set(got))
-    return {"backlog": backlog, "built_s": built_s, "status_backlog_before_restart": waiting,
-            "restart_to_reconnect_s": reconnected - restarted, "drain_s": drain_s,
-            "drain_rate_per_s": backlog / drain_s if drain_s else float("inf"), "missing": len(missing),
-            "received": sum(1 for i in got if i in set(ids)),
-            "duplicates": sum(1 for i in got if i in set(ids)) - len(set(ids) & set(got))}
+    return {
+        "backlog": backlog,
+        "built_s": built_s,
+        "status_backlog_before_restart": waiting,
+        "restart_to_reconnect_s": reconnected - restarted,
+        "drain_s": drain_s,
+        "drain_rate_per_s": backlog / drain_s if drain_s else float("inf"),
+        "missing": len(missing),
+        "received": sum(1 for i in got if i in set(ids)),
+        "duplicates": sum(1 for i in got if i in set(ids)) - len(set(ids) & set(got)),
+    }
 
 
 CHANGES: list[tuple[float, Any]] = []  # (monotonic time, OutputStatus) of every publisher status change
@@ -186,8 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=20.0, help="parts per second in the latency run")
     p.add_argument("--backlog", type=int, default=600, help="inspections committed while the broker is down")
     p.add_argument("--outage-s", type=float, default=0.0, help="spread them over this many seconds (0: at once)")
-    p.add_argument("--no-nudge", action="store_true",
-                   help="do not call line.committed() after each commit: the publishers find it by polling (50 ms)")
+    p.add_argument(
+        "--no-nudge",
+        action="store_true",
+        help="do not call line.committed() after each commit: the publishers find it by polling (50 ms)",
+    )
     p.add_argument("--dir", type=Path, default=None)
     args = p.parse_args(argv)
     started, info = time.monotonic(), machine("cpu")
@@ -196,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     broker = {"port": free_port(), "record": folder / "acked.txt"}
     broker["proc"] = start_broker(broker["port"], broker["record"])
     url = f"opc.tcp://127.0.0.1:{free_port()}"
-    config = LineConfig(mqtt=MqttOutput(host="127.0.0.1", port=broker["port"], topic="bench/v"),
-                        opcua=OpcuaOutput(endpoint=url, security="None"))
+    config = LineConfig(
+        mqtt=MqttOutput(host="127.0.0.1", port=broker["port"], topic="bench/v"),
+        opcua=OpcuaOutput(endpoint=url, security="None"),
+    )
     line = LineOutputs(config, log.sdb.path, on_change=lambda status: CHANGES.append((time.monotonic(), status)))
     try:
         with line:
@@ -209,34 +250,65 @@ def main(argv: list[str] | None = None) -> int:
         log.close()
     figures = {"latency": lat, "catch_up": catch}
     m, o, f = lat["commit_to_mqtt_ms"], lat["commit_to_opcua_ms"], lat["frame_to_mqtt_ms"]
-    targets = [Target("every committed inspection delivered after the outage", "0 missing",
-                      f"{catch['missing']} missing of {catch['backlog']} ({catch['duplicates']} duplicates)",
-                      catch["missing"] == 0)]
-    rows = [["commit -> MQTT subscriber", m["n"], f"{m['p50']:.1f}", f"{m['p95']:.1f}", f"{m['max']:.1f}"],
-            ["frame -> MQTT subscriber (incl. PNG + commit)", f["n"], f"{f['p50']:.1f}", f"{f['p95']:.1f}",
-             f"{f['max']:.1f}"],
-            ["commit -> OPC UA client (Line.Seq change)", o["n"], f"{o['p50']:.1f}", f"{o['p95']:.1f}", f"{o['max']:.1f}"]]
+    targets = [
+        Target(
+            "every committed inspection delivered after the outage",
+            "0 missing",
+            f"{catch['missing']} missing of {catch['backlog']} ({catch['duplicates']} duplicates)",
+            catch["missing"] == 0,
+        )
+    ]
+    rows = [
+        ["commit -> MQTT subscriber", m["n"], f"{m['p50']:.1f}", f"{m['p95']:.1f}", f"{m['max']:.1f}"],
+        [
+            "frame -> MQTT subscriber (incl. PNG + commit)",
+            f["n"],
+            f"{f['p50']:.1f}",
+            f"{f['p95']:.1f}",
+            f"{f['max']:.1f}",
+        ],
+        ["commit -> OPC UA client (Line.Seq change)", o["n"], f"{o['p50']:.1f}", f"{o['p95']:.1f}", f"{o['max']:.1f}"],
+    ]
     how = "polling only (50 ms)" if args.no_nudge else "nudged after each commit, as `inspector watch` does"
-    body = (f"## Latency ({args.parts} parts at {args.rate:g}/s; publishers {how})\n\n"
-            + md_table(["path", "n", "p50 ms", "p95 ms", "max ms"], rows) + "\n\n"
-            f"## Catch-up after a broker outage\n\n{catch['backlog']} inspections committed while the broker was"
-            f" down ({catch['built_s']:.1f} s). The publisher reconnected {catch['restart_to_reconnect_s']:.2f} s after"
-            " the restarted broker accepted connections (its back-off between attempts is at most 2 s; negative: it"
-            " got in while the broker was still starting) and then delivered the backlog in"
-            f" {catch['drain_s']:.2f} s: **{catch['drain_rate_per_s']:.0f} messages/s**, {catch['missing']} missing,"
-            f" {catch['duplicates']} duplicates.\n")
-    notes = [("The ranking model is not in these paths: the frame is committed as `inspector watch` does after"
-              " ranking (PNG stored with fsync, then the inspection row); add the model's per-frame latency"
-              " (`make bench-latency`) for camera-to-PLC time."),
-             ("The OPC UA client here uses security None; the station's default endpoint is Basic256Sha256"
-              " Sign&Encrypt (tested in tests/inspector/test_line_opcua.py).")]
+    body = (
+        f"## Latency ({args.parts} parts at {args.rate:g}/s; publishers {how})\n\n"
+        + md_table(["path", "n", "p50 ms", "p95 ms", "max ms"], rows)
+        + "\n\n"
+        f"## Catch-up after a broker outage\n\n{catch['backlog']} inspections committed while the broker was"
+        f" down ({catch['built_s']:.1f} s). The publisher reconnected {catch['restart_to_reconnect_s']:.2f} s after"
+        " the restarted broker accepted connections (its back-off between attempts is at most 2 s; negative: it"
+        " got in while the broker was still starting) and then delivered the backlog in"
+        f" {catch['drain_s']:.2f} s: **{catch['drain_rate_per_s']:.0f} messages/s**, {catch['missing']} missing,"
+        f" {catch['duplicates']} duplicates.\n"
+    )
+    notes = [
+        (
+            "The ranking model is not in these paths: the frame is committed as `inspector watch` does after"
+            " ranking (PNG stored with fsync, then the inspection row); add the model's per-frame latency"
+            " (`make bench-latency`) for camera-to-PLC time."
+        ),
+        (
+            "The OPC UA client here uses security None; the station's default endpoint is Basic256Sha256"
+            " Sign&Encrypt (tested in tests/inspector/test_line_opcua.py)."
+        ),
+    ]
     if not args.outage_s:
-        notes.append(f"The outage's backlog ({args.backlog} = {args.backlog / 60:.1f} min at 1 part/s) was committed as fast as the"
-                     " database took it, not over 10 minutes: the drain depends on the backlog, not on how long"
-                     " the broker was away.")
-    write_results("line_latency", command=command_line("bench.line_latency", argv), info=info,
-                  title="The line: verdict latency and outbox catch-up", targets=targets, figures=figures,
-                  body=body, notes=notes, started=started)
+        notes.append(
+            f"The outage's backlog ({args.backlog} = {args.backlog / 60:.1f} min at 1 part/s) was committed as fast as the"
+            " database took it, not over 10 minutes: the drain depends on the backlog, not on how long"
+            " the broker was away."
+        )
+    write_results(
+        "line_latency",
+        command=command_line("bench.line_latency", argv),
+        info=info,
+        title="The line: verdict latency and outbox catch-up",
+        targets=targets,
+        figures=figures,
+        body=body,
+        notes=notes,
+        started=started,
+    )
     return 0 if catch["missing"] == 0 else 1
 
 

@@ -130,8 +130,17 @@ class _DenseExplainer:
         return dense_explanation(image, features, text, versus, self.kind)
 
 
-def run(model: str, n: int, seed: int, tol: float, how: str, kind: str = "gradcam", input_size: int = 0,
-        size: int = 224, large: bool = False) -> tuple[dict[str, Tally], dict[str, list[float]], str]:
+def run(
+    model: str,
+    n: int,
+    seed: int,
+    tol: float,
+    how: str,
+    kind: str = "gradcam",
+    input_size: int = 0,
+    size: int = 224,
+    large: bool = False,
+) -> tuple[dict[str, Tally], dict[str, list[float]], str]:
     """Explain `n` held-out defects; return per-type tallies, latencies (ms) and "model id on device"."""
     bundle = load_model(model)
     scorer = TorchScorer(bundle)
@@ -202,8 +211,11 @@ def format_tables(tallies: dict[str, Tally], times: dict[str, list[float]], tol:
         lines.append(f"| {name} | {len(t.hit)} | " + " | ".join(f"{np.mean(c):.3f}" for c in cells) + " |")
     lines.append(f"\nhit = peak within {tol:g} px of the mask; random = exact chance of a uniform peak.\n")
     fwd = times["forward"]
-    lines += ["| one frame | median ms | x forward (median of per-frame ratios) |", "|---|---:|---:|",
-              f"| forward (embed_images) | {statistics.median(fwd):.1f} | 1.00 |"]
+    lines += [
+        "| one frame | median ms | x forward (median of per-frame ratios) |",
+        "|---|---:|---:|",
+        f"| forward (embed_images) | {statistics.median(fwd):.1f} | 1.00 |",
+    ]
     for key, name in (("explain", "Grad-CAM, similarity"), ("contrast", "Grad-CAM, contrast #1 vs #2")):
         # Paired ratios: each explanation is timed right after its own frame's forward pass, so
         # load from other processes on a shared machine affects both sides alike.
@@ -219,28 +231,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=80, help="number of held-out defect frames")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tol", type=float, default=8.0, help="pointing-game tolerance in pixels")
-    parser.add_argument("--text", choices=("mean", "best"), default="mean",
-                        help="true label's text: mean of its held-out descriptions, or the best-matching one")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's choice); use 1 on a loaded shared machine")
-    parser.add_argument("--map", choices=("gradcam", "dense", "similarity"), default="gradcam",
-                        help="pytorch-grad-cam at the training crop; the station's dense Grad-CAM; or the plain "
-                             "dense similarity map (t . P_ij, not Grad-CAM)")
+    parser.add_argument(
+        "--text",
+        choices=("mean", "best"),
+        default="mean",
+        help="true label's text: mean of its held-out descriptions, or the best-matching one",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); use 1 on a loaded shared machine",
+    )
+    parser.add_argument(
+        "--map",
+        choices=("gradcam", "dense", "similarity"),
+        default="gradcam",
+        help="pytorch-grad-cam at the training crop; the station's dense Grad-CAM; or the plain "
+        "dense similarity map (t . P_ij, not Grad-CAM)",
+    )
     parser.add_argument("--input-size", type=int, default=0, help="--map dense: short side px (0: the model's)")
     parser.add_argument("--size", type=int, default=224, help="generated frame side, px")
-    parser.add_argument("--large", action="store_true",
-                        help="small defects (<= 12 px) on --size frames (models.synth.large; use --size >= 1024)")
+    parser.add_argument(
+        "--large",
+        action="store_true",
+        help="small defects (<= 12 px) on --size frames (models.synth.large; use --size >= 1024)",
+    )
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("--n must be >= 1")
     if args.threads is not None:
         torch.set_num_threads(args.threads)  # oversubscribed OpenMP threads make CPU timings meaningless
-    tallies, times, where = run(args.model, args.n, args.seed, args.tol, args.text, args.map, args.input_size,
-                                args.size, args.large)
+    tallies, times, where = run(
+        args.model, args.n, args.seed, args.tol, args.text, args.map, args.input_size, args.size, args.large
+    )
     command = "python -m bench.localization " + " ".join(sys.argv[1:] if argv is None else argv)
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    print(f"`{command}`  \nmodel {args.model} ({where}), map={args.map}, text={args.text}, n={args.n}, "
-          f"seed={args.seed}, frames {args.size} px; {machine}\n")
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"`{command}`  \nmodel {args.model} ({where}), map={args.map}, text={args.text}, n={args.n}, "
+        f"seed={args.seed}, frames {args.size} px; {machine}\n"
+    )
     print(format_tables(tallies, times, args.tol))
     return 0
 

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,12 @@ def command_line(module: str, argv: Sequence[str] | None) -> str:
 def machine(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
     """What the figures were measured on (the device is named: GPU targets need the GPU's name)."""
     info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor() or
-        platform.machine(), "python": platform.python_version(), "load_average_start": list(os.getloadavg()),
-        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "load_average_start": list(os.getloadavg()),
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "device": device,
     }
     global _WATCH
@@ -96,7 +99,7 @@ class OtherProcesses:
                 raw = (d / "stat").read_text()
             except OSError:
                 continue
-            name, rest = raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
+            name, rest = raw[raw.index("(") + 1 : raw.rindex(")")], raw[raw.rindex(")") + 2 :].split()
             ppid, flags, ticks, start = int(rest[1]), int(rest[6]), int(rest[11]) + int(rest[12]), rest[19]
             if flags & 0x00200000:  # PF_KTHREAD
                 continue
@@ -143,8 +146,10 @@ def load_note(info: dict[str, Any]) -> str:
     info["other_processes_cores"], info["other_processes_top"] = others, top
     quiet = others < QUIET_OTHERS  # the load before may be the previous benchmark of `make bench`
     info["quiet"] = quiet
-    what = (f"1-min load average {start:.2f} before the run; other processes used {others:.2f} of "
-            f"{info['cpu_count']} cores on average during it" + (f" ({', '.join(top)})" if top else ""))
+    what = (
+        f"1-min load average {start:.2f} before the run; other processes used {others:.2f} of "
+        f"{info['cpu_count']} cores on average during it" + (f" ({', '.join(top)})" if top else "")
+    )
     if quiet:
         return f"machine quiet ({what})"
     return f"machine NOT quiet ({what}): other jobs inflate these timings; rerun on a quiet machine for the record"
@@ -163,8 +168,15 @@ def stats_ms(values: Iterable[float]) -> dict[str, float]:
     if a.size == 0:
         return {"n": 0}
     p50, p95, p99 = np.percentile(a, [50, 95, 99])
-    return {"n": int(a.size), "p50": float(p50), "p95": float(p95), "p99": float(p99), "mean": float(a.mean()),
-            "min": float(a.min()), "max": float(a.max())}
+    return {
+        "n": int(a.size),
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "mean": float(a.mean()),
+        "min": float(a.min()),
+        "max": float(a.max()),
+    }
 
 
 @dataclass
@@ -177,13 +189,13 @@ class Target:
     met: bool | None = None
     note: str = ""
 
-    def check(self, value: float, limit: float, fmt: str, *, below: bool = True, note: str = "") -> "Target":
+    def check(self, value: float, limit: float, fmt: str, *, below: bool = True, note: str = "") -> Target:
         self.measured = fmt.format(value)
         self.met = bool(value <= limit) if below else bool(value >= limit)
         self.note = note or self.note
         return self
 
-    def skip(self, why: str) -> "Target":
+    def skip(self, why: str) -> Target:
         self.met, self.measured, self.note = None, "not measured", why
         return self
 
@@ -192,8 +204,14 @@ class Target:
         return "not measured" if self.met is None else ("met" if self.met else "**missed**")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "limit": self.limit, "measured": self.measured, "met": self.met,
-                "verdict": self.verdict.strip("*"), "note": self.note}
+        return {
+            "name": self.name,
+            "limit": self.limit,
+            "measured": self.measured,
+            "met": self.met,
+            "verdict": self.verdict.strip("*"),
+            "note": self.note,
+        }
 
 
 def targets_table(targets: Sequence[Target]) -> str:
@@ -214,27 +232,51 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str | 
     return out.getvalue().rstrip("\n")
 
 
-def write_results(name: str, *, command: str, info: dict[str, Any], title: str, targets: Sequence[Target],
-                  figures: dict[str, Any], body: str, notes: Sequence[str] = (), started: float | None = None,
-                  out_dir: Path = RESULTS_DIR) -> tuple[Path, Path]:
+def write_results(
+    name: str,
+    *,
+    command: str,
+    info: dict[str, Any],
+    title: str,
+    targets: Sequence[Target],
+    figures: dict[str, Any],
+    body: str,
+    notes: Sequence[str] = (),
+    started: float | None = None,
+    out_dir: Path = RESULTS_DIR,
+) -> tuple[Path, Path]:
     """Write <name>.json and <name>.md; returns their paths. Also prints the markdown."""
     load = load_note(info)
     wall = None if started is None else time.monotonic() - started
     out_dir.mkdir(parents=True, exist_ok=True)
-    doc = {"benchmark": name, "command": command, "machine": info, "wall_s": wall,
-           "targets": [t.as_dict() for t in targets], "figures": figures, "notes": list(notes)}
+    doc = {
+        "benchmark": name,
+        "command": command,
+        "machine": info,
+        "wall_s": wall,
+        "targets": [t.as_dict() for t in targets],
+        "figures": figures,
+        "notes": list(notes),
+    }
     json_path, md_path = out_dir / f"{name}.json", out_dir / f"{name}.md"
     json_path.write_text(json.dumps(doc, indent=1, sort_keys=False, default=_json_default) + "\n", encoding="utf-8")
     dev = info.get("device_name") or info.get("device")
     head = [
-        f"# {title}", "",
-        f"`{command}`", "",
-        f"Run {info['date_utc']}" + (f", wall {wall:.0f} s" if wall is not None else "") +
-        f"; {info.get('cpu_model', info['processor'])}, {info['cpu_count']} CPUs, {info['platform']}, "
-        f"Python {info['python']}" + (f", torch {info['torch']} ({info.get('torch_threads')} threads)"
-                                      if "torch" in info else "") + f"; device: {dev}.  ",
-        load + ".", "",
-        targets_table(targets), "", "",
+        f"# {title}",
+        "",
+        f"`{command}`",
+        "",
+        f"Run {info['date_utc']}"
+        + (f", wall {wall:.0f} s" if wall is not None else "")
+        + f"; {info.get('cpu_model', info['processor'])}, {info['cpu_count']} CPUs, {info['platform']}, "
+        f"Python {info['python']}"
+        + (f", torch {info['torch']} ({info.get('torch_threads')} threads)" if "torch" in info else "")
+        + f"; device: {dev}.  ",
+        load + ".",
+        "",
+        targets_table(targets),
+        "",
+        "",
     ]
     text = "\n".join(head) + body.rstrip() + "\n"
     if notes:
@@ -285,7 +327,7 @@ class PeakRSS:
     rest of the process and slows small allocations a little: measure memory after the timings.
     """
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         import ctypes
         import gc
 
@@ -311,6 +353,7 @@ def _status_bytes(key: str) -> int:
 
 # ---------------------------------------------------------------- inputs shared by several benches
 
+
 def synthetic_frames(n: int, size: tuple[int, int], seed: int = 0) -> list[np.ndarray]:
     """`n` distinct generated defect frames (models.synth, held-out textures) at size (w, h), RGB uint8."""
     import cv2
@@ -323,7 +366,7 @@ def synthetic_frames(n: int, size: tuple[int, int], seed: int = 0) -> list[np.nd
     for s in generate(n, seed=seed, size=min(side, 512), split="test", textile_fraction=0.0):
         im = s.image if side <= 512 else cv2.resize(s.image, (side, side), interpolation=cv2.INTER_CUBIC)
         top, left = (side - h) // 2, (side - w) // 2
-        frames.append(np.ascontiguousarray(im[top:top + h, left:left + w]))
+        frames.append(np.ascontiguousarray(im[top : top + h, left : left + w]))
     return frames
 
 
@@ -358,12 +401,20 @@ def bench_library(n_descriptions: int, n_labels: int = 50, name: str = "bench"):
     labels = []
     for i, count in enumerate(counts):
         base = seed.labels[i % len(seed.labels)]
-        texts = [base.descriptions[j % len(base.descriptions)] +
-                 ("" if j < len(base.descriptions) and i < len(seed.labels) else f", variant {j} of family {i}")
-                 for j in range(count)]
-        labels.append(Label(id=base.id if i < len(seed.labels) else f"{base.id}-{i}",
-                            name=base.name if i < len(seed.labels) else f"{base.name} {i}",
-                            disposition=base.disposition, severity=base.severity, descriptions=tuple(texts)))
+        texts = [
+            base.descriptions[j % len(base.descriptions)]
+            + ("" if j < len(base.descriptions) and i < len(seed.labels) else f", variant {j} of family {i}")
+            for j in range(count)
+        ]
+        labels.append(
+            Label(
+                id=base.id if i < len(seed.labels) else f"{base.id}-{i}",
+                name=base.name if i < len(seed.labels) else f"{base.name} {i}",
+                disposition=base.disposition,
+                severity=base.severity,
+                descriptions=tuple(texts),
+            )
+        )
     return Library(name, tuple(labels))
 
 

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from models.factory import ModelBundle
-from models.tower_cache import TowerCache
 from models.recipes import embed_cached_images
 from models.scorer import TorchScorer
+from models.tower_cache import TowerCache
 
 PASSWORDS = {"admin": "plant-admin-secret", "op": "plant-operator-pw", "qa": "plant-qa-engineer"}
 
@@ -156,8 +156,9 @@ def open_station(path: Path, library: Any) -> tuple[Any, Any, Any, int]:
     return log, op, qa, version
 
 
-def run_line(station: Any, op: Any, images: Sequence[np.ndarray], truths: Sequence[str], first_seq: int,
-             origins: Sequence[str]) -> dict[str, int]:
+def run_line(
+    station: Any, op: Any, images: Sequence[np.ndarray], truths: Sequence[str], first_seq: int, origins: Sequence[str]
+) -> dict[str, int]:
     """Each part: Station.inspect -> Station.record -> the operator answers with the true label:
     Enter (confirm) when the model ranked it #1, else the digit of its rank (pick). Returns counts."""
     from inspector.frame.records import Decision, Frame, utc_now

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from inspector.library.labels import Label, Library
 from inspector.frame.ranking import RankingIndex, decide, rank
+from inspector.library.labels import Label, Library
 
 
 def _index(m: int, n_labels: int, dim: int, rng: np.random.Generator) -> RankingIndex:
@@ -26,8 +26,13 @@ def _index(m: int, n_labels: int, dim: int, rng: np.random.Generator) -> Ranking
     counts = np.full(n_labels, m // n_labels)
     counts[: m - counts.sum()] += 1
     labels = tuple(
-        Label(id=f"l{i}", name=f"label {i}", disposition="accept" if i == 0 else "rework", severity=0 if i == 0 else 2,
-              descriptions=tuple(f"description {i}-{j}" for j in range(c)))
+        Label(
+            id=f"l{i}",
+            name=f"label {i}",
+            disposition="accept" if i == 0 else "rework",
+            severity=0 if i == 0 else 2,
+            descriptions=tuple(f"description {i}-{j}" for j in range(c)),
+        )
         for i, c in enumerate(counts)
     )
     emb = rng.normal(size=(m, dim)).astype(np.float32)

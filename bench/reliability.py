@@ -91,7 +91,7 @@ def _die_with_parent() -> None:
 class Child:
     """One `inspector ...` run in a forked process; its stdout and stderr go to files."""
 
-    server: "CliServer"
+    server: CliServer
     pid: int
     stdout_path: Path
     stderr_path: Path
@@ -138,9 +138,15 @@ class CliServer:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-c", _ZYGOTE, str(ROOT)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT,
-                                     preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _ZYGOTE, str(ROOT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            preexec_fn=_die_with_parent,
+        )
         self._exits: dict[int, int] = {}
         self._runs = 0
         if self._readline(120) != "ready":
@@ -227,8 +233,7 @@ def make_station_db(db: Path, operators: tuple[str, ...] = ("op",)) -> None:
 
 
 def watch_argv(source: str, db: Path, *extra: str, user: str = "op") -> list[str]:
-    return ["watch", source, "--db", str(db), "--user", user, "--model", WATCH_MODEL, "--library", str(LIBRARY),
-            *extra]
+    return ["watch", source, "--db", str(db), "--user", user, "--model", WATCH_MODEL, "--library", str(LIBRARY), *extra]
 
 
 def user_env(user: str = "op") -> dict[str, str]:
@@ -263,8 +268,13 @@ class CrashReport:
 
     @property
     def ok(self) -> bool:
-        return (self.lost == 0 and self.integrity_failures == 0 and self.chain_failures == 0
-                and self.unexpected_exits == 0 and self.kills > 0)
+        return (
+            self.lost == 0
+            and self.integrity_failures == 0
+            and self.chain_failures == 0
+            and self.unexpected_exits == 0
+            and self.kills > 0
+        )
 
 
 def check_database(db: Path, acks: list[dict[str, Any]]) -> tuple[bool, bool, list[dict[str, Any]], int, int]:
@@ -277,15 +287,26 @@ def check_database(db: Path, acks: list[dict[str, Any]]) -> tuple[bool, bool, li
         missing = []
         for ack in acks:
             row = log.inspection(ack["inspection_id"])
-            if row is None or row["frame_sha256"] != ack["image_sha256"] or row["source_id"] != ack["source"] \
-                    or row["model_id"] != ack["model_id"]:
+            if (
+                row is None
+                or row["frame_sha256"] != ack["image_sha256"]
+                or row["source_id"] != ack["source"]
+                or row["model_id"] != ack["model_id"]
+            ):
                 missing.append(ack)
         stored = log.sdb.conn.execute("SELECT COUNT(*) FROM inspections").fetchone()[0]
     return integrity, report.ok, missing, stored, report.rows
 
 
-def crash_campaign(workdir: Path, kills: int, server: CliServer, seed: int = 0, startup_share: float = 0.15,
-                   after_ack_s: float = 0.8, progress: Callable[[str], None] | None = None) -> CrashReport:
+def crash_campaign(
+    workdir: Path,
+    kills: int,
+    server: CliServer,
+    seed: int = 0,
+    startup_share: float = 0.15,
+    after_ack_s: float = 0.8,
+    progress: Callable[[str], None] | None = None,
+) -> CrashReport:
     """Kill `inspector watch` (simulated camera at full rate, tiny model) `kills` times with SIGKILL.
 
     Most kills land at a uniform random moment within `after_ack_s` after the run's first
@@ -354,10 +375,18 @@ def fuzz_seeds() -> list[bytes]:
     gray16 = Image.fromarray((rng.integers(0, 65536, (9, 7))).astype(np.uint16))
     rgba = Image.fromarray(rng.integers(0, 256, (8, 6, 4), dtype=np.uint8), "RGBA")
     return [
-        _encode(rgb, "PNG"), _encode(rgb, "JPEG", quality=80), _encode(rgb, "TIFF"), _encode(rgb, "BMP"),
-        _encode(rgb.convert("L"), "PNG"), _encode(gray16, "PNG"), _encode(gray16, "TIFF"), _encode(rgba, "PNG"),
-        _encode(rgb.convert("CMYK"), "JPEG"), _encode(rgb.convert("CMYK"), "TIFF"),
-        _encode(rgb, "TIFF", compression="tiff_lzw"), _encode(rgb.convert("P"), "PNG", transparency=0),
+        _encode(rgb, "PNG"),
+        _encode(rgb, "JPEG", quality=80),
+        _encode(rgb, "TIFF"),
+        _encode(rgb, "BMP"),
+        _encode(rgb.convert("L"), "PNG"),
+        _encode(gray16, "PNG"),
+        _encode(gray16, "TIFF"),
+        _encode(rgba, "PNG"),
+        _encode(rgb.convert("CMYK"), "JPEG"),
+        _encode(rgb.convert("CMYK"), "TIFF"),
+        _encode(rgb, "TIFF", compression="tiff_lzw"),
+        _encode(rgb.convert("P"), "PNG", transparency=0),
     ]
 
 
@@ -375,8 +404,13 @@ class FuzzReport:
 
     @property
     def ok(self) -> bool:
-        return (self.examples > 0 and self.missing_events == 0 and self.unclear_messages == 0
-                and self.escaped_exceptions == 0 and self.refusal_events == self.refused)
+        return (
+            self.examples > 0
+            and self.missing_events == 0
+            and self.unclear_messages == 0
+            and self.escaped_exceptions == 0
+            and self.refusal_events == self.refused
+        )
 
 
 def folder_fuzz_once(folder: Path, data: bytes, name: str, report: FuzzReport) -> None:
@@ -390,8 +424,14 @@ def folder_fuzz_once(folder: Path, data: bytes, name: str, report: FuzzReport) -
     (folder / name).write_bytes(data)
     events: list[tuple[str, dict[str, Any]]] = []
     clock = ManualClock()
-    src = FolderSource(folder, settle_s=0.5, decode_retries=1, on_event=lambda k, d: events.append((k, d)),
-                       clock=clock, sleep=clock.sleep)
+    src = FolderSource(
+        folder,
+        settle_s=0.5,
+        decode_retries=1,
+        on_event=lambda k, d: events.append((k, d)),
+        clock=clock,
+        sleep=clock.sleep,
+    )
     t0 = time.perf_counter()
     try:
         with src:
@@ -434,14 +474,18 @@ def fuzz_campaign(examples: int) -> FuzzReport:
 
     data_strategy = st.one_of(
         st.binary(max_size=1024),
-        st.builds(_mutate, st.sampled_from(seeds),
-                  st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=16),
-                  st.one_of(st.none(), st.integers(0, 10**6)),
-                  st.one_of(st.none(), st.binary(min_size=1, max_size=64))),
+        st.builds(
+            _mutate,
+            st.sampled_from(seeds),
+            st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=16),
+            st.one_of(st.none(), st.integers(0, 10**6)),
+            st.one_of(st.none(), st.binary(min_size=1, max_size=64)),
+        ),
     )
 
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     @given(data=data_strategy, suffix=st.sampled_from(suffixes))
     def one(data: bytes, suffix: str) -> None:
         folder_fuzz_once(folder, data, f"f{report.examples}{suffix}", report)
@@ -509,29 +553,39 @@ class ConcurrencyReport:
 
     @property
     def ok(self) -> bool:
-        return (self.lost == 0 and self.duplicated == 0 and self.foreign_rows == 0 and self.chain_ok
-                and self.seq_gapless and self.integrity_ok and self.watch_exit == 0
-                and self.watch_acknowledged > 0 and self.gui_decisions > 0)
+        return (
+            self.lost == 0
+            and self.duplicated == 0
+            and self.foreign_rows == 0
+            and self.chain_ok
+            and self.seq_gapless
+            and self.integrity_ok
+            and self.watch_exit == 0
+            and self.watch_acknowledged > 0
+            and self.gui_decisions > 0
+        )
 
 
-def concurrency_campaign(workdir: Path, server: CliServer, watch_frames: int, gui_parts: int,
-                         min_seconds: float = 0.0) -> ConcurrencyReport:
+def concurrency_campaign(
+    workdir: Path, server: CliServer, watch_frames: int, gui_parts: int, min_seconds: float = 0.0
+) -> ConcurrencyReport:
     """`inspector watch` (a child process, simulated camera) and the GUI's core API in this process
     (LiveCapture on a capture thread recording every shown part, the main thread committing an
     answer to each, as the operator view does) write the same database at the same time."""
-    from inspector.frame.answers import record_answer
     from inspector.capture.simulated import SimulatedCamera, synthetic_images
     from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
-    from inspector.store.decision_log import DecisionLog
+    from inspector.frame.answers import record_answer
     from inspector.frame.live import LiveCapture
     from inspector.station import Station
+    from inspector.store.decision_log import DecisionLog
 
     db = Path(workdir) / "concurrency" / "station.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     make_station_db(db, ("op", "gui"))
     report, t0 = ConcurrencyReport(), time.monotonic()
-    child = server.spawn(watch_argv("sim:?fps=max&count=8&size=64x48&seed=1", db, "--max-frames", str(watch_frames)),
-                         user_env())
+    child = server.spawn(
+        watch_argv("sim:?fps=max&count=8&size=64x48&seed=1", db, "--max-frames", str(watch_frames)), user_env()
+    )
     if not child.wait_for_lines(1, timeout=120):  # the watch is writing: now the GUI joins in
         report.watch_exit = child.wait(5) if not child.running() else None
         report.problems.append(f"watch never acknowledged: {child.stderr()[-800:]}")
@@ -584,7 +638,11 @@ def concurrency_campaign(workdir: Path, server: CliServer, watch_frames: int, gu
     if report.watch_exit != 0:
         report.problems.append(f"watch exited {report.watch_exit}: {child.stderr()[-800:]}")
     report.seconds = round(time.monotonic() - t0, 1)
-    report.watch_acknowledged, report.gui_inspections, report.gui_decisions = len(acks), len(shown_ids), len(decision_ids)
+    report.watch_acknowledged, report.gui_inspections, report.gui_decisions = (
+        len(acks),
+        len(shown_ids),
+        len(decision_ids),
+    )
     with DecisionLog.open(db, create=False) as log:
         rows = log.inspections(limit=10**7)
         decisions = log.decisions(limit=10**7)
@@ -602,12 +660,19 @@ def concurrency_campaign(workdir: Path, server: CliServer, watch_frames: int, gu
     writers = [r["user"] for r in rows]
     report.interleavings = sum(a != b for a, b in zip(writers, writers[1:]))
     acked_ids = [a["inspection_id"] for a in acks]
-    report.lost = (len(set(acked_ids) - set(watch_rows)) + len(set(shown_ids) - set(gui_rows))
-                   + len(set(decision_ids) - {d["id"] for d in decisions}))
+    report.lost = (
+        len(set(acked_ids) - set(watch_rows))
+        + len(set(shown_ids) - set(gui_rows))
+        + len(set(decision_ids) - {d["id"] for d in decisions})
+    )
     # Duplicated: one acknowledgement or answer stored twice, or an id handed out twice.
-    report.duplicated = ((len(watch_rows) - len(set(acked_ids))) + (len(gui_rows) - len(set(shown_ids)))
-                         + (len(decisions) - len(set(decision_ids))) + (len(acked_ids) - len(set(acked_ids)))
-                         + (len(shown_ids) - len(set(shown_ids))))
+    report.duplicated = (
+        (len(watch_rows) - len(set(acked_ids)))
+        + (len(gui_rows) - len(set(shown_ids)))
+        + (len(decisions) - len(set(decision_ids)))
+        + (len(acked_ids) - len(set(acked_ids)))
+        + (len(shown_ids) - len(set(shown_ids)))
+    )
     for source_rows in (watch_rows, gui_rows):
         keys = [(r["source_id"], r["frame_seq"]) for r in source_rows.values()]
         report.duplicated += len(keys) - len(set(keys))
@@ -618,8 +683,10 @@ def concurrency_campaign(workdir: Path, server: CliServer, watch_frames: int, gu
 
 
 def _machine() -> str:
-    return f"{platform.node() or 'host'}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, " \
-           f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    return (
+        f"{platform.node() or 'host'}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
 
 
 def _markdown(results: dict[str, Any]) -> str:
@@ -701,19 +768,22 @@ def main(argv: list[str] | None = None) -> int:
         crash = crash_campaign(work, args.kills, server, seed=args.seed, progress=say)
         say(f"crash: {crash.kills} kills, {crash.acknowledged} acknowledged, {crash.lost} lost")
         say(f"concurrency campaign: {args.concurrency_frames} watch frames, >= {args.concurrency_s} s")
-        conc = concurrency_campaign(work, server, args.concurrency_frames, gui_parts=100,
-                                    min_seconds=args.concurrency_s)
+        conc = concurrency_campaign(
+            work, server, args.concurrency_frames, gui_parts=100, min_seconds=args.concurrency_s
+        )
         say(f"concurrency: lost {conc.lost}, duplicated {conc.duplicated}, chain ok {conc.chain_ok}")
     finally:
         server.close()
     say(f"fuzz campaign: {args.fuzz} files")
     fuzz = fuzz_campaign(args.fuzz)
-    say(f"fuzz: {fuzz.examples} files, {fuzz.refused} refused, {fuzz.refusal_events} events, "
-        f"{fuzz.escaped_exceptions} escaped")
+    say(
+        f"fuzz: {fuzz.examples} files, {fuzz.refused} refused, {fuzz.refusal_events} events, "
+        f"{fuzz.escaped_exceptions} escaped"
+    )
     shutil.rmtree(work, ignore_errors=True)
     results = {
         "command": " ".join(["python -m bench.reliability", *(sys.argv[1:] if argv is None else argv)])
-                   + ("  (make bench-reliability)" if not (sys.argv[1:] if argv is None else argv) else ""),
+        + ("  (make bench-reliability)" if not (sys.argv[1:] if argv is None else argv) else ""),
         "machine": _machine(),
         "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "seconds": round(time.monotonic() - t0, 1),

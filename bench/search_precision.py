@@ -42,13 +42,17 @@ def precision_at_10(n: int, model: str = "inspector-default-v1", seed: int = 11)
         hits = [o for o, _ in fi.search(q, None, 10)]
         hits_g = [o for o, _ in fi_global.search(q, None, 10)]
         by_label = [i for i, lab in enumerate(top1) if lab == defect][:10]
-        rows[defect] = {"query": heldout_descriptions(defect)[0],
-                        "text_search": float(np.mean([truth[i] == defect for i in hits])),
-                        "text_search_global_only": float(np.mean([truth[i] == defect for i in hits_g])),
-                        "random": truth.count(defect) / n,
-                        "filter_logged_top1": float(np.mean([truth[i] == defect for i in by_label])) if by_label
-                        else None, "filter_found": len(by_label)}
+        rows[defect] = {
+            "query": heldout_descriptions(defect)[0],
+            "text_search": float(np.mean([truth[i] == defect for i in hits])),
+            "text_search_global_only": float(np.mean([truth[i] == defect for i in hits_g])),
+            "random": truth.count(defect) / n,
+            "filter_logged_top1": float(np.mean([truth[i] == defect for i in by_label])) if by_label else None,
+            "filter_found": len(by_label),
+        }
         print(defect, rows[defect], flush=True)
-    mean = {k: float(np.mean([r[k] for r in rows.values() if r[k] is not None]))
-            for k in ("text_search", "text_search_global_only", "random", "filter_logged_top1")}
+    mean = {
+        k: float(np.mean([r[k] for r in rows.values() if r[k] is not None]))
+        for k in ("text_search", "text_search_global_only", "random", "filter_logged_top1")
+    }
     return {"parts": n, "model": model, "embed_s_per_part": embed_s / n, "per_defect": rows, "mean": mean}

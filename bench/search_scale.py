@@ -59,9 +59,13 @@ def scale(n: int, n_queries: int) -> dict:
     index.add(np.arange(n, dtype=np.int64), vectors)
     index.flush()
     t_build = time.perf_counter() - t0
-    filters = {"none": None, "last half (time)": time_order >= n // 2,
-               "label (1 of 8)": label == 3, "last half + verdict (1 of 3)": (time_order >= n // 2) & (verdict == 1),
-               "last 1% (time)": time_order >= n - n // 100}
+    filters = {
+        "none": None,
+        "last half (time)": time_order >= n // 2,
+        "label (1 of 8)": label == 3,
+        "last half + verdict (1 of 3)": (time_order >= n // 2) & (verdict == 1),
+        "last 1% (time)": time_order >= n - n // 100,
+    }
     qs = queries(vectors, n_queries)
     rows = {}
     for name, mask in filters.items():
@@ -73,11 +77,14 @@ def scale(n: int, n_queries: int) -> dict:
             got = index.search(q, m, 10)
             times.append(1000 * (time.perf_counter() - t))
             recalls.append(recall(got, index.search(q, m, 10, exact=True)))
-        rows[name] = {"allowed": int(n if mask is None else mask.sum()), "p50_ms": float(np.percentile(times, 50)),
-                      "p95_ms": float(np.percentile(times, 95)), "recall_at_10": float(np.mean(recalls))}
+        rows[name] = {
+            "allowed": int(n if mask is None else mask.sum()),
+            "p50_ms": float(np.percentile(times, 50)),
+            "p95_ms": float(np.percentile(times, 95)),
+            "recall_at_10": float(np.mean(recalls)),
+        }
         print(name, rows[name], flush=True)
-    return {"n_vectors": n, "dim": DIM, "generate_s": t_gen, "build_s": t_build, "ivf": index.uses_ivf,
-            "filters": rows}
+    return {"n_vectors": n, "dim": DIM, "generate_s": t_gen, "build_s": t_build, "ivf": index.uses_ivf, "filters": rows}
 
 
 def storage(n: int = 2000) -> dict:
@@ -92,10 +99,14 @@ def storage(n: int = 2000) -> dict:
         store._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         size = store.bytes_on_disk()
         store.close()
-    return {"inspections": n, "vectors_per_inspection": 1 + N_LOCAL, "bytes_per_inspection": size / n,
-            "raw_vector_bytes": (1 + N_LOCAL) * DIM * 2,
-            # arithmetic, not measured: float32 row + SQ8 code + IVF id + owner + row position
-            "in_memory_bytes_per_vector": DIM * 4 + DIM + 8 + 8 + 8}
+    return {
+        "inspections": n,
+        "vectors_per_inspection": 1 + N_LOCAL,
+        "bytes_per_inspection": size / n,
+        "raw_vector_bytes": (1 + N_LOCAL) * DIM * 2,
+        # arithmetic, not measured: float32 row + SQ8 code + IVF id + owner + row position
+        "in_memory_bytes_per_vector": DIM * 4 + DIM + 8 + 8 + 8,
+    }
 
 
 def compare(n: int, n_queries: int = 100) -> dict:
@@ -130,50 +141,76 @@ def compare(n: int, n_queries: int = 100) -> dict:
         idx.add(np.arange(n, dtype=np.int64), vectors)
         idx.flush()
         return idx
+
     # at this n the filtered query goes to the IVF only if the mask allows more than EXACT_MAX_ROWS
-    measure("faiss IVF-SQ8 (this code)", fi_build, lambda h, q: [o for o, _ in h.search(q, None, 10)],
-            lambda h, q: [o for o, _ in h.search(q, mask, 10)])
+    measure(
+        "faiss IVF-SQ8 (this code)",
+        fi_build,
+        lambda h, q: [o for o, _ in h.search(q, None, 10)],
+        lambda h, q: [o for o, _ in h.search(q, mask, 10)],
+    )
 
     def us_build():
         from usearch.index import Index
+
         idx = Index(ndim=DIM, metric="ip", dtype="f16")
         idx.add(np.arange(n), vectors, threads=2)
         return idx
+
     allowed = set(np.flatnonzero(mask).tolist())
-    measure("usearch HNSW f16", us_build, lambda h, q: h.search(q, 10).keys,
-            lambda h, q: [k for k in h.search(q, 80).keys if int(k) in allowed][:10])  # post-filter
+    measure(
+        "usearch HNSW f16",
+        us_build,
+        lambda h, q: h.search(q, 10).keys,
+        lambda h, q: [k for k in h.search(q, 80).keys if int(k) in allowed][:10],
+    )  # post-filter
 
     def hn_build():
         import hnswlib
+
         idx = hnswlib.Index(space="ip", dim=DIM)
         idx.init_index(max_elements=n, ef_construction=100, M=16)
         idx.add_items(vectors, np.arange(n), num_threads=2)
         idx.set_ef(64)
         return idx
-    measure("hnswlib HNSW", hn_build, lambda h, q: h.knn_query(q, 10)[0][0],
-            lambda h, q: h.knn_query(q, 10, filter=lambda i: i in allowed)[0][0])
+
+    measure(
+        "hnswlib HNSW",
+        hn_build,
+        lambda h, q: h.knn_query(q, 10)[0][0],
+        lambda h, q: h.knn_query(q, 10, filter=lambda i: i in allowed)[0][0],
+    )
 
     def sv_build():
         import sqlite_vec
+
         conn = sqlite3.connect(":memory:")
         if not hasattr(conn, "enable_load_extension"):
             raise RuntimeError("this Python's sqlite3 cannot load extensions (sqlite-vec needs it)")
         conn.enable_load_extension(True)
         sqlite_vec.load(conn)
         conn.execute(f"CREATE VIRTUAL TABLE v USING vec0(embedding float[{DIM}] distance_metric=cosine, f INTEGER)")
-        conn.executemany("INSERT INTO v(rowid, embedding, f) VALUES (?, ?, ?)",
-                         ((i, vectors[i].tobytes(), int(mask[i])) for i in range(n)))
+        conn.executemany(
+            "INSERT INTO v(rowid, embedding, f) VALUES (?, ?, ?)",
+            ((i, vectors[i].tobytes(), int(mask[i])) for i in range(n)),
+        )
         return conn
+
     try:
         sv_build()
     except RuntimeError as exc:
         out["sqlite-vec"] = {"unavailable": str(exc)}
         return {"n_vectors": n, "dim": DIM, "queries": n_queries, "indexes": out}
-    measure("sqlite-vec (exact)", sv_build,
-            lambda h, q: [r[0] for r in h.execute("SELECT rowid FROM v WHERE embedding MATCH ? AND k = 10",
-                                                  (q.tobytes(),))],
-            lambda h, q: [r[0] for r in h.execute("SELECT rowid FROM v WHERE embedding MATCH ? AND k = 10 AND f = 1",
-                                                  (q.tobytes(),))])
+    measure(
+        "sqlite-vec (exact)",
+        sv_build,
+        lambda h, q: [
+            r[0] for r in h.execute("SELECT rowid FROM v WHERE embedding MATCH ? AND k = 10", (q.tobytes(),))
+        ],
+        lambda h, q: [
+            r[0] for r in h.execute("SELECT rowid FROM v WHERE embedding MATCH ? AND k = 10 AND f = 1", (q.tobytes(),))
+        ],
+    )
     return {"n_vectors": n, "dim": DIM, "queries": n_queries, "indexes": out}
 
 
@@ -184,9 +221,13 @@ def main() -> None:
     ap.add_argument("--compare", type=int, default=0, help="also compare the four indexes at this many vectors")
     ap.add_argument("--precision", type=int, default=0, help="also precision@10 on this many generated parts")
     args = ap.parse_args()
-    result = {"command": "python -m bench.search_scale " + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
-              "load_before": os.getloadavg(), "note": "shared 2-core CPU: other engineers' jobs ran meanwhile"}
+    result = {
+        "command": "python -m bench.search_scale " + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "load_before": os.getloadavg(),
+        "note": "shared 2-core CPU: other engineers' jobs ran meanwhile",
+    }
     if args.compare:
         result["compare"] = compare(args.compare)
     result["storage"] = storage()
@@ -195,6 +236,7 @@ def main() -> None:
         result["scale"] = scale(args.n, args.queries)
     if args.precision:
         from bench.search_precision import precision_at_10
+
         result["precision"] = precision_at_10(args.precision)
     result["load_after"] = os.getloadavg()
     OUT.mkdir(exist_ok=True)

@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.perf_common import (
-    NO_GPU, Target, bench_library, command_line, encode_frames, machine, md_table, synthetic_frames, write_results,
+    NO_GPU,
+    Target,
+    bench_library,
+    command_line,
+    encode_frames,
+    machine,
+    md_table,
+    synthetic_frames,
+    write_results,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +48,7 @@ TARGET_S = 20.0
 
 def child(config_path: str, frame_path: str) -> int:
     """The measured process: open the station, rank one frame, print timestamps as JSON lines."""
+
     def say(event: str, **kw: Any) -> None:
         print(json.dumps({"event": event, "t": time.time(), **kw}), flush=True)
 
@@ -94,9 +103,12 @@ def _launch(argv: list[str], marker: str | None = None) -> dict[str, Any]:
     end = time.time()
     if rc != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {rc}:\n{err[-3000:]}")
-    return {"launched": t0, "exited_s": end - t0, **{k: {**v, "at_s": v["t"] - t0} for k, v in events.items()
-                                                     if isinstance(v, dict)},
-            **({"ready_line": events["ready_line"]} if "ready_line" in events else {})}
+    return {
+        "launched": t0,
+        "exited_s": end - t0,
+        **{k: {**v, "at_s": v["t"] - t0} for k, v in events.items() if isinstance(v, dict)},
+        **({"ready_line": events["ready_line"]} if "ready_line" in events else {}),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,16 +139,23 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.repeats):
             db = work / f"db{r}" / "station.db"
             config = work / f"station{r}.toml"
-            config.write_text(f'[model]\nref = "{args.model}"\ndevice = "{args.device}"\n'
-                              f'[library]\npath = "{work / "library.yaml"}"\n[database]\npath = "{db}"\n')
+            config.write_text(
+                f'[model]\nref = "{args.model}"\ndevice = "{args.device}"\n'
+                f'[library]\npath = "{work / "library.yaml"}"\n[database]\npath = "{db}"\n'
+            )
             for kind in ("cold", "warm"):
                 run = _launch([*me, str(config), str(frame)])
                 runs[kind].append(run)
-                print(f"{kind} start {r + 1}: first ranked frame at {run['ranked']['at_s']:.1f} s "
-                      f"(opened at {run['opened']['at_s']:.1f} s)", flush=True)
+                print(
+                    f"{kind} start {r + 1}: first ranked frame at {run['ranked']['at_s']:.1f} s "
+                    f"(opened at {run['opened']['at_s']:.1f} s)",
+                    flush=True,
+                )
             if not args.no_demo:
-                run = _launch([sys.executable, "-m", "inspector.cli", "run", "--config", str(config), "--frames", "1"],
-                              marker="frame 1:")
+                run = _launch(
+                    [sys.executable, "-m", "inspector.cli", "run", "--config", str(config), "--frames", "1"],
+                    marker="frame 1:",
+                )
                 runs["demo"].append(run)
                 print(f"demo start {r + 1}: first frame at {run['first']['at_s']:.1f} s", flush=True)
 
@@ -146,11 +165,20 @@ def main(argv: list[str] | None = None) -> int:
     targets = []
     on_gpu = args.device.startswith("cuda")
     for kind in ("cold", "warm"):
-        t = Target(f"launch to first ranked frame, {kind}, {args.library_size:,} descriptions, {args.model}"
-                   + ("" if not on_gpu else " (GPU)"), f"<= {TARGET_S:.0f} s")
-        targets.append(t.check(worst(kind, "ranked"), TARGET_S, "{:.1f} s",
-                               note=f"worst of {len(runs[kind])}" +
-                                    ("" if args.library_size == 1000 else " (NOT the 1 000-description library)")))
+        t = Target(
+            f"launch to first ranked frame, {kind}, {args.library_size:,} descriptions, {args.model}"
+            + ("" if not on_gpu else " (GPU)"),
+            f"<= {TARGET_S:.0f} s",
+        )
+        targets.append(
+            t.check(
+                worst(kind, "ranked"),
+                TARGET_S,
+                "{:.1f} s",
+                note=f"worst of {len(runs[kind])}"
+                + ("" if args.library_size == 1000 else " (NOT the 1 000-description library)"),
+            )
+        )
     gpu = Target("start-up on the station GPU (station-requirements P4)", "<= 30 s")
     if on_gpu:
         gpu.check(worst("cold", "ranked"), 30.0, "{:.1f} s")
@@ -162,22 +190,46 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ("cold", "warm"):
         for i, r in enumerate(runs[kind], 1):
             o = r["opened"]
-            rows.append([f"{kind} {i}", f"{r['imported']['at_s']:.1f}", f"{o.get('model_load_s', float('nan')):.1f}",
-                         f"{o['at_s']:.1f}", f"{r['ranked']['at_s']:.1f}", f"{r['exited_s']:.1f}"])
+            rows.append(
+                [
+                    f"{kind} {i}",
+                    f"{r['imported']['at_s']:.1f}",
+                    f"{o.get('model_load_s', float('nan')):.1f}",
+                    f"{o['at_s']:.1f}",
+                    f"{r['ranked']['at_s']:.1f}",
+                    f"{r['exited_s']:.1f}",
+                ]
+            )
     for i, r in enumerate(runs["demo"], 1):
         rows.append([f"`inspector run` demo {i}", "", "", "", f"{r['first']['at_s']:.1f}", f"{r['exited_s']:.1f}"])
-    body = [f"## Launch to first ranked frame ({args.library_size:,} descriptions, {args.model}, device {args.device})",
-            "", md_table(["start", "imports done s", "model load s", "station open s", "first ranked frame s",
-                          "process exit s"], rows), "",
-            "Seconds since launch. Station open = database, model, library seeded (cold), description embeddings "
-            "(computed cold, read from the database cache warm). The demo's own report: " +
-            "; ".join(r.get("ready_line", "") for r in runs["demo"]) + ".", ""]
+    body = [
+        f"## Launch to first ranked frame ({args.library_size:,} descriptions, {args.model}, device {args.device})",
+        "",
+        md_table(
+            ["start", "imports done s", "model load s", "station open s", "first ranked frame s", "process exit s"],
+            rows,
+        ),
+        "",
+        "Seconds since launch. Station open = database, model, library seeded (cold), description embeddings "
+        "(computed cold, read from the database cache warm). The demo's own report: "
+        + "; ".join(r.get("ready_line", "") for r in runs["demo"])
+        + ".",
+        "",
+    ]
     notes = ["Cold = new database, process-cold; the OS page cache is warm (not dropped)."]
     if args.quick:
         notes.append("QUICK RUN: 100 descriptions, one start of each kind; a smoke test, not the record.")
-    write_results("startup", command=command_line("bench.startup", argv), info=info,
-                  title="Start-up to the first ranked frame", targets=targets, figures=runs, body="\n".join(body),
-                  notes=notes, started=started)
+    write_results(
+        "startup",
+        command=command_line("bench.startup", argv),
+        info=info,
+        title="Start-up to the first ranked frame",
+        targets=targets,
+        figures=runs,
+        body="\n".join(body),
+        notes=notes,
+        started=started,
+    )
     return 0
 
 

@@ -29,8 +29,10 @@ def _cmd_library_check(args: argparse.Namespace) -> int:
         library = load_library(path)
         n_desc = sum(len(label.descriptions) for label in library.labels)
         n_examples = check_examples(library)  # decodes each example with the safe decoder
-        print(f"{path}: ok: library {library.name!r}, {len(library.labels)} labels, {n_desc} descriptions,"
-              f" {n_examples} examples")
+        print(
+            f"{path}: ok: library {library.name!r}, {len(library.labels)} labels, {n_desc} descriptions,"
+            f" {n_examples} examples"
+        )
     return 0
 
 
@@ -61,8 +63,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         for label, recall in metrics["per_label_recall"].items():
             print(f"{'recall ' + label:>20}: {recall}")
         if "examples" in metrics:  # ranked with words and examples (library format 2 or --shots)
-            print(f"{'examples':>20}: {metrics['examples']}" + (f" (--shots {metrics['shots']} --seed"
-                                                                  f" {metrics['seed']})" if metrics["shots"] else ""))
+            print(
+                f"{'examples':>20}: {metrics['examples']}"
+                + (f" (--shots {metrics['shots']} --seed {metrics['seed']})" if metrics["shots"] else "")
+            )
     return 0
 
 
@@ -83,16 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_library_check)
 
     p = sub.add_parser("train", help="train or fine-tune a model with the RANKCLIP loss")
-    p.add_argument("--recipe", help="a named recipe that fixes data and settings: 'default' reproduces the shipped "
-                                    "model (models/MODEL_CARD.md), 'tiny' is a seconds-long smoke run")
+    p.add_argument(
+        "--recipe",
+        help="a named recipe that fixes data and settings: 'default' reproduces the shipped "
+        "model (models/MODEL_CARD.md), 'tiny' is a seconds-long smoke run",
+    )
     p.add_argument("--no-eval", action="store_true", help="with --recipe: skip the held-out evaluation")
     p.add_argument("--model", default=DEFAULT_MODEL, help="architecture name or checkpoint to start from")
     p.add_argument("--data", help="CSV/TSV (image path, caption) or a folder with one sub-folder per label id")
     p.add_argument("--library", help="library YAML whose descriptions caption a labelled folder")
     p.add_argument("--image-col", default="filepath")
     p.add_argument("--caption-col", default="title")
-    p.add_argument("--out", help="checkpoint path to write (NAME.safetensors + NAME.json); with --recipe default "
-                                 "./inspector-default-v1")
+    p.add_argument(
+        "--out",
+        help="checkpoint path to write (NAME.safetensors + NAME.json); with --recipe default ./inspector-default-v1",
+    )
     p.add_argument("--loss", default="rankclip", choices=["clip", "rankclip", "rankclip_c", "rankclip_i"])
     p.add_argument("--numerics", default="official", choices=["official", "exact"])
     p.add_argument("--weight-cap", type=float, default=2.0)
@@ -114,14 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="ranking metrics of a model on a labelled image folder")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="architecture name or checkpoint (default: the station's model)")
+    p.add_argument(
+        "--model", default=DEFAULT_MODEL, help="architecture name or checkpoint (default: the station's model)"
+    )
     p.add_argument("--library", required=True, help="library YAML (labels and descriptions)")
     p.add_argument("--data", required=True, help="folder with one sub-folder per label id")
     p.add_argument("--aggregate", default="mean", choices=["mean", "max"])
     p.add_argument("--device", default=None)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--shots", type=int, help="use N images per label folder (seeded) as the examples, replacing"
-                   " the library's, and rank the rest")
+    p.add_argument(
+        "--shots",
+        type=int,
+        help="use N images per label folder (seeded) as the examples, replacing the library's, and rank the rest",
+    )
     p.add_argument("--seed", type=int, default=0, help="with --shots: which images are drawn")
     p.set_defaults(func=_cmd_eval)
 

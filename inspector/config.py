@@ -95,9 +95,15 @@ class StationConfig:
 # Sections with typed, nested keys parse themselves; the rest are typed flat tables.
 _PARSED = {"scoring": parse_scoring}
 
-_SECTIONS = {"model": ModelConfig, "library": LibraryConfig, "database": DatabaseConfig, "queue": QueueConfig,
-             "camera": CameraConfig, "witness": WitnessConfig,
-             "drift": DriftSettings}
+_SECTIONS = {
+    "model": ModelConfig,
+    "library": LibraryConfig,
+    "database": DatabaseConfig,
+    "queue": QueueConfig,
+    "camera": CameraConfig,
+    "witness": WitnessConfig,
+    "drift": DriftSettings,
+}
 
 
 def load_config(path: str | Path | None = None) -> StationConfig:
@@ -118,7 +124,9 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationCon
     """Build a StationConfig from a parsed mapping, checking every key and type."""
     unknown = set(data) - set(_SECTIONS) - set(_PARSED) - LINE_SECTIONS
     if unknown:
-        raise ConfigError(f"{source}: unknown sections {sorted(unknown)}; known: {sorted({*_SECTIONS, *_PARSED, *LINE_SECTIONS})}")
+        raise ConfigError(
+            f"{source}: unknown sections {sorted(unknown)}; known: {sorted({*_SECTIONS, *_PARSED, *LINE_SECTIONS})}"
+        )
     config = StationConfig(line=line_config(data, source))  # typed values: parsed by inspector.line.settings
     for name, parse in _PARSED.items():
         section = data.get(name, {})
@@ -133,7 +141,6 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationCon
         bad = set(section) - allowed
         if bad:
             raise ConfigError(f"{source}: unknown keys in [{name}]: {sorted(bad)}; known: {sorted(allowed)}")
-        defaults = cls()
         for key, value in section.items():
             if cls is DriftSettings:  # typed like its default: an int, a float or a bool
                 default = getattr(cls(), key)
@@ -145,8 +152,10 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationCon
                 want = str
             ok = isinstance(value, want) or (want is float and isinstance(value, int))
             if not ok or isinstance(value, bool):
-                raise ConfigError(f"{source}: [{name}] {key} must be a {'number' if want in (int, float) else 'string'}"
-                                  f", got {type(value).__name__}")
+                raise ConfigError(
+                    f"{source}: [{name}] {key} must be a {'number' if want in (int, float) else 'string'}"
+                    f", got {type(value).__name__}"
+                )
             if want in (int, float) and value < 0:
                 raise ConfigError(f"{source}: [{name}] {key} must not be negative, got {value}")
             section = {**section, key: float(value) if want is float else value}

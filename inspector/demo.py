@@ -7,8 +7,8 @@ import time
 from typing import TextIO
 
 from inspector.config import StationConfig
-from inspector.library.labels import load_library
 from inspector.frame.ranking import build_index, decide, rank
+from inspector.library.labels import load_library
 
 
 def run_headless_demo(config: StationConfig, frames: int, out: TextIO) -> int:
@@ -35,7 +35,7 @@ def run_headless_demo(config: StationConfig, frames: int, out: TextIO) -> int:
         ms = 1000 * (time.perf_counter() - t1)
         print(f"\nframe {i}: generated {sample.defect!r} on {sample.surface} ({ms:.0f} ms)", file=out)
         for c in ranking.candidates:
-            print(f"  #{c.rank} {c.label_name:<24} p={c.probability:.2f}  \"{c.description}\"", file=out)
+            print(f'  #{c.rank} {c.label_name:<24} p={c.probability:.2f}  "{c.description}"', file=out)
         flag = "REVIEW" if verdict.needs_review else verdict.disposition.upper()
         print(f"  verdict: {flag}: {verdict.reason}", file=out)
     return 0

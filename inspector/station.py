@@ -14,18 +14,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from inspector.config import StationConfig
-from inspector.store.decision_log import DecisionLog
 from inspector.errors import InspectorError, ModelLoadError
-from inspector.library.labels import Library, load_library
+from inspector.frame.path import FramePath, frame_sha256
 from inspector.frame.ranking import RankingIndex, VerdictPolicy
 from inspector.frame.scorer import Scorer, load_scorer
 from inspector.frame.scoring import ScoringSettings
-from inspector.station_model import (
-    ActiveModelError, ModelChoice, ModelState, choose_model, compile_model, load_choice,
-)
-from inspector.frame.path import FramePath, frame_sha256
+from inspector.library.labels import Library, load_library
 from inspector.station_library import LibraryRefresh
+from inspector.station_model import (
+    ActiveModelError,
+    ModelChoice,
+    ModelState,
+    choose_model,
+    compile_model,
+    load_choice,
+)
 from inspector.station_swap import ModelSwap
+from inspector.store.decision_log import DecisionLog
 
 __all__ = ["Station", "frame_sha256"]
 
@@ -38,14 +43,18 @@ def _load_for_open(log: DecisionLog, choice: ModelChoice, device: str | None) ->
         if choice.source != "registry":
             raise
         db = log.sdb.path
-        log.record_event("model_load_failed", {"ref": choice.ref, "error": str(exc)[:1000],
-                                               "action": "the station refused to start"}, None,
-                         subject=choice.model_id or choice.ref)
+        log.record_event(
+            "model_load_failed",
+            {"ref": choice.ref, "error": str(exc)[:1000], "action": "the station refused to start"},
+            None,
+            subject=choice.model_id or choice.ref,
+        )
         raise ActiveModelError(
             f"the active model {str(choice.model_id)[:12]} cannot be loaded from {choice.ref}: {exc}. The station"
             " does not run another model in its place. Restore that checkpoint from a backup, or return to an"
             f" earlier model: `inspector model list --db {db}`, then `inspector model rollback MODEL --db {db}"
-            " --user QA_USER --reason WHY`") from exc
+            " --user QA_USER --reason WHY`"
+        ) from exc
 
 
 class Station(FramePath, LibraryRefresh, ModelSwap):
@@ -57,18 +66,29 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
     ranked by one model against another model's description embeddings.
     """
 
-    def __init__(self, scorer: Scorer, library: Library, library_version: int = 0,
-                 log: DecisionLog | None = None, policy: VerdictPolicy = VerdictPolicy(), *,
-                 ref: str = "", source: str = "caller", scoring: ScoringSettings = ScoringSettings()) -> None:
+    def __init__(
+        self,
+        scorer: Scorer,
+        library: Library,
+        library_version: int = 0,
+        log: DecisionLog | None = None,
+        policy: VerdictPolicy = VerdictPolicy(),
+        *,
+        ref: str = "",
+        source: str = "caller",
+        scoring: ScoringSettings = ScoringSettings(),
+    ) -> None:
         self.log, self.policy, self.scoring = log, policy, scoring
-        self._model = compile_model(scorer, library, library_version, log, ref or scorer.model_id, source,
-                                    scoring.caption_templates)
+        self._model = compile_model(
+            scorer, library, library_version, log, ref or scorer.model_id, source, scoring.caption_templates
+        )
         # Told of every committed inspection (search indexer, drift monitor); must not block.
         self.recorded_listeners = []
 
     @classmethod
-    def open(cls, config: StationConfig, *, with_log: bool = True, scorer: Scorer | None = None,
-             announce: bool = True) -> "Station":
+    def open(
+        cls, config: StationConfig, *, with_log: bool = True, scorer: Scorer | None = None, announce: bool = True
+    ) -> Station:
         """Build the station from its configuration. On a new database the configured library is
         stored as version 1 (a chained event records its source).
 
@@ -80,25 +100,40 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
         """
         if not with_log:
             scorer = scorer or load_scorer(config.model.ref, config.model.device)
-            return cls(scorer, load_library(config.library.path), ref=config.model.ref, source="configuration",
-                       scoring=config.scoring)
+            return cls(
+                scorer,
+                load_library(config.library.path),
+                ref=config.model.ref,
+                source="configuration",
+                scoring=config.scoring,
+            )
         Path(config.database.path).parent.mkdir(parents=True, exist_ok=True)
-        log = DecisionLog.open(config.database.path, max_failures=config.database.max_failed_logins,
-                               lockout_s=config.database.lockout_minutes * 60, witness=config.witness)
+        log = DecisionLog.open(
+            config.database.path,
+            max_failures=config.database.max_failed_logins,
+            lockout_s=config.database.lockout_minutes * 60,
+            witness=config.witness,
+        )
         try:
             choice = choose_model(log, config.model.ref)
             if scorer is None:
                 scorer = _load_for_open(log, choice, config.model.device)
             elif choice.model_id is not None and scorer.model_id != choice.model_id:
-                raise ModelLoadError(f"the registry's active model is {choice.model_id[:12]}, but the station loaded"
-                                     f" {scorer.model_id[:12]} (a promotion or rollback happened while it started);"
-                                     " start the station again")
+                raise ModelLoadError(
+                    f"the registry's active model is {choice.model_id[:12]}, but the station loaded"
+                    f" {scorer.model_id[:12]} (a promotion or rollback happened while it started);"
+                    " start the station again"
+                )
             log.library.seed_if_empty(load_library(config.library.path), str(config.library.path))
             version, library = log.library.in_force()
             station = cls(scorer, library, version, log, ref=choice.ref, source=choice.source, scoring=config.scoring)
             if announce:
-                log.record_event("model_loaded", {"ref": choice.ref, "source": choice.source, "why": choice.why,
-                                                  "configured": config.model.ref}, None, subject=scorer.model_id)
+                log.record_event(
+                    "model_loaded",
+                    {"ref": choice.ref, "source": choice.source, "why": choice.why, "configured": config.model.ref},
+                    None,
+                    subject=scorer.model_id,
+                )
             return station
         except BaseException:
             log.close()
@@ -108,7 +143,7 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
         if self.log is not None:
             self.log.close()
 
-    def __enter__(self) -> "Station":
+    def __enter__(self) -> Station:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -32,4 +32,3 @@ class LibraryRefresh:
         """Compile any library (e.g. an unpublished draft) against this model, through the same
         per-text embedding cache as the library in force; the index in force is not changed."""
         return self._model.compile(library, version, self.log)
-

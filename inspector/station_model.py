@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from inspector.store.decision_log import DecisionLog
 from inspector.errors import ModelLoadError
+from inspector.frame.ranking import RankingIndex, build_index
+from inspector.frame.scorer import Scorer, load_scorer
+from inspector.learning.registry import ModelRegistry
 from inspector.library.examples import example_compiler
 from inspector.library.labels import Library
-from inspector.frame.ranking import RankingIndex, build_index
-from inspector.learning.registry import ModelRegistry
-from inspector.frame.scorer import Scorer, load_scorer
+from inspector.store.decision_log import DecisionLog
 
 SOURCES = ("registry", "configuration", "caller")
 _WHY = {
@@ -62,7 +62,8 @@ def check_identity(scorer: Scorer, choice: ModelChoice) -> None:
     if choice.model_id is not None and scorer.model_id != choice.model_id:
         raise ModelLoadError(
             f"{choice.ref} holds model {scorer.model_id[:12]}, not the registered model {choice.model_id[:12]}:"
-            " the checkpoint was replaced after it was registered; restore the registered file from a backup")
+            " the checkpoint was replaced after it was registered; restore the registered file from a backup"
+        )
 
 
 def load_choice(choice: ModelChoice, device: str | None = None) -> Scorer:
@@ -72,8 +73,9 @@ def load_choice(choice: ModelChoice, device: str | None = None) -> Scorer:
     return scorer
 
 
-def embed_cached(scorer: Scorer, log: DecisionLog | None, memory: dict[str, np.ndarray],
-                 texts: list[str]) -> np.ndarray:
+def embed_cached(
+    scorer: Scorer, log: DecisionLog | None, memory: dict[str, np.ndarray], texts: list[str]
+) -> np.ndarray:
     """Embeddings of `texts` for this scorer; only texts never seen with this model are embedded.
 
     The database cache is keyed by (model id, text); `memory` belongs to one model and keeps the
@@ -144,15 +146,31 @@ class ModelState:
 
     def compile(self, library: Library, version: int, log: DecisionLog | None) -> RankingIndex:
         """Any library compiled for this model through its embedding caches."""
-        return build_index(library, templated(lambda texts: embed_cached(self.scorer, log, self.memory, texts),
-                                              self.templates), self.scorer.model_id, version,
-                           example_compiler(library, self.scorer.embed_images, self.scorer.model_id, log))
+        return build_index(
+            library,
+            templated(lambda texts: embed_cached(self.scorer, log, self.memory, texts), self.templates),
+            self.scorer.model_id,
+            version,
+            example_compiler(library, self.scorer.embed_images, self.scorer.model_id, log),
+        )
 
 
-def compile_model(scorer: Scorer, library: Library, version: int, log: DecisionLog | None,
-                  ref: str, source: str, templates: tuple[str, ...] = ()) -> ModelState:
+def compile_model(
+    scorer: Scorer,
+    library: Library,
+    version: int,
+    log: DecisionLog | None,
+    ref: str,
+    source: str,
+    templates: tuple[str, ...] = (),
+) -> ModelState:
     """A ModelState with `library` (version `version`) compiled for `scorer` (descriptions in `templates`)."""
     memory: dict[str, np.ndarray] = {}
-    index = build_index(library, templated(lambda texts: embed_cached(scorer, log, memory, texts), templates),
-                        scorer.model_id, version, example_compiler(library, scorer.embed_images, scorer.model_id, log))
+    index = build_index(
+        library,
+        templated(lambda texts: embed_cached(scorer, log, memory, texts), templates),
+        scorer.model_id,
+        version,
+        example_compiler(library, scorer.embed_images, scorer.model_id, log),
+    )
     return ModelState(scorer, index, ref, source, memory, tuple(templates))

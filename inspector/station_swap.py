@@ -35,8 +35,9 @@ class ModelSwap:
         """A ModelState of `scorer` with the library in force; safe on any thread (own database connection)."""
         if self.log is None:
             index = self._model.index
-            return compile_model(scorer, index.library, index.library_version, None, ref, source,
-                                 self.scoring.caption_templates)
+            return compile_model(
+                scorer, index.library, index.library_version, None, ref, source, self.scoring.caption_templates
+            )
         with DecisionLog.open(self.log.sdb.path, create=False) as log:
             version, library = log.library.in_force()
             return compile_model(scorer, library, version, log, ref, source, self.scoring.caption_templates)
@@ -48,9 +49,18 @@ class ModelSwap:
             return
         self._model = state  # one assignment: a frame already being ranked finishes with the old model
         if self.log is not None:
-            self.log.record_event("model_switched", {"ref": state.ref, "source": state.source, "why": state.why,
-                                                     "previous": previous.model_id, "reason": reason},
-                                  None, subject=state.model_id)
+            self.log.record_event(
+                "model_switched",
+                {
+                    "ref": state.ref,
+                    "source": state.source,
+                    "why": state.why,
+                    "previous": previous.model_id,
+                    "reason": reason,
+                },
+                None,
+                subject=state.model_id,
+            )
         self.refresh_library()  # a version published while the new model loaded
 
     def switch_model(self, ref: str, *, model_id: str | None = None, reason: str = "") -> str:
@@ -71,8 +81,12 @@ class ModelSwap:
     def record_switch_failure(self, ref: str, model_id: str | None, message: str) -> None:
         """Log that a model could not be switched to and which model the station kept."""
         if self.log is not None:
-            self.log.record_event("model_switch_failed", {"ref": ref, "error": message[:1000], "kept": self.model_id},
-                                  None, subject=model_id or ref)
+            self.log.record_event(
+                "model_switch_failed",
+                {"ref": ref, "error": message[:1000], "kept": self.model_id},
+                None,
+                subject=model_id or ref,
+            )
 
     def registry_choice(self) -> ModelChoice | None:
         """The registry's active model when the station runs another (after a promotion or rollback)."""
@@ -87,4 +101,3 @@ class ModelSwap:
         if choice is None:
             return None
         return self.switch_model(choice.ref, model_id=choice.model_id, reason=reason)
-

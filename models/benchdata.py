@@ -44,8 +44,11 @@ class LabelledImages:
 
     def subset(self, index: np.ndarray | list[int]) -> LabelledImages:
         idx = [int(i) for i in index]
-        return LabelledImages([self.images[i] for i in idx], [self.labels[i] for i in idx],
-                              {k: [v[i] for i in idx] for k, v in self.extras.items()})
+        return LabelledImages(
+            [self.images[i] for i in idx],
+            [self.labels[i] for i in idx],
+            {k: [v[i] for i in idx] for k, v in self.extras.items()},
+        )
 
 
 def _rgb(grey: np.ndarray) -> np.ndarray:
@@ -59,11 +62,15 @@ def load_elpv() -> LabelledImages:
     except ImportError as e:
         raise BenchDataUnavailable(
             "the ELPV benchmark needs the elpv-dataset package (CC BY-NC-SA 4.0, 91 MB): "
-            "pip install 'elpv-dataset==1.0.0.post1' (or the project's [bench] extra)") from e
+            "pip install 'elpv-dataset==1.0.0.post1' (or the project's [bench] extra)"
+        ) from e
     images, probs, types = load_dataset()
     probs = [float(p) for p in probs]
-    return LabelledImages([_rgb(im) for im in images], ["defective" if p >= 0.5 else "ok" for p in probs],
-                          {"probability": probs, "type": [str(t) for t in types]})
+    return LabelledImages(
+        [_rgb(im) for im in images],
+        ["defective" if p >= 0.5 else "ok" for p in probs],
+        {"probability": probs, "type": [str(t) for t in types]},
+    )
 
 
 def elpv_split(data: LabelledImages, test_share: float = 0.25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -85,8 +92,9 @@ def load_textiles() -> LabelledImages:
     try:
         import conformal_clip_data as ccd
     except ImportError as e:
-        raise BenchDataUnavailable("the textile benchmark needs conformal-clip-data: "
-                                   "pip install 'conformal-clip-data==0.1.4'") from e
+        raise BenchDataUnavailable(
+            "the textile benchmark needs conformal-clip-data: pip install 'conformal-clip-data==0.1.4'"
+        ) from e
     images, labels, files, splits = [], [], [], []
     for label, folder in zip(TEXTILE_CLASSES, (ccd.nominal_dir(), ccd.local_dir(), ccd.global_dir())):
         for path in sorted(Path(folder).glob("*.jpg")):

@@ -71,7 +71,9 @@ class TokensToGrid:
         rows, cols = self.grid
         extra = n - rows * cols
         if extra < 0:
-            raise ModelError(f"layer output has {n} tokens, fewer than the {rows}x{cols} patch grid: "
-                             "choose a layer inside the transformer blocks")
+            raise ModelError(
+                f"layer output has {n} tokens, fewer than the {rows}x{cols} patch grid: "
+                "choose a layer inside the transformer blocks"
+            )
         patches = tokens[:, extra:, :].reshape(batch, rows, cols, channels)
         return patches.permute(0, 3, 1, 2)

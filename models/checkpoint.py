@@ -13,7 +13,7 @@ import os
 import struct
 import tempfile
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +30,21 @@ FORMAT = "inspector-checkpoint"
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".jit", ".torchscript"}
 # Keys save_checkpoint writes itself; caller metadata may not overwrite them.
-RESERVED_KEYS = {"format", "format_version", "arch", "base", "partial", "model_cfg", "preprocess_cfg",
-                 "weights_file", "weights_sha256", "frozen_sha256", "created_at",
-                 "software", "pretrained_sources"}
+RESERVED_KEYS = {
+    "format",
+    "format_version",
+    "arch",
+    "base",
+    "partial",
+    "model_cfg",
+    "preprocess_cfg",
+    "weights_file",
+    "weights_sha256",
+    "frozen_sha256",
+    "created_at",
+    "software",
+    "pretrained_sources",
+}
 _REQUIRED_KEYS = ("format_version", "arch", "base", "partial", "model_cfg", "preprocess_cfg", "weights_sha256")
 
 
@@ -122,8 +134,9 @@ def _software() -> dict[str, str]:
     return {"torch": torch.__version__, "open_clip": open_clip.__version__, "safetensors": safetensors.__version__}
 
 
-def save_checkpoint(bundle: ModelBundle, path: str | Path, *, metadata: dict | None = None,
-                    trainable_only: bool = False) -> str:
+def save_checkpoint(
+    bundle: ModelBundle, path: str | Path, *, metadata: dict | None = None, trainable_only: bool = False
+) -> str:
     """Write NAME.safetensors + NAME.json atomically; return the weights' SHA-256 (the new model id)."""
     weights_path, sidecar_path = checkpoint_paths(path)
     extra = dict(metadata or {})
@@ -170,7 +183,7 @@ def save_checkpoint(bundle: ModelBundle, path: str | Path, *, metadata: dict | N
         "training": extra.pop("training", {}),
         "data_sources": extra.pop("data_sources", []),
         "metrics": extra.pop("metrics", {}),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "software": _software(),
         **extra,
     }
@@ -190,10 +203,14 @@ def read_sidecar(path: str | Path) -> dict:
     try:
         sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"sidecar {sidecar_path} is not readable JSON ({exc}): restore it from the original") from exc
+        raise CheckpointError(
+            f"sidecar {sidecar_path} is not readable JSON ({exc}): restore it from the original"
+        ) from exc
     missing = [k for k in _REQUIRED_KEYS if k not in sidecar] if isinstance(sidecar, dict) else list(_REQUIRED_KEYS)
     if missing:
-        raise CheckpointError(f"sidecar {sidecar_path} lacks required keys {missing}: it was not written by save_checkpoint")
+        raise CheckpointError(
+            f"sidecar {sidecar_path} lacks required keys {missing}: it was not written by save_checkpoint"
+        )
     if not isinstance(sidecar["format_version"], int):
         raise CheckpointError(f"sidecar {sidecar_path} has an invalid format_version {sidecar['format_version']!r}")
     if sidecar["format_version"] > FORMAT_VERSION:
@@ -204,13 +221,18 @@ def read_sidecar(path: str | Path) -> dict:
     check_preprocess_cfg(sidecar["preprocess_cfg"], str(sidecar_path))
     size = sidecar.get("input_size")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 32):
-        raise CheckpointError(f"sidecar {sidecar_path} has an invalid input_size {size!r}: an int >= 32 (px, short side)")
+        raise CheckpointError(
+            f"sidecar {sidecar_path} has an invalid input_size {size!r}: an int >= 32 (px, short side)"
+        )
     return sidecar
 
 
 # What open_clip's transforms accept; anything else ends in their assert, so it is refused here first.
-_PREPROCESS_CHOICES = {"interpolation": ("bicubic", "bilinear", "random"), "resize_mode": ("shortest", "longest", "squash"),
-                       "mode": ("RGB",)}
+_PREPROCESS_CHOICES = {
+    "interpolation": ("bicubic", "bilinear", "random"),
+    "resize_mode": ("shortest", "longest", "squash"),
+    "mode": ("RGB",),
+}
 
 
 def check_preprocess_cfg(cfg: Any, where: str) -> None:
@@ -222,15 +244,19 @@ def check_preprocess_cfg(cfg: Any, where: str) -> None:
             raise CheckpointError(f"{where}: preprocess_cfg {key} {cfg[key]!r} is not one of {', '.join(choices)}")
     for key in ("mean", "std"):
         value = cfg.get(key)
-        if value is not None and not (isinstance(value, (list, tuple)) and len(value) == 3 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        if value is not None and not (
+            isinstance(value, (list, tuple))
+            and len(value) == 3
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        ):
             raise CheckpointError(f"{where}: preprocess_cfg {key} must be three finite numbers, got {value!r}")
     if "std" in cfg and any(v == 0 for v in cfg["std"]):
         raise CheckpointError(f"{where}: preprocess_cfg std must not contain 0")
     size = cfg.get("size")
     sizes = size if isinstance(size, (list, tuple)) else [size]
-    if size is not None and not (1 <= len(sizes) <= 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 4096 for v in sizes)):
+    if size is not None and not (
+        1 <= len(sizes) <= 2 and all(isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 4096 for v in sizes)
+    ):
         raise CheckpointError(f"{where}: preprocess_cfg size must be 8-4096 pixels (one or two integers), got {size!r}")
 
 
@@ -257,7 +283,7 @@ def _sniff(weights_path: Path, head: bytes) -> None:
 def _parse_header(weights_path: Path, data: bytes) -> dict[str, str]:
     try:
         (size,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8:8 + size]) if 8 + size <= len(data) else None
+        header = json.loads(data[8 : 8 + size]) if 8 + size <= len(data) else None
     except (struct.error, UnicodeDecodeError, json.JSONDecodeError):
         header = None
     if not isinstance(header, dict):

@@ -45,8 +45,7 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
         raise ImageDecodeError(f"image file not found: {path}") from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageDecodeError(
-            f"image {path} is larger than Image.MAX_IMAGE_PIXELS ({Image.MAX_IMAGE_PIXELS}); "
-            f"refusing to decode it: {e}"
+            f"image {path} is larger than Image.MAX_IMAGE_PIXELS ({Image.MAX_IMAGE_PIXELS}); refusing to decode it: {e}"
         ) from e
     except (OSError, SyntaxError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
         raise ImageDecodeError(f"cannot decode image {path}: {e}") from e
@@ -137,7 +136,8 @@ class LabelledFolderDataset:
                     f"(add its descriptions to label_texts or move the folder out of {self.root})"
                 )
             files = sorted(
-                p for p in sub.rglob("*")
+                p
+                for p in sub.rglob("*")
                 if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
             )
             self.paths.extend(files)

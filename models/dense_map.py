@@ -97,8 +97,15 @@ def roi_box(mask: np.ndarray | None, height: int, width: int) -> Box:
 class DenseEncoder:
     """Runs a dense-capable image tower on frames; numpy in, numpy out."""
 
-    def __init__(self, visual: torch.nn.Module, mean: tuple[float, ...], std: tuple[float, ...],
-                 device: torch.device, frontend: FrontEnd, batch_size: int = 8) -> None:
+    def __init__(
+        self,
+        visual: torch.nn.Module,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        device: torch.device,
+        frontend: FrontEnd,
+        batch_size: int = 8,
+    ) -> None:
         if not supports_dense(visual):
             raise ValueError(f"the image tower {type(visual).__name__} is not global-average-pool + linear projection")
         self.visual, self.device, self.frontend, self.batch_size = visual, device, frontend, batch_size
@@ -130,7 +137,7 @@ class DenseEncoder:
     def _run(self, crops: list[tuple[Box, np.ndarray, np.ndarray | None, tuple[int, int]]]) -> list[View]:
         views = []
         for start in range(0, len(crops), self.batch_size):
-            part = crops[start:start + self.batch_size]
+            part = crops[start : start + self.batch_size]
             # Same-shaped inputs share a batch; the whole-frame view usually differs from the tiles.
             shapes = {c[3] for c in part}
             for shape in shapes:
@@ -169,7 +176,7 @@ class DenseEncoder:
             cells = cell_boxes(view.box, rows, cols)
             flat = view.dense.reshape(view.dense.shape[0], -1).T
             for k, box in enumerate(cells):
-                if roi is None or roi[box[1]:box[3], box[0]:box[2]].any():
+                if roi is None or roi[box[1] : box[3], box[0] : box[2]].any():
                     local.append(flat[k])
                     boxes.append(box)
         local_arr = np.stack(local).astype(np.float32)
@@ -178,8 +185,14 @@ class DenseEncoder:
         return FrameFeatures(emb.astype(np.float32), local_arr, boxes, views, tiled)
 
 
-def cam_map(features: FrameFeatures, direction: np.ndarray, versus: np.ndarray | None, height: int,
-            width: int, kind: str = "gradcam") -> np.ndarray:
+def cam_map(
+    features: FrameFeatures,
+    direction: np.ndarray,
+    versus: np.ndarray | None,
+    height: int,
+    width: int,
+    kind: str = "gradcam",
+) -> np.ndarray:
     """Grad-CAM of cos(image, text) (or cos1 - cos2) at the frame's size, computed from the maps.
 
     With e = mean_ij(P_ij) the pre-norm embedding, d cos / d P_ij = g / (h w), g = (t - cos e^) / |e|;
@@ -209,4 +222,3 @@ def unit(vector: np.ndarray) -> np.ndarray:
     """A float32 unit vector (zero stays zero)."""
     v = np.asarray(vector, np.float32)
     return v / max(float(np.linalg.norm(v)), 1e-12)
-

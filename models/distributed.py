@@ -65,9 +65,7 @@ def init_distributed(device: str | torch.device | None = None) -> DistInfo:
         torch.cuda.set_device(dev)
     if world_size > 1 and not dist.is_initialized():
         if "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
-            raise ValueError(
-                "WORLD_SIZE > 1 but MASTER_ADDR/MASTER_PORT are not set; launch with torchrun"
-            )
+            raise ValueError("WORLD_SIZE > 1 but MASTER_ADDR/MASTER_PORT are not set; launch with torchrun")
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo", rank=rank, world_size=world_size)
     return DistInfo(rank=rank, local_rank=local_rank, world_size=world_size, device=dev)
 

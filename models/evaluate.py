@@ -30,8 +30,9 @@ def _as_array(i: int, image: np.ndarray | Image.Image) -> np.ndarray:
     raise ValueError(f"image {i} is a {type(image).__name__}; expected a numpy uint8 array or a PIL image")
 
 
-def _check_inputs(images: Sequence[Any], labels: Sequence[str], label_texts: Mapping[str, Sequence[str]],
-                  aggregate: str) -> None:
+def _check_inputs(
+    images: Sequence[Any], labels: Sequence[str], label_texts: Mapping[str, Sequence[str]], aggregate: str
+) -> None:
     if aggregate not in AGGREGATES:
         raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
     if len(images) != len(labels):
@@ -46,12 +47,19 @@ def _check_inputs(images: Sequence[Any], labels: Sequence[str], label_texts: Map
     unknown = sorted({str(lb) for lb in labels} - set(label_texts))
     if unknown:
         raise ValueError(
-            f"images carry labels {unknown} that label_texts does not describe; known labels: {list(label_texts)}")
+            f"images carry labels {unknown} that label_texts does not describe; known labels: {list(label_texts)}"
+        )
 
 
-def evaluate(bundle: ModelBundle, images: Sequence[np.ndarray | Image.Image], labels: Sequence[str],
-             label_texts: Mapping[str, Sequence[str]], ok_labels: Sequence[str] = ("ok",),
-             aggregate: str = "mean", batch_size: int = 32) -> dict[str, Any]:
+def evaluate(
+    bundle: ModelBundle,
+    images: Sequence[np.ndarray | Image.Image],
+    labels: Sequence[str],
+    label_texts: Mapping[str, Sequence[str]],
+    ok_labels: Sequence[str] = ("ok",),
+    aggregate: str = "mean",
+    batch_size: int = 32,
+) -> dict[str, Any]:
     """Score labelled images against label_texts; return a JSON-serialisable metrics dict."""
     _check_inputs(images, labels, label_texts, aggregate)
     names = list(label_texts)

@@ -120,8 +120,10 @@ def _frame_to_input(frame_hw: tuple[int, int], input_hw: tuple[int, int], resize
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise ValueError(f"image must be a uint8 numpy array (HxWx3 RGB or HxW gray), got {type(image).__name__} "
-                         f"{getattr(image, 'dtype', '')}")
+        raise ValueError(
+            f"image must be a uint8 numpy array (HxWx3 RGB or HxW gray), got {type(image).__name__} "
+            f"{getattr(image, 'dtype', '')}"
+        )
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 2:
@@ -137,8 +139,9 @@ def _hottest_region(heatmap: np.ndarray) -> tuple[tuple[int, int], tuple[int, in
     py, px = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
     # Upsampled coarse maps have flat tops; argmax alone would pick the plateau's top-left corner.
     # Take the plateau pixel nearest the plateau's centroid instead.
-    _, labels, _, centroids = cv2.connectedComponentsWithStats((heatmap >= top * (1 - 1e-4)).astype(np.uint8),
-                                                               connectivity=8)
+    _, labels, _, centroids = cv2.connectedComponentsWithStats(
+        (heatmap >= top * (1 - 1e-4)).astype(np.uint8), connectivity=8
+    )
     ys, xs = np.nonzero(labels == labels[py, px])
     cx, cy = centroids[labels[py, px]]
     nearest = int(np.argmin((xs - cx) ** 2 + (ys - cy) ** 2))
@@ -221,8 +224,9 @@ class Explainer:
     def _vector(self, value: np.ndarray, what: str) -> torch.Tensor:
         arr = np.asarray(value, dtype=np.float32)
         if arr.ndim != 1 or (self._embed_dim and arr.shape[0] != self._embed_dim):
-            raise ModelError(f"{what} must be a 1-D embedding of length {self._embed_dim or 'embed_dim'}, "
-                             f"got shape {arr.shape}")
+            raise ModelError(
+                f"{what} must be a 1-D embedding of length {self._embed_dim or 'embed_dim'}, got shape {arr.shape}"
+            )
         return torch.from_numpy(arr.copy())
 
     def _input(self, frame: np.ndarray) -> torch.Tensor:
@@ -240,21 +244,24 @@ class Explainer:
                 maps = cam(input_tensor=x, targets=[target])
                 seen = len(cam.activations_and_grads.activations), len(cam.activations_and_grads.gradients)
             except (ValueError, RuntimeError) as exc:  # e.g. Grad-CAM's "Invalid activation shape"
-                raise ModelError(f"Grad-CAM failed at layer {self.layer!r} ({type(exc).__name__}: {exc}); a "
-                                 "target layer must output [B, C, H, W] feature maps (or ViT tokens) that no later "
-                                 "layer modifies in place") from exc
+                raise ModelError(
+                    f"Grad-CAM failed at layer {self.layer!r} ({type(exc).__name__}: {exc}); a "
+                    "target layer must output [B, C, H, W] feature maps (or ViT tokens) that no later "
+                    "layer modifies in place"
+                ) from exc
             finally:
                 cam.activations_and_grads.release()
                 cam.outputs = None  # drop the graph now, not when the CAM object is collected
         if seen != (1, 1):
             # A layer run twice in one forward (a shared module) would pair activations with the
             # wrong gradients: refuse, don't guess.
-            raise ModelError(f"layer {self.layer!r} ran {seen[0]} times in one forward pass: choose a layer "
-                             "that runs once (pass target_layer)")
+            raise ModelError(
+                f"layer {self.layer!r} ran {seen[0]} times in one forward pass: choose a layer "
+                "that runs once (pass target_layer)"
+            )
         return np.asarray(maps[0], dtype=np.float32)
 
-    def explain(self, image: np.ndarray, text_embedding: np.ndarray,
-                versus: np.ndarray | None = None) -> Explanation:
+    def explain(self, image: np.ndarray, text_embedding: np.ndarray, versus: np.ndarray | None = None) -> Explanation:
         """Heatmap of sim(image, text_embedding), or of sim#1 - sim#2 when `versus` is given."""
         frame = _as_rgb(image)
         first = self._vector(text_embedding, "text_embedding")
@@ -263,25 +270,42 @@ class Explainer:
         small = self._cam(x, target)
         resize_mode = getattr(self._bundle.model.visual, "preprocess_cfg", {}).get("resize_mode", "shortest")
         matrix = _frame_to_input(frame.shape[:2], small.shape, resize_mode)
-        heat = cv2.warpAffine(small, matrix, (frame.shape[1], frame.shape[0]),
-                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
-                              borderValue=0.0)
+        heat = cv2.warpAffine(
+            small,
+            matrix,
+            (frame.shape[1], frame.shape[0]),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0.0,
+        )
         heat = np.clip(np.nan_to_num(heat, nan=0.0), 0.0, None)
         if heat.max() > 0:
             heat = heat / heat.max()  # interpolation can shave the peak: keep max == 1
         heat = heat.astype(np.float32)
         peak, bbox = _hottest_region(heat)
-        overlay = show_cam_on_image(frame.astype(np.float32) / 255.0, heat, use_rgb=True,
-                                    image_weight=OVERLAY_IMAGE_WEIGHT)
-        return Explanation(heatmap=heat, overlay=overlay, bbox=bbox, peak=peak,
-                           target="similarity" if versus is None else "contrast", layer=self.layer)
+        overlay = show_cam_on_image(
+            frame.astype(np.float32) / 255.0, heat, use_rgb=True, image_weight=OVERLAY_IMAGE_WEIGHT
+        )
+        return Explanation(
+            heatmap=heat,
+            overlay=overlay,
+            bbox=bbox,
+            peak=peak,
+            target="similarity" if versus is None else "contrast",
+            layer=self.layer,
+        )
 
 
 DENSE_LAYER = "visual.trunk.bn2 (dense)"  # Grad-CAM's layer for this tower, computed without a backward pass
 
 
-def dense_explanation(image: np.ndarray, features: FrameFeatures, text_embedding: np.ndarray,
-                      versus: np.ndarray | None = None, kind: str = "gradcam") -> Explanation:
+def dense_explanation(
+    image: np.ndarray,
+    features: FrameFeatures,
+    text_embedding: np.ndarray,
+    versus: np.ndarray | None = None,
+    kind: str = "gradcam",
+) -> Explanation:
     """Grad-CAM from a dense-capable tower's projected maps (models.dense_map.cam_map): same map as
     the autograd path up to scale (tests/models/test_dense_map.py), at the front end's resolution and
     stitched across tiles, for any number of descriptions per forward."""
@@ -294,5 +318,11 @@ def dense_explanation(image: np.ndarray, features: FrameFeatures, text_embedding
     heat = heat.astype(np.float32)
     peak, bbox = _hottest_region(heat)
     overlay = show_cam_on_image(frame.astype(np.float32) / 255.0, heat, use_rgb=True, image_weight=OVERLAY_IMAGE_WEIGHT)
-    return Explanation(heatmap=heat, overlay=overlay, bbox=bbox, peak=peak,
-                       target="similarity" if versus is None else "contrast", layer=DENSE_LAYER)
+    return Explanation(
+        heatmap=heat,
+        overlay=overlay,
+        bbox=bbox,
+        peak=peak,
+        target="similarity" if versus is None else "contrast",
+        layer=DENSE_LAYER,
+    )

@@ -99,8 +99,11 @@ def _tokenizer(arch: str, model_cfg: dict) -> Callable:
     context_length = text_cfg.get("context_length")
     try:
         if text_cfg.get("hf_tokenizer_name"):
-            return HFTokenizer(towers.resolve_asset(text_cfg["hf_tokenizer_name"]), context_length=context_length,
-                               **(text_cfg.get("tokenizer_kwargs") or {}))
+            return HFTokenizer(
+                towers.resolve_asset(text_cfg["hf_tokenizer_name"]),
+                context_length=context_length,
+                **(text_cfg.get("tokenizer_kwargs") or {}),
+            )
         if arch in open_clip.list_models():
             return open_clip.get_tokenizer(arch, context_length=context_length)
         return SimpleTokenizer(context_length=context_length or 77)
@@ -108,15 +111,32 @@ def _tokenizer(arch: str, model_cfg: dict) -> Callable:
         raise ModelError(f"could not load the tokenizer for {arch!r} ({exc}); it must be available offline") from exc
 
 
-def _finish(model: torch.nn.Module, arch: str, model_cfg: dict, preprocess_cfg: dict, metadata: dict,
-            model_id: str | None, device: torch.device, precision: str | None) -> ModelBundle:
+def _finish(
+    model: torch.nn.Module,
+    arch: str,
+    model_cfg: dict,
+    preprocess_cfg: dict,
+    metadata: dict,
+    model_id: str | None,
+    device: torch.device,
+    precision: str | None,
+) -> ModelBundle:
     set_model_preprocess_cfg(model, preprocess_cfg)
     preprocess, train_preprocess = _transforms(preprocess_cfg)
     model_id = model_id or checkpoint.state_sha256(model)  # before moving: hashing reads CPU tensors
     model.to(device).eval()
-    return ModelBundle(model=model, preprocess=preprocess, train_preprocess=train_preprocess,
-                       tokenizer=_tokenizer(arch, model_cfg), arch=arch, model_cfg=model_cfg, metadata=metadata,
-                       model_id=model_id, device=device, precision=precision)
+    return ModelBundle(
+        model=model,
+        preprocess=preprocess,
+        train_preprocess=train_preprocess,
+        tokenizer=_tokenizer(arch, model_cfg),
+        arch=arch,
+        model_cfg=model_cfg,
+        metadata=metadata,
+        model_id=model_id,
+        device=device,
+        precision=precision,
+    )
 
 
 def _build_named(arch: str, load_towers: bool) -> tuple[torch.nn.Module, dict, dict]:
@@ -148,10 +168,15 @@ def _build_from_tag(arch: str, tag: str) -> torch.nn.Module:
     try:
         return open_clip.create_model(arch, pretrained=tag, device="cpu")
     except Exception as exc:  # network/hub errors come in many types
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or \
-            os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("", "0")
-        hint = ("this machine is set offline (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE=1), and open_clip tags "
-                "download their weights" if offline else "check the network connection")
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or os.environ.get(
+            "TRANSFORMERS_OFFLINE", "0"
+        ) not in ("", "0")
+        hint = (
+            "this machine is set offline (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE=1), and open_clip tags "
+            "download their weights"
+            if offline
+            else "check the network connection"
+        )
         raise ModelError(
             f"could not fetch the pretrained weights {arch!r}/{tag!r}: {hint}. Either run once with network "
             f"access to fill the cache, or pass pretrained=<a local .safetensors file>. ({type(exc).__name__}: "
@@ -159,8 +184,13 @@ def _build_from_tag(arch: str, tag: str) -> torch.nn.Module:
         ) from exc
 
 
-def create_model(arch: str = "inspector-default", *, pretrained: str | None = None,
-                 device: str | torch.device | None = None, precision: str | None = None) -> ModelBundle:
+def create_model(
+    arch: str = "inspector-default",
+    *,
+    pretrained: str | None = None,
+    device: str | torch.device | None = None,
+    precision: str | None = None,
+) -> ModelBundle:
     """Build an architecture by name; pretrained is an open_clip tag or a local .safetensors file."""
     dev = select_device(device)
     inference_dtype(dev, precision)  # validate early, before minutes of building
@@ -207,13 +237,16 @@ def shipped_model_path(name: str) -> Path:
         raise ModelError(f"{name!r} is not a shipped model; shipped: {sorted(SHIPPED_MODELS)}")
     path = WEIGHTS_DIR / SHIPPED_MODELS[name]
     if not checkpoint.checkpoint_paths(path)[0].is_file():
-        raise ModelError(f"the shipped model {name!r} is missing ({path}.safetensors): reinstall the package, or "
-                         "rebuild it with `inspector train --recipe default --out models/weights/inspector-default-v1`")
+        raise ModelError(
+            f"the shipped model {name!r} is missing ({path}.safetensors): reinstall the package, or "
+            "rebuild it with `inspector train --recipe default --out models/weights/inspector-default-v1`"
+        )
     return path
 
 
-def load_model(ref: str | Path, *, device: str | torch.device | None = None,
-               precision: str | None = None) -> ModelBundle:
+def load_model(
+    ref: str | Path, *, device: str | torch.device | None = None, precision: str | None = None
+) -> ModelBundle:
     """Load an architecture by name, a shipped model by name ("default", "inspector-default-v1") or a
     checkpoint (NAME.safetensors, NAME.json or the stem NAME)."""
     # A bare architecture name always means the architecture; write "./NAME" for a checkpoint of that name.
@@ -225,8 +258,10 @@ def load_model(ref: str | Path, *, device: str | torch.device | None = None,
     inference_dtype(dev, precision)
     weights_path, sidecar_path = checkpoint.checkpoint_paths(ref)
     if not weights_path.exists() and not sidecar_path.exists():
-        raise ModelError(f"{ref!s} is neither a known architecture nor an existing checkpoint "
-                         f"(looked for {weights_path}); architectures: {list_architectures()[:8]} ...")
+        raise ModelError(
+            f"{ref!s} is neither a known architecture nor an existing checkpoint "
+            f"(looked for {weights_path}); architectures: {list_architectures()[:8]} ..."
+        )
     state, sidecar, header, model_id = checkpoint.read_checkpoint(ref)
     if sidecar["partial"]:
         model, model_cfg, _ = _build_named(header.get("inspector.base", sidecar["base"]), load_towers=True)
@@ -239,6 +274,7 @@ def load_model(ref: str | Path, *, device: str | torch.device | None = None,
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise CheckpointError(f"checkpoint {weights_path} does not fit its own model_cfg: "
-                                  f"{' '.join(str(exc).split())[:400]}") from exc
+            raise CheckpointError(
+                f"checkpoint {weights_path} does not fit its own model_cfg: {' '.join(str(exc).split())[:400]}"
+            ) from exc
     return _finish(model, sidecar["arch"], model_cfg, sidecar["preprocess_cfg"], sidecar, model_id, dev, precision)

@@ -61,12 +61,12 @@ class Tower:
 def _after(parent: nn.Module, child: str) -> list[nn.Module]:
     """Children registered after `child`; timm and open_clip register modules in forward order."""
     names = [n for n, _ in parent.named_children()]
-    return [getattr(parent, n) for n in names[names.index(child) + 1:]]
+    return [getattr(parent, n) for n in names[names.index(child) + 1 :]]
 
 
 def _before(parent: nn.Module, child: str) -> list[Slot]:
     names = [n for n, _ in parent.named_children()]
-    return [(parent, n) for n in names[:names.index(child)]]
+    return [(parent, n) for n in names[: names.index(child)]]
 
 
 def _slots(container: nn.Module) -> list[Slot]:
@@ -86,8 +86,15 @@ def image_tower(model: nn.Module) -> Tower:
     v = model.visual
     if hasattr(v, "trunk") and hasattr(v, "head"):  # open_clip TimmModel
         if hasattr(v.trunk, "blocks"):
-            return Tower("image", "timm", [v], _flat_blocks(v.trunk.blocks), _after(v.trunk, "blocks"), (v, "head"),
-                         _before(v.trunk, "blocks"))
+            return Tower(
+                "image",
+                "timm",
+                [v],
+                _flat_blocks(v.trunk.blocks),
+                _after(v.trunk, "blocks"),
+                (v, "head"),
+                _before(v.trunk, "blocks"),
+            )
         return Tower("image", "other", [v], None, [], (v, "head"), [])
     if hasattr(v, "transformer") and hasattr(v.transformer, "resblocks"):  # open_clip VisionTransformer
         proj = (v, "proj") if isinstance(getattr(v, "proj", None), nn.Parameter) else None
@@ -112,9 +119,17 @@ def text_tower(model: nn.Module) -> Tower:
     parts = [getattr(model, n) for n in names if getattr(model, n, None) is not None]
     if not hasattr(getattr(model, "transformer", None), "resblocks"):
         raise TrainError(
-            f"cannot find the text tower of {type(model).__name__}: expected open_clip CLIP or CustomTextCLIP")
-    return Tower("text", "clip-text", parts, _slots(model.transformer.resblocks), [model.ln_final],
-                 (model, "text_projection"), [])
+            f"cannot find the text tower of {type(model).__name__}: expected open_clip CLIP or CustomTextCLIP"
+        )
+    return Tower(
+        "text",
+        "clip-text",
+        parts,
+        _slots(model.transformer.resblocks),
+        [model.ln_final],
+        (model, "text_projection"),
+        [],
+    )
 
 
 def _set_trainable(part: Part) -> None:
@@ -128,8 +143,10 @@ def apply_freezing(model: nn.Module, cfg: Any) -> tuple[Tower, Tower]:
     for p in model.parameters():
         p.requires_grad_(False)
     model.logit_scale.requires_grad_(True)
-    for tower, frozen, n_open in ((towers[0], cfg.freeze_image, cfg.unfreeze_image_blocks),
-                                  (towers[1], cfg.freeze_text, cfg.unfreeze_text_blocks)):
+    for tower, frozen, n_open in (
+        (towers[0], cfg.freeze_image, cfg.unfreeze_image_blocks),
+        (towers[1], cfg.freeze_text, cfg.unfreeze_text_blocks),
+    ):
         if not frozen:
             for part in tower.parts:
                 _set_trainable(part)
@@ -139,7 +156,8 @@ def apply_freezing(model: nn.Module, cfg: Any) -> tuple[Tower, Tower]:
             blocks = tower.need_blocks()
             if not 0 < n_open <= len(blocks):
                 raise TrainError(
-                    f"unfreeze_{tower.name}_blocks={n_open}, but the {tower.name} tower has {len(blocks)} blocks")
+                    f"unfreeze_{tower.name}_blocks={n_open}, but the {tower.name} tower has {len(blocks)} blocks"
+                )
             for part in blocks[-n_open:] + tower.tail:
                 _set_trainable(part)
     return towers
@@ -155,6 +173,7 @@ def eval_frozen(model: nn.Module) -> None:
 
 
 # ---------------------------------------------------------------- running part of a tower
+
 
 @contextmanager
 def _replaced(slots: list[Slot], make: Callable[[Any], Any]) -> Iterator[None]:
@@ -187,7 +206,7 @@ class _Pass(nn.Module):
 @contextmanager
 def prefix_skipped(tower: Tower, n_open: int) -> Iterator[None]:
     """model.visual(x) takes x = the activation at the input of the first of the last n_open blocks."""
-    frozen_blocks = tower.blocks[:len(tower.blocks) - n_open] if tower.blocks else []
+    frozen_blocks = tower.blocks[: len(tower.blocks) - n_open] if tower.blocks else []
     if tower.kind == "timm":
         with _replaced(tower.prefix + frozen_blocks, lambda old: _Pass()):
             yield
@@ -200,8 +219,9 @@ def prefix_skipped(tower: Tower, n_open: int) -> Iterator[None]:
         finally:
             del visual._embeds
     else:
-        raise TrainError(f"cannot cache the frozen part of a {tower.kind!r} {tower.name} tower; "
-                         "set cache_tower_outputs=False")
+        raise TrainError(
+            f"cannot cache the frozen part of a {tower.kind!r} {tower.name} tower; set cache_tower_outputs=False"
+        )
 
 
 @contextmanager

@@ -111,7 +111,7 @@ def _numpy_sort_low_bits_(keys: np.ndarray, mask: int) -> None:
     are shared among torch's intra-op thread count (numpy releases the GIL while it sorts).
     """
     rows_per_block = max(1, _SORT_BLOCK_BYTES // max(1, keys.itemsize * keys.shape[1]))
-    blocks = [keys[r:r + rows_per_block] for r in range(0, keys.shape[0], rows_per_block)]
+    blocks = [keys[r : r + rows_per_block] for r in range(0, keys.shape[0], rows_per_block)]
 
     def sort_blocks(part: list[np.ndarray]) -> None:
         for block in part:
@@ -223,9 +223,7 @@ def _decay_weights(n: int, position_decay: str | None, like: Tensor) -> Tensor |
     return 1.0 / torch.log2(k + 1.0)
 
 
-def _pl_rows(
-    scores: Tensor, target: Tensor, perm: Tensor, numerics: str, position_decay: str | None
-) -> Tensor:
+def _pl_rows(scores: Tensor, target: Tensor, perm: Tensor, numerics: str, position_decay: str | None) -> Tensor:
     """Per-row PL NLL of the order of `target` under `scores`; `perm` breaks target ties."""
     weights = _decay_weights(scores.shape[1], position_decay, scores)
     target = target.detach()  # used only through its order
@@ -266,8 +264,16 @@ def plackett_luce_nll(
 
 
 def _chunk_sums(
-    u: Tensor, v: Tensor, s: Tensor, perms: Tensor, r0: int, r1: int,
-    cross: bool, inmodal: bool, numerics: str, position_decay: str | None,
+    u: Tensor,
+    v: Tensor,
+    s: Tensor,
+    perms: Tensor,
+    r0: int,
+    r1: int,
+    cross: bool,
+    inmodal: bool,
+    numerics: str,
+    position_decay: str | None,
 ) -> Tensor:
     """Sums over rows r0:r1 of [CE(S) + CE(S^T), PL cross (both directions), PL in-modal (both)]."""
     full = r0 == 0 and r1 == u.shape[0]
@@ -276,8 +282,7 @@ def _chunk_sums(
     # Rows of S^T. One contiguous copy serves the cross-entropy (which would copy a transposed view
     # itself), the ranking keys and the score gathers.
     txt_rows = img_rows.T.contiguous() if full else (v[r0:r1] * s) @ u.T
-    ce = (F.cross_entropy(img_rows, labels, reduction="sum")
-          + F.cross_entropy(txt_rows, labels, reduction="sum"))
+    ce = F.cross_entropy(img_rows, labels, reduction="sum") + F.cross_entropy(txt_rows, labels, reduction="sum")
     cross_sum = in_sum = ce.new_zeros(())
     if cross:
         cross_sum = (
@@ -339,8 +344,10 @@ class RankClipLoss(nn.Module):
         self.position_decay, self.row_chunk = position_decay, row_chunk
 
     def extra_repr(self) -> str:
-        return (f"variant={self.variant!r}, numerics={self.numerics!r}, weight_cap={self.weight_cap}, "
-                f"position_decay={self.position_decay!r}, row_chunk={self.row_chunk}")
+        return (
+            f"variant={self.variant!r}, numerics={self.numerics!r}, weight_cap={self.weight_cap}, "
+            f"position_decay={self.position_decay!r}, row_chunk={self.row_chunk}"
+        )
 
     def forward(
         self, image_features: Tensor, text_features: Tensor, logit_scale: Tensor | float, progress: float
@@ -357,8 +364,11 @@ class RankClipLoss(nn.Module):
             s = _as_scale(logit_scale, u)
             batch = u.shape[0]
             # One tie-break permutation per ListMLE direction (as the reference), shared by all chunks.
-            perms = (torch.stack([_random_perm(batch, device, None) for _ in range(4)])
-                     if cross or inmodal else torch.empty(0, dtype=torch.long, device=device))
+            perms = (
+                torch.stack([_random_perm(batch, device, None) for _ in range(4)])
+                if cross or inmodal
+                else torch.empty(0, dtype=torch.long, device=device)
+            )
             chunk = self.row_chunk or batch
             use_ckpt = chunk < batch and torch.is_grad_enabled()
             sums = u.new_zeros(3)

@@ -34,10 +34,19 @@ SHIPPED_NAME = "inspector-default-v1"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 DATA_SOURCES = [
-    {"name": "models.synth procedural surfaces and typed defects", "kind": "generated",
-     "licence": "Apache-2.0 (project code)", "split": "train seeds only"},
-    {"name": "conformal-clip-data 0.1.4, nominal textile images as seed textures", "kind": "simulated textures",
-     "licence": "MIT", "origin": "Megahed et al. 2025 (spc4sts simulations)", "split": "train seeds only"},
+    {
+        "name": "models.synth procedural surfaces and typed defects",
+        "kind": "generated",
+        "licence": "Apache-2.0 (project code)",
+        "split": "train seeds only",
+    },
+    {
+        "name": "conformal-clip-data 0.1.4, nominal textile images as seed textures",
+        "kind": "simulated textures",
+        "licence": "MIT",
+        "origin": "Megahed et al. 2025 (spc4sts simulations)",
+        "split": "train seeds only",
+    },
 ]
 NOT_USED = "ELPV (elpv-dataset, CC BY-NC-SA 4.0) is never used for shipped weights"
 
@@ -67,17 +76,37 @@ class Recipe:
 
     def train_config(self, **overrides: Any) -> TrainConfig:
         """The TrainConfig this recipe trains with (overrides: log_path, progress_bar, ...)."""
-        base = dict(steps=self.steps, batch_size=self.batch_size, lr=self.lr, warmup_steps=self.warmup_steps,
-                    weight_decay=self.weight_decay, loss_variant=self.loss_variant, numerics=self.numerics,
-                    weight_cap=self.weight_cap, unfreeze_image_blocks=self.unfreeze_image_blocks, seed=self.seed)
+        base = dict(
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            warmup_steps=self.warmup_steps,
+            weight_decay=self.weight_decay,
+            loss_variant=self.loss_variant,
+            numerics=self.numerics,
+            weight_cap=self.weight_cap,
+            unfreeze_image_blocks=self.unfreeze_image_blocks,
+            seed=self.seed,
+        )
         return TrainConfig(**{**base, **overrides})
 
 
 RECIPES: dict[str, Recipe] = {
     "default": Recipe("default"),
     # Seconds, for tests and smoke runs: the tiny random model on small generated images.
-    "tiny": Recipe("tiny", arch="inspector-tiny", image_size=64, n_train=48, textile_fraction=0.0, steps=12,
-                   batch_size=16, lr=5e-3, warmup_steps=2, unfreeze_image_blocks=1, n_test=16),
+    "tiny": Recipe(
+        "tiny",
+        arch="inspector-tiny",
+        image_size=64,
+        n_train=48,
+        textile_fraction=0.0,
+        steps=12,
+        batch_size=16,
+        lr=5e-3,
+        warmup_steps=2,
+        unfreeze_image_blocks=1,
+        n_test=16,
+    ),
 }
 
 
@@ -90,16 +119,27 @@ def get_recipe(name: str, **overrides: Any) -> Recipe:
 
 # ---------------------------------------------------------------- data
 
+
 def training_samples(recipe: Recipe) -> list[Sample]:
     """The recipe's training images (train seed textures only)."""
-    return generate(recipe.n_train, seed=recipe.data_seed, size=recipe.image_size,
-                    textile_fraction=recipe.textile_fraction, split="train")
+    return generate(
+        recipe.n_train,
+        seed=recipe.data_seed,
+        size=recipe.image_size,
+        textile_fraction=recipe.textile_fraction,
+        split="train",
+    )
 
 
 def heldout_samples(recipe: Recipe, n: int | None = None) -> list[Sample]:
     """Held-out images: seed textures training never sees."""
-    return generate(recipe.n_test if n is None else n, seed=recipe.test_seed, size=recipe.image_size,
-                    textile_fraction=recipe.textile_fraction, split="test")
+    return generate(
+        recipe.n_test if n is None else n,
+        seed=recipe.test_seed,
+        size=recipe.image_size,
+        textile_fraction=recipe.textile_fraction,
+        split="test",
+    )
 
 
 def heldout_label_texts(labels: Sequence[str] = DEFECT_TYPES) -> dict[str, list[str]]:
@@ -108,6 +148,7 @@ def heldout_label_texts(labels: Sequence[str] = DEFECT_TYPES) -> dict[str, list[
 
 
 # ---------------------------------------------------------------- fast evaluation over cached frozen work
+
 
 @torch.no_grad()
 def embed_cached_images(bundle: ModelBundle, cache: TowerCache, batch: int = 256, *, bind: bool = True) -> np.ndarray:
@@ -125,7 +166,7 @@ def embed_cached_images(bundle: ModelBundle, cache: TowerCache, batch: int = 256
     try:
         out = []
         for i0 in range(0, cache.size, batch):
-            x = cache.images[i0:i0 + batch]
+            x = cache.images[i0 : i0 + batch]
             if cache.n_open:
                 with prefix_skipped(cache.towers[0], cache.n_open):
                     f = model.encode_image(x)
@@ -152,24 +193,33 @@ def embed_texts(bundle: ModelBundle, texts: Sequence[str]) -> np.ndarray:
         model.train(was)
 
 
-def ranking_metrics(image_emb: np.ndarray, labels: Sequence[str], text_emb: np.ndarray,
-                    label_texts: dict[str, list[str]]) -> dict[str, Any]:
+def ranking_metrics(
+    image_emb: np.ndarray, labels: Sequence[str], text_emb: np.ndarray, label_texts: dict[str, list[str]]
+) -> dict[str, Any]:
     """top-1, top-3, MRR and per-label recall, labels scored by the mean cosine of their descriptions
     (the same aggregation as models.evaluate and the station)."""
     names = list(label_texts)
     y = np.array([names.index(lb) for lb in labels])
-    scores = metrics.segment_label_scores(image_emb.astype(np.float64) @ text_emb.astype(np.float64).T,
-                                          [len(label_texts[n]) for n in names], "mean")
+    scores = metrics.segment_label_scores(
+        image_emb.astype(np.float64) @ text_emb.astype(np.float64).T, [len(label_texts[n]) for n in names], "mean"
+    )
     recall = metrics.per_label_recall(scores, y)
-    return {"n": len(y), "top1": metrics.topk_accuracy(scores, y, 1), "top3": metrics.topk_accuracy(scores, y, 3),
-            "mrr": metrics.mean_reciprocal_rank(scores, y),
-            "per_label_recall": {n: float(r) for n, r in zip(names, recall)},
-            "confusion": {"labels": names,
-                          "matrix": metrics.confusion_matrix(y, metrics.predictions(scores), len(names)).tolist()}}
+    return {
+        "n": len(y),
+        "top1": metrics.topk_accuracy(scores, y, 1),
+        "top3": metrics.topk_accuracy(scores, y, 3),
+        "mrr": metrics.mean_reciprocal_rank(scores, y),
+        "per_label_recall": {n: float(r) for n, r in zip(names, recall)},
+        "confusion": {
+            "labels": names,
+            "matrix": metrics.confusion_matrix(y, metrics.predictions(scores), len(names)).tolist(),
+        },
+    }
 
 
-def evaluate_cached(bundle: ModelBundle, cache: TowerCache, labels: Sequence[str],
-                    label_texts: dict[str, list[str]] | None = None) -> dict[str, Any]:
+def evaluate_cached(
+    bundle: ModelBundle, cache: TowerCache, labels: Sequence[str], label_texts: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
     """Held-out ranking metrics of bundle on cached test images (see embed_cached_images)."""
     label_texts = label_texts or heldout_label_texts()
     descriptions = [t for n in label_texts for t in label_texts[n]]
@@ -178,18 +228,31 @@ def evaluate_cached(bundle: ModelBundle, cache: TowerCache, labels: Sequence[str
 
 # ---------------------------------------------------------------- the end-to-end run
 
-def train_recipe(recipe: Recipe, dataset: Any, *, bundle: ModelBundle | None = None, cache: TowerCache | None = None,
-                 on_step: Callable[[StepInfo], bool | None] | None = None, **cfg_overrides: Any
-                 ) -> tuple[ModelBundle, FitResult]:
+
+def train_recipe(
+    recipe: Recipe,
+    dataset: Any,
+    *,
+    bundle: ModelBundle | None = None,
+    cache: TowerCache | None = None,
+    on_step: Callable[[StepInfo], bool | None] | None = None,
+    **cfg_overrides: Any,
+) -> tuple[ModelBundle, FitResult]:
     """Train a fresh recipe.arch model (or `bundle`) on dataset with the recipe's config."""
     bundle = bundle or load_model(recipe.arch, device="cpu")
     result = fit(bundle, dataset, recipe.train_config(**cfg_overrides), on_step, cache=cache)
     return bundle, result
 
 
-def run_recipe(recipe: Recipe, out: str | Path | None, *, evaluate: bool = True, log_path: str | None = None,
-               progress: Callable[[str], None] | None = None,
-               on_step: Callable[[StepInfo], bool | None] | None = None) -> dict[str, Any]:
+def run_recipe(
+    recipe: Recipe,
+    out: str | Path | None,
+    *,
+    evaluate: bool = True,
+    log_path: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    on_step: Callable[[StepInfo], bool | None] | None = None,
+) -> dict[str, Any]:
     """Generate, cache, train, evaluate on the held-out split and (if out) save; returns a summary."""
     from models.checkpoint import save_checkpoint
 
@@ -206,15 +269,20 @@ def run_recipe(recipe: Recipe, out: str | Path | None, *, evaluate: bool = True,
     timings["cache_s"] = time.monotonic() - t
     say(f"built the model and cached its frozen work in {timings['cache_s']:.0f} s")
     t = time.monotonic()
-    _, result = train_recipe(recipe, dataset, bundle=bundle, cache=cache, on_step=on_step, log_path=log_path,
-                             progress_bar=True)
+    _, result = train_recipe(
+        recipe, dataset, bundle=bundle, cache=cache, on_step=on_step, log_path=log_path, progress_bar=True
+    )
     timings["train_s"] = time.monotonic() - t
     timings["total_train_s"] = time.monotonic() - t0  # what `inspector train --recipe` costs before evaluation
     say(f"trained {result.steps_done} steps in {timings['train_s']:.0f} s")
-    summary: dict[str, Any] = {"recipe": dataclasses.asdict(recipe), "timings": timings,
-                               "steps_done": result.steps_done, "completed": result.completed,
-                               "final_losses": result.final_losses,
-                               "logit_scale": float(bundle.model.logit_scale.detach().exp())}
+    summary: dict[str, Any] = {
+        "recipe": dataclasses.asdict(recipe),
+        "timings": timings,
+        "steps_done": result.steps_done,
+        "completed": result.completed,
+        "final_losses": result.final_losses,
+        "logit_scale": float(bundle.model.logit_scale.detach().exp()),
+    }
     if evaluate:
         t = time.monotonic()
         tests = heldout_samples(recipe)
@@ -222,15 +290,22 @@ def run_recipe(recipe: Recipe, out: str | Path | None, *, evaluate: bool = True,
         summary["heldout"] = evaluate_cached(bundle, test_cache, [s.defect for s in tests])
         timings["evaluate_s"] = time.monotonic() - t
         h = summary["heldout"]
-        say(f"held-out: top-1 {h['top1']:.3f}  top-3 {h['top3']:.3f}  MRR {h['mrr']:.3f} "
-            f"({h['n']} images, {timings['evaluate_s']:.0f} s)")
+        say(
+            f"held-out: top-1 {h['top1']:.3f}  top-3 {h['top3']:.3f}  MRR {h['mrr']:.3f} "
+            f"({h['n']} images, {timings['evaluate_s']:.0f} s)"
+        )
     if out is not None:
         metadata = {
-            "training": {**dataclasses.asdict(recipe.train_config()), "recipe": dataclasses.asdict(recipe),
-                         "command": f"inspector train --recipe {recipe.name}"},
-            "data_sources": DATA_SOURCES, "data_not_used": NOT_USED,
+            "training": {
+                **dataclasses.asdict(recipe.train_config()),
+                "recipe": dataclasses.asdict(recipe),
+                "command": f"inspector train --recipe {recipe.name}",
+            },
+            "data_sources": DATA_SOURCES,
+            "data_not_used": NOT_USED,
             "metrics": {"heldout": {k: v for k, v in summary.get("heldout", {}).items() if k != "confusion"}},
-            "timings_s": timings, "final_losses": result.final_losses,
+            "timings_s": timings,
+            "final_losses": result.final_losses,
         }
         with trained_flags(bundle.model, recipe.train_config()):  # store exactly what trained
             summary["model_id"] = save_checkpoint(bundle, out, metadata=metadata, trainable_only=True)

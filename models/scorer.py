@@ -19,7 +19,9 @@ def _check_image(i: int, image: object) -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise ValueError(f"image {i} is a {type(image).__name__}, expected a numpy uint8 array (HxWx3 RGB or HxW gray)")
     if image.dtype != np.uint8:
-        raise ValueError(f"image {i} has dtype {image.dtype}, expected uint8: convert with np.clip(...).astype(np.uint8)")
+        raise ValueError(
+            f"image {i} has dtype {image.dtype}, expected uint8: convert with np.clip(...).astype(np.uint8)"
+        )
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
@@ -101,12 +103,18 @@ class TorchScorer:
     def _encoder(self, frontend: FrontEnd) -> DenseEncoder:
         if frontend not in self._encoders:  # a few front ends per process at most (one per station setting)
             visual = self._bundle.model.visual
-            self._encoders[frontend] = DenseEncoder(visual, tuple(visual.preprocess_cfg["mean"]),
-                                                    tuple(visual.preprocess_cfg["std"]), self._device, frontend)
+            self._encoders[frontend] = DenseEncoder(
+                visual,
+                tuple(visual.preprocess_cfg["mean"]),
+                tuple(visual.preprocess_cfg["std"]),
+                self._device,
+                frontend,
+            )
         return self._encoders[frontend]
 
-    def encode_frame(self, rgb: np.ndarray, roi: np.ndarray | None = None,
-                     frontend: FrontEnd | None = None) -> FrameFeatures:
+    def encode_frame(
+        self, rgb: np.ndarray, roi: np.ndarray | None = None, frontend: FrontEnd | None = None
+    ) -> FrameFeatures:
         """One frame as delivered -> global and local features (front end: input size, tiles, flips, ROI).
 
         Towers without a dense map fall back to the training pipeline (resize + centre crop); their
@@ -129,8 +137,12 @@ class TorchScorer:
         fe = frontend or self.frontend
         if not self.dense:
             return {"path": "centre-crop", "input_size": self.image_size}
-        return {"path": "dense", "input_size": fe.input_size, "flips": fe.flips,
-                "tiling": {"mode": fe.tiles.mode, "size": fe.tiles.size, "overlap": fe.tiles.overlap}}
+        return {
+            "path": "dense",
+            "input_size": fe.input_size,
+            "flips": fe.flips,
+            "tiling": {"mode": fe.tiles.mode, "size": fe.tiles.size, "overlap": fe.tiles.overlap},
+        }
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Descriptions -> [N, D] float32, L2-normalised."""

@@ -72,4 +72,6 @@ def cell_boxes(box: Box, rows: int, cols: int) -> list[Box]:
     x0, y0, x1, y1 = box
     xs = [x0 + round(i * (x1 - x0) / cols) for i in range(cols + 1)]
     ys = [y0 + round(j * (y1 - y0) / rows) for j in range(rows + 1)]
-    return [(xs[i], ys[j], max(xs[i + 1], xs[i] + 1), max(ys[j + 1], ys[j] + 1)) for j in range(rows) for i in range(cols)]
+    return [
+        (xs[i], ys[j], max(xs[i + 1], xs[i] + 1), max(ys[j + 1], ys[j] + 1)) for j in range(rows) for i in range(cols)
+    ]

@@ -24,6 +24,7 @@ from PIL import Image
 from models.factory import ModelBundle
 from models.freeze import Part, Tower, TrainError, image_tower, prefix_skipped, projections_removed, text_tower
 
+
 def _project(proj: Part | None, x: torch.Tensor) -> torch.Tensor:
     if proj is None:
         return x
@@ -38,6 +39,7 @@ class _Captured(Exception):
 
 def _input_of(module: nn.Module, fn: Callable[[], Any]) -> torch.Tensor:
     """Run fn() only up to `module` and return module's first input (the rest of the forward is skipped)."""
+
     def hook(_mod: nn.Module, args: tuple) -> None:
         raise _Captured(args[0])
 
@@ -71,11 +73,15 @@ class CachedForward(nn.Module):
         else:
             image = _project(image_tower_.projection(), image_in)
         text = _project(text_tower_.projection(), text_in) if self.text_cached else self.model.encode_text(text_in)
-        return {"image_features": F.normalize(image, dim=-1), "text_features": F.normalize(text, dim=-1),
-                "logit_scale": self.model.logit_scale.exp()}
+        return {
+            "image_features": F.normalize(image, dim=-1),
+            "text_features": F.normalize(text, dim=-1),
+            "logit_scale": self.model.logit_scale.exp(),
+        }
 
 
 # ---------------------------------------------------------------- the caches
+
 
 def caption_of(dataset: Any, index: int) -> str:
     return dataset.caption(index) if hasattr(dataset, "caption") else dataset[index][1]
@@ -95,8 +101,16 @@ class TowerCache:
     and refuses it unless that model's frozen weights are exactly the ones the cache was built from.
     """
 
-    def __init__(self, bundle: ModelBundle, dataset: Any, n_open: int = 0, *, device: torch.device | None = None,
-                 autocast: Callable[[], Any] | None = None, chunk: int = 64) -> None:
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        dataset: Any,
+        n_open: int = 0,
+        *,
+        device: torch.device | None = None,
+        autocast: Callable[[], Any] | None = None,
+        chunk: int = 64,
+    ) -> None:
         self.n_open, self.size = int(n_open), len(dataset)
         self.device = device or next(bundle.model.parameters()).device
         self.autocast = autocast or nullcontext
@@ -128,8 +142,10 @@ class TowerCache:
             return
         image_sha, text_sha = self._digests()
         if image_sha != self.image_sha256:
-            raise TrainError("the tower cache was built from other frozen weights than this model's: build a new "
-                             "TowerCache for it (or pass none and let fit() build one)")
+            raise TrainError(
+                "the tower cache was built from other frozen weights than this model's: build a new "
+                "TowerCache for it (or pass none and let fit() build one)"
+            )
         if text_sha != self.text_sha256:
             self.text, self.text_sha256 = {}, text_sha
 
@@ -149,7 +165,7 @@ class TowerCache:
         sub = copy.copy(self)
         rows = []
         for i0 in range(0, self.size, batch):
-            x = self.images[i0:i0 + batch]
+            x = self.images[i0 : i0 + batch]
             with prefix_skipped(self.towers[0], self.n_open):
                 rows.append(self._encode(lambda m: m.encode_image(x)))
         sub.images, sub.n_open = torch.cat(rows), 0
@@ -163,7 +179,7 @@ class TowerCache:
         names = {id(m): n for n, m in self.model.named_modules()}
         names.update({id(p): n for n, p in self.model.named_parameters()})
         image, text = self.towers
-        live = [image.projection(), *image.tail] + (image.need_blocks()[-self.n_open:] if self.n_open else [])
+        live = [image.projection(), *image.tail] + (image.need_blocks()[-self.n_open :] if self.n_open else [])
         skip = tuple(names[id(x)] for x in live if x is not None and id(x) in names)
         text_parts = tuple(names[id(x)] for x in text.parts if id(x) in names)
         text_proj = names.get(id(text.projection()), "\0")
@@ -193,8 +209,8 @@ class TowerCache:
                 order = torch.argsort((tokens != pad).sum(1), stable=True).tolist()
                 missing, tokens = [missing[i] for i in order], tokens[order]
             for i0 in range(0, len(missing), chunk):
-                part = trim_padding(tokens[i0:i0 + chunk], pad).to(self.device)
-                self.text.update(zip(missing[i0:i0 + chunk], self._encode(lambda m: m.encode_text(part))))
+                part = trim_padding(tokens[i0 : i0 + chunk], pad).to(self.device)
+                self.text.update(zip(missing[i0 : i0 + chunk], self._encode(lambda m: m.encode_text(part))))
         return torch.stack([self.text[c] for c in captions])
 
 
@@ -212,4 +228,4 @@ def trim_padding(tokens: torch.Tensor, pad: int | None) -> torch.Tensor:
     if pad is None:
         return tokens
     length = int((tokens != pad).sum(1).max()) if tokens.numel() else 0
-    return tokens[:, :max(1, length)]
+    return tokens[:, : max(1, length)]

@@ -41,7 +41,7 @@ def resolve_asset(ref: str) -> str:
     """Turn ``pkg:<module>[/<sub path>]`` into a local path; any other string is returned unchanged."""
     if not ref.startswith(PKG_PREFIX):
         return ref
-    module, _, sub = ref[len(PKG_PREFIX):].partition("/")
+    module, _, sub = ref[len(PKG_PREFIX) :].partition("/")
     if module not in PACKAGE_ASSETS:
         raise ModelError(f"unknown package asset {ref!r}: known packages are {sorted(PACKAGE_ASSETS)}")
     requirement, locate = PACKAGE_ASSETS[module]
@@ -87,8 +87,14 @@ def efficientnet_pytorch_to_timm(
     flat_to_stage = [(stage, j) for stage, n in enumerate(depths) for j in range(n)]
     top = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
     ds_block = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-    ir_block = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-                "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    ir_block = {
+        "_expand_conv": "conv_pw",
+        "_bn0": "bn1",
+        "_depthwise_conv": "conv_dw",
+        "_bn1": "bn2",
+        "_project_conv": "conv_pwl",
+        "_bn2": "bn3",
+    }
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         match = re.match(r"_blocks\.(\d+)\.(\w+)\.(\w+)$", key)

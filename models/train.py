@@ -29,8 +29,8 @@ from models.device import select_device
 from models.distributed import DistInfo, all_agree, barrier, broadcast_module, gather_features, init_distributed
 from models.factory import ModelBundle
 from models.freeze import TrainError, apply_freezing, eval_frozen
-from models.tower_cache import CachedForward, TowerCache, caption_of, pad_token_id, trim_padding
 from models.loss import RankClipLoss, ranking_weight
+from models.tower_cache import CachedForward, TowerCache, caption_of, pad_token_id, trim_padding
 from models.train_state import load_state, save_state
 
 __all__ = ["FitResult", "StepInfo", "TrainConfig", "TrainError", "fit", "lr_at"]
@@ -111,6 +111,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 # ---------------------------------------------------------------- data: a pure (seed, step) -> batch schedule
 
+
 def _epochs(n: int, batch: int, seed: int, start: int, stop: int) -> Iterator[tuple[int, int, list[np.ndarray]]]:
     """Yield (epoch, first step, global batches) covering steps [start, stop).
 
@@ -125,15 +126,16 @@ def _epochs(n: int, batch: int, seed: int, start: int, stop: int) -> Iterator[tu
         perm = np.random.default_rng([seed, epoch]).permutation(n)
         last = min(stop, (epoch + 1) * per_epoch)
         first_pos = step - epoch * per_epoch
-        yield epoch, step, [perm[p * batch:(p + 1) * batch] for p in range(first_pos, first_pos + last - step)]
+        yield epoch, step, [perm[p * batch : (p + 1) * batch] for p in range(first_pos, first_pos + last - step)]
         step = last
 
 
 class _Collate:
     """(PIL image, caption) samples -> (image tensor batch, token batch), with the bundle's transforms."""
 
-    def __init__(self, preprocess: Callable[[Image.Image], torch.Tensor],
-                 tokenizer: Callable[[list[str]], torch.Tensor]) -> None:
+    def __init__(
+        self, preprocess: Callable[[Image.Image], torch.Tensor], tokenizer: Callable[[list[str]], torch.Tensor]
+    ) -> None:
         self.preprocess, self.tokenizer = preprocess, tokenizer
 
     def __call__(self, samples: Sequence[tuple[Any, str]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,6 +144,7 @@ class _Collate:
 
 
 # ---------------------------------------------------------------- logging
+
 
 def _open_log(path: str | None, start: int) -> Any:
     """Open the JSONL log; on resume keep only lines up to the resumed step (a crash may have logged more)."""
@@ -169,13 +172,27 @@ class _Reporter:
     def after_step(self, r: StepInfo) -> tuple[str, bool] | None:
         """Record the step; return (reason, cancelled) to stop, None to go on."""
         if self.log:
-            self.log.write(json.dumps({"step": r.step, "lr": r.lr, **r.losses, "total_loss": r.total_loss,
-                                       "logit_scale": r.logit_scale, "ranking_weight": r.ranking_weight,
-                                       "samples_per_s": r.samples_per_s, "elapsed_s": r.elapsed_s}) + "\n")
+            self.log.write(
+                json.dumps(
+                    {
+                        "step": r.step,
+                        "lr": r.lr,
+                        **r.losses,
+                        "total_loss": r.total_loss,
+                        "logit_scale": r.logit_scale,
+                        "ranking_weight": r.ranking_weight,
+                        "samples_per_s": r.samples_per_s,
+                        "elapsed_s": r.elapsed_s,
+                    }
+                )
+                + "\n"
+            )
             self.log.flush()
         if self.show:
-            sys.stderr.write(f"\rstep {r.step}/{r.total_steps}  loss {r.total_loss:.4f}  lr {r.lr:.2e}  "
-                             f"s {r.logit_scale:.1f}  {r.samples_per_s:.0f} samples/s ")
+            sys.stderr.write(
+                f"\rstep {r.step}/{r.total_steps}  loss {r.total_loss:.4f}  lr {r.lr:.2e}  "
+                f"s {r.logit_scale:.1f}  {r.samples_per_s:.0f} samples/s "
+            )
             sys.stderr.flush()
         if self.on_step is not None and self.on_step(r) is False:
             return f"cancelled by on_step after step {r.step}", True
@@ -192,6 +209,7 @@ class _Reporter:
 
 
 # ---------------------------------------------------------------- the loop
+
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Decay matrices only: no decay on norms, biases (ndim < 2), embeddings and the logit scale."""
@@ -218,12 +236,19 @@ def _check_cache(cache: TowerCache, bundle: ModelBundle, dataset: Any, cfg: Trai
     if cache.size != len(dataset) or cache.n_open != cfg.unfreeze_image_blocks:
         raise TrainError(
             f"the tower cache holds {cache.size} items with {cache.n_open} open image blocks, but this run has "
-            f"{len(dataset)} items and unfreeze_image_blocks={cfg.unfreeze_image_blocks}: build a matching cache")
+            f"{len(dataset)} items and unfreeze_image_blocks={cfg.unfreeze_image_blocks}: build a matching cache"
+        )
     cache.bind(bundle)
 
 
-def fit(bundle: ModelBundle, dataset: Any, cfg: TrainConfig,
-        on_step: Callable[[StepInfo], bool | None] | None = None, *, cache: TowerCache | None = None) -> FitResult:
+def fit(
+    bundle: ModelBundle,
+    dataset: Any,
+    cfg: TrainConfig,
+    on_step: Callable[[StepInfo], bool | None] | None = None,
+    *,
+    cache: TowerCache | None = None,
+) -> FitResult:
     """Train bundle.model in place on (image, caption) samples; on_step returning False cancels.
 
     cache: frozen work from an earlier run on the same dataset (TowerCache(bundle, dataset,
@@ -244,8 +269,13 @@ def fit(bundle: ModelBundle, dataset: Any, cfg: TrainConfig,
             m.training = training
 
 
-def _fit(bundle: ModelBundle, dataset: Any, cfg: TrainConfig,
-         on_step: Callable[[StepInfo], bool | None] | None, cache: TowerCache | None) -> FitResult:
+def _fit(
+    bundle: ModelBundle,
+    dataset: Any,
+    cfg: TrainConfig,
+    on_step: Callable[[StepInfo], bool | None] | None,
+    cache: TowerCache | None,
+) -> FitResult:
     t0 = time.monotonic()
     info = init_distributed(cfg.device)
     if not info.distributed:
@@ -299,9 +329,14 @@ def _fit(bundle: ModelBundle, dataset: Any, cfg: TrainConfig,
                 yield from ((first + i, ids) for i, ids in enumerate(mine))
                 continue
             # Own generator: creating a loader must not consume the global RNG (exact resume).
-            loader = DataLoader(dataset, batch_sampler=mine, collate_fn=collate, num_workers=cfg.num_workers,
-                                generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
-                                pin_memory=info.device.type == "cuda")
+            loader = DataLoader(
+                dataset,
+                batch_sampler=mine,
+                collate_fn=collate,
+                num_workers=cfg.num_workers,
+                generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
+                pin_memory=info.device.type == "cuda",
+            )
             yield from ((first + i, b) for i, b in enumerate(loader))
 
     step, terms, reason, cancelled = start, {}, "completed", False
@@ -316,8 +351,11 @@ def _fit(bundle: ModelBundle, dataset: Any, cfg: TrainConfig,
             with autocast():
                 if cached:
                     captions = [caption_of(dataset, i) for i in batch]
-                    texts = (cache.texts(captions) if text_cached else
-                             trim_padding(bundle.tokenizer(captions), pad_token_id(towers[1])).to(info.device))
+                    texts = (
+                        cache.texts(captions)
+                        if text_cached
+                        else trim_padding(bundle.tokenizer(captions), pad_token_id(towers[1])).to(info.device)
+                    )
                     out = net(cache.images[batch], texts)
                 else:
                     images, tokens = batch
@@ -344,8 +382,17 @@ def _fit(bundle: ModelBundle, dataset: Any, cfg: TrainConfig,
             terms = {k: float(v.detach()) for k, v in loss_terms.items()}
             w = ranking_weight(progress, cfg.weight_cap) if cfg.loss_variant != "clip" else 0.0
             scale = float(model.logit_scale.detach().exp())
-            report = StepInfo(step, cfg.steps, lr, terms, float(total.detach()), scale, w, now - t0,
-                              cfg.batch_size / max(now - t_step, 1e-9))
+            report = StepInfo(
+                step,
+                cfg.steps,
+                lr,
+                terms,
+                float(total.detach()),
+                scale,
+                w,
+                now - t0,
+                cfg.batch_size / max(now - t_step, 1e-9),
+            )
             t_step = now
             stop = reporter.after_step(report) if reporter else None
             if all_agree(stop is not None, info) and stop is None:  # every rank stops at rank 0's step
@@ -362,5 +409,13 @@ def _fit(bundle: ModelBundle, dataset: Any, cfg: TrainConfig,
         if reporter:
             reporter.close()
     final = dict(terms, total_loss=sum(terms.values())) if terms else {}
-    return FitResult(step, step >= cfg.steps, cancelled, reason, final, cfg.log_path, time.monotonic() - t0,
-                     str(last_ckpt) if last_ckpt else None)
+    return FitResult(
+        step,
+        step >= cfg.steps,
+        cancelled,
+        reason,
+        final,
+        cfg.log_path,
+        time.monotonic() - t0,
+        str(last_ckpt) if last_ckpt else None,
+    )

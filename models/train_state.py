@@ -23,9 +23,22 @@ from models.freeze import TrainError
 STATE_FORMAT = "inspector-train-state/1"
 # Config fields that change the optimisation trajectory: resuming with other values is refused.
 TRAJECTORY_FIELDS = (
-    "steps", "batch_size", "lr", "weight_decay", "warmup_steps", "grad_clip", "loss_variant",
-    "numerics", "weight_cap", "position_decay", "freeze_image", "freeze_text",
-    "unfreeze_image_blocks", "unfreeze_text_blocks", "seed", "cache_tower_outputs",
+    "steps",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "grad_clip",
+    "loss_variant",
+    "numerics",
+    "weight_cap",
+    "position_decay",
+    "freeze_image",
+    "freeze_text",
+    "unfreeze_image_blocks",
+    "unfreeze_text_blocks",
+    "seed",
+    "cache_tower_outputs",
 )
 
 
@@ -36,8 +49,15 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if k in trainable or k in buffers}
 
 
-def save_state(directory: Path, step: int, cfg: Any, model: nn.Module, opt: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler | None, meta: dict[str, Any]) -> Path:
+def save_state(
+    directory: Path,
+    step: int,
+    cfg: Any,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    meta: dict[str, Any],
+) -> Path:
     """Write step-NNNNNNNN/{model,state}.safetensors + state.json atomically; keep the last two."""
     final = directory / f"step-{step:08d}"
     tmp = directory / f".tmp-step-{step:08d}"
@@ -60,7 +80,10 @@ def save_state(directory: Path, step: int, cfg: Any, model: nn.Module, opt: torc
                 scalars.setdefault(str(pid), {})[key] = value
     save_file(tensors, str(tmp / "state.safetensors"))
     index = {
-        "format": STATE_FORMAT, "step": step, "config": asdict(cfg), **meta,
+        "format": STATE_FORMAT,
+        "step": step,
+        "config": asdict(cfg),
+        **meta,
         "optimizer": {"param_groups": osd["param_groups"], "scalars": scalars},
         "scaler": scaler.state_dict() if scaler is not None else None,
     }
@@ -74,8 +97,9 @@ def save_state(directory: Path, step: int, cfg: Any, model: nn.Module, opt: torc
     return final
 
 
-def load_state(directory: Path, cfg: Any, model: nn.Module, opt: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler | None) -> int:
+def load_state(
+    directory: Path, cfg: Any, model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
+) -> int:
     """Restore the latest state in `directory`; return its step (0 when there is none yet)."""
     pointer = directory / "latest"
     if not pointer.is_file():
@@ -90,15 +114,21 @@ def load_state(directory: Path, cfg: Any, model: nn.Module, opt: torch.optim.Opt
     if index.get("format") != STATE_FORMAT:
         raise TrainError(f"{path} is not a training state of format {STATE_FORMAT}")
     saved = index["config"]
-    diff = [f"{k}: saved {saved.get(k)!r}, now {getattr(cfg, k)!r}"
-            for k in TRAJECTORY_FIELDS if saved.get(k) != getattr(cfg, k)]
+    diff = [
+        f"{k}: saved {saved.get(k)!r}, now {getattr(cfg, k)!r}"
+        for k in TRAJECTORY_FIELDS
+        if saved.get(k) != getattr(cfg, k)
+    ]
     if diff:
-        raise TrainError(f"cannot resume from {path}: the config differs ({'; '.join(diff)}); "
-                         "use the same config or a new checkpoint_dir")
+        raise TrainError(
+            f"cannot resume from {path}: the config differs ({'; '.join(diff)}); "
+            "use the same config or a new checkpoint_dir"
+        )
     expected = trainable_state(model)
     if set(weights) != set(expected) or any(weights[k].shape != expected[k].shape for k in weights):
         raise TrainError(
-            f"the trainable weights in {path} do not match this model (was it trained from another architecture?)")
+            f"the trainable weights in {path} do not match this model (was it trained from another architecture?)"
+        )
     model.load_state_dict(weights, strict=False)
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():

@@ -35,15 +35,22 @@ def default_bundle():
     return create_model("inspector-default", device="cpu")
 
 
-def _add_accounts(log, roles: Mapping[str, str] | None = None, *, passwords: Mapping[str, str] | str = "{name}-pass-1",
-                  admin_password: str | None = None, printed_name: Callable[[str], str] | None = None,
-                  sign_in: bool = False) -> dict:
+def _add_accounts(
+    log,
+    roles: Mapping[str, str] | None = None,
+    *,
+    passwords: Mapping[str, str] | str = "{name}-pass-1",
+    admin_password: str | None = None,
+    printed_name: Callable[[str], str] | None = None,
+    sign_in: bool = False,
+) -> dict:
     """Create the first admin ("admin") and one account per name -> role on a DecisionLog.
 
     ``passwords`` is a dict name -> password (its "admin" entry, if any, is the admin's) or a template
     formatted with the name. Returns name -> signed-in session: the admin always, the other accounts
     only with ``sign_in`` (each right after it is added; a sign-in is an audited event).
     """
+
     def password_of(name: str) -> str:
         return passwords.format(name=name) if isinstance(passwords, str) else passwords[name]
 

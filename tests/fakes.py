@@ -24,8 +24,15 @@ class HashScorer:
 
     logit_scale, device = 30.0, "cpu"
 
-    def __init__(self, model_id: str = "fake-model", *, image_text: str = "x", by_red: Mapping[int, str] | None = None,
-                 dim: int = 32, image_size: int = 8) -> None:
+    def __init__(
+        self,
+        model_id: str = "fake-model",
+        *,
+        image_text: str = "x",
+        by_red: Mapping[int, str] | None = None,
+        dim: int = 32,
+        image_size: int = 8,
+    ) -> None:
         self.model_id, self.dim, self.image_size = model_id, dim, image_size
         self.image_text, self.target = image_text, dict(by_red or {})
         self.embedded_texts: list[str] = []  # every text embedded so far, for tests of the embedding cache

@@ -27,8 +27,11 @@ def free_port() -> int:
 
 def start_broker(port: int, record: Path | None = None, timeout: float = 30.0) -> subprocess.Popen:
     """A broker child process listening on 127.0.0.1:port (anonymous clients allowed)."""
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), str(port), *([str(record)] if record else [])],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), str(port), *([str(record)] if record else [])],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
@@ -80,8 +83,12 @@ async def _serve(port: int, record: str | None) -> None:
     if record:
         _record_before_puback(Path(record))
 
-    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}})
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+    )
     await broker.start()
     await asyncio.Event().wait()
 

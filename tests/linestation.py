@@ -23,10 +23,17 @@ from inspector.library.labels import library_from_dict
 from inspector.store.decision_log import DecisionLog
 from inspector.store.users import Session
 
-LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
-    {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
-    {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]},
-    {"id": "dent", "disposition": "scrap", "severity": 4, "descriptions": ["a dent in the sheet"]}]})
+LIBRARY = library_from_dict(
+    {
+        "format": 1,
+        "name": "t",
+        "labels": [
+            {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
+            {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]},
+            {"id": "dent", "disposition": "scrap", "severity": 4, "descriptions": ["a dent in the sheet"]},
+        ],
+    }
+)
 
 
 def make_log(path: Path) -> tuple[DecisionLog, Session, Session, int]:
@@ -43,12 +50,19 @@ def make_log(path: Path) -> tuple[DecisionLog, Session, Session, int]:
 def make_result(version: int, seq: int = 0, part: PartTag | None = None, top: str = "scratch") -> InspectionResult:
     labels = [top] + [x for x in ("ok", "scratch", "dent") if x != top]
     dispositions = {"ok": "accept", "scratch": "rework", "dent": "scrap"}
-    candidates = tuple(Candidate(lab, lab.title(), dispositions[lab], f"desc of {lab}", s, p, i + 1)
-                       for i, (lab, s, p) in enumerate(zip(labels, (0.31, 0.22, -0.05), (0.7, 0.2, 0.1))))
+    candidates = tuple(
+        Candidate(lab, lab.title(), dispositions[lab], f"desc of {lab}", s, p, i + 1)
+        for i, (lab, s, p) in enumerate(zip(labels, (0.31, 0.22, -0.05), (0.7, 0.2, 0.1)))
+    )
     rgb = np.full((6, 5, 3), seq % 250, np.uint8)
     frame = Frame(rgb, datetime.now(UTC), "cam-1", seq, origin=f"f{seq}.png", part=part)
-    return InspectionResult(frame, Ranking(candidates, "model-abc", version),
-                            Verdict(dispositions[top], False, False, "top-1"), f"{seq:064x}", {"encode": 12.5})
+    return InspectionResult(
+        frame,
+        Ranking(candidates, "model-abc", version),
+        Verdict(dispositions[top], False, False, "top-1"),
+        f"{seq:064x}",
+        {"encode": 12.5},
+    )
 
 
 def record(log: DecisionLog, user: Session, version: int, seq: int, part: PartTag | None = None) -> InspectionResult:
@@ -64,8 +78,15 @@ def chain_seqs(log: DecisionLog, tables: tuple[str, ...] = ("inspections", "deci
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
     """`python -m inspector.cli ARGS` from the repository root, offline."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "inspector.cli", *args], check=False,
-                          cwd=Path(__file__).resolve().parents[1], env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "inspector.cli", *args],
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def write_images(folder: Path, n: int) -> None:

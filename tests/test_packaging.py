@@ -48,8 +48,22 @@ def wheel(tmp_path_factory) -> Path:
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
     (src / "inspector" / "__pycache__").mkdir()  # a stray cache folder must not become a package
     out = work / "dist"
-    proc = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                 "--no-index", "-w", str(out), str(src)], cwd=work)
+    proc = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        cwd=work,
+    )
     assert proc.returncode == 0, proc.stderr
     wheels = list(out.glob("rankclip_inspector-*.whl"))
     assert len(wheels) == 1, wheels
@@ -62,8 +76,12 @@ def test_wheel_holds_every_subpackage_and_the_data_files(wheel):
         for init in (ROOT / package).rglob("__init__.py"):
             rel = init.relative_to(ROOT).as_posix()
             assert rel in names, f"{rel} missing from the wheel"
-    data = [*(ROOT / "models" / "configs").glob("*.json"), *(ROOT / "models" / "weights").iterdir(),
-            ROOT / "models" / "MODEL_CARD.md", *(ROOT / "inspector" / "library" / "seeds").iterdir()]
+    data = [
+        *(ROOT / "models" / "configs").glob("*.json"),
+        *(ROOT / "models" / "weights").iterdir(),
+        ROOT / "models" / "MODEL_CARD.md",
+        *(ROOT / "inspector" / "library" / "seeds").iterdir(),
+    ]
     assert len(data) > 5
     for path in data:
         assert path.relative_to(ROOT).as_posix() in names
@@ -77,15 +95,23 @@ def test_installed_wheel_runs_help_and_rank_outside_the_repo(wheel, tmp_path):
     proc = _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     py = venv / "bin" / "python"
-    proc = _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", str(wheel)],
-                cwd=tmp_path)
+    proc = _run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", str(wheel)], cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
-    fresh_site = Path(_run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                           cwd=tmp_path).stdout.strip())
+    fresh_site = Path(
+        _run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path).stdout.strip()
+    )
     (fresh_site / "shared-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
-    proc = _run([str(py), "-c", "import json, inspector, models, ui; "
-                 "print(json.dumps([inspector.__file__, models.__file__, ui.__file__]))"], cwd=tmp_path)
+    proc = _run(
+        [
+            str(py),
+            "-c",
+            "import json, inspector, models, ui; print(json.dumps([inspector.__file__, models.__file__, ui.__file__]))",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     for path in json.loads(proc.stdout):
         assert Path(path).is_relative_to(venv), path

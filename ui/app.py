@@ -19,10 +19,10 @@ from PySide6.QtWidgets import QApplication
 
 from inspector.capture import build_source
 from inspector.capture.factory import SPEC_HELP
+from inspector.capture.samples import sample_camera, sample_parts
 from inspector.config import StationConfig, load_config
 from inspector.errors import InspectorError
 from inspector.frame.live import SourceFactory
-from inspector.capture.samples import sample_camera, sample_parts
 from inspector.frame.scorer import Scorer
 from inspector.station import Station
 from ui.main_window import MainWindow
@@ -66,8 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", help="station database (overrides the config)")
     parser.add_argument("--source", help=f"camera: {SPEC_HELP} (default: generated sample parts)")
     parser.add_argument("--fps", type=float, default=1.0, help="rate of the sample-part camera (default 1)")
-    parser.add_argument("--quit-after", type=float, metavar="SECONDS",
-                        help="quit this long after the window is shown: exit 0 if it is on screen (smoke tests)")
+    parser.add_argument(
+        "--quit-after",
+        type=float,
+        metavar="SECONDS",
+        help="quit this long after the window is shown: exit 0 if it is on screen (smoke tests)",
+    )
     return parser
 
 

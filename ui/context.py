@@ -20,7 +20,7 @@ class AppContext:
     user: Session | None = None
     # The window's one ModelFollower (switches the station to the registry's active model); a view
     # used on its own (tests, screenshots) makes its own when this is None.
-    follower: "ModelFollower | None" = None
+    follower: ModelFollower | None = None
     # issue 17: the drift watch (inspector.drift.watch.DriftWatch) when the app started one; QA shows its banner.
     drift: Any = None
 

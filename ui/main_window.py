@@ -19,18 +19,21 @@ from inspector.errors import InspectorError
 from inspector.frame.live import SourceFactory
 from inspector.station import Station
 from inspector.store.users import Session
-from ui.widgets import palette
-from ui.context import AppContext
-from ui.widgets.error_banner import ErrorBanner
-from ui.idle_lock import IdleLock, idle_seconds
 from ui.admin.login_view import LoginView
+from ui.admin.users_panel import UserAdminPanel
+from ui.context import AppContext
+from ui.idle_lock import IdleLock, idle_seconds
 from ui.model_follower import ModelFollower
 from ui.operator.view import OperatorView
-from ui.admin.users_panel import UserAdminPanel
+from ui.widgets import palette
+from ui.widgets.error_banner import ErrorBanner
 
 # Which views each role gets, first = shown after sign-in. The core enforces permissions anyway.
 ROLE_TABS: dict[str, tuple[str, ...]] = {
-    "operator": ("Operator",), "qa": ("Operator", "QA", "Audit"), "auditor": ("Audit",), "admin": ("Users",),
+    "operator": ("Operator",),
+    "qa": ("Operator", "QA", "Audit"),
+    "auditor": ("Audit",),
+    "admin": ("Users",),
 }
 # Library edits and model promotions made elsewhere (CLI, another station) are picked up within this.
 LIBRARY_POLL_MS = 5000
@@ -46,8 +49,9 @@ def _placeholder(text: str) -> QLabel:
 class MainWindow(QMainWindow):
     """Owns the station once attached (closes it when the window closes)."""
 
-    def __init__(self, config: StationConfig, *, settings: QSettings | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, config: StationConfig, *, settings: QSettings | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.config = config
         self.settings = settings if settings is not None else QSettings()
@@ -82,8 +86,9 @@ class MainWindow(QMainWindow):
         sign_out.triggered.connect(lambda: self.sign_out("signed out"))
         self.addAction(sign_out)
         self.idle = IdleLock(self.settings, self)
-        self.idle.expired.connect(lambda: self.sign_out(f"Locked after {idle_seconds(self.settings):.0f} s without input;"
-                                                        " sign in again."))
+        self.idle.expired.connect(
+            lambda: self.sign_out(f"Locked after {idle_seconds(self.settings):.0f} s without input; sign in again.")
+        )
         self._poll = QTimer(self, interval=LIBRARY_POLL_MS, timeout=self._refresh_library)
         self.resize(1280, 800)
         geometry = self.settings.value("window/geometry")
@@ -99,10 +104,16 @@ class MainWindow(QMainWindow):
             return
         self.station, self.source_factory = station, source_factory
         self.follower = ModelFollower(station, self)
-        self.follower.switching.connect(lambda model_id: self.statusBar().showMessage(
-            f"loading model {model_id[:12]} (promoted or rolled back to); the line keeps running meanwhile"))
-        self.follower.switched.connect(lambda model_id: self.statusBar().showMessage(
-            f"model {model_id[:12]} · library v{station.index.library_version} (switched)"))
+        self.follower.switching.connect(
+            lambda model_id: self.statusBar().showMessage(
+                f"loading model {model_id[:12]} (promoted or rolled back to); the line keeps running meanwhile"
+            )
+        )
+        self.follower.switched.connect(
+            lambda model_id: self.statusBar().showMessage(
+                f"model {model_id[:12]} · library v{station.index.library_version} (switched)"
+            )
+        )
         self.follower.failed.connect(lambda message: self.report("model", message, logged=True))
         self.login = LoginView(station.log)
         self.login.signed_in.connect(self._signed_in)
@@ -137,8 +148,13 @@ class MainWindow(QMainWindow):
 
     def _signed_in(self, user: Session) -> None:
         assert self.station is not None
-        self.context = AppContext(self.station, self.config, user, self.follower,
-                                  drift=getattr(getattr(self, "side_services", None), "drift", None))  # issue 17
+        self.context = AppContext(
+            self.station,
+            self.config,
+            user,
+            self.follower,
+            drift=getattr(getattr(self, "side_services", None), "drift", None),
+        )  # issue 17
         self.tabs = QTabWidget()
         for name in ROLE_TABS.get(user.role, ()):
             self.tabs.addTab(self._view(name), name)

@@ -91,8 +91,10 @@ class ModelFollower(QObject):
         if choice is None or self._stopped:
             return
         self._failed_at = self._revision
-        text = (f"the station keeps model {self.station.model_id[:12]}: the active model {str(choice.model_id)[:12]}"
-                f" could not be loaded ({message}); restore its checkpoint or roll back to an earlier model")
+        text = (
+            f"the station keeps model {self.station.model_id[:12]}: the active model {str(choice.model_id)[:12]}"
+            f" could not be loaded ({message}); restore its checkpoint or roll back to an earlier model"
+        )
         try:
             self.station.record_switch_failure(choice.ref, choice.model_id, message)
         except InspectorError as exc:

@@ -22,19 +22,19 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QWidget
 
-from inspector.frame.answers import record_answer
+from inspector.capture.samples import SAMPLE_SOURCE_ID, sample_parts
 from inspector.capture.simulated import SimulatedCamera
 from inspector.config import DEFAULT_MODEL, DatabaseConfig, ModelConfig, StationConfig
 from inspector.errors import InspectorError
-from inspector.library.draft import Edit
-from inspector.frame.records import Frame, utc_now
-from inspector.capture.samples import SAMPLE_SOURCE_ID, sample_parts
-from inspector.frame.scorer import Scorer, load_scorer
-from inspector.station import Station
-from ui.context import AppContext
-from ui.admin.login_view import LoginView
-from ui.main_window import MainWindow
+from inspector.frame.answers import record_answer
 from inspector.frame.queue import needs_attention
+from inspector.frame.records import Frame, utc_now
+from inspector.frame.scorer import Scorer, load_scorer
+from inspector.library.draft import Edit
+from inspector.station import Station
+from ui.admin.login_view import LoginView
+from ui.context import AppContext
+from ui.main_window import MainWindow
 
 SIZE = (1280, 800)
 # The screenshot's run: short, but a real one on recorded answers.
@@ -93,8 +93,11 @@ def _populate(station: Station) -> dict:
     log = station.log
     log.users.create_first_admin("admin", PASSWORDS["admin"], "Station Admin")
     admin = log.login("admin", PASSWORDS["admin"])
-    for name, role, printed in (("qa1", "qa", "Quinn QA"), ("op1", "operator", "Olga Operator"),
-                                ("aud1", "auditor", "Ari Auditor")):
+    for name, role, printed in (
+        ("qa1", "qa", "Quinn QA"),
+        ("op1", "operator", "Olga Operator"),
+        ("aud1", "auditor", "Ari Auditor"),
+    ):
         log.users.add_user(name, role, PASSWORDS[name], admin, printed_name=printed, reason="screenshots")
     users = {name: log.login(name, pw) for name, pw in PASSWORDS.items()}
     return {"users": users, "results": _answer_parts(station, users["op1"], 24, seed=7)}
@@ -141,9 +144,16 @@ def _operator(station: Station, config: StationConfig, settings: QSettings, part
     view = window.operator_view
     # A part that needs attention is held with its heatmaps, and the next ones queue behind it;
     # an accepted part stays plain (no heatmap unless asked for) and the next ones flow past.
-    if not _wait(lambda: view.current is not None and view.rate.per_minute() is not None and (
-            not needs_attention(view.current)
-            or (view.frame.showing_overlay and view.contrast.showing_overlay and view.queue.waiting >= 2))):
+    if not _wait(
+        lambda: (
+            view.current is not None
+            and view.rate.per_minute() is not None
+            and (
+                not needs_attention(view.current)
+                or (view.frame.showing_overlay and view.contrast.showing_overlay and view.queue.waiting >= 2)
+            )
+        )
+    ):
         print(f"heatmap not ready: {view.frame.note!r} / {view.contrast.note!r}")
     _save(window, out, name)
     window.sign_out("screenshot taken")  # stops the camera and logs the sign-out
@@ -194,8 +204,14 @@ def _qa(context: AppContext, out: Path) -> None:
     if view_class is None:
         return
     view = view_class(context)
-    view.editor.stage(Edit("add_description", "scratch", "operators call long scratches 'gouges'",
-                           text="a long gouge dragged across the part"))
+    view.editor.stage(
+        Edit(
+            "add_description",
+            "scratch",
+            "operators call long scratches 'gouges'",
+            text="a long gouge dragged across the part",
+        )
+    )
     _save(view, out, "qa-library.png")
     view.preview()
     task = view.impact.task
@@ -251,12 +267,14 @@ def render(out: Path, only: str | None = None) -> int:
     scorer, ref = _load_model()
     print(f"model: {ref} ({scorer.model_id[:12]})")
     with tempfile.TemporaryDirectory() as tmp:
-        config = replace(StationConfig(), model=ModelConfig(ref, "cpu"),
-                         database=DatabaseConfig(str(Path(tmp) / "station.db")))
+        config = replace(
+            StationConfig(), model=ModelConfig(ref, "cpu"), database=DatabaseConfig(str(Path(tmp) / "station.db"))
+        )
         settings = QSettings(str(Path(tmp) / "ui.ini"), QSettings.Format.IniFormat)
         if only is None:
-            with Station.open(replace(config, database=DatabaseConfig(str(Path(tmp) / "fresh.db"))),
-                              scorer=scorer) as fresh:
+            with Station.open(
+                replace(config, database=DatabaseConfig(str(Path(tmp) / "fresh.db"))), scorer=scorer
+            ) as fresh:
                 _save(LoginView(fresh.log), out, "login-first-run.png", (900, 560))
         with Station.open(config, scorer=scorer) as station:
             data = _populate(station)
@@ -290,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--only" in args:
         at = args.index("--only")
         only = args[at + 1] if at + 1 < len(args) else ""
-        del args[at:at + 2]
+        del args[at : at + 2]
         if only not in ("finetune", "review"):
             print("--only takes: finetune, review", file=sys.stderr)
             return 2

@@ -31,7 +31,8 @@ def start_side_services(station: Station, config: StationConfig) -> SideServices
     path = station.log.sdb.path
     indexer = SearchIndexer(path, lambda: station.scorer, pause_s=0.5)
     station.recorded_listeners.append(
-        lambda r: indexer.submit(int(r.inspection_id), r.frame.rgb, r.embedding, r.ranking.model_id))
+        lambda r: indexer.submit(int(r.inspection_id), r.frame.rgb, r.embedding, r.ranking.model_id)
+    )
     indexer.start()
     drift = DriftWatch(path, config.drift) if config.drift.enabled else None
     if drift is not None:

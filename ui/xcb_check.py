@@ -19,11 +19,30 @@ from pathlib import Path
 # Debian/Ubuntu packages of every library libqxcb.so needs beyond what the Python image has
 # (from `ldd` on PySide6 6.x's libqxcb.so and libQt6XcbQpa.so.6 on Debian 12).
 APT_PACKAGES = (
-    "libxcb-cursor0", "libxcb-icccm4", "libxcb-image0", "libxcb-keysyms1", "libxcb-randr0",
-    "libxcb-render-util0", "libxcb-render0", "libxcb-shape0", "libxcb-shm0", "libxcb-sync1",
-    "libxcb-util1", "libxcb-xfixes0", "libxcb-xkb1", "libxcb1", "libx11-xcb1", "libx11-6",
-    "libxkbcommon-x11-0", "libxkbcommon0", "libgl1", "libegl1", "libfontconfig1", "libfreetype6",
-    "libglib2.0-0", "libdbus-1-3",
+    "libxcb-cursor0",
+    "libxcb-icccm4",
+    "libxcb-image0",
+    "libxcb-keysyms1",
+    "libxcb-randr0",
+    "libxcb-render-util0",
+    "libxcb-render0",
+    "libxcb-shape0",
+    "libxcb-shm0",
+    "libxcb-sync1",
+    "libxcb-util1",
+    "libxcb-xfixes0",
+    "libxcb-xkb1",
+    "libxcb1",
+    "libx11-xcb1",
+    "libx11-6",
+    "libxkbcommon-x11-0",
+    "libxkbcommon0",
+    "libgl1",
+    "libegl1",
+    "libfontconfig1",
+    "libfreetype6",
+    "libglib2.0-0",
+    "libdbus-1-3",
 )
 APT_LINE = "sudo apt-get install -y " + " ".join(APT_PACKAGES)
 
@@ -58,8 +77,10 @@ def check() -> str | None:
     missing = missing_libraries(plugin)
     if not missing:
         return None
-    return (f"Qt's X11 platform plugin cannot load: missing system libraries {', '.join(missing)}.\n"
-            f"Install them (Debian/Ubuntu) with:\n    {APT_LINE}")
+    return (
+        f"Qt's X11 platform plugin cannot load: missing system libraries {', '.join(missing)}.\n"
+        f"Install them (Debian/Ubuntu) with:\n    {APT_LINE}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
 
@@ -157,4 +157,4 @@ def rgb_problem(rgb: Any) -> str:
 
 def to_utc(timestamp: float) -> datetime:
     """A POSIX timestamp as an aware UTC datetime (records never hold naive times)."""
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return datetime.fromtimestamp(timestamp, tz=UTC)

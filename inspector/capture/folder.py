@@ -171,8 +171,13 @@ class FolderSource(FrameSource):
             self._reject(path, pending, f"cannot read {path.name!r}: {exc.strerror or exc}", "file_unreadable")
             return None
         if max(st.st_size, len(data)) > DEFAULT_MAX_BYTES:
-            self._reject(path, pending, f"{path.name!r} is {max(st.st_size, len(data)) / 1e6:.1f} MB, over the"
-                         f" {DEFAULT_MAX_BYTES / 1e6:.0f} MB limit for images", "file_rejected")
+            self._reject(
+                path,
+                pending,
+                f"{path.name!r} is {max(st.st_size, len(data)) / 1e6:.1f} MB, over the"
+                f" {DEFAULT_MAX_BYTES / 1e6:.0f} MB limit for images",
+                "file_rejected",
+            )
             return None
         if (st.st_size, st.st_mtime_ns) != pending.signature:
             self._pending[path] = _Pending((st.st_size, st.st_mtime_ns), self._clock(), pending.failures)

@@ -22,8 +22,9 @@ from inspector.frame.records import Frame
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 _USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/?#@]*)@", re.IGNORECASE)
-_SECRET_QUERY = re.compile(r"([?&;](?:password|passwd|pwd|pass|token|key|auth|secret|signature|sig)=)[^&;#]*",
-                           re.IGNORECASE)
+_SECRET_QUERY = re.compile(
+    r"([?&;](?:password|passwd|pwd|pass|token|key|auth|secret|signature|sig)=)[^&;#]*", re.IGNORECASE
+)
 
 
 def redact_url(text: str) -> str:
@@ -33,8 +34,10 @@ def redact_url(text: str) -> str:
     if found:
         user, colon, _ = found.group(2).partition(":")
         userinfo = f"{user}:***" if colon else "***"
-        text = f"{found.group(1)}{userinfo}@{text[found.end():]}"
+        text = f"{found.group(1)}{userinfo}@{text[found.end() :]}"
     return _SECRET_QUERY.sub(r"\1***", text)
+
+
 _JOIN_S = 1.0  # how long close() waits for a grab thread stuck in the backend before abandoning it
 
 
@@ -121,7 +124,11 @@ class OpenCVSource(FrameSource):
     # --- grab thread --------------------------------------------------------------------------
 
     def _describe(self) -> str:
-        return f"camera device {self._target}" if self.kind == "device" else f"{self.kind} {redact_url(str(self._target))!r}"
+        return (
+            f"camera device {self._target}"
+            if self.kind == "device"
+            else f"{self.kind} {redact_url(str(self._target))!r}"
+        )
 
     def _create(self) -> cv2.VideoCapture:
         if self.kind == "device":

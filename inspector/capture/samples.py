@@ -28,8 +28,9 @@ class SamplePart:
     rgb: np.ndarray
 
 
-def sample_parts(count: int = 16, *, size: int = 224, seed: int = 0,
-                 defects: Sequence[str] | None = None) -> list[SamplePart]:
+def sample_parts(
+    count: int = 16, *, size: int = 224, seed: int = 0, defects: Sequence[str] | None = None
+) -> list[SamplePart]:
     """`count` generated parts with balanced defect types (including clean 'ok' parts); `defects`:
     only these types (a drift test's "new defect type" stream)."""
     from models.synth import TextileSeedsUnavailable, generate
@@ -59,13 +60,19 @@ def line_sequence(parts: Sequence[SamplePart], defect_share: float, length: int 
     return out
 
 
-def sample_camera(parts: Sequence[SamplePart], *, fps: float = 1.0, defect_share: float | None = None,
-                  clock: Callable[[], float] = time.monotonic,
-                  sleep: Callable[[float], None] = time.sleep) -> SimulatedCamera:
+def sample_camera(
+    parts: Sequence[SamplePart],
+    *,
+    fps: float = 1.0,
+    defect_share: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SimulatedCamera:
     """A simulated camera replaying `parts` in a loop at `fps` (unopened); with `defect_share`,
     as a line with that share of defective parts (see line_sequence)."""
     if not parts:
         raise CameraError("the sample camera needs at least one part")
     shown = list(parts) if defect_share is None else line_sequence(parts, defect_share)
-    return SimulatedCamera([p.rgb for p in shown], fps=fps, loop=True, source_id=SAMPLE_SOURCE_ID,
-                           clock=clock, sleep=sleep)
+    return SimulatedCamera(
+        [p.rgb for p in shown], fps=fps, loop=True, source_id=SAMPLE_SOURCE_ID, clock=clock, sleep=sleep
+    )

@@ -176,12 +176,22 @@ class ResilientSource(FrameSource):
         if invalid > self._invalid_reported:
             count, self._invalid_reported = invalid - self._invalid_reported, invalid
             last = session.last_error() if session is not None else ""
-            self._emit("frame_invalid", f"camera {self.source_id!r} delivered {count} invalid frame(s), skipped"
-                       + (f": {last}" if last else ""), count=count, total=invalid)
+            self._emit(
+                "frame_invalid",
+                f"camera {self.source_id!r} delivered {count} invalid frame(s), skipped"
+                + (f": {last}" if last else ""),
+                count=count,
+                total=invalid,
+            )
         if dropped > self._dropped_reported:
             count, self._dropped_reported = dropped - self._dropped_reported, dropped
-            self._emit("frames_dropped", f"camera {self.source_id!r}: {count} frame(s) dropped, not inspected:"
-                       " the station could not keep up with the camera", count=count, total=dropped)
+            self._emit(
+                "frames_dropped",
+                f"camera {self.source_id!r}: {count} frame(s) dropped, not inspected:"
+                " the station could not keep up with the camera",
+                count=count,
+                total=dropped,
+            )
 
     def _drop_session(self) -> None:
         session, self._session = self._session, None

@@ -46,11 +46,24 @@ def result_json(result: InspectionResult) -> dict[str, Any]:
         "image_sha256": result.image_sha256,
         "model_id": result.ranking.model_id,
         "library_version": result.ranking.library_version,
-        "verdict": {"disposition": result.verdict.disposition, "needs_review": result.verdict.needs_review,
-                    "open_set": result.verdict.open_set, "reason": result.verdict.reason},
-        "candidates": [{"rank": c.rank, "label": c.label_id, "name": c.label_name, "description": c.description,
-                        "score": round(c.score, 6), "probability": round(c.probability, 6), "carried_by": c.carried_by}
-                       for c in result.ranking.candidates],
+        "verdict": {
+            "disposition": result.verdict.disposition,
+            "needs_review": result.verdict.needs_review,
+            "open_set": result.verdict.open_set,
+            "reason": result.verdict.reason,
+        },
+        "candidates": [
+            {
+                "rank": c.rank,
+                "label": c.label_id,
+                "name": c.label_name,
+                "description": c.description,
+                "score": round(c.score, 6),
+                "probability": round(c.probability, 6),
+                "carried_by": c.carried_by,
+            }
+            for c in result.ranking.candidates
+        ],
         "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
     }
 
@@ -104,10 +117,15 @@ def _write_heatmap(station, result: InspectionResult, target: Path, seq: int, co
 
 
 def _text(out: dict[str, Any]) -> str:
-    lines = [f"{out['origin']}: {out['verdict']['disposition']}"
-             f"{' (needs review)' if out['verdict']['needs_review'] else ''}: {out['verdict']['reason']}"]
+    lines = [
+        f"{out['origin']}: {out['verdict']['disposition']}"
+        f"{' (needs review)' if out['verdict']['needs_review'] else ''}: {out['verdict']['reason']}"
+    ]
     for c in out["candidates"]:
-        lines.append(f"  #{c['rank']} {c['name']:<24} p={c['probability']:.3f} score={c['score']:.3f} [{c['carried_by']}]  {c['description']!r}")
+        lines.append(
+            f"  #{c['rank']} {c['name']:<24} p={c['probability']:.3f} score={c['score']:.3f}"
+            f" [{c['carried_by']}]  {c['description']!r}"
+        )
     return "\n".join(lines)
 
 
@@ -116,11 +134,21 @@ def _warn(message: str, level: str = "error") -> None:
 
 
 # Source events that mean something went wrong: besides the log, they go to stderr as they happen.
-_FAULTS = frozenset({"file_rejected", "file_unreadable", "frame_invalid", "frames_dropped", "stalled",
-                     "disconnected", "reconnect_failed", "failed"})
+_FAULTS = frozenset(
+    {
+        "file_rejected",
+        "file_unreadable",
+        "frame_invalid",
+        "frames_dropped",
+        "stalled",
+        "disconnected",
+        "reconnect_failed",
+        "failed",
+    }
+)
 
 
-def _sign_in_first(config: StationConfig, name: str, given_db: bool) -> "Session":
+def _sign_in_first(config: StationConfig, name: str, given_db: bool) -> Session:
     """Authenticate against the configured database without touching anything else in it."""
     from inspector.commands.user import say_default_database
     from inspector.store.decision_log import DecisionLog
@@ -137,14 +165,20 @@ def _line_warnings() -> Any:
     connected: dict[str, bool] = {}
 
     def on_change(status: Any) -> None:
-        if status.running and connected.get(status.name) != status.connected and \
-                (status.connected or status.last_error):
+        if (
+            status.running
+            and connected.get(status.name) != status.connected
+            and (status.connected or status.last_error)
+        ):
             connected[status.name] = status.connected
             if status.connected:
                 _warn(f"{status.name} {status.address}: connected, {status.backlog} waiting", "info")
             else:
-                _warn(f"{status.name} {status.address}: DOWN ({status.last_error}); verdicts wait in the outbox",
-                      "warning")
+                _warn(
+                    f"{status.name} {status.address}: DOWN ({status.last_error}); verdicts wait in the outbox",
+                    "warning",
+                )
+
     return on_change
 
 
@@ -212,8 +246,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=None, help="show only the best K labels")
     p.add_argument("--heatmap", help="write the Grad-CAM overlay of the #1 candidate to this PNG")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
-    p.add_argument("--localize", action="store_true",
-                   help="give each candidate its map's peak [x, y] and region [x0, y0, x1, y1] (frame pixels)")
+    p.add_argument(
+        "--localize",
+        action="store_true",
+        help="give each candidate its map's peak [x, y] and region [x0, y0, x1, y1] (frame pixels)",
+    )
     p.set_defaults(func=_cmd_rank)
 
     p = sub.add_parser("watch", help="headless line mode: rank and record every frame of a source")
@@ -224,9 +261,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="stop after N inspections")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each frame")
     p.add_argument("--exit-when-idle", action="store_true", help="stop when no frame arrives within --timeout")
-    p.add_argument("--publish", action="append", default=[], metavar="URL",
-                   help="publish each committed verdict: mqtt://HOST:PORT/TOPIC (a broker) or opc.tcp://HOST:PORT"
-                        " (the station's OPC UA server binds there); credentials only in the station TOML")
+    p.add_argument(
+        "--publish",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="publish each committed verdict: mqtt://HOST:PORT/TOPIC (a broker) or opc.tcp://HOST:PORT"
+        " (the station's OPC UA server binds there); credentials only in the station TOML",
+    )
     p.set_defaults(func=_cmd_watch)
 
 

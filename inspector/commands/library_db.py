@@ -1,4 +1,4 @@
-"""`inspector library list|add|retire|import|export|add-example|retire-example`: the versioned library in the station database.
+"""`inspector library list|add|retire|import|export|add-example|retire-example`: the versioned library.
 
 These live under the `library` command that cli.py builds (next to `library check`); every edit
 needs a QA sign-in (--user) and a --reason, and makes a new library version.
@@ -44,16 +44,26 @@ def _cmd_add(args: argparse.Namespace) -> int:
         if args.label in active:
             given = [f"--{n}" for n in ("name", "disposition", "severity", "threshold") if getattr(args, n) is not None]
             if given:
-                raise LibraryError(f"label {args.label!r} exists; {', '.join(given)} only apply to a new label"
-                                   " (retire it and add it again to change its fields)")
+                raise LibraryError(
+                    f"label {args.label!r} exists; {', '.join(given)} only apply to a new label"
+                    " (retire it and add it again to change its fields)"
+                )
             for text in args.description:
                 version = log.library.add_description(args.label, text, qa, args.reason)
         else:
             if not args.disposition:
-                raise LibraryError(f"{args.label!r} is not an active label; a new label needs --disposition"
-                                   " (accept, rework, scrap or review)")
-            label = Label(args.label, args.name or args.label, args.disposition, args.severity or 0,
-                          tuple(t.strip() for t in args.description), args.threshold)
+                raise LibraryError(
+                    f"{args.label!r} is not an active label; a new label needs --disposition"
+                    " (accept, rework, scrap or review)"
+                )
+            label = Label(
+                args.label,
+                args.name or args.label,
+                args.disposition,
+                args.severity or 0,
+                tuple(t.strip() for t in args.description),
+                args.threshold,
+            )
             version = log.library.add_label(label, qa, args.reason)
     print(f"library version {version} recorded")
     return 0
@@ -79,8 +89,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
         old_ids = set(log.library.library(before).label_ids) if before else set()
         version = log.library.import_library(library, sign_in(log, args.user), args.reason)
     retired = sorted(old_ids - set(library.label_ids))
-    print(f"imported {args.file} as library version {version}"
-          + (f"; it replaces version {before} as a whole" if before else ""))
+    print(
+        f"imported {args.file} as library version {version}"
+        + (f"; it replaces version {before} as a whole" if before else "")
+    )
     if retired:  # import replaces, it does not merge: say what left the library in force
         print(f"retired {len(retired)} label(s) that {args.file} lacks: {', '.join(retired)}")
     return 0
@@ -104,11 +116,18 @@ def _cmd_add_example(args: argparse.Namespace) -> int:
 def _cmd_retire_example(args: argparse.Namespace) -> int:
     with open_log(args) as log:
         qa = sign_in(log, args.user)
-        matches = [e.sha256 for s in log.library.labels() if s.id == args.label for e in s.active_examples
-                   if e.sha256.startswith(args.sha256.lower())]
+        matches = [
+            e.sha256
+            for s in log.library.labels()
+            if s.id == args.label
+            for e in s.active_examples
+            if e.sha256.startswith(args.sha256.lower())
+        ]
         if len(matches) != 1:
-            raise LibraryError(f"{args.sha256!r} matches {len(matches)} active examples of {args.label!r};"
-                               " give more digits (see `inspector library list`)")
+            raise LibraryError(
+                f"{args.sha256!r} matches {len(matches)} active examples of {args.label!r};"
+                " give more digits (see `inspector library list`)"
+            )
         version = log.library.retire_example(args.label, matches[0], qa, args.reason)
     print(f"library version {version} recorded")
     return 0
@@ -160,8 +179,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("label", help="label id")
     c.add_argument("sha256", help="the example's hash (a unique prefix is enough)")
     c.set_defaults(func=_cmd_retire_example)
-    c = lib.add_parser("import", help="make a library YAML file the library in force, replacing the whole"
-                       " library: labels the file lacks are retired (QA)")
+    c = lib.add_parser(
+        "import",
+        help="make a library YAML file the library in force, replacing the whole"
+        " library: labels the file lacks are retired (QA)",
+    )
     c.add_argument("file")
     c.set_defaults(func=_cmd_import)
     c = lib.add_parser("export", help="write a library version as YAML (never overwrites)")

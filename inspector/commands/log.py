@@ -23,14 +23,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from inspector.store.database import parse_time
 
     if parse_time(args.from_ts) >= parse_time(args.to_ts):
-        raise InspectorError(f"--from {args.from_ts} is not before --to {args.to_ts}: the range is empty; nothing exported")
+        raise InspectorError(
+            f"--from {args.from_ts} is not before --to {args.to_ts}: the range is empty; nothing exported"
+        )
     with open_log(args) as log:
         summary = log.export(args.from_ts, args.to_ts, args.out, sign_in(log, args.user))
     if not summary.rows:
         print(f"no records between {args.from_ts} and {args.to_ts}: the bundle {summary.out_dir} holds no rows")
         return 0
-    print(f"exported {summary.rows} chained rows (seq {summary.first_seq}..{summary.last_seq}) and"
-          f" {summary.images} images to {summary.out_dir}; manifest SHA-256 {summary.manifest_sha256}")
+    print(
+        f"exported {summary.rows} chained rows (seq {summary.first_seq}..{summary.last_seq}) and"
+        f" {summary.images} images to {summary.out_dir}; manifest SHA-256 {summary.manifest_sha256}"
+    )
     for warning in summary.warnings:
         print(f"warning: {warning}")
     return 0
@@ -90,8 +94,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_user_argument(c)
     add_db_argument(c)
     c.set_defaults(func=_cmd_export)
-    c = log.add_parser("verify", help="recompute the hash chain and check the anchor; exit 1 if broken,"
-                       " 3 if the witness could not be asked")
+    c = log.add_parser(
+        "verify",
+        help="recompute the hash chain and check the anchor; exit 1 if broken, 3 if the witness could not be asked",
+    )
     add_user_argument(c, required=False)
     add_db_argument(c)
     c.add_argument("--witness", help="witness URL: also check for a cut tail or a whole-station rollback")
@@ -103,7 +109,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_cmd_identity)
     c = log.add_parser("verify-export", help="check an export bundle offline; exit 1 if not intact")
     c.add_argument("bundle")
-    c.add_argument("--station-key", help="the exporting station's public key (`inspector log identity` there):"
-                   " checks its signature; without it (or --key) the bundle is not authenticated and exits 1")
+    c.add_argument(
+        "--station-key",
+        help="the exporting station's public key (`inspector log identity` there):"
+        " checks its signature; without it (or --key) the bundle is not authenticated and exits 1",
+    )
     c.add_argument("--key", help="station secret key file, to check the manifest's HMAC too")
     c.set_defaults(func=_cmd_verify_export)

@@ -30,8 +30,8 @@ def _stop_flag() -> tuple[threading.Event, Any]:
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from inspector.config import load_config
-    from inspector.learning.loop import run_finetune, training_set_from
     from inspector.learning.job import _progress, config_from_args
+    from inspector.learning.loop import run_finetune, training_set_from
     from inspector.learning.pairs import write_pairs_jsonl
     from inspector.store.users import authorize
 
@@ -40,8 +40,13 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         if args.dry_run or args.write_pairs:
             # Reading decisions is 'view'; writing them out of the station is 'export'.
             authorize(log.sdb, user, "export" if args.write_pairs else "view", "finetune_pairs")
-            ts = training_set_from(log, args.bundle, heldout_fraction=args.heldout_fraction, seed=args.split_seed,
-                                   station_keys=args.station_key)
+            ts = training_set_from(
+                log,
+                args.bundle,
+                heldout_fraction=args.heldout_fraction,
+                seed=args.split_seed,
+                station_keys=args.station_key,
+            )
             print(f"{len(ts.train)} training / {len(ts.heldout)} held-out confirmations; left out: {dict(ts.excluded)}")
             for label, (n_train, n_held) in ts.label_counts().items():
                 print(f"  {label:<24} train {n_train:>5}  held-out {n_held:>5}")
@@ -52,16 +57,38 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
             return 0
         flag, previous = _stop_flag()
         try:
-            result = run_finetune(log, args.base, config_from_args(args), _progress, flag.is_set, user=user,
-                                  default_ref=load_config(args.config).model.ref, out_dir=args.out,
-                                  bundles=args.bundle, station_keys=args.station_key)
+            result = run_finetune(
+                log,
+                args.base,
+                config_from_args(args),
+                _progress,
+                flag.is_set,
+                user=user,
+                default_ref=load_config(args.config).model.ref,
+                out_dir=args.out,
+                bundles=args.bundle,
+                station_keys=args.station_key,
+            )
         finally:
             signal.signal(signal.SIGINT, previous)
     if args.json:
         o = result.outcome
-        print(json.dumps({"status": result.status, "model_id": o.model_id, "checkpoint": o.checkpoint,
-                          "parent_id": o.parent_id, "data_hash": o.data_hash, "figures": o.figures,
-                          "steps_done": o.steps_done, "completed": o.completed}, indent=1, sort_keys=True))
+        print(
+            json.dumps(
+                {
+                    "status": result.status,
+                    "model_id": o.model_id,
+                    "checkpoint": o.checkpoint,
+                    "parent_id": o.parent_id,
+                    "data_hash": o.data_hash,
+                    "figures": o.figures,
+                    "steps_done": o.steps_done,
+                    "completed": o.completed,
+                },
+                indent=1,
+                sort_keys=True,
+            )
+        )
     else:
         print(result.summary())
     return 0 if result.status == "candidate" else 3
@@ -83,8 +110,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print(f"{'model':<14}{'state':<11}{'parent':<14}{'confirm top1':>13}{'typed top1':>12}  registered")
     for m in models:
         parent = (m.parent_id or "-")[:12]
-        print(f"{m.model_id[:12]:<14}{m.state:<11}{parent:<14}{_top1(m.figures, 'confirmations'):>13}"
-              f"{_top1(m.figures, 'typed_defects'):>12}  {m.registered_at} by {m.registered_by}: {m.checkpoint}")
+        print(
+            f"{m.model_id[:12]:<14}{m.state:<11}{parent:<14}{_top1(m.figures, 'confirmations'):>13}"
+            f"{_top1(m.figures, 'typed_defects'):>12}  {m.registered_at} by {m.registered_by}: {m.checkpoint}"
+        )
     return 0
 
 
@@ -120,15 +149,19 @@ def _cmd_change(args: argparse.Namespace) -> int:
 
 
 def _finetune_arguments(p: argparse.ArgumentParser) -> None:
-    from inspector.learning.engine import FinetuneConfig
     from inspector.commands.training_args import add_training_arguments
+    from inspector.learning.engine import FinetuneConfig
 
     p.add_argument("--config", help="station TOML (its model is the base when nothing is active)")
     p.add_argument("--base", help="model to start from (default: the active model, else the configured one)")
     p.add_argument("--out", help="folder for candidates (default: models/ beside the database)")
     p.add_argument("--bundle", action="append", default=[], help="also learn from another station's export bundle")
-    p.add_argument("--station-key", action="append", default=[],
-                   help="public key of each --bundle's station, same order (`inspector log identity` there)")
+    p.add_argument(
+        "--station-key",
+        action="append",
+        default=[],
+        help="public key of each --bundle's station, same order (`inspector log identity` there)",
+    )
     add_training_arguments(p, max_minutes=FinetuneConfig.max_wall_seconds / 60)
     p.add_argument("--dry-run", action="store_true", help="show the training set and proposals; train nothing")
     p.add_argument("--write-pairs", help="write the pairs as JSONL (for inspector.learning.job --pairs) and stop")
@@ -157,9 +190,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("model", help="model id (or a unique prefix of 8+ digits)")
     c.add_argument("--reason", required=True)
     c.add_argument("--tolerance", type=float, default=0.02, help="allowed drop in top-1 and MRR (default 0.02)")
-    c.add_argument("--set-tolerance", action="append", default=[], metavar="SET=DROP",
-                   help="another allowed drop for one held-out set, e.g. typed_defects=0.6 for a plant whose"
-                        " parts are unlike the shipped generic defects (recorded with the promotion)")
+    c.add_argument(
+        "--set-tolerance",
+        action="append",
+        default=[],
+        metavar="SET=DROP",
+        help="another allowed drop for one held-out set, e.g. typed_defects=0.6 for a plant whose"
+        " parts are unlike the shipped generic defects (recorded with the promotion)",
+    )
     add_user_argument(c)
     c.set_defaults(func=_cmd_change)
     c = models.add_parser("rollback", help="make an earlier active model active again (QA)")

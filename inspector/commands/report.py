@@ -11,8 +11,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from inspector.report.build import build_report
 
     with open_log(args) as log:
-        path = build_report(log, args.from_ts, args.to_ts, args.out, model=args.model, versus=args.versus,
-                            costs_path=args.costs)
+        path = build_report(
+            log, args.from_ts, args.to_ts, args.out, model=args.model, versus=args.versus, costs_path=args.costs
+        )
     print(f"report written to {path}")
     return 0
 

@@ -41,8 +41,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     if bool(args.text) == bool(args.like):
         raise DataError("give either a search TEXT or --like IMAGE_PATH_OR_INSPECTION_ID (not both)")
-    f = SearchFilter(since=args.since, until=args.until, station=args.station, label=args.label,
-                     verdict=args.verdict, state=args.state)
+    f = SearchFilter(
+        since=args.since,
+        until=args.until,
+        station=args.station,
+        label=args.label,
+        verdict=args.verdict,
+        state=args.state,
+    )
     with open_log(args) as log:
         service, current, scorer = _scorers(log, args)
         if args.text:
@@ -55,8 +61,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 print(line)
         else:
             for h in answer.hits:
-                print(f"{h.inspection_id:>8}  {h.score:7.4f}  {h.captured_at}  #1 {h.label:<16}"
-                      f" decided {h.decided_label or '-'}")
+                print(
+                    f"{h.inspection_id:>8}  {h.score:7.4f}  {h.captured_at}  #1 {h.label:<16}"
+                    f" decided {h.decided_label or '-'}"
+                )
     return 0
 
 
@@ -96,8 +104,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verdict", help="the proposed disposition (e.g. ok, scrap, review)")
     p.add_argument("--state", help="decision state: undecided, decided, agreed, overridden, none_of_these, rejected")
     p.add_argument("--top", type=int, default=10, help="how many results (default 10)")
-    p.add_argument("--json", action="store_true", help="JSON lines with the keys inspection_id, score,"
-                   " image_sha256, captured_at, label, decided_label")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON lines with the keys inspection_id, score, image_sha256, captured_at, label, decided_label",
+    )
     _common(p)
     p.set_defaults(func=_cmd_search)
     p = sub.add_parser("search-index", help="embed past inspections for search (backfill, with progress)")

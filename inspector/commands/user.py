@@ -25,11 +25,12 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_user_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    parser.add_argument("--user", required=required,
-                        help="sign in as this user; password from $INSPECTOR_PASSWORD or a prompt")
+    parser.add_argument(
+        "--user", required=required, help="sign in as this user; password from $INSPECTOR_PASSWORD or a prompt"
+    )
 
 
-def open_log(args: argparse.Namespace, create: bool = False) -> "DecisionLog":
+def open_log(args: argparse.Namespace, create: bool = False) -> DecisionLog:
     """The DecisionLog at --db (default from the station config)."""
     from inspector.config import load_config
     from inspector.store.decision_log import DecisionLog
@@ -37,8 +38,12 @@ def open_log(args: argparse.Namespace, create: bool = False) -> "DecisionLog":
     database = load_config().database
     if not args.db:
         say_default_database(database.path)
-    return DecisionLog.open(args.db or database.path, create=create, max_failures=database.max_failed_logins,
-                            lockout_s=database.lockout_minutes * 60)
+    return DecisionLog.open(
+        args.db or database.path,
+        create=create,
+        max_failures=database.max_failed_logins,
+        lockout_s=database.lockout_minutes * 60,
+    )
 
 
 def say_default_database(path: str) -> None:
@@ -46,7 +51,7 @@ def say_default_database(path: str) -> None:
     print(f"inspector: using the station database {path} (pass --db to use another)", file=sys.stderr)
 
 
-def sign_in(log: "DecisionLog", name: str) -> "Session":
+def sign_in(log: DecisionLog, name: str) -> Session:
     """Authenticate `name` with $INSPECTOR_PASSWORD or a prompt; a failure names the database asked."""
     from inspector.store.users import AccountLocked, AuthenticationFailed, PasswordChangeRequired
 
@@ -164,8 +169,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     with open_log(args) as log:
         for row in log.users.accounts():
             state = row["state"] + (f" until {row['locked_until']}" if row["state"] == "locked" else "")
-            note = " (must change password)" if row["must_change_password"] else (
-                " (admin-set password)" if row["admin_set_password"] else "")
+            note = (
+                " (must change password)"
+                if row["must_change_password"]
+                else (" (admin-set password)" if row["admin_set_password"] else "")
+            )
             print(f"{row['name']:<20} {row['role']:<9} {state:<8} {row['printed_name']}{note}")
     return 0
 
@@ -181,19 +189,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--reason", default="", help="why the account is added")
     add_user_argument(c, required=False)
     c.set_defaults(func=_cmd_add)
-    c = users.add_parser("passwd", help="change your own password (--user yourself), reset anyone's (--user ADMIN),"
-                         " or set one locally (--local)")
+    c = users.add_parser(
+        "passwd",
+        help="change your own password (--user yourself), reset anyone's (--user ADMIN), or set one locally (--local)",
+    )
     c.add_argument("name")
     c.add_argument("--reason", default="", help="why (required for a reset and with --local)")
-    c.add_argument("--local", action="store_true",
-                   help="break-glass on the station itself: no sign-in, needs write access to the database files")
+    c.add_argument(
+        "--local",
+        action="store_true",
+        help="break-glass on the station itself: no sign-in, needs write access to the database files",
+    )
     add_user_argument(c, required=False)
     c.set_defaults(func=_cmd_passwd)
     c = users.add_parser("unlock", help="clear a lockout after failed logins (admin, or --local)")
     c.add_argument("name")
     c.add_argument("--reason", required=True)
-    c.add_argument("--local", action="store_true",
-                   help="break-glass on the station itself: no sign-in, needs write access to the database files")
+    c.add_argument(
+        "--local",
+        action="store_true",
+        help="break-glass on the station itself: no sign-in, needs write access to the database files",
+    )
     add_user_argument(c, required=False)
     c.set_defaults(func=_cmd_unlock)
     c = users.add_parser("role", help="give an account another role (admin)")

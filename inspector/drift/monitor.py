@@ -65,9 +65,13 @@ def psi(reference: np.ndarray, window: np.ndarray) -> float:
 class DriftMonitor:
     """Feed it one PartStats per part (add); it returns a DriftAlarm when one is raised."""
 
-    def __init__(self, settings: DriftSettings = DriftSettings(), *,
-                 on_alarm: Callable[[DriftAlarm], None] | None = None,
-                 on_restart: Callable[[str, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: DriftSettings = DriftSettings(),
+        *,
+        on_alarm: Callable[[DriftAlarm], None] | None = None,
+        on_restart: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.on_alarm, self.on_restart = on_alarm, on_restart
         self.alarm: DriftAlarm | None = None  # the banner state: set until acknowledged

@@ -34,8 +34,9 @@ def image_stats(rgb: np.ndarray) -> tuple[float, float]:
     """(brightness, sharpness) of an RGB frame."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if grey.shape[1] > _STAT_WIDTH:
-        grey = cv2.resize(grey, (_STAT_WIDTH, max(1, grey.shape[0] * _STAT_WIDTH // grey.shape[1])),
-                          interpolation=cv2.INTER_AREA)
+        grey = cv2.resize(
+            grey, (_STAT_WIDTH, max(1, grey.shape[0] * _STAT_WIDTH // grey.shape[1])), interpolation=cv2.INTER_AREA
+        )
     lap = cv2.Laplacian(grey, cv2.CV_32F)
     return float(grey.mean()), float(np.log10(float(lap.var()) + 1e-6))
 
@@ -44,5 +45,13 @@ def part_stats(result: InspectionResult) -> PartStats:
     """The statistics of one ranked frame."""
     brightness, sharpness = image_stats(result.frame.rgb)
     r = result.ranking
-    return PartStats(float(r.top.score), float(r.margin), r.top.label_id, bool(result.verdict.needs_review),
-                     brightness, sharpness, r.model_id, int(r.library_version))
+    return PartStats(
+        float(r.top.score),
+        float(r.margin),
+        r.top.label_id,
+        bool(result.verdict.needs_review),
+        brightness,
+        sharpness,
+        r.model_id,
+        int(r.library_version),
+    )

@@ -40,10 +40,19 @@ class DriftWatch:
     def _alarm(self, alarm: DriftAlarm) -> None:
         log = self._log()
         if log is not None:
-            log.record_event("drift_alarm", {"moved": alarm.metrics, "psi": alarm.psi, "parts_seen": alarm.parts_seen,
-                                             "library_version": alarm.library_version,
-                                             "test": "PSI", "threshold": self.monitor.settings.psi_alarm},
-                             None, subject=alarm.model_id)
+            log.record_event(
+                "drift_alarm",
+                {
+                    "moved": alarm.metrics,
+                    "psi": alarm.psi,
+                    "parts_seen": alarm.parts_seen,
+                    "library_version": alarm.library_version,
+                    "test": "PSI",
+                    "threshold": self.monitor.settings.psi_alarm,
+                },
+                None,
+                subject=alarm.model_id,
+            )
 
     def _restart(self, reason: str, _: int) -> None:
         log = self._log()

@@ -9,25 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from inspector.store.decision_log import DecisionError, DecisionLog
 from inspector.frame.records import Decision, InspectionResult
+from inspector.store.decision_log import DecisionError, DecisionLog
 from inspector.store.users import Session
 
 ANSWERS: tuple[str, ...] = ("confirm", "pick", "none_of_these", "reject_image")
 
 
-def make_decision(result: InspectionResult, user: Session, kind: str, rank: int | None = None,
-                  typed: str = "") -> Decision:
+def make_decision(
+    result: InspectionResult, user: Session, kind: str, rank: int | None = None, typed: str = ""
+) -> Decision:
     """The Decision for an answer to `result`; picking rank 1 is recorded as a confirmation."""
     if result.inspection_id is None:
-        raise DecisionError("this part was shown but not recorded (no database or no permission to record);"
-                            " an answer needs a recorded inspection")
+        raise DecisionError(
+            "this part was shown but not recorded (no database or no permission to record);"
+            " an answer needs a recorded inspection"
+        )
     labels = [c.label_id for c in result.ranking.candidates]
     return decision_for(result.inspection_id, labels, user, kind, rank, typed)
 
 
-def decision_for(inspection_id: int, labels: Sequence[str], user: Session, kind: str, rank: int | None = None,
-                 typed: str = "") -> Decision:
+def decision_for(
+    inspection_id: int, labels: Sequence[str], user: Session, kind: str, rank: int | None = None, typed: str = ""
+) -> Decision:
     """The Decision for an answer to inspection `inspection_id` whose candidates' labels are `labels`
     (rank order); the review list answers stored inspections through this too."""
     if kind not in ANSWERS:
@@ -48,7 +52,8 @@ def decision_for(inspection_id: int, labels: Sequence[str], user: Session, kind:
     return Decision(inspection_id, kind, user.name, comment="image rejected: retake")
 
 
-def record_answer(log: DecisionLog, result: InspectionResult, user: Session, kind: str, rank: int | None = None,
-                  typed: str = "") -> int:
+def record_answer(
+    log: DecisionLog, result: InspectionResult, user: Session, kind: str, rank: int | None = None, typed: str = ""
+) -> int:
     """Commit the answer (returns after COMMIT) and return the decision id."""
     return log.record_decision(make_decision(result, user, kind, rank, typed), user)

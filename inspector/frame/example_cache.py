@@ -79,13 +79,14 @@ def text_scores(sims: np.ndarray, counts: np.ndarray) -> np.ndarray:
     start = 0
     for li, n in enumerate(counts):
         if n:
-            out[:, li] = sims[:, start:start + n].mean(axis=1)
+            out[:, li] = sims[:, start : start + n].mean(axis=1)
         start += int(n)
     return out
 
 
-def blend(words: np.ndarray, examples: np.ndarray, scale: float, shift: float, weight: float,
-          per_row: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def blend(
+    words: np.ndarray, examples: np.ndarray, scale: float, shift: float, weight: float, per_row: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """[N, L] word and example scores (NaN = none) -> ([N, L] blended score, index into CARRIED).
 
     What a label has is the same for every row of a ranking ([L] carried); per_row=True lets it
@@ -108,8 +109,9 @@ def _leave_one_out(keys: np.ndarray, label_of: np.ndarray, n_labels: int, sharpn
     return ex
 
 
-def calibrate(keys: np.ndarray, label_of: np.ndarray, n_labels: int, words: np.ndarray,
-              params: BlendParams) -> tuple[float, float, float]:
+def calibrate(
+    keys: np.ndarray, label_of: np.ndarray, n_labels: int, words: np.ndarray, params: BlendParams
+) -> tuple[float, float, float]:
     """(scale, shift, weight) from the examples alone, each scored against the OTHER examples.
 
     scale and shift match the example scores' mean and spread to the words'; the weight is the one
@@ -137,9 +139,13 @@ def calibrate(keys: np.ndarray, label_of: np.ndarray, n_labels: int, words: np.n
     return scale, shift, max(votes)[2]
 
 
-def build_cache(labels: Sequence[tuple[str, Sequence[tuple[str, Any]]]],
-                embed_images: Callable[[list[Any]], np.ndarray], text_index: tuple[np.ndarray, np.ndarray],
-                set_hash: str, params: BlendParams = BlendParams()) -> ExampleCache | None:
+def build_cache(
+    labels: Sequence[tuple[str, Sequence[tuple[str, Any]]]],
+    embed_images: Callable[[list[Any]], np.ndarray],
+    text_index: tuple[np.ndarray, np.ndarray],
+    set_hash: str,
+    params: BlendParams = BlendParams(),
+) -> ExampleCache | None:
     """labels: per label (in library order) its examples as (name, image), where `embed_images`
     turns the images into [K, D] unit rows; text_index: the description embeddings [M, D] and
     per-label counts [L]. None when the library has no examples."""

@@ -47,8 +47,10 @@ def explain_candidate(station, result: InspectionResult, rank: int = 1, versus_r
     if model.explainer is None:
         raise InspectorError("this station's model cannot explain its rankings (no Grad-CAM for it)")
     if result.ranking.model_id != model.model_id:
-        raise InspectorError(f"this part was ranked by model {result.ranking.model_id[:12]}, the station now runs"
-                             f" {model.model_id[:12]}: a heatmap from another model would not explain this ranking")
+        raise InspectorError(
+            f"this part was ranked by model {result.ranking.model_id[:12]}, the station now runs"
+            f" {model.model_id[:12]}: a heatmap from another model would not explain this ranking"
+        )
     candidates = result.ranking.candidates
     if not 1 <= rank <= len(candidates) or (versus_rank is not None and not 1 <= versus_rank <= len(candidates)):
         raise InspectorError(f"candidate ranks run from 1 to {len(candidates)}")
@@ -62,11 +64,17 @@ def localize_candidates(station, result: InspectionResult) -> list[Heatmap]:
     allows it (Grad-CAM per candidate otherwise)."""
     model = station.model
     if result.ranking.model_id != model.model_id:
-        raise InspectorError(f"this part was ranked by model {result.ranking.model_id[:12]}, the station now runs"
-                             f" {model.model_id[:12]}: its maps would not explain this ranking")
+        raise InspectorError(
+            f"this part was ranked by model {result.ranking.model_id[:12]}, the station now runs"
+            f" {model.model_id[:12]}: its maps would not explain this ranking"
+        )
     features = _dense_features(model, result.frame.rgb, _settings(station), result.frame.source_id)
-    return [_explain(model, model.index, result.frame.rgb, c.label_id, None, _settings(station),
-                     result.frame.source_id, features) for c in result.ranking.candidates]
+    return [
+        _explain(
+            model, model.index, result.frame.rgb, c.label_id, None, _settings(station), result.frame.source_id, features
+        )
+        for c in result.ranking.candidates
+    ]
 
 
 def explain_record(station, record, rank: int = 1, versus_rank: int | None = None) -> Heatmap:
@@ -86,7 +94,8 @@ def explain_record(station, record, rank: int = 1, versus_rank: int | None = Non
     if record.model_id != model.model_id:
         raise InspectorError(
             f"this inspection was ranked by model {record.model_id[:12]}, the station now runs"
-            f" {model.model_id[:12]}: a heatmap from another model would not explain this ranking")
+            f" {model.model_id[:12]}: a heatmap from another model would not explain this ranking"
+        )
     candidates = record.candidates
     if not 1 <= rank <= len(candidates) or (versus_rank is not None and not 1 <= versus_rank <= len(candidates)):
         raise InspectorError(f"candidate ranks run from 1 to {len(candidates)}")
@@ -103,8 +112,15 @@ def explain_record(station, record, rank: int = 1, versus_rank: int | None = Non
             index = model.compile(log.library.library(version), version, log)
     label = candidates[rank - 1].label_id
     versus = candidates[versus_rank - 1].label_id if versus_rank is not None else None
-    return _explain(model, index, read_evidence_image(record.image_path), label, versus, _settings(station),
-                    getattr(record, "source_id", "") or "")
+    return _explain(
+        model,
+        index,
+        read_evidence_image(record.image_path),
+        label,
+        versus,
+        _settings(station),
+        getattr(record, "source_id", "") or "",
+    )
 
 
 def _settings(station):
@@ -122,12 +138,18 @@ def _dense_features(model, rgb: np.ndarray, settings, source_id: str):
     from inspector.frame.scorer import score_frame
 
     # Maps run at map_size (finer than the ranking's forward for v1); same tiles and ROI.
-    return score_frame(model.scorer, rgb, replace(settings, input_size=settings.map_size or settings.input_size),
-                       source_id, for_maps=True).features
+    return score_frame(
+        model.scorer,
+        rgb,
+        replace(settings, input_size=settings.map_size or settings.input_size),
+        source_id,
+        for_maps=True,
+    ).features
 
 
-def _explain(model, index, rgb: np.ndarray, label: str, versus: str | None, settings, source_id: str = "",
-             features=None) -> Heatmap:
+def _explain(
+    model, index, rgb: np.ndarray, label: str, versus: str | None, settings, source_id: str = "", features=None
+) -> Heatmap:
     from inspector.errors import model_errors
 
     text = _label_embedding(index, label)

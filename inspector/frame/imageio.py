@@ -103,9 +103,7 @@ def decode_image(
         except ImageDecodeError:
             raise
         except Exception as exc:  # noqa: BLE001  (same reason as above: untrusted pixel data)
-            raise ImageDecodeError(
-                f"{label} is truncated or corrupt ({image.format} {width}x{height}): {exc}"
-            ) from exc
+            raise ImageDecodeError(f"{label} is truncated or corrupt ({image.format} {width}x{height}): {exc}") from exc
 
 
 def read_image_file(

@@ -49,8 +49,13 @@ class StorageOutage:
         return bool(self.frames or self.unacknowledged or self.events)
 
     def detail(self) -> dict[str, Any]:
-        return {"frames_not_recorded": self.frames, "frames_stored_not_acknowledged": self.unacknowledged,
-                "events_not_logged": dict(self.events), "first_error": self.first_error, "since": self.since}
+        return {
+            "frames_not_recorded": self.frames,
+            "frames_stored_not_acknowledged": self.unacknowledged,
+            "events_not_logged": dict(self.events),
+            "first_error": self.first_error,
+            "since": self.since,
+        }
 
 
 class LiveCapture:
@@ -63,9 +68,17 @@ class LiveCapture:
     warn: told one line for each problem as it happens (stderr, the window's banner).
     """
 
-    def __init__(self, station: Station, make_source: SourceFactory, user: Session | None, *,
-                 record: bool | None = None, log: DecisionLog | None = None, refresh_library: bool = False,
-                 warn: Warn | None = None) -> None:
+    def __init__(
+        self,
+        station: Station,
+        make_source: SourceFactory,
+        user: Session | None,
+        *,
+        record: bool | None = None,
+        log: DecisionLog | None = None,
+        refresh_library: bool = False,
+        warn: Warn | None = None,
+    ) -> None:
         self.station, self.user = station, user
         self._make_source = make_source
         self.source: FrameSource | None = None
@@ -113,7 +126,9 @@ class LiveCapture:
         except AnchorWriteError as exc:  # stored, but its id is unknown here: not acknowledged
             self.outage.note(exc)
             self.outage.unacknowledged += 1
-            self._problem(f"frame {frame.seq} ({frame.origin or frame.source_id}) is stored but NOT acknowledged: {exc}")
+            self._problem(
+                f"frame {frame.seq} ({frame.origin or frame.source_id}) is stored but NOT acknowledged: {exc}"
+            )
             return None
         except (StorageError, AnchorError) as exc:
             # Not acknowledged and the loop keeps running: the next frame is stored as soon as the
@@ -122,8 +137,10 @@ class LiveCapture:
             self.outage.frames += 1
             requeue = getattr(source, "requeue", None)  # a watched folder can offer an unrecorded file again
             again = isinstance(exc, StorageError) and requeue is not None and requeue(frame)
-            self._problem(f"frame {frame.seq} ({frame.origin or frame.source_id}) was NOT recorded: {exc}"
-                          + ("; the file will be tried again" if again else ""))
+            self._problem(
+                f"frame {frame.seq} ({frame.origin or frame.source_id}) was NOT recorded: {exc}"
+                + ("; the file will be tried again" if again else "")
+            )
             return None
         timings = {**result.timings_ms, "record": 1000 * (time.perf_counter() - t0)}
         result = replace(result, inspection_id=inspection_id, timings_ms=timings)
@@ -203,8 +220,9 @@ class LiveCapture:
         if not self.outage or self._log is None:
             return
         try:
-            self._log.record_event("storage_recovered", self.outage.detail(), user=None,
-                                   subject=str(self._log.sdb.path))
+            self._log.record_event(
+                "storage_recovered", self.outage.detail(), user=None, subject=str(self._log.sdb.path)
+            )
             self.outage = StorageOutage()
         except (StorageError, AnchorError) as exc:
             self.warn(f"the storage outage could not be logged yet: {exc}")

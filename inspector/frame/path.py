@@ -47,14 +47,24 @@ class FramePath:
         # The frame as delivered: global view, native tiles for large frames, the camera's ROI.
         scored = score_frame(model.scorer, frame.rgb, self.scoring, frame.source_id)
         t1 = time.perf_counter()
-        ranking = rank(scored.embedding, index, model.scorer.logit_scale, top_k=top_k, local=scored.local,
-                       local_weight=scored.config.local_weight, scoring=scored.config)
+        ranking = rank(
+            scored.embedding,
+            index,
+            model.scorer.logit_scale,
+            top_k=top_k,
+            local=scored.local,
+            local_weight=scored.config.local_weight,
+            scoring=scored.config,
+        )
         verdict = decide(ranking, index, self.policy)
         t2 = time.perf_counter()
         return InspectionResult(
-            frame=frame, ranking=ranking, verdict=verdict,
+            frame=frame,
+            ranking=ranking,
+            verdict=verdict,
             image_sha256=image_sha256 or frame_sha256(frame),
-            timings_ms={"encode": 1000 * (t1 - t0), "rank": 1000 * (t2 - t1)}, embedding=scored.embedding,
+            timings_ms={"encode": 1000 * (t1 - t0), "rank": 1000 * (t2 - t1)},
+            embedding=scored.embedding,
         )
 
     def record(self, result: InspectionResult, user: Session) -> InspectionResult:

@@ -97,8 +97,11 @@ class OperatorQueue:
         """Apply the time limit; the ids moved to the review lane."""
         moved = []
         now = self.clock()
-        while self._parts and self._parts[0].shown_at is not None \
-                and now - self._parts[0].shown_at > self.policy.max_wait_s:
+        while (
+            self._parts
+            and self._parts[0].shown_at is not None
+            and now - self._parts[0].shown_at > self.policy.max_wait_s
+        ):
             moved.append(self._to_review("timeout"))
         return moved
 
@@ -112,8 +115,10 @@ class OperatorQueue:
         now = self.clock()
         on_screen = now - (now if head.shown_at is None else head.shown_at)
         if on_screen < self.policy.min_on_screen_s:
-            raise TooSoon(f"part {head.result.inspection_id} has been on screen only {on_screen * 1000:.0f} ms;"
-                          f" an answer needs {self.policy.min_on_screen_s * 1000:.0f} ms (a double tap?)")
+            raise TooSoon(
+                f"part {head.result.inspection_id} has been on screen only {on_screen * 1000:.0f} ms;"
+                f" an answer needs {self.policy.min_on_screen_s * 1000:.0f} ms (a double tap?)"
+            )
         if self.log is None or self.user is None:
             raise InspectorError("no database or nobody signed in: the answer cannot be recorded")
         decision_id = record_answer(self.log, head.result, self.user, kind, rank, typed)
@@ -138,10 +143,18 @@ class OperatorQueue:
             # Recorded before the part leaves the screen for good; a refused write propagates (the
             # part is then back at the head, so nothing is lost silently).
             try:
-                self.log.record_event(TO_REVIEW, {"reason": reason, "on_screen_s": waited, "waiting": self.waiting,
-                                                  "max_wait_s": self.policy.max_wait_s,
-                                                  "max_waiting": self.policy.max_waiting}, self.user,
-                                      subject=str(inspection_id))
+                self.log.record_event(
+                    TO_REVIEW,
+                    {
+                        "reason": reason,
+                        "on_screen_s": waited,
+                        "waiting": self.waiting,
+                        "max_wait_s": self.policy.max_wait_s,
+                        "max_waiting": self.policy.max_waiting,
+                    },
+                    self.user,
+                    subject=str(inspection_id),
+                )
             except InspectorError:
                 self._parts.insert(index, entry)
                 raise
@@ -161,12 +174,14 @@ def review_lane(log: DecisionLog, limit: int = 1000) -> list[dict[str, Any]]:
     return [row for row in (log.inspection(i) for i in ids) if row is not None]
 
 
-def answer_review(log: DecisionLog, user: Session, inspection_id: int, kind: str, rank: int | None = None,
-                  typed: str = "") -> int:
+def answer_review(
+    log: DecisionLog, user: Session, inspection_id: int, kind: str, rank: int | None = None, typed: str = ""
+) -> int:
     """Answer a part from the review lane (an operator or QA); the decision id."""
     if inspection_id not in pending_review_ids(log.sdb.conn, 1_000_000):
-        raise InspectorError(f"inspection {inspection_id} is not in the review lane (answered already, or never"
-                             " moved there)")
+        raise InspectorError(
+            f"inspection {inspection_id} is not in the review lane (answered already, or never moved there)"
+        )
     row = log.inspection(inspection_id)
     assert row is not None
     labels = [c["label_id"] for c in sorted(json.loads(row["candidates"]), key=lambda c: c["rank"])]

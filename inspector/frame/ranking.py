@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from inspector.library.labels import Library
 from inspector.frame.example_cache import CARRIED, ExampleCache, blend, text_scores
 from inspector.frame.records import Candidate, Ranking, Verdict
+from inspector.library.labels import Library
 from models.metrics import segment_label_scores, softmax
 
 
@@ -43,8 +43,7 @@ class RankingIndex:
             raise ValueError("description embeddings must be float32")
 
 
-def build_index(library: Library, embed_texts, model_id: str, library_version: int = 0,
-                examples=None) -> RankingIndex:
+def build_index(library: Library, embed_texts, model_id: str, library_version: int = 0, examples=None) -> RankingIndex:
     """Embed every description (through `embed_texts(list[str]) -> [M, D]`) and group by label.
 
     `examples(embeddings, counts) -> ExampleCache | None` compiles the labels' example images
@@ -92,8 +91,9 @@ def _label_scores_from(sims: np.ndarray, image_embeddings: np.ndarray, index: Ra
     return scores
 
 
-def blended_similarities(image_embedding: np.ndarray, local: np.ndarray | None, index: RankingIndex,
-                         local_weight: float) -> np.ndarray:
+def blended_similarities(
+    image_embedding: np.ndarray, local: np.ndarray | None, index: RankingIndex, local_weight: float
+) -> np.ndarray:
     """[M] per-description score: (1 - w) x global cosine + w x the best local cosine.
 
     The max over locations keeps a small defect's evidence, which the global mean averages away;
@@ -107,8 +107,16 @@ def blended_similarities(image_embedding: np.ndarray, local: np.ndarray | None, 
     return (1.0 - local_weight) * sims + local_weight * best
 
 
-def rank(image_embedding: np.ndarray, index: RankingIndex, logit_scale: float, top_k: int | None = None, *,
-         local: np.ndarray | None = None, local_weight: float = 0.0, scoring=None) -> Ranking:
+def rank(
+    image_embedding: np.ndarray,
+    index: RankingIndex,
+    logit_scale: float,
+    top_k: int | None = None,
+    *,
+    local: np.ndarray | None = None,
+    local_weight: float = 0.0,
+    scoring=None,
+) -> Ranking:
     """Rank the library's labels for one image embedding [D] (and its local features [K, D]).
 
     `scoring`: the inspector.frame.scoring.ScoringConfig the features were made with (recorded).
@@ -188,13 +196,17 @@ def decide(ranking: Ranking, index: RankingIndex, policy: VerdictPolicy = Verdic
     threshold = policy.default_threshold if threshold is None else threshold
     if top.probability < threshold:
         return Verdict(
-            "review", True, False,
+            "review",
+            True,
+            False,
             f"{top.label_name}: probability {top.probability:.2f} is below its threshold {threshold:.2f}",
         )
     if ranking.margin < policy.min_margin:
         second = ranking.candidates[1]
         return Verdict(
-            "review", True, False,
+            "review",
+            True,
+            False,
             f"{top.label_name} vs {second.label_name}: margin {ranking.margin:.2f} is below {policy.min_margin:.2f}",
         )
     return Verdict(top.disposition, top.disposition == "review", False, f"{top.label_name} ({top.probability:.2f})")

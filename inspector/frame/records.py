@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
@@ -20,11 +20,11 @@ DECISION_KINDS: tuple[str, ...] = ("confirm", "pick", "none_of_these", "reject_i
 
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC (records never hold naive times)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _check_utc(name: str, value: datetime) -> None:
-    if value.tzinfo is None or value.utcoffset() != timezone.utc.utcoffset(None):
+    if value.tzinfo is None or value.utcoffset() != UTC.utcoffset(None):
         raise ValueError(f"{name} must be a timezone-aware UTC datetime, got {value!r}")
 
 

@@ -81,8 +81,9 @@ def scoring_config(scorer: Scorer, settings: ScoringSettings, source_id: str = "
     return make_config(scorer.model_id, record, settings, settings.roi_for(source_id), local)
 
 
-def score_frame(scorer: Scorer, rgb: np.ndarray, settings: ScoringSettings, source_id: str = "",
-                for_maps: bool = False) -> ScoredFrame:
+def score_frame(
+    scorer: Scorer, rgb: np.ndarray, settings: ScoringSettings, source_id: str = "", for_maps: bool = False
+) -> ScoredFrame:
     """Encode one frame as delivered, through the station's front end and region of interest
     (`for_maps`: keep the tiles even when the ranking would not read them)."""
     config = scoring_config(scorer, settings, source_id)

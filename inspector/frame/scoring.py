@@ -62,8 +62,9 @@ class ScoringSettings:
 
 def _rects(value: Any, where: str) -> tuple[Rect, ...]:
     if not isinstance(value, list) or not all(
-            isinstance(r, list) and len(r) == 4 and all(isinstance(v, int) and not isinstance(v, bool) for v in r)
-            for r in value):
+        isinstance(r, list) and len(r) == 4 and all(isinstance(v, int) and not isinstance(v, bool) for v in r)
+        for r in value
+    ):
         raise ConfigError(f"{where} must be a list of [x0, y0, x1, y1] integer rectangles")
     for r in value:
         if not (0 <= r[0] < r[2] and 0 <= r[1] < r[3]):
@@ -80,8 +81,15 @@ def _roi(section: dict[str, Any], where: str, base: Path | None) -> CameraRoi:
     return CameraRoi(_rects(section.get("roi", []), f"{where} roi"), mask)
 
 
-_TYPES = {"input_size": int, "map_size": int, "tiling": str, "tile_size": int, "tile_overlap": int, "local_weight": (int, float),
-          "flips": str}
+_TYPES = {
+    "input_size": int,
+    "map_size": int,
+    "tiling": str,
+    "tile_size": int,
+    "tile_overlap": int,
+    "local_weight": (int, float),
+    "flips": str,
+}
 
 
 def parse_scoring(section: dict[str, Any], source: str) -> ScoringSettings:
@@ -100,14 +108,17 @@ def parse_scoring(section: dict[str, Any], source: str) -> ScoringSettings:
     if not isinstance(templates, list) or not all(isinstance(t, str) and t.count("{}") == 1 for t in templates):
         raise ConfigError(f"{source}: [scoring] caption_templates must be strings with one '{{}}' each")
     cameras = section.get("cameras", {})
-    if not isinstance(cameras, dict) or not all(isinstance(v, dict) and set(v) <= {"roi", "roi_mask"}
-                                                for v in cameras.values()):
+    if not isinstance(cameras, dict) or not all(
+        isinstance(v, dict) and set(v) <= {"roi", "roi_mask"} for v in cameras.values()
+    ):
         raise ConfigError(f"{source}: [scoring.cameras.<source id>] tables take roi and roi_mask only")
     base = Path(source).parent if source and not source.startswith("<") else None
-    settings = ScoringSettings(**values, caption_templates=tuple(templates),
-                               roi=_roi(section, f"{source}: [scoring]", base),
-                               cameras=tuple((k, _roi(v, f"{source}: [scoring.cameras.{k}]", base))
-                                             for k, v in sorted(cameras.items())))
+    settings = ScoringSettings(
+        **values,
+        caption_templates=tuple(templates),
+        roi=_roi(section, f"{source}: [scoring]", base),
+        cameras=tuple((k, _roi(v, f"{source}: [scoring.cameras.{k}]", base)) for k, v in sorted(cameras.items())),
+    )
     check_settings(settings, source)
     return settings
 
@@ -138,11 +149,13 @@ def roi_mask(roi: CameraRoi, height: int, width: int) -> np.ndarray | None:
     if roi.mask:
         image = _mask_image(roi.mask, *_stamp(roi.mask))
         if image.shape[:2] != (height, width):
-            raise InspectorError(f"ROI mask {roi.mask} is {image.shape[1]}x{image.shape[0]}, the frame "
-                                 f"{width}x{height}: draw the mask at the camera's resolution")
+            raise InspectorError(
+                f"ROI mask {roi.mask} is {image.shape[1]}x{image.shape[0]}, the frame "
+                f"{width}x{height}: draw the mask at the camera's resolution"
+            )
         mask |= image.max(axis=2) > 0
     for x0, y0, x1, y1 in roi.rects:
-        mask[y0:min(y1, height), x0:min(x1, width)] = True
+        mask[y0 : min(y1, height), x0 : min(x1, width)] = True
     if not mask.any():
         raise InspectorError(f"the region of interest leaves nothing of this {width}x{height} frame to score")
     return mask
@@ -189,10 +202,14 @@ class ScoringConfig:
     map_size: int = 0  # the localization maps' short side (0: the ranking's)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model_id": self.model_id, "front_end": json.loads(json.dumps(dict(self.front_end))),
-                "local_weight": self.local_weight, "caption_templates": list(self.caption_templates),
-                "map_size": self.map_size,
-                "roi": json.loads(json.dumps(dict(self.roi))) or None}
+        return {
+            "model_id": self.model_id,
+            "front_end": json.loads(json.dumps(dict(self.front_end))),
+            "local_weight": self.local_weight,
+            "caption_templates": list(self.caption_templates),
+            "map_size": self.map_size,
+            "roi": json.loads(json.dumps(dict(self.roi))) or None,
+        }
 
     @cached_property
     def json(self) -> str:
@@ -204,13 +221,20 @@ class ScoringConfig:
         return hashlib.sha256(self.json.encode("utf-8")).hexdigest()
 
 
-def make_config(model_id: str, front_end: dict[str, Any], settings: ScoringSettings, roi: CameraRoi,
-                local: bool) -> ScoringConfig:
+def make_config(
+    model_id: str, front_end: dict[str, Any], settings: ScoringSettings, roi: CameraRoi, local: bool
+) -> ScoringConfig:
     """The record for one camera; `local` False when the scorer has no local features to blend."""
     roi_part: dict[str, Any] = {}
     if roi.rects:
         roi_part["rects"] = [list(r) for r in roi.rects]
     if roi.mask:
         roi_part["mask"], roi_part["mask_sha256"] = roi.mask, _file_sha256(roi.mask)
-    return ScoringConfig(model_id, tuple(sorted(front_end.items())), float(settings.local_weight) if local else 0.0,
-                         tuple(settings.caption_templates), tuple(sorted(roi_part.items())), int(settings.map_size))
+    return ScoringConfig(
+        model_id,
+        tuple(sorted(front_end.items())),
+        float(settings.local_weight) if local else 0.0,
+        tuple(settings.caption_templates),
+        tuple(sorted(roi_part.items())),
+        int(settings.map_size),
+    )

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from inspector.library.labels import Library
 from inspector.store.database import parse_time
 from inspector.store.decision_log import DecisionLog, TimeArg
-from inspector.library.labels import Library
 
 NONE_OF_THESE = "none_of_these"
 # Decision kinds whose answer names a label (by its rank in the stored ranking).
@@ -102,10 +102,14 @@ def answers_in_force(decisions: Iterable[Mapping[str, Any]]) -> dict[int, Mappin
     return found
 
 
-def agreement_from_rows(inspections: Sequence[Mapping[str, Any]], decisions: Iterable[Mapping[str, Any]],
-                        label_order: Sequence[str] = (), names: Mapping[str, str] | None = None,
-                        window: tuple[str | None, str | None] = (None, None), truncated: bool = False
-                        ) -> AgreementReport:
+def agreement_from_rows(
+    inspections: Sequence[Mapping[str, Any]],
+    decisions: Iterable[Mapping[str, Any]],
+    label_order: Sequence[str] = (),
+    names: Mapping[str, str] | None = None,
+    window: tuple[str | None, str | None] = (None, None),
+    truncated: bool = False,
+) -> AgreementReport:
     """The figures from inspection and decision rows as DecisionLog returns them (pure)."""
     answers = answers_in_force(decisions)
     all_names = dict(names or {})
@@ -143,12 +147,29 @@ def agreement_from_rows(inspections: Sequence[Mapping[str, Any]], decisions: Ite
     columns = tuple(i for i in order if counts[i][0]) + ((NONE_OF_THESE,) if none else ())
     table = tuple(tuple(pairs.get((r, c), 0) for c in columns) for r in rows)
     all_names.setdefault(NONE_OF_THESE, "None of these")
-    return AgreementReport(window[0], window[1], answered, top1, top3, none, rejected, unanswered, labels,
-                           ConfusionTable(rows, columns, table), all_names, truncated)
+    return AgreementReport(
+        window[0],
+        window[1],
+        answered,
+        top1,
+        top3,
+        none,
+        rejected,
+        unanswered,
+        labels,
+        ConfusionTable(rows, columns, table),
+        all_names,
+        truncated,
+    )
 
 
-def compute_agreement(log: DecisionLog, from_ts: TimeArg = None, to_ts: TimeArg = None,
-                      library: Library | None = None, max_inspections: int = 100_000) -> AgreementReport:
+def compute_agreement(
+    log: DecisionLog,
+    from_ts: TimeArg = None,
+    to_ts: TimeArg = None,
+    library: Library | None = None,
+    max_inspections: int = 100_000,
+) -> AgreementReport:
     """Agreement over the inspections recorded in [from_ts, to_ts) (None: open-ended).
 
     `library` (normally the one in force) gives the row order and display names; labels that
@@ -165,5 +186,6 @@ def compute_agreement(log: DecisionLog, from_ts: TimeArg = None, to_ts: TimeArg 
         decisions = [row for row in rows if int(row["inspection_id"]) in wanted]
     order = library.label_ids if library is not None else ()
     names = {label.id: label.name for label in library.labels} if library is not None else {}
-    return agreement_from_rows(inspections, decisions, order, names, (lo, hi),
-                               truncated=len(inspections) >= max_inspections)
+    return agreement_from_rows(
+        inspections, decisions, order, names, (lo, hi), truncated=len(inspections) >= max_inspections
+    )

@@ -18,7 +18,7 @@ import json
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +134,9 @@ class PairDataset:
         return self.load_image(index), self.caption(index)
 
 
-def label_texts_for(pairs: Sequence[TrainingPair], library: Mapping[str, Sequence[str]] | None = None
-                    ) -> dict[str, list[str]]:
+def label_texts_for(
+    pairs: Sequence[TrainingPair], library: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, list[str]]:
     """What ranks the held-out images: the library given (the one in force), plus any label only the
     pairs know (retired since), with the descriptions its pairs carried."""
     texts = {k: list(v) for k, v in (library or {}).items()}
@@ -153,8 +154,10 @@ def _metrics(result: Mapping[str, Any]) -> dict[str, Any]:
 def _evaluate_both(bundle: Any, sets: Mapping[str, tuple[list, list, dict, tuple]]) -> dict[str, Any]:
     from models.evaluate import evaluate
 
-    return {name: _metrics(evaluate(bundle, images, labels, texts, ok_labels=ok))
-            for name, (images, labels, texts, ok) in sets.items()}
+    return {
+        name: _metrics(evaluate(bundle, images, labels, texts, ok_labels=ok))
+        for name, (images, labels, texts, ok) in sets.items()
+    }
 
 
 def _forgetting_set(cfg: FinetuneConfig) -> tuple[list, list, dict, tuple]:
@@ -171,10 +174,21 @@ def _train_config(cfg: FinetuneConfig, n: int, world: int, state_dir: Path) -> A
     batch -= batch % world
     if batch < 2:
         raise FinetuneError(f"{n} training items cannot fill a batch of 2 per {world} processes; confirm more parts")
-    return TrainConfig(steps=cfg.steps, batch_size=batch, lr=cfg.lr, warmup_steps=min(cfg.warmup_steps, cfg.steps),
-                       loss_variant=cfg.loss, unfreeze_image_blocks=cfg.unfreeze_image_blocks, seed=cfg.seed,
-                       checkpoint_dir=str(state_dir), checkpoint_every=max(10, cfg.steps // 10), resume=cfg.resume,
-                       max_wall_seconds=cfg.max_wall_seconds, device=cfg.device, progress_bar=False)
+    return TrainConfig(
+        steps=cfg.steps,
+        batch_size=batch,
+        lr=cfg.lr,
+        warmup_steps=min(cfg.warmup_steps, cfg.steps),
+        loss_variant=cfg.loss,
+        unfreeze_image_blocks=cfg.unfreeze_image_blocks,
+        seed=cfg.seed,
+        checkpoint_dir=str(state_dir),
+        checkpoint_every=max(10, cfg.steps // 10),
+        resume=cfg.resume,
+        max_wall_seconds=cfg.max_wall_seconds,
+        device=cfg.device,
+        progress_bar=False,
+    )
 
 
 def _check_data(ts: TrainingSet, cfg: FinetuneConfig) -> None:
@@ -183,12 +197,21 @@ def _check_data(ts: TrainingSet, cfg: FinetuneConfig) -> None:
         raise FinetuneError(
             f"not enough confirmed decisions: {len(ts.train)} training images over {len(labels)} labels and"
             f" {len(ts.heldout)} held-out (need >= {cfg.min_train_pairs} over >= 2 labels, and >= 1 held out);"
-            " confirm more parts, add other stations' export bundles, or change the held-out fraction")
+            " confirm more parts, add other stations' export bundles, or change the held-out fraction"
+        )
 
 
-def train_candidate(ts: TrainingSet, base_ref: str, cfg: FinetuneConfig, out_dir: str | Path, *,
-                    library: Mapping[str, Sequence[str]] | None = None, ok_labels: Sequence[str] = ("ok",),
-                    progress: Progress = None, cancelled: Callable[[], bool] | None = None) -> EngineOutcome:
+def train_candidate(
+    ts: TrainingSet,
+    base_ref: str,
+    cfg: FinetuneConfig,
+    out_dir: str | Path,
+    *,
+    library: Mapping[str, Sequence[str]] | None = None,
+    ok_labels: Sequence[str] = ("ok",),
+    progress: Progress = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> EngineOutcome:
     """Evaluate the base, fine-tune it, evaluate the candidate on the same sets, save it (rank 0)."""
     from models.distributed import init_distributed
     from models.factory import load_model
@@ -198,9 +221,16 @@ def train_candidate(ts: TrainingSet, base_ref: str, cfg: FinetuneConfig, out_dir
     stop = cancelled or (lambda: False)
     out = Path(out_dir).absolute()  # the registry keeps this path: it must not depend on the working folder
     out.mkdir(parents=True, exist_ok=True)
-    recipe = {"base": base_ref, "finetune": asdict(cfg), "n_train": len(ts.train), "n_heldout": len(ts.heldout),
-              "split_seed": ts.seed, "heldout_fraction": ts.heldout_fraction, "excluded": dict(ts.excluded),
-              "hard_pairs": sum(1 for p in ts.train if p.outranked)}
+    recipe = {
+        "base": base_ref,
+        "finetune": asdict(cfg),
+        "n_train": len(ts.train),
+        "n_heldout": len(ts.heldout),
+        "split_seed": ts.seed,
+        "heldout_fraction": ts.heldout_fraction,
+        "excluded": dict(ts.excluded),
+        "hard_pairs": sum(1 for p in ts.train if p.outranked),
+    }
     with model_errors():
         info = init_distributed(cfg.device)
         say = (progress if info.is_main else None) or (lambda _p: None)  # one report per job, not per rank
@@ -233,16 +263,21 @@ def train_candidate(ts: TrainingSet, base_ref: str, cfg: FinetuneConfig, out_dir
             return not stop()
 
         result = fit(bundle, dataset, train_cfg, on_step)
-        done = dict(steps_done=result.steps_done, completed=result.completed, reason=result.reason,
-                    world_size=info.world_size)
+        done = dict(
+            steps_done=result.steps_done, completed=result.completed, reason=result.reason, world_size=info.world_size
+        )
         if result.cancelled:
             return EngineOutcome("cancelled", parent, ts.data_hash, recipe, **done)
         if not info.is_main:
             return EngineOutcome("worker", parent, ts.data_hash, recipe, **done)
         say(FinetuneProgress("evaluate", result.steps_done, cfg.steps, "evaluating the candidate"))
         figures["candidate"] = _evaluate_both(bundle, sets)
-        figures["training"] = {"steps_done": result.steps_done, "completed": result.completed,
-                               "wall_s": result.wall_s, "final_losses": result.final_losses}
+        figures["training"] = {
+            "steps_done": result.steps_done,
+            "completed": result.completed,
+            "wall_s": result.wall_s,
+            "final_losses": result.final_losses,
+        }
         path = out / f"finetune-{_stamp()}-{key[:12]}"
         model_id = _save(bundle, train_cfg, path, parent, ts, recipe, figures)
     if result.completed:  # a capped run keeps its state: the next run with resume continues it
@@ -252,18 +287,29 @@ def train_candidate(ts: TrainingSet, base_ref: str, cfg: FinetuneConfig, out_dir
 
 
 def _stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _save(bundle: Any, train_cfg: Any, path: Path, parent: str, ts: TrainingSet, recipe: dict[str, Any],
-          figures: dict[str, Any]) -> str:
+def _save(
+    bundle: Any,
+    train_cfg: Any,
+    path: Path,
+    parent: str,
+    ts: TrainingSet,
+    recipe: dict[str, Any],
+    figures: dict[str, Any],
+) -> str:
     from models.checkpoint import save_checkpoint
     from models.freeze import trained_flags
 
     sources = sorted({p.source for p in ts.train})
-    metadata = {"parent_model_id": parent, "training": recipe, "metrics": figures,
-                "data_sources": [{"name": s, "kind": "operator confirmations"} for s in sources],
-                "finetune": {"data_hash": ts.data_hash, "n_train": len(ts.train), "n_heldout": len(ts.heldout)}}
+    metadata = {
+        "parent_model_id": parent,
+        "training": recipe,
+        "metrics": figures,
+        "data_sources": [{"name": s, "kind": "operator confirmations"} for s in sources],
+        "finetune": {"data_hash": ts.data_hash, "n_train": len(ts.train), "n_heldout": len(ts.heldout)},
+    }
     # As `inspector train` does: only the pip-pretrained default can be rebuilt under a partial save.
     partial = bundle.arch == "inspector-default"
     with trained_flags(bundle.model, train_cfg, keep=bundle.metadata.get("partial_keys", ())):

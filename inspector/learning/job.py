@@ -26,14 +26,24 @@ from inspector.learning.sources import training_set_from
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of the job (also the documentation of its command line)."""
-    p = argparse.ArgumentParser(prog="python -m inspector.learning.job",
-                                description="fine-tune one model from several stations' confirmed decisions")
+    p = argparse.ArgumentParser(
+        prog="python -m inspector.learning.job",
+        description="fine-tune one model from several stations' confirmed decisions",
+    )
     p.add_argument("--bundle", action="append", default=[], help="audit export bundle folder (repeat per station)")
     p.add_argument("--pairs", action="append", default=[], help="pairs JSONL (inspector finetune --write-pairs)")
-    p.add_argument("--key", action="append", default=[],
-                   help="station key file per --bundle, in the same order, to check manifest HMACs too")
-    p.add_argument("--station-key", action="append", default=[],
-                   help="public key of each --bundle's station, same order (`inspector log identity` there)")
+    p.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        help="station key file per --bundle, in the same order, to check manifest HMACs too",
+    )
+    p.add_argument(
+        "--station-key",
+        action="append",
+        default=[],
+        help="public key of each --bundle's station, same order (`inspector log identity` there)",
+    )
     p.add_argument("--base", default="inspector-default", help="model the stations run: name or checkpoint")
     p.add_argument("--out", required=True, help="folder for the candidate checkpoint and resumable state")
     p.add_argument("--summary", help="also write rank 0's JSON summary to this file")
@@ -50,18 +60,33 @@ def _training_set(args: argparse.Namespace) -> TrainingSet:
         keys = [bytes.fromhex(Path(k).read_text(encoding="ascii").strip()) for k in args.key]
     except (OSError, ValueError) as exc:
         raise InspectorError(f"cannot read a station key: {exc}") from None
-    return training_set_from(None, args.bundle, heldout_fraction=args.heldout_fraction, seed=args.split_seed,
-                             keys=keys, station_keys=args.station_key)
+    return training_set_from(
+        None,
+        args.bundle,
+        heldout_fraction=args.heldout_fraction,
+        seed=args.split_seed,
+        keys=keys,
+        station_keys=args.station_key,
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
     """The FinetuneConfig a parsed command line asks for."""
-    return FinetuneConfig(loss=args.loss, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                          unfreeze_image_blocks=args.unfreeze_image_blocks, seed=args.seed,
-                          heldout_fraction=args.heldout_fraction, split_seed=args.split_seed,
-                          max_wall_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
-                          forgetting_n=args.forgetting_n, forgetting_size=args.forgetting_size,
-                          resume=not args.no_resume, device=args.device)
+    return FinetuneConfig(
+        loss=args.loss,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        unfreeze_image_blocks=args.unfreeze_image_blocks,
+        seed=args.seed,
+        heldout_fraction=args.heldout_fraction,
+        split_seed=args.split_seed,
+        max_wall_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
+        forgetting_n=args.forgetting_n,
+        forgetting_size=args.forgetting_size,
+        resume=not args.no_resume,
+        device=args.device,
+    )
 
 
 def _progress(p: FinetuneProgress) -> None:
@@ -78,10 +103,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         ts = _training_set(args)
         outcome = train_candidate(ts, args.base, config_from_args(args), args.out, progress=_progress)
         if outcome.status == "done":
-            summary = {"model_id": outcome.model_id, "checkpoint": outcome.checkpoint, "parent_id": outcome.parent_id,
-                       "data_hash": outcome.data_hash, "world_size": outcome.world_size,
-                       "steps_done": outcome.steps_done, "completed": outcome.completed,
-                       "n_train": len(ts.train), "n_heldout": len(ts.heldout), "figures": outcome.figures}
+            summary = {
+                "model_id": outcome.model_id,
+                "checkpoint": outcome.checkpoint,
+                "parent_id": outcome.parent_id,
+                "data_hash": outcome.data_hash,
+                "world_size": outcome.world_size,
+                "steps_done": outcome.steps_done,
+                "completed": outcome.completed,
+                "n_train": len(ts.train),
+                "n_heldout": len(ts.heldout),
+                "figures": outcome.figures,
+            }
             text = json.dumps(summary, indent=1, sort_keys=True)
             print(text)
             if args.summary:

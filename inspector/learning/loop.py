@@ -14,18 +14,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inspector.store.decision_log import DecisionLog
 from inspector.learning.engine import (
-    EngineOutcome, FinetuneConfig, FinetuneError, FinetuneProgress, PairDataset, Progress, train_candidate,
+    EngineOutcome,
+    FinetuneConfig,
+    FinetuneError,
+    FinetuneProgress,
+    PairDataset,
+    Progress,
+    train_candidate,
 )
 from inspector.learning.pairs import ProposedDescription, TrainingPair, TrainingSet, build_training_set
-from inspector.learning.sources import training_set_from
 from inspector.learning.registry import ModelRegistry, RegisteredModel, active_model_ref
+from inspector.learning.sources import training_set_from
+from inspector.store.decision_log import DecisionLog
 from inspector.store.users import Session, authorize
 
 __all__ = [
-    "FinetuneConfig", "FinetuneError", "FinetuneProgress", "FinetuneResult", "PairDataset", "ProposedDescription",
-    "TrainingPair", "TrainingSet", "active_model_ref", "build_training_set", "run_finetune", "training_set_from",
+    "FinetuneConfig",
+    "FinetuneError",
+    "FinetuneProgress",
+    "FinetuneResult",
+    "PairDataset",
+    "ProposedDescription",
+    "TrainingPair",
+    "TrainingSet",
+    "active_model_ref",
+    "build_training_set",
+    "run_finetune",
+    "training_set_from",
 ]
 
 
@@ -51,8 +67,10 @@ class FinetuneResult:
         lines = [f"{head}; {o.steps_done} steps ({o.reason}); candidate {self.candidate.model_id[:12]} registered"]
         for name in ("confirmations", "typed_defects"):
             b, c = o.figures["baseline"][name], o.figures["candidate"][name]
-            lines.append(f"  {name:>13}: top-1 {b['top1']:.3f} -> {c['top1']:.3f}, top-3 {b['top3']:.3f} -> "
-                         f"{c['top3']:.3f}, MRR {b['mrr']:.3f} -> {c['mrr']:.3f} (n={c['n']})")
+            lines.append(
+                f"  {name:>13}: top-1 {b['top1']:.3f} -> {c['top1']:.3f}, top-3 {b['top3']:.3f} -> "
+                f"{c['top3']:.3f}, MRR {b['mrr']:.3f} -> {c['mrr']:.3f} (n={c['n']})"
+            )
         if ts.proposals:
             lines.append(f"  {len(ts.proposals)} 'none of these' descriptions await QA (inspector finetune --dry-run)")
         return "\n".join(lines)
@@ -79,10 +97,19 @@ def _stable_ref(ref: str) -> str:
     return ref
 
 
-def run_finetune(station_or_log: Any, base_model_ref: str | None, config: FinetuneConfig = FinetuneConfig(),
-                 progress: Progress = None, cancelled: Callable[[], bool] | None = None, *, user: Session,
-                 default_ref: str = "inspector-default", out_dir: str | Path | None = None,
-                 bundles: Iterable[str | Path] = (), station_keys: Sequence[str] = ()) -> FinetuneResult:
+def run_finetune(
+    station_or_log: Any,
+    base_model_ref: str | None,
+    config: FinetuneConfig = FinetuneConfig(),
+    progress: Progress = None,
+    cancelled: Callable[[], bool] | None = None,
+    *,
+    user: Session,
+    default_ref: str = "inspector-default",
+    out_dir: str | Path | None = None,
+    bundles: Iterable[str | Path] = (),
+    station_keys: Sequence[str] = (),
+) -> FinetuneResult:
     """Fine-tune from the confirmed decisions (plus any export bundles) and register the candidate.
 
     base_model_ref None means the model in use: the active registered one, else `default_ref` (the
@@ -96,33 +123,61 @@ def run_finetune(station_or_log: Any, base_model_ref: str | None, config: Finetu
         registry = ModelRegistry(log)
         in_use = base_model_ref is None
         base = base_model_ref or active_model_ref(log) or default_ref
-        ts = training_set_from(log, list(bundles), heldout_fraction=config.heldout_fraction, seed=config.split_seed,
-                               station_keys=station_keys)
+        ts = training_set_from(
+            log,
+            list(bundles),
+            heldout_fraction=config.heldout_fraction,
+            seed=config.split_seed,
+            station_keys=station_keys,
+        )
         version, library = log.library.in_force()
         out = Path(out_dir) if out_dir else log.sdb.path.parent / "models"
-        outcome = train_candidate(ts, base, config, out, library=library.label_texts() if version else None,
-                                  ok_labels=library.ok_label_ids if version else ("ok",),
-                                  progress=progress, cancelled=cancelled)
+        outcome = train_candidate(
+            ts,
+            base,
+            config,
+            out,
+            library=library.label_texts() if version else None,
+            ok_labels=library.ok_label_ids if version else ("ok",),
+            progress=progress,
+            cancelled=cancelled,
+        )
         if outcome.status != "done":
             return FinetuneResult("cancelled", ts, outcome)
         known = {m.model_id for m in registry.list()}
         if outcome.parent_id not in known:
             # Registered so a rollback can return to it; "retired" when it is not what the station runs.
             state = "active" if in_use and registry.active() is None else "retired"
-            registry.register(outcome.parent_id, _stable_ref(base), user, parent_id=None, data_hash="",
-                              recipe={"source": base}, figures={"baseline": outcome.figures["baseline"]},
-                              state=state, reason="the station's model before fine-tuning" if state == "active"
-                              else "base of a fine-tune; not in use here")
+            registry.register(
+                outcome.parent_id,
+                _stable_ref(base),
+                user,
+                parent_id=None,
+                data_hash="",
+                recipe={"source": base},
+                figures={"baseline": outcome.figures["baseline"]},
+                state=state,
+                reason="the station's model before fine-tuning"
+                if state == "active"
+                else "base of a fine-tune; not in use here",
+            )
         if outcome.model_id in known:  # training is deterministic: the same data and settings, the same weights
             return FinetuneResult("candidate", ts, outcome, registry.get(outcome.model_id or ""))
-        candidate = registry.register(outcome.model_id or "", outcome.checkpoint or "", user,
-                                      parent_id=outcome.parent_id, data_hash=outcome.data_hash,
-                                      recipe=outcome.recipe, figures=outcome.figures)
+        candidate = registry.register(
+            outcome.model_id or "",
+            outcome.checkpoint or "",
+            user,
+            parent_id=outcome.parent_id,
+            data_hash=outcome.data_hash,
+            recipe=outcome.recipe,
+            figures=outcome.figures,
+        )
         return FinetuneResult("candidate", ts, outcome, candidate)
 
 
-def register_checkpoint(log: DecisionLog, path: str | Path, user: Session,
-                        reason: str = "candidate from a fine-tuning job") -> RegisteredModel:
+def register_checkpoint(
+    log: DecisionLog, path: str | Path, user: Session, reason: str = "candidate from a fine-tuning job"
+) -> RegisteredModel:
     """Register a candidate written by inspector.learning.job (e.g. under torchrun): its sidecar
     carries the parent, the data hash, the recipe and the figures; the weights are verified first."""
     from inspector.errors import model_errors
@@ -136,6 +191,13 @@ def register_checkpoint(log: DecisionLog, path: str | Path, user: Session,
         raise FinetuneError(f"{path} carries no held-out figures; only fine-tuned candidates can be registered")
     stem = Path(path)
     stem = stem.with_suffix("") if stem.suffix in (".safetensors", ".json") else stem
-    return ModelRegistry(log).register(model_id, str(stem.absolute()), user, parent_id=sidecar.get("parent_model_id"),
-                                       data_hash=sidecar.get("finetune", {}).get("data_hash", ""),
-                                       recipe=sidecar.get("training", {}), figures=figures, reason=reason)
+    return ModelRegistry(log).register(
+        model_id,
+        str(stem.absolute()),
+        user,
+        parent_id=sidecar.get("parent_model_id"),
+        data_hash=sidecar.get("finetune", {}).get("data_hash", ""),
+        recipe=sidecar.get("training", {}),
+        figures=figures,
+        reason=reason,
+    )

@@ -45,8 +45,12 @@ class TrainingPair:
     @property
     def pair_id(self) -> str:
         """SHA-256 of what training sees (image, label, texts, evidence); not where the file lies."""
-        body = {"image": self.image_sha256, "label": self.label_id, "descriptions": list(self.descriptions),
-                "outranked": list(self.outranked)}
+        body = {
+            "image": self.image_sha256,
+            "label": self.label_id,
+            "descriptions": list(self.descriptions),
+            "outranked": list(self.outranked),
+        }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -104,8 +108,9 @@ def heldout_key(seed: int, image_sha256: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def split_pairs(pairs: Iterable[TrainingPair], fraction: float, seed: int) -> tuple[tuple[TrainingPair, ...],
-                                                                                   tuple[TrainingPair, ...]]:
+def split_pairs(
+    pairs: Iterable[TrainingPair], fraction: float, seed: int
+) -> tuple[tuple[TrainingPair, ...], tuple[TrainingPair, ...]]:
     """(train, held-out): an image is held out iff heldout_key(seed, hash) < fraction.
 
     The rule is applied within every label alike, so each label is held out at the same expected
@@ -131,13 +136,20 @@ def _pair(src: DecisionSource, row: Mapping[str, Any], d: Mapping[str, Any]) -> 
     texts = tuple(src.descriptions.get((version, label), ()))
     if not texts:  # e.g. a bundle whose window lacks that library version: the ranking still names one
         texts = tuple(c["description"] for c in candidates if c["label_id"] == label)
-    return TrainingPair(sha, str(src.image_path(sha)), label, texts,
-                        tuple(c["label_id"] for c in candidates[:rank - 1]), src.name, int(row["id"]),
-                        int(d["id"]), version)
+    return TrainingPair(
+        sha,
+        str(src.image_path(sha)),
+        label,
+        texts,
+        tuple(c["label_id"] for c in candidates[: rank - 1]),
+        src.name,
+        int(row["id"]),
+        int(d["id"]),
+        version,
+    )
 
 
-def build_training_set(sources: Iterable[DecisionSource], heldout_fraction: float = 0.2,
-                       seed: int = 0) -> TrainingSet:
+def build_training_set(sources: Iterable[DecisionSource], heldout_fraction: float = 0.2, seed: int = 0) -> TrainingSet:
     """Apply the module's rules to one or more stations' rows; see the module docstring."""
     excluded: Counter[str] = Counter()
     by_image: dict[str, list[tuple[tuple[str, str, int], DecisionSource, Mapping, Mapping]]] = {}
@@ -156,9 +168,19 @@ def build_training_set(sources: Iterable[DecisionSource], heldout_fraction: floa
             sha = row.get("image_sha256")
             if d["kind"] == "none_of_these":
                 text = str(d["typed_description"]).strip()
-                proposals.setdefault((text.lower(), sha), ProposedDescription(
-                    text, sha, str(row["top_label_id"]), str(d["operator"]), str(d["decided_at"]), src.name,
-                    int(row["id"]), int(d["id"])))
+                proposals.setdefault(
+                    (text.lower(), sha),
+                    ProposedDescription(
+                        text,
+                        sha,
+                        str(row["top_label_id"]),
+                        str(d["operator"]),
+                        str(d["decided_at"]),
+                        src.name,
+                        int(row["id"]),
+                        int(d["id"]),
+                    ),
+                )
             if not sha:
                 excluded["no_image"] += 1
                 continue
@@ -191,8 +213,11 @@ def write_pairs_jsonl(training_set: TrainingSet, path: str | Path) -> Path:
     path = Path(path)
     if path.exists():
         raise DataError(f"{path} exists; pairs files are never overwritten: name a new file")
-    lines = [json.dumps({"split": split, **asdict(p)}, sort_keys=True)
-             for split, pairs in (("train", training_set.train), ("heldout", training_set.heldout)) for p in pairs]
+    lines = [
+        json.dumps({"split": split, **asdict(p)}, sort_keys=True)
+        for split, pairs in (("train", training_set.train), ("heldout", training_set.heldout))
+        for p in pairs
+    ]
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
 
@@ -207,8 +232,13 @@ def read_pairs_jsonl(paths: Iterable[str | Path], heldout_fraction: float = 0.2,
             items = [json.loads(line) for line in lines if line.strip()]
             for item in items:
                 item.pop("split", None)
-                pair = TrainingPair(**{**item, "descriptions": tuple(item["descriptions"]),
-                                       "outranked": tuple(item.get("outranked", ()))})
+                pair = TrainingPair(
+                    **{
+                        **item,
+                        "descriptions": tuple(item["descriptions"]),
+                        "outranked": tuple(item.get("outranked", ())),
+                    }
+                )
                 dupes += pair.image_sha256 in seen
                 seen.setdefault(pair.image_sha256, pair)
         except (OSError, ValueError, TypeError, KeyError) as exc:

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from inspector.errors import InspectorError
 from inspector.store.database import event_row
 from inspector.store.decision_log import DecisionLog
-from inspector.errors import InspectorError
 from inspector.store.users import Session, authorize
 
 STATES = ("candidate", "active", "retired")
@@ -68,8 +68,9 @@ def tolerances_for(tolerance: float, set_tolerances: Mapping[str, float] | None 
     return allowed
 
 
-def promotion_problems(figures: Mapping[str, Any], tolerance: float,
-                       set_tolerances: Mapping[str, float] | None = None) -> list[str]:
+def promotion_problems(
+    figures: Mapping[str, Any], tolerance: float, set_tolerances: Mapping[str, float] | None = None
+) -> list[str]:
     """Where the candidate is worse than its baseline beyond the set's tolerance (empty: promotable)."""
     allowed = tolerances_for(tolerance, set_tolerances)
     problems = []
@@ -80,8 +81,10 @@ def promotion_problems(figures: Mapping[str, Any], tolerance: float,
             continue
         for metric in PROMOTION_METRICS:
             if cand[metric] < base[metric] - allowed[name]:
-                problems.append(f"{name} {metric} {cand[metric]:.3f} is below the current model's {base[metric]:.3f}"
-                                f" by more than the tolerance {allowed[name]:.3f}")
+                problems.append(
+                    f"{name} {metric} {cand[metric]:.3f} is below the current model's {base[metric]:.3f}"
+                    f" by more than the tolerance {allowed[name]:.3f}"
+                )
     return problems
 
 
@@ -95,10 +98,23 @@ class ModelRegistry:
         """Every registered model, oldest first, with its current state."""
         rows = self.sdb.db.query(
             "SELECT r.*, (SELECT state FROM model_states s WHERE s.model_id = r.model_id ORDER BY s.id DESC LIMIT 1)"
-            " AS state FROM model_registry r ORDER BY r.id")
-        return [RegisteredModel(r["model_id"], r["parent_id"], r["data_hash"], json.loads(r["recipe"]),
-                                json.loads(r["figures"]), r["checkpoint"], r["state"], r["recorded_at"], r["user"],
-                                r["reason"]) for r in rows]
+            " AS state FROM model_registry r ORDER BY r.id"
+        )
+        return [
+            RegisteredModel(
+                r["model_id"],
+                r["parent_id"],
+                r["data_hash"],
+                json.loads(r["recipe"]),
+                json.loads(r["figures"]),
+                r["checkpoint"],
+                r["state"],
+                r["recorded_at"],
+                r["user"],
+                r["reason"],
+            )
+            for r in rows
+        ]
 
     def get(self, model_id: str) -> RegisteredModel:
         """The model with this id, or a unique prefix of it (at least 8 hex digits)."""
@@ -123,9 +139,19 @@ class ModelRegistry:
         where, params = (" WHERE model_id = ?", [model_id]) if model_id else ("", [])
         return list(self.sdb.db.query("SELECT * FROM model_states" + where + " ORDER BY id", params))
 
-    def register(self, model_id: str, checkpoint: str, user: Session, *, parent_id: str | None, data_hash: str,
-                 recipe: Mapping[str, Any], figures: Mapping[str, Any], state: str = "candidate",
-                 reason: str = "fine-tuned candidate") -> RegisteredModel:
+    def register(
+        self,
+        model_id: str,
+        checkpoint: str,
+        user: Session,
+        *,
+        parent_id: str | None,
+        data_hash: str,
+        recipe: Mapping[str, Any],
+        figures: Mapping[str, Any],
+        state: str = "candidate",
+        reason: str = "fine-tuned candidate",
+    ) -> RegisteredModel:
         """Add a model in `state` (candidate, or active/retired for the station's model before any)."""
         authorize(self.sdb, user, "promote_model", "register_model")
         if state not in STATES:
@@ -135,17 +161,39 @@ class ModelRegistry:
                 raise RegistryError(f"model {model_id[:12]} is already registered; a model is registered once")
             if state == "active" and self._active_id() is not None:
                 raise RegistryError("another model is active; register as a candidate and promote it")
-            self.sdb.append("model_registry", {
-                "model_id": model_id, "parent_id": parent_id, "data_hash": data_hash, "checkpoint": str(checkpoint),
-                "recipe": json.dumps(dict(recipe), sort_keys=True, default=str),
-                "figures": json.dumps(dict(figures), sort_keys=True, default=str), "user": user.name, "reason": reason})
+            self.sdb.append(
+                "model_registry",
+                {
+                    "model_id": model_id,
+                    "parent_id": parent_id,
+                    "data_hash": data_hash,
+                    "checkpoint": str(checkpoint),
+                    "recipe": json.dumps(dict(recipe), sort_keys=True, default=str),
+                    "figures": json.dumps(dict(figures), sort_keys=True, default=str),
+                    "user": user.name,
+                    "reason": reason,
+                },
+            )
             self._state(model_id, state, user, reason)
-            self.sdb.append("events", event_row("model_registered", user.name, model_id,
-                                                {"state": state, "parent_id": parent_id, "data_hash": data_hash}))
+            self.sdb.append(
+                "events",
+                event_row(
+                    "model_registered",
+                    user.name,
+                    model_id,
+                    {"state": state, "parent_id": parent_id, "data_hash": data_hash},
+                ),
+            )
         return self.get(model_id)
 
-    def promote(self, model_id: str, user: Session, reason: str, tolerance: float = DEFAULT_TOLERANCE,
-                set_tolerances: Mapping[str, float] | None = None) -> RegisteredModel:
+    def promote(
+        self,
+        model_id: str,
+        user: Session,
+        reason: str,
+        tolerance: float = DEFAULT_TOLERANCE,
+        set_tolerances: Mapping[str, float] | None = None,
+    ) -> RegisteredModel:
         """Make a candidate active (QA), only if it is not worse than the model in use on either held-out set.
 
         set_tolerances: another allowed drop for a named set (e.g. {"typed_defects": 0.6} for a plant
@@ -157,17 +205,29 @@ class ModelRegistry:
             raise RegistryError("a promotion needs a reason; say why this model should go into production")
         model = self.get(model_id)
         if model.state != "candidate":
-            raise RegistryError(f"model {model.model_id[:12]} is {model.state}, not a candidate;"
-                                " use `inspector model rollback` to return to an earlier model")
+            raise RegistryError(
+                f"model {model.model_id[:12]} is {model.state}, not a candidate;"
+                " use `inspector model rollback` to return to an earlier model"
+            )
         with self.sdb.transaction():  # the active model is read under the write lock: no promotion race
             current = self._active_id()
             baseline = model.figures.get("baseline_model_id")
-            problems = [] if current in (None, baseline) else [
-                f"it was evaluated against model {str(baseline)[:12]}, but {current[:12]} is active now;"
-                " fine-tune again from the active model"]
+            problems = (
+                []
+                if current in (None, baseline)
+                else [
+                    f"it was evaluated against model {str(baseline)[:12]}, but {current[:12]} is active now;"
+                    " fine-tune again from the active model"
+                ]
+            )
             problems += promotion_problems(model.figures, tolerance, allowed)
-            detail = {"reason": reason.strip(), "tolerance": tolerance, "set_tolerances": allowed, "previous": current,
-                      "figures": {k: model.figures.get(k) for k in ("baseline", "candidate", "baseline_model_id")}}
+            detail = {
+                "reason": reason.strip(),
+                "tolerance": tolerance,
+                "set_tolerances": allowed,
+                "previous": current,
+                "figures": {k: model.figures.get(k) for k in ("baseline", "candidate", "baseline_model_id")},
+            }
             if problems:
                 detail["problems"] = problems
                 self.sdb.append("events", event_row("model_promotion_refused", user.name, model.model_id, detail))
@@ -193,19 +253,28 @@ class ModelRegistry:
             if current == model.model_id:
                 raise RegistryError(f"model {model.model_id[:12]} is already active")
             if not any(h["state"] == "active" for h in self.history(model.model_id)):
-                raise RegistryError(f"model {model.model_id[:12]} was never active, so there is nothing to roll back"
-                                    " to; promote it instead (its figures are checked)")
+                raise RegistryError(
+                    f"model {model.model_id[:12]} was never active, so there is nothing to roll back"
+                    " to; promote it instead (its figures are checked)"
+                )
             if current is not None:
                 self._state(current, "retired", user, f"rolled back to {model.model_id[:12]}: {reason.strip()}")
             self._state(model.model_id, "active", user, reason.strip())
-            self.sdb.append("events", event_row("model_rolled_back", user.name, model.model_id,
-                                                {"reason": reason.strip(), "previous": current}))
+            self.sdb.append(
+                "events",
+                event_row(
+                    "model_rolled_back", user.name, model.model_id, {"reason": reason.strip(), "previous": current}
+                ),
+            )
         return self.get(model.model_id)
 
     def _active_id(self) -> str | None:
-        rows = list(self.sdb.db.query(
-            "SELECT model_id FROM model_states s WHERE state = 'active'"
-            " AND id = (SELECT MAX(id) FROM model_states WHERE model_id = s.model_id)"))
+        rows = list(
+            self.sdb.db.query(
+                "SELECT model_id FROM model_states s WHERE state = 'active'"
+                " AND id = (SELECT MAX(id) FROM model_states WHERE model_id = s.model_id)"
+            )
+        )
         if len(rows) > 1:  # cannot happen through this class; say so rather than pick one
             raise RegistryError(f"{len(rows)} models are active at once; the registry was written around the station")
         return rows[0]["model_id"] if rows else None

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from inspector.store.decision_log import DecisionLog, image_file
 from inspector.errors import DataError
-from inspector.store.export import verify_export
 from inspector.learning.pairs import DecisionSource, TrainingSet, build_training_set
+from inspector.store.decision_log import DecisionLog, image_file
+from inspector.store.export import verify_export
 
 # SQLite reads a LIMIT this large as "no limit"; the DecisionLog queries need one.
 _ALL = 2**62
@@ -32,8 +32,13 @@ def source_from_log(log: DecisionLog, name: str = "station") -> DecisionSource:
     """Every inspection and decision of this station, with each library version's descriptions."""
     rows = log.sdb.db.query("SELECT version, label_id, position, text, retired FROM library_descriptions")
     root = log.sdb.image_root
-    return DecisionSource(name, log.inspections(limit=_ALL), log.decisions(limit=_ALL), _descriptions(rows),
-                          lambda sha: image_file(root, sha))
+    return DecisionSource(
+        name,
+        log.inspections(limit=_ALL),
+        log.decisions(limit=_ALL),
+        _descriptions(rows),
+        lambda sha: image_file(root, sha),
+    )
 
 
 def _rows(root: Path, table: str) -> list[dict[str, Any]]:
@@ -43,27 +48,41 @@ def _rows(root: Path, table: str) -> list[dict[str, Any]]:
     return [json.loads(line)["row"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def source_from_bundle(bundle_dir: str | Path, key: bytes | None = None, station_key: str | None = None
-                       ) -> DecisionSource:
+def source_from_bundle(
+    bundle_dir: str | Path, key: bytes | None = None, station_key: str | None = None
+) -> DecisionSource:
     """An audit export bundle (inspector.store.export) as a decision source; refused unless intact and
     authenticated (the station's signature with its public key, or the manifest HMAC with its key)."""
     root = Path(bundle_dir)
     report = verify_export(root, key, station_key)
     if not report.ok:
-        raise DataError(f"export bundle {root} is not intact, so it will not train a model:\n  "
-                        + "\n  ".join(report.problems))
+        raise DataError(
+            f"export bundle {root} is not intact, so it will not train a model:\n  " + "\n  ".join(report.problems)
+        )
     if not report.authenticated:
-        raise DataError(f"export bundle {root} is not authenticated, so it will not train a model: give the"
-                        " exporting station's public key (`inspector log identity` on that station) with --station-key")
+        raise DataError(
+            f"export bundle {root} is not authenticated, so it will not train a model: give the"
+            " exporting station's public key (`inspector log identity` on that station) with --station-key"
+        )
     images = root / "images"
-    return DecisionSource(root.name, _rows(root, "inspections"), _rows(root, "decisions"),
-                          _descriptions(_rows(root, "library_descriptions")),
-                          lambda sha: images / f"{image_file(Path('.'), sha).name}")  # image_file checks the hash
+    return DecisionSource(
+        root.name,
+        _rows(root, "inspections"),
+        _rows(root, "decisions"),
+        _descriptions(_rows(root, "library_descriptions")),
+        lambda sha: images / f"{image_file(Path('.'), sha).name}",
+    )  # image_file checks the hash
 
 
-def training_set_from(log: DecisionLog | None = None, bundles: Sequence[str | Path] = (), *,
-                      heldout_fraction: float = 0.2, seed: int = 0, keys: Sequence[bytes | None] = (),
-                      station_keys: Sequence[str | None] = ()) -> TrainingSet:
+def training_set_from(
+    log: DecisionLog | None = None,
+    bundles: Sequence[str | Path] = (),
+    *,
+    heldout_fraction: float = 0.2,
+    seed: int = 0,
+    keys: Sequence[bytes | None] = (),
+    station_keys: Sequence[str | None] = (),
+) -> TrainingSet:
     """The training set of a station's log and/or export bundles (several stations train one model).
 
     Each bundle needs its station's public key (station_keys) or its secret HMAC key (keys), in the

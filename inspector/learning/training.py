@@ -7,13 +7,11 @@ prints one clear line and exits 2 instead of a traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from inspector.errors import DataError, InspectorError, ModelLoadError, model_errors
+from inspector.errors import DataError, model_errors
 from inspector.library.labels import load_library
 
 
@@ -43,14 +41,21 @@ def recipe_command(args: argparse.Namespace) -> dict[str, Any]:
     out = args.out or (SHIPPED_NAME if args.recipe == "default" else f"inspector-{args.recipe}-recipe")
     with model_errors():
         recipe = get_recipe(args.recipe, seed=args.seed)
-        summary = run_recipe(recipe, out, evaluate=not args.no_eval, log_path=args.log,
-                             progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+        summary = run_recipe(
+            recipe,
+            out,
+            evaluate=not args.no_eval,
+            log_path=args.log,
+            progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+        )
     summary.pop("bundle")
     held = summary.get("heldout")
     scores = f"; held-out top-1 {held['top1']:.3f}, MRR {held['mrr']:.3f}" if held else ""
     total = summary["timings"]["total_train_s"]
-    summary["summary"] = (f"recipe {args.recipe!r}: {summary['steps_done']} steps, {total / 60:.1f} min "
-                          f"(generation + caching + training){scores}; wrote {out} (model {summary['model_id'][:12]})")
+    summary["summary"] = (
+        f"recipe {args.recipe!r}: {summary['steps_done']} steps, {total / 60:.1f} min "
+        f"(generation + caching + training){scores}; wrote {out} (model {summary['model_id'][:12]})"
+    )
     return summary
 
 
@@ -69,12 +74,23 @@ def train_command(args: argparse.Namespace) -> dict[str, Any]:
         bundle = load_model(args.model, device=args.device)
         dataset = _dataset(args)
         cfg = TrainConfig(
-            steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
-            loss_variant=args.loss, numerics=args.numerics, weight_cap=args.weight_cap,
-            position_decay=args.position_decay, freeze_image=not args.train_towers,
-            freeze_text=not args.train_towers, unfreeze_image_blocks=args.unfreeze_image_blocks,
-            unfreeze_text_blocks=args.unfreeze_text_blocks, seed=args.seed, log_path=args.log,
-            checkpoint_dir=args.checkpoint_dir, resume=args.resume, device=args.device,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            warmup_steps=args.warmup_steps,
+            loss_variant=args.loss,
+            numerics=args.numerics,
+            weight_cap=args.weight_cap,
+            position_decay=args.position_decay,
+            freeze_image=not args.train_towers,
+            freeze_text=not args.train_towers,
+            unfreeze_image_blocks=args.unfreeze_image_blocks,
+            unfreeze_text_blocks=args.unfreeze_text_blocks,
+            seed=args.seed,
+            log_path=args.log,
+            checkpoint_dir=args.checkpoint_dir,
+            resume=args.resume,
+            device=args.device,
             max_wall_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
         )
         result = fit(bundle, dataset, cfg)
@@ -82,8 +98,12 @@ def train_command(args: argparse.Namespace) -> dict[str, Any]:
             "parent_model_id": bundle.model_id,
             "training": asdict(cfg),
             "data": {"source": str(args.data), "library": args.library},
-            "result": {"steps_done": result.steps_done, "completed": result.completed,
-                       "final_losses": result.final_losses, "wall_s": result.wall_s},
+            "result": {
+                "steps_done": result.steps_done,
+                "completed": result.completed,
+                "final_losses": result.final_losses,
+                "wall_s": result.wall_s,
+            },
         }
         trainable_only = bundle.arch == "inspector-default" and not args.train_towers
         # Store what this run trained plus what the parent checkpoint already carried (a shipped model's
@@ -92,9 +112,13 @@ def train_command(args: argparse.Namespace) -> dict[str, Any]:
             model_id = save_checkpoint(bundle, args.out, metadata=metadata, trainable_only=trainable_only)
     state = "completed" if result.completed else f"stopped early ({result.reason})"
     return {
-        "summary": f"{state} after {result.steps_done} steps in {result.wall_s:.0f} s; wrote {args.out} (model {model_id[:12]})",
-        "model_id": model_id, "steps_done": result.steps_done, "completed": result.completed,
-        "final_losses": result.final_losses, "out": str(args.out),
+        "summary": f"{state} after {result.steps_done} steps in {result.wall_s:.0f} s;"
+        f" wrote {args.out} (model {model_id[:12]})",
+        "model_id": model_id,
+        "steps_done": result.steps_done,
+        "completed": result.completed,
+        "final_losses": result.final_losses,
+        "out": str(args.out),
     }
 
 
@@ -117,5 +141,11 @@ def eval_command(args: argparse.Namespace) -> dict[str, Any]:
         bundle = load_model(args.model, device=args.device)
         dataset = LabelledFolderDataset(Path(args.data), library.label_texts())
         images = [dataset[i][0] for i in range(len(dataset))]
-        return evaluate(bundle, images, list(dataset.labels), library.label_texts(),
-                        ok_labels=library.ok_label_ids, aggregate=args.aggregate)
+        return evaluate(
+            bundle,
+            images,
+            list(dataset.labels),
+            library.label_texts(),
+            ok_labels=library.ok_label_ids,
+            aggregate=args.aggregate,
+        )

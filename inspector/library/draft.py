@@ -18,8 +18,15 @@ from inspector.library.labels import Example, Label, Library
 from inspector.library.store import LABEL_FIELDS, LibraryStore, StoredLabel
 from inspector.store.users import Session
 
-EDIT_ACTIONS: tuple[str, ...] = ("add_label", "add_description", "retire_description", "retire_label", "update_label",
-                                 "add_example", "retire_example")
+EDIT_ACTIONS: tuple[str, ...] = (
+    "add_label",
+    "add_description",
+    "retire_description",
+    "retire_label",
+    "update_label",
+    "add_example",
+    "retire_example",
+)
 
 
 @dataclass(frozen=True)
@@ -91,8 +98,9 @@ def apply_edit(library: Library, edit: Edit) -> Library:
         if edit.text not in label.descriptions:
             raise LibraryError(f"label {edit.label_id!r} has no active description {edit.text!r}")
         if len(label.descriptions) == 1:
-            raise LibraryError(f"{edit.text!r} is the last description of label {edit.label_id!r};"
-                               " retire the label instead")
+            raise LibraryError(
+                f"{edit.text!r} is the last description of label {edit.label_id!r}; retire the label instead"
+            )
         labels[at] = replace(label, descriptions=tuple(t for t in label.descriptions if t != edit.text))
     elif edit.action == "add_example":
         kept = tuple(e for e in label.examples if e.sha256 != edit.example.sha256)
@@ -124,8 +132,10 @@ def publish(store: LibraryStore, base_version: int, edits: Sequence[Edit], user:
         raise LibraryError("the draft is empty; stage a change first")
     current = store.current_version()
     if current != base_version:
-        raise LibraryError(f"library v{current} was published since this draft began (on v{base_version});"
-                           " discard the draft and make the change again on the library in force")
+        raise LibraryError(
+            f"library v{current} was published since this draft began (on v{base_version});"
+            " discard the draft and make the change again on the library in force"
+        )
     versions: list[int] = []
     for edit in edits:
         try:
@@ -134,8 +144,9 @@ def publish(store: LibraryStore, base_version: int, edits: Sequence[Edit], user:
             if not versions:
                 raise
             done = ", ".join(f"v{v}" for v in versions)
-            raise LibraryError(f"published {len(versions)} of {len(edits)} changes ({done});"
-                               f" then {edit.describe()} failed: {exc}") from exc
+            raise LibraryError(
+                f"published {len(versions)} of {len(edits)} changes ({done}); then {edit.describe()} failed: {exc}"
+            ) from exc
     return versions
 
 
@@ -185,12 +196,30 @@ def draft_rows(stored: Sequence[StoredLabel], draft: Library) -> list[LabelRow]:
     for s in stored:
         label = drafted.pop(s.id, None)
         if s.retired and label is None:
-            rows.append(LabelRow(s.id, s.name, s.disposition, s.severity, s.threshold, "retired",
-                                 tuple((t, "retired") for t, _ in s.descriptions)))
+            rows.append(
+                LabelRow(
+                    s.id,
+                    s.name,
+                    s.disposition,
+                    s.severity,
+                    s.threshold,
+                    "retired",
+                    tuple((t, "retired") for t, _ in s.descriptions),
+                )
+            )
             continue
         if label is None:
-            rows.append(LabelRow(s.id, s.name, s.disposition, s.severity, s.threshold, "retiring",
-                                 tuple((t, "retired" if r else "retiring") for t, r in s.descriptions)))
+            rows.append(
+                LabelRow(
+                    s.id,
+                    s.name,
+                    s.disposition,
+                    s.severity,
+                    s.threshold,
+                    "retiring",
+                    tuple((t, "retired" if r else "retiring") for t, r in s.descriptions),
+                )
+            )
             continue
         texts = []
         for text, retired in s.descriptions:
@@ -204,21 +233,39 @@ def draft_rows(stored: Sequence[StoredLabel], draft: Library) -> list[LabelRow]:
         if s.retired:
             status = "new"
         else:
-            same = (label.name, label.disposition, label.severity, label.threshold) == \
-                (s.name, s.disposition, s.severity, s.threshold) and \
-                all(st in ("active", "retired") for _, st in (*texts, *examples))
+            same = (label.name, label.disposition, label.severity, label.threshold) == (
+                s.name,
+                s.disposition,
+                s.severity,
+                s.threshold,
+            ) and all(st in ("active", "retired") for _, st in (*texts, *examples))
             status = "active" if same else "changed"
-        rows.append(LabelRow(label.id, label.name, label.disposition, label.severity, label.threshold, status,
-                             tuple(texts), examples))
+        rows.append(
+            LabelRow(
+                label.id, label.name, label.disposition, label.severity, label.threshold, status, tuple(texts), examples
+            )
+        )
     for label in drafted.values():
-        rows.append(LabelRow(label.id, label.name, label.disposition, label.severity, label.threshold, "new",
-                             tuple((t, "new") for t in label.descriptions), tuple((e, "new") for e in label.examples)))
+        rows.append(
+            LabelRow(
+                label.id,
+                label.name,
+                label.disposition,
+                label.severity,
+                label.threshold,
+                "new",
+                tuple((t, "new") for t in label.descriptions),
+                tuple((e, "new") for e in label.examples),
+            )
+        )
     return rows
 
 
 def _example_rows(stored: StoredLabel, label: Label) -> tuple[tuple[Example, str], ...]:
     drafted = {e.sha256 for e in label.examples}
-    rows = [(e, ("new" if retired else "active") if e.sha256 in drafted else ("retired" if retired else "retiring"))
-            for e, retired in stored.examples]
+    rows = [
+        (e, ("new" if retired else "active") if e.sha256 in drafted else ("retired" if retired else "retiring"))
+        for e, retired in stored.examples
+    ]
     known = {e.sha256 for e, _ in stored.examples}
     return tuple(rows) + tuple((e, "new") for e in label.examples if e.sha256 not in known)

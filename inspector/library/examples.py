@@ -130,14 +130,16 @@ def _display_name(example: Example) -> str:
     return example.reason or (example.sha256[:12] if example.sha256 else Path(example.path).name)
 
 
-def example_compiler(library: Library, embed_images: Callable[[list[np.ndarray]], np.ndarray], model_id: str,
-                     log: Any = None) -> Callable[[np.ndarray, np.ndarray], ExampleCache | None]:
+def example_compiler(
+    library: Library, embed_images: Callable[[list[np.ndarray]], np.ndarray], model_id: str, log: Any = None
+) -> Callable[[np.ndarray, np.ndarray], ExampleCache | None]:
     """The `examples` argument of ranking.build_index: embeds the library's examples (their box crops).
 
     Embeddings are cached in the station database's embedding cache under the model id + '#examples'
     (keyed by image hash and box, so no description text can collide), so a recompile after one
     added example embeds only that one image.
     """
+
     def compile_(embeddings: np.ndarray, counts: np.ndarray) -> ExampleCache | None:
         items = [(label.id, example) for label in library.labels for example in label.examples]
         if not items:
@@ -154,8 +156,15 @@ def example_compiler(library: Library, embed_images: Callable[[list[np.ndarray]]
                 log.library.put_embeddings(space, [keys[i] for i in missing], fresh)
             cached.update({keys[i]: fresh[j] for j, i in enumerate(missing)})
         vectors = {key: cached[key] for key in keys}
-        grouped = [(label.id, [(_display_name(e), f"{e.key}:{list(e.box or ())}") for e in label.examples])
-                   for label in library.labels]
-        return build_cache(grouped, lambda names: np.stack([vectors[k] for k in names]), (embeddings, counts),
-                           example_set_hash(library))
+        grouped = [
+            (label.id, [(_display_name(e), f"{e.key}:{list(e.box or ())}") for e in label.examples])
+            for label in library.labels
+        ]
+        return build_cache(
+            grouped,
+            lambda names: np.stack([vectors[k] for k in names]),
+            (embeddings, counts),
+            example_set_hash(library),
+        )
+
     return compile_

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from inspector.learning.agreement import NONE_OF_THESE, answers_in_force
 from inspector.errors import InspectorError
-from inspector.store.decision_log import read_evidence_image
-from inspector.library.labels import Library
 from inspector.frame.ranking import RankingIndex, rank
 from inspector.frame.scorer import Scorer
+from inspector.learning.agreement import NONE_OF_THESE, answers_in_force
+from inspector.library.labels import Library
 from inspector.station import Station
+from inspector.store.decision_log import read_evidence_image
 
 Progress = Callable[[int, int, str], None]
 Cancelled = Callable[[], bool]
@@ -105,20 +105,29 @@ def plan_impact(station: Station, draft: Library, last_n: int = 200) -> ImpactPl
     answers: dict[int, str] = {}
     if rows:
         wanted = {int(row["id"]) for row in rows}
-        decisions = [d for d in station.log.decisions(from_ts=rows[0]["recorded_at"], limit=20 * last_n)
-                     if int(d["inspection_id"]) in wanted]
+        decisions = [
+            d
+            for d in station.log.decisions(from_ts=rows[0]["recorded_at"], limit=20 * last_n)
+            if int(d["inspection_id"]) in wanted
+        ]
         for inspection_id, d in answers_in_force(decisions).items():
             if d["kind"] in ("confirm", "pick"):
                 answers[inspection_id] = str(d["label_id"])
             elif d["kind"] == "none_of_these":
                 answers[inspection_id] = NONE_OF_THESE
     # The draft's descriptions go through the station's embedding cache: only new texts are embedded.
-    return ImpactPlan(tuple(items), answers, station.index, station.index_for(draft),
-                      float(station.scorer.logit_scale), tuple(notes))
+    return ImpactPlan(
+        tuple(items), answers, station.index, station.index_for(draft), float(station.scorer.logit_scale), tuple(notes)
+    )
 
 
-def run_impact(plan: ImpactPlan, scorer: Scorer, progress: Progress | None = None,
-               cancelled: Cancelled | None = None, batch_size: int = BATCH_SIZE) -> ImpactReport:
+def run_impact(
+    plan: ImpactPlan,
+    scorer: Scorer,
+    progress: Progress | None = None,
+    cancelled: Cancelled | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> ImpactReport:
     """Embed the stored images in batches and compare both rankings (no database: thread-safe)."""
     total = len(plan.items)
     changed: list[ImpactRow] = []
@@ -130,7 +139,7 @@ def run_impact(plan: ImpactPlan, scorer: Scorer, progress: Progress | None = Non
         if cancelled and cancelled():
             return ImpactReport(checked, total, tuple(changed), False, tuple(notes))
         batch, images = [], []
-        for inspection_id, recorded_at, path in plan.items[start:start + batch_size]:
+        for inspection_id, recorded_at, path in plan.items[start : start + batch_size]:
             try:
                 images.append(read_evidence_image(path))
                 batch.append((inspection_id, recorded_at))
@@ -153,5 +162,14 @@ def _compare(plan: ImpactPlan, inspection_id: int, recorded_at: str, embedding: 
     new = rank(embedding, plan.draft, plan.logit_scale, top_k=1).top
     if old.label_id == new.label_id:
         return None
-    return ImpactRow(inspection_id, recorded_at, old.label_id, old.label_name, old.probability,
-                     new.label_id, new.label_name, new.probability, plan.answers.get(inspection_id))
+    return ImpactRow(
+        inspection_id,
+        recorded_at,
+        old.label_id,
+        old.label_name,
+        old.probability,
+        new.label_id,
+        new.label_name,
+        new.probability,
+        plan.answers.get(inspection_id),
+    )

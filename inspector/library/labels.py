@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -47,7 +48,9 @@ class Example:
         if self.box is not None:
             x0, y0, x1, y1 = self.box
             if min(self.box) < 0 or x1 <= x0 or y1 <= y0:
-                raise LibraryError(f"example box {list(self.box)} must be [x0, y0, x1, y1] with 0 <= x0 < x1, 0 <= y0 < y1")
+                raise LibraryError(
+                    f"example box {list(self.box)} must be [x0, y0, x1, y1] with 0 <= x0 < x1, 0 <= y0 < y1"
+                )
 
     @property
     def key(self) -> str:
@@ -70,9 +73,7 @@ class Label:
 
     def __post_init__(self) -> None:
         if not _LABEL_ID.match(self.id):
-            raise LibraryError(
-                f"label id {self.id!r} is invalid: use 1-64 lowercase letters, digits, '_' or '-'"
-            )
+            raise LibraryError(f"label id {self.id!r} is invalid: use 1-64 lowercase letters, digits, '_' or '-'")
         if self.disposition not in DISPOSITIONS:
             raise LibraryError(
                 f"label {self.id!r}: disposition {self.disposition!r} is not one of {', '.join(DISPOSITIONS)}"
@@ -126,9 +127,7 @@ class Library:
         for label in self.labels:
             if label.id == label_id:
                 return label
-        raise LibraryError(
-            f"library {self.name!r} has no label {label_id!r}; known: {', '.join(self.label_ids)}"
-        )
+        raise LibraryError(f"library {self.name!r} has no label {label_id!r}; known: {', '.join(self.label_ids)}")
 
     @property
     def label_ids(self) -> tuple[str, ...]:
@@ -159,8 +158,9 @@ def library_from_dict(data: Any, source: str = "<dict>", base_dir: Path | None =
     raw_labels = data.get("labels")
     if not isinstance(raw_labels, list):
         raise LibraryError(f"{source}: 'labels' must be a list")
-    labels = tuple(_label_from_dict(item, f"{source}: labels[{i}]", version, base_dir)
-                   for i, item in enumerate(raw_labels))
+    labels = tuple(
+        _label_from_dict(item, f"{source}: labels[{i}]", version, base_dir) for i, item in enumerate(raw_labels)
+    )
     description = data.get("description", "")
     if not isinstance(description, str):
         raise LibraryError(f"{source}: 'description' must be a string")
@@ -223,22 +223,34 @@ def _examples_from_list(raw: Any, where: str, base_dir: Path | None) -> tuple[Ex
     for i, entry in enumerate(raw):
         at = f"{where}: examples[{i}]"
         entry = {"path": entry} if isinstance(entry, str) else entry
-        if not isinstance(entry, dict) or set(entry) - {"path", "reason", "box"} or not isinstance(entry.get("path"), str):
+        if (
+            not isinstance(entry, dict)
+            or set(entry) - {"path", "reason", "box"}
+            or not isinstance(entry.get("path"), str)
+        ):
             raise LibraryError(f"{at}: expected a path string or a mapping with 'path' and optional 'reason', 'box'")
         rel = Path(entry["path"])
         # A shared library file must not reach outside its own folder (no absolute paths, no '..').
         if not entry["path"].strip() or rel.is_absolute() or ".." in rel.parts:
             raise LibraryError(f"{at}: path {entry['path']!r} must be relative to the library file, without '..'")
         box = entry.get("box")
-        if box is not None and (not isinstance(box, list) or len(box) != 4
-                                or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)):
+        if box is not None and (
+            not isinstance(box, list)
+            or len(box) != 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+        ):
             raise LibraryError(f"{at}: 'box' must be four whole pixel numbers [x0, y0, x1, y1]")
         reason = entry.get("reason", "")
         if not isinstance(reason, str):
             raise LibraryError(f"{at}: 'reason' must be text")
         try:
-            out.append(Example(path=str(base_dir / rel) if base_dir is not None else str(rel), reason=reason.strip(),
-                               box=None if box is None else tuple(box)))
+            out.append(
+                Example(
+                    path=str(base_dir / rel) if base_dir is not None else str(rel),
+                    reason=reason.strip(),
+                    box=None if box is None else tuple(box),
+                )
+            )
         except LibraryError as exc:
             raise LibraryError(f"{at}: {exc}") from None
     return tuple(out)
@@ -253,8 +265,9 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a library file",
-                                              self.peek_event().start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a library file", self.peek_event().start_mark
+            )
         return super().compose_node(parent, index)
 
 

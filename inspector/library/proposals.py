@@ -28,9 +28,12 @@ def propose_example(log: DecisionLog, inspection_id: int, label_id: str, reason:
     log.library.library().label(label_id)  # an active label of the library in force
     if not reason.strip():
         raise LibraryError("say what the part shows: the reason is kept with the example")
-    return log.record_event(PROPOSED, {"inspection_id": int(inspection_id), "label_id": label_id,
-                                       "reason": reason.strip(), "image_sha256": sha}, user,
-                            subject=f"inspection {inspection_id}")
+    return log.record_event(
+        PROPOSED,
+        {"inspection_id": int(inspection_id), "label_id": label_id, "reason": reason.strip(), "image_sha256": sha},
+        user,
+        subject=f"inspection {inspection_id}",
+    )
 
 
 def open_proposals(log: DecisionLog) -> list[dict]:
@@ -49,16 +52,18 @@ def settle_proposal(log: DecisionLog, proposal_id: int, accepted: bool, user: Se
     log.record_event(SETTLED, {"accepted": bool(accepted)}, user, subject=str(int(proposal_id)))
 
 
-def example_from_inspection(log: DecisionLog, inspection_id: int, label_id: str, reason: str,
-                            box: tuple[int, int, int, int] | None = None) -> Edit:
+def example_from_inspection(
+    log: DecisionLog, inspection_id: int, label_id: str, reason: str, box: tuple[int, int, int, int] | None = None
+) -> Edit:
     """A draft edit making a logged part's image an example of a label (its image is already stored)."""
     example = Example(sha256=_stored_image(log, inspection_id), reason=reason.strip(), box=box)
     read_example(example, label_id, log.sdb.image_root)  # decodes, and the box fits
     return Edit("add_example", label_id, reason, example=example)
 
 
-def example_from_file(log: DecisionLog, path: str | Path, label_id: str, reason: str,
-                      box: tuple[int, int, int, int] | None = None) -> Edit:
+def example_from_file(
+    log: DecisionLog, path: str | Path, label_id: str, reason: str, box: tuple[int, int, int, int] | None = None
+) -> Edit:
     """A draft edit adding an image file as an example: decoded safely, then stored by hash."""
     rgb = read_example(Example(path=str(path), box=box), label_id)  # one-line LibraryError for a bad file
     example = Example(sha256=store_image(log.sdb.image_root, rgb), reason=reason.strip(), box=box)

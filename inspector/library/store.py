@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from inspector.store.chain import canonical
-from inspector.store.database import StationDB, event_row
 from inspector.errors import LibraryError
 from inspector.library.labels import Example, Label, Library
+from inspector.store.chain import canonical
+from inspector.store.database import StationDB, event_row
 from inspector.store.users import Session, authorize
 
 
@@ -50,13 +50,25 @@ class StoredLabel:
 
     def to_label(self) -> Label:
         """The Label in force (active descriptions and examples only); validates it."""
-        return Label(self.id, self.name, self.disposition, self.severity, self.active_descriptions,
-                     self.threshold, dict(self.scope), self.active_examples)
+        return Label(
+            self.id,
+            self.name,
+            self.disposition,
+            self.severity,
+            self.active_descriptions,
+            self.threshold,
+            dict(self.scope),
+            self.active_examples,
+        )
 
-    def retired_all(self) -> "StoredLabel":
+    def retired_all(self) -> StoredLabel:
         """This label retired with every description and example (kept in the history)."""
-        return replace(self, retired=True, descriptions=tuple((t, True) for t, _ in self.descriptions),
-                       examples=tuple((e, True) for e, _ in self.examples))
+        return replace(
+            self,
+            retired=True,
+            descriptions=tuple((t, True) for t, _ in self.descriptions),
+            examples=tuple((e, True) for e, _ in self.examples),
+        )
 
 
 def _from_label(label: Label, old: StoredLabel | None = None) -> StoredLabel:
@@ -65,8 +77,17 @@ def _from_label(label: Label, old: StoredLabel | None = None) -> StoredLabel:
     shas = {e.sha256 for e in label.examples}
     gone = [(e, True) for e, _ in (old.examples if old else ()) if e.sha256 not in shas]
     examples = tuple((e, False) for e in label.examples) + tuple(gone)
-    return StoredLabel(label.id, label.name, label.disposition, label.severity, label.threshold,
-                       dict(label.scope), False, texts, examples)
+    return StoredLabel(
+        label.id,
+        label.name,
+        label.disposition,
+        label.severity,
+        label.threshold,
+        dict(label.scope),
+        False,
+        texts,
+        examples,
+    )
 
 
 Snapshot = dict[str, StoredLabel]
@@ -109,18 +130,31 @@ class LibraryStore:
         self._meta(version)  # refuses a version that does not exist
         texts: dict[str, list[tuple[str, bool]]] = {}
         for row in self.sdb.db.query(
-                "SELECT label_id, text, retired FROM library_descriptions WHERE version = ? ORDER BY position", [version]):
+            "SELECT label_id, text, retired FROM library_descriptions WHERE version = ? ORDER BY position", [version]
+        ):
             texts.setdefault(row["label_id"], []).append((row["text"], bool(row["retired"])))
         examples = self._examples(version)
-        return [StoredLabel(r["label_id"], r["name"], r["disposition"], r["severity"], r["threshold"],
-                            json.loads(r["scope"]), bool(r["retired"]), tuple(texts.get(r["label_id"], ())),
-                            tuple(examples.get(r["label_id"], ())))
-                for r in self.sdb.db.query("SELECT * FROM library_labels WHERE version = ? ORDER BY position", [version])]
+        return [
+            StoredLabel(
+                r["label_id"],
+                r["name"],
+                r["disposition"],
+                r["severity"],
+                r["threshold"],
+                json.loads(r["scope"]),
+                bool(r["retired"]),
+                tuple(texts.get(r["label_id"], ())),
+                tuple(examples.get(r["label_id"], ())),
+            )
+            for r in self.sdb.db.query("SELECT * FROM library_labels WHERE version = ? ORDER BY position", [version])
+        ]
 
     def _examples(self, version: int) -> dict[str, list[tuple[Example, bool]]]:
         found: dict[str, list[tuple[Example, bool]]] = {}
-        for row in self.sdb.db.query("SELECT label_id, sha256, reason, box, retired FROM library_examples"
-                                     " WHERE version = ? ORDER BY position", [version]):
+        for row in self.sdb.db.query(
+            "SELECT label_id, sha256, reason, box, retired FROM library_examples WHERE version = ? ORDER BY position",
+            [version],
+        ):
             box = json.loads(row["box"])
             example = Example(sha256=row["sha256"], reason=row["reason"], box=tuple(box) if box else None)
             found.setdefault(row["label_id"], []).append((example, bool(row["retired"])))
@@ -128,8 +162,9 @@ class LibraryStore:
 
     def history(self) -> list[dict[str, Any]]:
         """Every version: id, recorded_at, name, user, reason (oldest first)."""
-        return list(self.sdb.db.query(
-            "SELECT id AS version, recorded_at, name, user, reason FROM library_versions ORDER BY id"))
+        return list(
+            self.sdb.db.query("SELECT id AS version, recorded_at, name, user, reason FROM library_versions ORDER BY id")
+        )
 
     def import_library(self, library: Library, user: Session, reason: str) -> int:
         """Make a YAML library the one in force; labels, descriptions and examples it lacks are retired.
@@ -146,6 +181,7 @@ class LibraryStore:
                 if label_id not in new:
                     new[label_id] = stored.retired_all()
             return new
+
         return self._change(user, reason, "import", change, (library.name, library.description))
 
     def seed_if_empty(self, library: Library, source: str) -> int:
@@ -158,49 +194,65 @@ class LibraryStore:
         with self.sdb.transaction():
             if self.current_version():
                 return self.current_version()
-            v = self._write_version(library.name, library.description, "system", f"seeded from {source}",
-                                    {label.id: _from_label(label, None) for label in library.labels})
-            self.sdb.append("events", event_row("library_seeded", "system", f"library v{v}",
-                                                {"version": v, "source": source}))
+            v = self._write_version(
+                library.name,
+                library.description,
+                "system",
+                f"seeded from {source}",
+                {label.id: _from_label(label, None) for label in library.labels},
+            )
+            self.sdb.append(
+                "events", event_row("library_seeded", "system", f"library v{v}", {"version": v, "source": source})
+            )
         return v
 
     def add_label(self, label: Label, user: Session, reason: str) -> int:
         """Add a new label (or bring a retired one back with these fields and descriptions)."""
+
         def change(old: Snapshot) -> Snapshot:
             if label.id in old and not old[label.id].retired:
                 raise LibraryError(f"label {label.id!r} exists; add descriptions to it or retire it first")
             return {**old, label.id: _from_label(label, old.get(label.id))}
+
         return self._change(user, reason, "add_label", change)
 
     def add_description(self, label_id: str, text: str, user: Session, reason: str) -> int:
         """Add a description to an active label (a retired identical text is brought back)."""
+
         def change(old: Snapshot) -> Snapshot:
             stored = self._active(old, label_id)
             texts = [(t, r) for t, r in stored.descriptions if t != text.strip()] + [(text.strip(), False)]
             return {**old, label_id: replace(stored, descriptions=tuple(texts))}
+
         return self._change(user, reason, "add_description", change)
 
     def update_label(self, label_id: str, changes: Mapping[str, Any], user: Session, reason: str) -> int:
         """Change an active label's name, disposition, severity or threshold; descriptions stay."""
         unknown = sorted(set(changes) - set(LABEL_FIELDS))
         if unknown:
-            raise LibraryError(f"cannot change {', '.join(unknown)};"
-                               f" a label's editable fields are {', '.join(LABEL_FIELDS)}")
+            raise LibraryError(
+                f"cannot change {', '.join(unknown)}; a label's editable fields are {', '.join(LABEL_FIELDS)}"
+            )
 
         def change(old: Snapshot) -> Snapshot:
             return {**old, label_id: replace(self._active(old, label_id), **changes)}
+
         return self._change(user, reason, "update_label", change)
 
     def retire_label(self, label_id: str, user: Session, reason: str) -> int:
         """Retire a label with its descriptions and examples; it stays in the history."""
+
         def change(old: Snapshot) -> Snapshot:
             return {**old, label_id: self._active(old, label_id).retired_all()}
+
         return self._change(user, reason, "retire_label", change)
 
     def add_example(self, label_id: str, example: Example, user: Session, reason: str) -> int:
         """Add a stored example (by its SHA-256, see inspector.library.examples) to an active label."""
         if not example.sha256:
-            raise LibraryError("store the example image first (inspector.library.examples); the library names it by hash")
+            raise LibraryError(
+                "store the example image first (inspector.library.examples); the library names it by hash"
+            )
         from inspector.library.examples import read_example
 
         read_example(example, label_id, self.sdb.image_root)  # the image is there, decodes, and the box fits
@@ -209,20 +261,24 @@ class LibraryStore:
             stored = self._active(old, label_id)
             kept = [(e, r) for e, r in stored.examples if e.sha256 != example.sha256]
             return {**old, label_id: replace(stored, examples=(*kept, (example, False)))}
+
         return self._change(user, reason, "add_example", change)
 
     def retire_example(self, label_id: str, sha256: str, user: Session, reason: str) -> int:
         """Retire one example of a label (the image stays in the store and in the history)."""
+
         def change(old: Snapshot) -> Snapshot:
             stored = self._active(old, label_id)
             if sha256 not in {e.sha256 for e in stored.active_examples}:
                 raise LibraryError(f"label {label_id!r} has no active example {sha256[:12]!r}")
             examples = tuple((e, r or e.sha256 == sha256) for e, r in stored.examples)
             return {**old, label_id: replace(stored, examples=examples)}
+
         return self._change(user, reason, "retire_example", change)
 
     def retire_description(self, label_id: str, text: str, user: Session, reason: str) -> int:
         """Retire one description of a label (not its last: retire the label instead)."""
+
         def change(old: Snapshot) -> Snapshot:
             stored = self._active(old, label_id)
             if text not in stored.active_descriptions:
@@ -231,6 +287,7 @@ class LibraryStore:
                 raise LibraryError(f"{text!r} is the last description of label {label_id!r}; retire the label instead")
             texts = tuple((t, r or t == text) for t, r in stored.descriptions)
             return {**old, label_id: replace(stored, descriptions=texts)}
+
         return self._change(user, reason, "retire_description", change)
 
     def export_yaml(self, path: str | Path, version: int | None = None) -> Path:
@@ -244,9 +301,12 @@ class LibraryStore:
         found: dict[str, np.ndarray] = {}
         unique = list(dict.fromkeys(texts))
         for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
-            chunk = unique[start:start + 500]
-            sql = ("SELECT text, dim, vector, mac FROM embeddings WHERE model_id = ? AND text IN ("
-                   + ",".join("?" * len(chunk)) + ")")
+            chunk = unique[start : start + 500]
+            sql = (
+                "SELECT text, dim, vector, mac FROM embeddings WHERE model_id = ? AND text IN ("
+                + ",".join("?" * len(chunk))
+                + ")"
+            )
             for row in self.sdb.db.query(sql, [model_id, *chunk]):
                 expected = self._mac(model_id, row["text"], row["dim"], row["vector"])
                 if row["mac"] is not None and hmac.compare_digest(str(row["mac"]), expected):
@@ -255,7 +315,9 @@ class LibraryStore:
 
     def _mac(self, model_id: str, text: str, dim: int, vector: bytes) -> str:
         """HMAC of one cache row with the station key: a vector moved to another row or model fails it."""
-        body = canonical({"model_id": model_id, "text": text, "dim": int(dim), "vector": hashlib.sha256(vector).hexdigest()})
+        body = canonical(
+            {"model_id": model_id, "text": text, "dim": int(dim), "vector": hashlib.sha256(vector).hexdigest()}
+        )
         return hmac.new(self.sdb.key, b"rankclip-inspector/embedding/v1\x00" + body, "sha256").hexdigest()
 
     def put_embeddings(self, model_id: str, texts: Sequence[str], array: np.ndarray) -> None:
@@ -266,14 +328,17 @@ class LibraryStore:
         rows = [(model_id, text, array.shape[1], array[i].astype("<f4").tobytes()) for i, text in enumerate(texts)]
         with self.sdb.transaction() as db:
             for row in rows:
-                db.execute("INSERT OR REPLACE INTO embeddings (model_id, text, dim, vector, mac) VALUES (?, ?, ?, ?, ?)",
-                           [*row, self._mac(*row)])
+                db.execute(
+                    "INSERT OR REPLACE INTO embeddings (model_id, text, dim, vector, mac) VALUES (?, ?, ?, ?, ?)",
+                    [*row, self._mac(*row)],
+                )
 
     def _meta(self, version: int) -> tuple[str, str]:
         rows = list(self.sdb.db.query("SELECT name, description FROM library_versions WHERE id = ?", [version]))
         if not rows:
-            raise LibraryError(f"library version {version} does not exist;"
-                               " import a library with `inspector library import FILE`")
+            raise LibraryError(
+                f"library version {version} does not exist; import a library with `inspector library import FILE`"
+            )
         return rows[0]["name"], rows[0]["description"]
 
     @staticmethod
@@ -283,8 +348,14 @@ class LibraryStore:
             raise LibraryError(f"there is no active label {label_id!r}; active labels: {active or 'none'}")
         return old[label_id]
 
-    def _change(self, user: Session, reason: str, action: str, change: Callable[[Snapshot], Snapshot],
-                meta: tuple[str, str] | None = None) -> int:
+    def _change(
+        self,
+        user: Session,
+        reason: str,
+        action: str,
+        change: Callable[[Snapshot], Snapshot],
+        meta: tuple[str, str] | None = None,
+    ) -> int:
         authorize(self.sdb, user, "edit_library", f"library_{action}")
         if not reason.strip():
             raise LibraryError("every library change needs a reason (who, when and why are recorded)")
@@ -296,8 +367,15 @@ class LibraryStore:
             if new == old and new_meta == old_meta:
                 raise LibraryError("the change leaves the library as it is; nothing was recorded")
             v = self._write_version(new_meta[0], new_meta[1], user.name, reason.strip(), new)
-            self.sdb.append("events", event_row("library_edit", user.name, f"library v{v}",
-                                                {"action": action, "version": v, "reason": reason.strip()}))
+            self.sdb.append(
+                "events",
+                event_row(
+                    "library_edit",
+                    user.name,
+                    f"library v{v}",
+                    {"action": action, "version": v, "reason": reason.strip()},
+                ),
+            )
         return v
 
     def _write_version(self, name: str, description: str, user: str | None, reason: str, new: Snapshot) -> int:
@@ -306,18 +384,40 @@ class LibraryStore:
         Library(name=name, labels=active, description=description)  # validates before writing
         if any(not e.sha256 for s in new.values() for e, _ in s.examples):
             raise LibraryError("an example must be stored in the station (by hash) before a library version names it")
-        v = self.sdb.append("library_versions", {"name": name, "description": description,
-                                                  "user": user, "reason": reason})
+        v = self.sdb.append(
+            "library_versions", {"name": name, "description": description, "user": user, "reason": reason}
+        )
         for position, s in enumerate(new.values()):
-            self.sdb.append("library_labels", {
-                "version": v, "label_id": s.id, "position": position, "name": s.name, "disposition": s.disposition,
-                "severity": s.severity, "threshold": s.threshold, "scope": json.dumps(s.scope, sort_keys=True),
-                "retired": int(s.retired)})
+            self.sdb.append(
+                "library_labels",
+                {
+                    "version": v,
+                    "label_id": s.id,
+                    "position": position,
+                    "name": s.name,
+                    "disposition": s.disposition,
+                    "severity": s.severity,
+                    "threshold": s.threshold,
+                    "scope": json.dumps(s.scope, sort_keys=True),
+                    "retired": int(s.retired),
+                },
+            )
             for i, (text, retired) in enumerate(s.descriptions):
-                self.sdb.append("library_descriptions", {"version": v, "label_id": s.id, "position": i,
-                                                         "text": text, "retired": int(retired)})
+                self.sdb.append(
+                    "library_descriptions",
+                    {"version": v, "label_id": s.id, "position": i, "text": text, "retired": int(retired)},
+                )
             for i, (example, retired) in enumerate(s.examples):
-                self.sdb.append("library_examples", {
-                    "version": v, "label_id": s.id, "position": i, "sha256": example.sha256, "reason": example.reason,
-                    "box": json.dumps(list(example.box) if example.box else None), "retired": int(retired)})
+                self.sdb.append(
+                    "library_examples",
+                    {
+                        "version": v,
+                        "label_id": s.id,
+                        "position": i,
+                        "sha256": example.sha256,
+                        "reason": example.reason,
+                        "box": json.dumps(list(example.box) if example.box else None),
+                        "retired": int(retired),
+                    },
+                )
         return v

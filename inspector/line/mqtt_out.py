@@ -42,16 +42,27 @@ class MqttChannel:
         self._up.clear()
         self._lost.clear()
         self._refused = ""
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.cfg.client_id or
-                             f"rankclip-{socket.gethostname()}"[:23], clean_session=True, reconnect_on_failure=False)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.cfg.client_id or f"rankclip-{socket.gethostname()}"[:23],
+            clean_session=True,
+            reconnect_on_failure=False,
+        )
         client.max_inflight_messages_set(200)
         if self.cfg.username:
             client.username_pw_set(self.cfg.username, self.cfg.password)
-        client.on_connect, client.on_disconnect, client.on_message = self._on_connect, self._on_disconnect, self._on_message
+        client.on_connect, client.on_disconnect, client.on_message = (
+            self._on_connect,
+            self._on_disconnect,
+            self._on_message,
+        )
         try:
             if self.cfg.tls:
-                client.tls_set(ca_certs=self.cfg.ca_file or None, certfile=self.cfg.cert_file or None,
-                               keyfile=self.cfg.key_file or None)
+                client.tls_set(
+                    ca_certs=self.cfg.ca_file or None,
+                    certfile=self.cfg.cert_file or None,
+                    keyfile=self.cfg.key_file or None,
+                )
             client.connect(self.cfg.host, self.cfg.port, keepalive=10)
         except (OSError, ssl.SSLError, ValueError) as exc:
             self.last_error = f"cannot reach the MQTT broker {self.address}: {exc}"
@@ -61,8 +72,11 @@ class MqttChannel:
         end = time.monotonic() + timeout
         while not self._up.wait(0.05):
             if self._refused or self._lost.is_set() or time.monotonic() > end:
-                self.last_error = (f"the MQTT broker {self.address} refused the connection: {self._refused}"
-                                   if self._refused else f"no answer from the MQTT broker {self.address}")
+                self.last_error = (
+                    f"the MQTT broker {self.address} refused the connection: {self._refused}"
+                    if self._refused
+                    else f"no answer from the MQTT broker {self.address}"
+                )
                 self.close()
                 raise ChannelError(self.last_error)
 
@@ -76,8 +90,10 @@ class MqttChannel:
         client = self._client
         if client is None:
             raise ChannelError(f"not connected to the MQTT broker {self.address}")
-        infos = [client.publish(self.cfg.topic if m.kind == "inspection" else self.cfg.decisions_topic,
-                                m.body(), qos=1) for m in messages]
+        infos = [
+            client.publish(self.cfg.topic if m.kind == "inspection" else self.cfg.decisions_topic, m.body(), qos=1)
+            for m in messages
+        ]
         end, acked = time.monotonic() + timeout, 0
         for info in infos:
             while not info.is_published():

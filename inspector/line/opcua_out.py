@@ -163,6 +163,7 @@ class OpcuaChannel:
     async def _build(self) -> Any:
         from asyncua import Server, ua
         from asyncua.common.callback import CallbackType
+
         anonymous = self.cfg.allow_anonymous or not self.cfg.users
         server = Server(user_manager=_Users(self.cfg.users, anonymous))
         await server.init()
@@ -179,12 +180,15 @@ class OpcuaChannel:
         server.set_security_policy([policy], permission_ruleset=_Rules(anonymous))
         server.set_identity_tokens([ua.UserNameIdentityToken] + ([ua.AnonymousIdentityToken] if anonymous else []))
         ns = await server.register_namespace(NAMESPACE)
-        folders = {name: await server.nodes.objects.add_object(ua.NodeId(name, ns), f"{ns}:{name}")
-                   for name in ("Line", "Trigger")}
+        folders = {
+            name: await server.nodes.objects.add_object(ua.NodeId(name, ns), f"{ns}:{name}")
+            for name in ("Line", "Trigger")
+        }
         for node_id, (vtype, initial, writable) in NODES.items():
             folder, _, short = node_id.partition(".")
-            node = await folders[folder].add_variable(ua.NodeId(node_id, ns), f"{ns}:{short}",
-                                                      ua.Variant(initial, getattr(ua.VariantType, vtype)))
+            node = await folders[folder].add_variable(
+                ua.NodeId(node_id, ns), f"{ns}:{short}", ua.Variant(initial, getattr(ua.VariantType, vtype))
+            )
             if writable:
                 await node.set_writable()
             self._nodes[node_id] = node
@@ -198,9 +202,14 @@ class OpcuaChannel:
 
         self.key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         host = socket.gethostname()
-        await setup_self_signed_certificate(self.key_file, self.cert_file, app_uri(), host,
-                                            [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
-                                            {"commonName": f"RANKCLIP station {host}"})
+        await setup_self_signed_certificate(
+            self.key_file,
+            self.cert_file,
+            app_uri(),
+            host,
+            [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+            {"commonName": f"RANKCLIP station {host}"},
+        )
         self.key_file.chmod(0o600)
 
     async def _write(self, values: dict[str, Any]) -> None:
@@ -215,17 +224,30 @@ class OpcuaChannel:
         for done, m in enumerate(messages):
             p = m.payload
             if m.kind == "decision":
-                await self._write({"Line.FinalInspectionId": p["inspection_id"], "Line.FinalPartId": p["part_id"] or "",
-                                   "Line.FinalDispositionCode": DISPOSITION_CODES.get(p["disposition"], 0),
-                                   "Line.FinalSeq": m.seq})
+                await self._write(
+                    {
+                        "Line.FinalInspectionId": p["inspection_id"],
+                        "Line.FinalPartId": p["part_id"] or "",
+                        "Line.FinalDispositionCode": DISPOSITION_CODES.get(p["disposition"], 0),
+                        "Line.FinalSeq": m.seq,
+                    }
+                )
                 continue
             verdict = p["verdict"]
-            await self._write({"Line.InspectionId": p["inspection_id"], "Line.PartId": p["part_id"] or "",
-                               "Line.ProductId": p["product_id"] or "", "Line.Verdict": verdict["disposition"],
-                               "Line.DispositionCode": DISPOSITION_CODES.get(verdict["disposition"], 0),
-                               "Line.NeedsReview": bool(verdict["needs_review"]), "Line.Late": bool(p["late"]),
-                               "Line.TimeoutFlag": bool(p["late"]), "Line.VerdictJson": json.dumps(p, sort_keys=True),
-                               "Line.Seq": m.seq})
+            await self._write(
+                {
+                    "Line.InspectionId": p["inspection_id"],
+                    "Line.PartId": p["part_id"] or "",
+                    "Line.ProductId": p["product_id"] or "",
+                    "Line.Verdict": verdict["disposition"],
+                    "Line.DispositionCode": DISPOSITION_CODES.get(verdict["disposition"], 0),
+                    "Line.NeedsReview": bool(verdict["needs_review"]),
+                    "Line.Late": bool(p["late"]),
+                    "Line.TimeoutFlag": bool(p["late"]),
+                    "Line.VerdictJson": json.dumps(p, sort_keys=True),
+                    "Line.Seq": m.seq,
+                }
+            )
             if self.cfg.handshake:  # the PLC acknowledges by writing the seq to Line.VerdictAck
                 end = loop.time() + min(timeout, 1.0)  # back to the publisher each second: a fresh backlog
                 while int(await self._nodes["Line.VerdictAck"].read_value()) < m.seq:
@@ -267,8 +289,9 @@ class _Users:
     def __init__(self, users: dict[str, str], anonymous: bool) -> None:
         self.users, self.anonymous = dict(users), anonymous
 
-    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
-                 certificate: Any = None) -> Any:
+    def get_user(
+        self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None
+    ) -> Any:
         from asyncua.crypto.permission_rules import User, UserRole
 
         if username is None:

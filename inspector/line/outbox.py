@@ -43,8 +43,12 @@ class Message:
 
 def part_event(inspection_id: int, part: PartTag) -> dict[str, Any]:
     """The events row that ties a part id to an inspection (committed with the inspection)."""
-    detail = {"part_id": part.part_id, "product_id": part.product_id, "trigger": part.trigger,
-              "triggered_at": utc_stamp(part.triggered_at) if part.triggered_at else None}
+    detail = {
+        "part_id": part.part_id,
+        "product_id": part.product_id,
+        "trigger": part.trigger,
+        "triggered_at": utc_stamp(part.triggered_at) if part.triggered_at else None,
+    }
     return event_row(PART_EVENT, None, str(inspection_id), detail)
 
 
@@ -69,24 +73,33 @@ class Outbox:
         if found is not None:
             return int(found[0])
         start = int(self.conn.execute("SELECT IFNULL(MAX(seq), 0) FROM chain").fetchone()[0])
-        self.conn.execute("INSERT OR IGNORE INTO line_outbox (output, seq, updated_at) VALUES (?, ?, ?)",
-                          (self.output, start, utc_stamp()))
+        self.conn.execute(
+            "INSERT OR IGNORE INTO line_outbox (output, seq, updated_at) VALUES (?, ?, ?)",
+            (self.output, start, utc_stamp()),
+        )
         return self.cursor()
 
     def advance(self, seq: int) -> None:
         """Record that everything up to `seq` is acknowledged (one short autocommit write)."""
-        self.conn.execute("UPDATE line_outbox SET seq = ?, updated_at = ? WHERE output = ? AND seq < ?",
-                          (int(seq), utc_stamp(), self.output, int(seq)))
+        self.conn.execute(
+            "UPDATE line_outbox SET seq = ?, updated_at = ? WHERE output = ? AND seq < ?",
+            (int(seq), utc_stamp(), self.output, int(seq)),
+        )
 
     def backlog(self, after: int) -> int:
         """How many committed inspections and decisions wait after `after`."""
-        return int(self.conn.execute("SELECT COUNT(*) FROM chain WHERE seq > ? AND tbl IN (?, ?)",
-                                     (int(after), *PUBLISHED)).fetchone()[0])
+        return int(
+            self.conn.execute(
+                "SELECT COUNT(*) FROM chain WHERE seq > ? AND tbl IN (?, ?)", (int(after), *PUBLISHED)
+            ).fetchone()[0]
+        )
 
     def pending(self, after: int, limit: int = 100) -> list[Message]:
         """The next committed inspections and decisions after seq `after`, in seq order."""
-        rows = self.conn.execute("SELECT seq, tbl, row_id FROM chain WHERE seq > ? AND tbl IN (?, ?)"
-                                 " ORDER BY seq LIMIT ?", (int(after), *PUBLISHED, int(limit))).fetchall()
+        rows = self.conn.execute(
+            "SELECT seq, tbl, row_id FROM chain WHERE seq > ? AND tbl IN (?, ?) ORDER BY seq LIMIT ?",
+            (int(after), *PUBLISHED, int(limit)),
+        ).fetchall()
         return [self._message(int(seq), tbl, int(row_id)) for seq, tbl, row_id in rows]
 
     def _row(self, sql: str, *params: Any) -> dict[str, Any] | None:
@@ -102,8 +115,11 @@ class Outbox:
         return row
 
     def _part(self, inspection_id: int) -> dict[str, Any]:
-        row = self._row("SELECT detail FROM events WHERE subject = ? AND kind = ? ORDER BY id LIMIT 1",
-                        str(inspection_id), PART_EVENT)
+        row = self._row(
+            "SELECT detail FROM events WHERE subject = ? AND kind = ? ORDER BY id LIMIT 1",
+            str(inspection_id),
+            PART_EVENT,
+        )
         return json.loads(row["detail"]) if row else {}
 
     def _message(self, seq: int, table: str, row_id: int) -> Message:
@@ -113,7 +129,9 @@ class Outbox:
         row = self._need("decisions", row_id)
         inspection = self._row("SELECT candidates FROM inspections WHERE id = ?", row["inspection_id"]) or {}
         part = self._part(int(row["inspection_id"]))
-        return Message(seq, "decision", decision_payload(row, json.loads(inspection.get("candidates", "[]")), part, seq))
+        return Message(
+            seq, "decision", decision_payload(row, json.loads(inspection.get("candidates", "[]")), part, seq)
+        )
 
 
 def inspection_payload(row: dict[str, Any], part: dict[str, Any], seq: int, deadline_s: float) -> dict[str, Any]:
@@ -122,19 +140,39 @@ def inspection_payload(row: dict[str, Any], part: dict[str, Any], seq: int, dead
     start = part.get("triggered_at") or row["captured_at"]
     verdict_ms = (_when(row["recorded_at"]) - _when(start)).total_seconds() * 1000
     return {
-        "inspection_id": row["id"], "source": row["source_id"], "origin": row["origin"],
-        "captured_at": row["captured_at"], "image_sha256": row["frame_sha256"], "model_id": row["model_id"],
+        "inspection_id": row["id"],
+        "source": row["source_id"],
+        "origin": row["origin"],
+        "captured_at": row["captured_at"],
+        "image_sha256": row["frame_sha256"],
+        "model_id": row["model_id"],
         "library_version": row["library_version"],
-        "verdict": {"disposition": row["disposition"], "needs_review": bool(row["needs_review"]),
-                    "open_set": bool(row["open_set"]), "reason": row["verdict_reason"]},
-        "candidates": [{"rank": c["rank"], "label": c["label_id"], "name": c["label_name"],
-                        "description": c["description"], "score": round(c["score"], 6),
-                        "probability": round(c["probability"], 6), "carried_by": c.get("carried_by", "words")}
-                       for c in candidates],
+        "verdict": {
+            "disposition": row["disposition"],
+            "needs_review": bool(row["needs_review"]),
+            "open_set": bool(row["open_set"]),
+            "reason": row["verdict_reason"],
+        },
+        "candidates": [
+            {
+                "rank": c["rank"],
+                "label": c["label_id"],
+                "name": c["label_name"],
+                "description": c["description"],
+                "score": round(c["score"], 6),
+                "probability": round(c["probability"], 6),
+                "carried_by": c.get("carried_by", "words"),
+            }
+            for c in candidates
+        ],
         "timings_ms": {k: round(v, 2) for k, v in json.loads(row["timings"]).items()},
-        "seq": seq, "recorded_at": row["recorded_at"],
-        "part_id": part.get("part_id"), "product_id": part.get("product_id"), "trigger": part.get("trigger"),
-        "verdict_ms": round(verdict_ms, 1), "late": verdict_ms > deadline_s * 1000,
+        "seq": seq,
+        "recorded_at": row["recorded_at"],
+        "part_id": part.get("part_id"),
+        "product_id": part.get("product_id"),
+        "trigger": part.get("trigger"),
+        "verdict_ms": round(verdict_ms, 1),
+        "late": verdict_ms > deadline_s * 1000,
     }
 
 
@@ -145,14 +183,26 @@ def final_disposition(kind: str, rank: int | None, candidates: list[dict[str, An
     return "review"  # none_of_these / reject_image: a person must handle the part
 
 
-def decision_payload(row: dict[str, Any], candidates: list[dict[str, Any]], part: dict[str, Any],
-                     seq: int) -> dict[str, Any]:
+def decision_payload(
+    row: dict[str, Any], candidates: list[dict[str, Any]], part: dict[str, Any], seq: int
+) -> dict[str, Any]:
     """An operator's decision or a QA correction, with the part's final disposition."""
     return {
-        "seq": seq, "decision_id": row["id"], "inspection_id": row["inspection_id"], "kind": row["kind"],
-        "label": row["label_id"], "rank": row["picked_rank"], "typed_description": row["typed_description"],
+        "seq": seq,
+        "decision_id": row["id"],
+        "inspection_id": row["inspection_id"],
+        "kind": row["kind"],
+        "label": row["label_id"],
+        "rank": row["picked_rank"],
+        "typed_description": row["typed_description"],
         "disposition": final_disposition(row["kind"], row["picked_rank"], candidates),
-        "override": bool(row["override"]), "corrects_id": row["corrects_id"], "reason": row["reason"],
-        "operator": row["operator"], "role": row["role"], "decided_at": row["decided_at"],
-        "recorded_at": row["recorded_at"], "part_id": part.get("part_id"), "product_id": part.get("product_id"),
+        "override": bool(row["override"]),
+        "corrects_id": row["corrects_id"],
+        "reason": row["reason"],
+        "operator": row["operator"],
+        "role": row["role"],
+        "decided_at": row["decided_at"],
+        "recorded_at": row["recorded_at"],
+        "part_id": part.get("part_id"),
+        "product_id": part.get("product_id"),
     }

@@ -21,8 +21,13 @@ from inspector.line.trigger import TriggeredSource, TriggerQueue
 class LineOutputs:
     """Publishers for [output.mqtt] / [output.opcua] and the [trigger] queue of one station database."""
 
-    def __init__(self, config: LineConfig, db_path: str | Path,
-                 on_change: Callable[[OutputStatus], None] | None = None, poll_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        config: LineConfig,
+        db_path: str | Path,
+        on_change: Callable[[OutputStatus], None] | None = None,
+        poll_s: float = 0.05,
+    ) -> None:
         self.config, self.db_path = config, Path(db_path)
         self.triggers = TriggerQueue(config.trigger.deadline_s) if config.trigger.enabled else None
         self.publishers: list[Publisher] = []
@@ -31,14 +36,16 @@ class LineOutputs:
             from inspector.line.mqtt_out import MqttChannel
 
             channel = MqttChannel(config.mqtt, self.triggers, config.trigger.mqtt_topic)
-            self.publishers.append(Publisher(db_path, channel, config.verdict_deadline_s, on_change=on_change,
-                                             poll_s=poll_s))
+            self.publishers.append(
+                Publisher(db_path, channel, config.verdict_deadline_s, on_change=on_change, poll_s=poll_s)
+            )
         if config.opcua.enabled:
             from inspector.line.opcua_out import OpcuaChannel
 
             self.opcua = OpcuaChannel(config.opcua, self.db_path, self.triggers if config.trigger.opcua else None)
-            self.publishers.append(Publisher(db_path, self.opcua, config.verdict_deadline_s, on_change=on_change,
-                                             poll_s=poll_s))
+            self.publishers.append(
+                Publisher(db_path, self.opcua, config.verdict_deadline_s, on_change=on_change, poll_s=poll_s)
+            )
 
     def start(self) -> None:
         for publisher in self.publishers:

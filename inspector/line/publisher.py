@@ -56,9 +56,17 @@ class OutputStatus:
 class Publisher:
     """Deliver the committed log to one channel on a background thread."""
 
-    def __init__(self, db_path: str | Path, channel: Channel, deadline_s: float, *,
-                 on_change: Callable[[OutputStatus], None] | None = None, poll_s: float = 0.05,
-                 batch: int = 100, ack_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        channel: Channel,
+        deadline_s: float,
+        *,
+        on_change: Callable[[OutputStatus], None] | None = None,
+        poll_s: float = 0.05,
+        batch: int = 100,
+        ack_timeout_s: float = 10.0,
+    ) -> None:
         self.db_path, self.channel, self.deadline_s = Path(db_path), channel, deadline_s
         self.on_change, self.poll_s, self.batch, self.ack_timeout_s = on_change, poll_s, batch, ack_timeout_s
         self._stop, self._wake = threading.Event(), threading.Event()
@@ -155,15 +163,19 @@ class Publisher:
         was = self.status().connected
         self._set(connected=False, last_error=error, backlog=outbox.backlog(cursor))
         if was:
-            self._event(outbox, "line_output_disconnected", {"error": error[:300], "backlog": self.status().backlog,
-                                                             "cursor": cursor})
+            self._event(
+                outbox,
+                "line_output_disconnected",
+                {"error": error[:300], "backlog": self.status().backlog, "cursor": cursor},
+            )
 
     def _event(self, outbox: Outbox, kind: str, detail: dict[str, object]) -> None:
         # A chained event; a database fault must not stop delivery (it shows in the status instead).
         try:
             with outbox.sdb.transaction():
-                outbox.sdb.append("events", event_row(kind, None, self.channel.name,
-                                                      {"address": self.channel.address, **detail}))
+                outbox.sdb.append(
+                    "events", event_row(kind, None, self.channel.name, {"address": self.channel.address, **detail})
+                )
         except InspectorError as exc:
             self._set(last_error=f"{kind} not logged: {exc}")
 

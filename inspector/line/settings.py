@@ -143,8 +143,10 @@ def apply_publish(config: LineConfig, urls: list[str]) -> LineConfig:
     for url in urls:
         parts = urlsplit(url)
         if parts.username or parts.password:
-            raise ConfigError(f"--publish {parts.scheme}://...: credentials in a URL are refused (they would show"
-                              " in the process list and shell history); put them in [output.mqtt] of the station TOML")
+            raise ConfigError(
+                f"--publish {parts.scheme}://...: credentials in a URL are refused (they would show"
+                " in the process list and shell history); put them in [output.mqtt] of the station TOML"
+            )
         if parts.scheme in ("mqtt", "mqtts"):
             try:
                 port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
@@ -153,8 +155,9 @@ def apply_publish(config: LineConfig, urls: list[str]) -> LineConfig:
             if not parts.hostname:
                 raise ConfigError(f"--publish {url!r} names no broker; write mqtt://HOST:PORT/TOPIC")
             topic = parts.path.lstrip("/") or config.mqtt.topic
-            mqtt = replace(config.mqtt, host=parts.hostname, port=port, topic=topic,
-                           tls=config.mqtt.tls or parts.scheme == "mqtts")
+            mqtt = replace(
+                config.mqtt, host=parts.hostname, port=port, topic=topic, tls=config.mqtt.tls or parts.scheme == "mqtts"
+            )
             config = replace(config, mqtt=mqtt)
         elif parts.scheme == "opc.tcp":
             opcua_address(url)

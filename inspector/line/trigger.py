@@ -56,8 +56,9 @@ class TriggerQueue:
             problem = _problem(part_id, product_id, len(self._pending))
             if problem:
                 self.refused += 1
-                self._events.append(("trigger_refused", {"origin": origin, "problem": problem,
-                                                         "part_id": str(part_id)[:128]}))
+                self._events.append(
+                    ("trigger_refused", {"origin": origin, "problem": problem, "part_id": str(part_id)[:128]})
+                )
                 raise TriggerError(problem)
             trigger = Trigger(part_id, product_id, origin, utc_now(), self._clock() + self.deadline_s)
             self._pending.append(trigger)
@@ -100,9 +101,18 @@ class TriggerQueue:
         while self._pending and self._pending[0].due <= now:
             t = self._pending.popleft()
             self.missed += 1
-            self._events.append(("trigger_missed", {"part_id": t.part_id, "product_id": t.product_id,
-                                                    "origin": t.origin, "triggered_at": t.at.isoformat(),
-                                                    "deadline_s": self.deadline_s}))
+            self._events.append(
+                (
+                    "trigger_missed",
+                    {
+                        "part_id": t.part_id,
+                        "product_id": t.product_id,
+                        "origin": t.origin,
+                        "triggered_at": t.at.isoformat(),
+                        "deadline_s": self.deadline_s,
+                    },
+                )
+            )
 
     def remaining(self, trigger: Trigger) -> float:
         """Seconds left before `trigger` is missed."""

@@ -10,16 +10,27 @@ from inspector.report.kpi import groups, kpi, load_costs, period_rows
 from inspector.store.decision_log import DecisionLog
 
 
-def build_report(log: DecisionLog, from_ts: str, to_ts: str, out: str | Path, *, model: str | None = None,
-                 versus: str | None = None, costs_path: str | Path | None = None) -> Path:
+def build_report(
+    log: DecisionLog,
+    from_ts: str,
+    to_ts: str,
+    out: str | Path,
+    *,
+    model: str | None = None,
+    versus: str | None = None,
+    costs_path: str | Path | None = None,
+) -> Path:
     """Write the report to `out`; the path. Models are matched by id prefix (as `inspector model list` shows)."""
     costs = load_costs(costs_path)
     inspections, decisions = period_rows(log, from_ts, to_ts)
     _, library = log.library.in_force()
     order = library.label_ids
-    notes = [f"Period [{from_ts}, {to_ts}) UTC; {len(inspections)} inspections; cost matrix "
-             + (str(costs_path) if costs_path else "the defaults (inspector/report/kpi.py)") + ".",
-             "Product: inspections record no product id yet, so there is no per-product spread."]
+    notes = [
+        f"Period [{from_ts}, {to_ts}) UTC; {len(inspections)} inspections; cost matrix "
+        + (str(costs_path) if costs_path else "the defaults (inspector/report/kpi.py)")
+        + ".",
+        "Product: inspections record no product id yet, so there is no per-product spread.",
+    ]
     by_model = groups(inspections, decisions, "model_id")
     main = [kpi("All parts", inspections, decisions, costs, order)]
     if model or versus:
@@ -29,11 +40,14 @@ def build_report(log: DecisionLog, from_ts: str, to_ts: str, out: str | Path, *,
                 continue
             found = [m for m in by_model if m.startswith(prefix)]
             if len(found) != 1:
-                raise DataError(f"model {prefix!r} matches {len(found)} models that ranked parts in the period;"
-                                f" give a longer id prefix (models in the period: {', '.join(m[:12] for m in by_model)})")
+                raise DataError(
+                    f"model {prefix!r} matches {len(found)} models that ranked parts in the period;"
+                    f" give a longer id prefix (models in the period: {', '.join(m[:12] for m in by_model)})"
+                )
             main.append(kpi(f"Model {found[0][:12]}", *by_model[found[0]], costs, order))
         notes.append("Models compared on the parts each ranked in the period (not the same parts re-ranked).")
-    spreads = {"station (source)": [kpi(k, *v, costs, order) for k, v in groups(inspections, decisions,
-                                                                                 "source_id").items()],
-               "model": [kpi(k[:12], *v, costs, order) for k, v in by_model.items()]}
+    spreads = {
+        "station (source)": [kpi(k, *v, costs, order) for k, v in groups(inspections, decisions, "source_id").items()],
+        "model": [kpi(k[:12], *v, costs, order) for k, v in by_model.items()],
+    }
     return write_report(out, render("PoC / KPI report", main, spreads, costs, notes))

@@ -73,13 +73,18 @@ class KPI:
 
 
 def _seconds(a: str, b: str) -> float:
-    return (datetime.fromisoformat(b) - datetime.fromisoformat(a)
-            ).total_seconds()
+    return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
 
 
-def kpi(name: str, inspections: Sequence[Mapping[str, Any]], decisions: Sequence[Mapping[str, Any]],
-        costs: Mapping[str, Mapping[str, float]], label_order: Sequence[str] = (), boot: int = 1000,
-        seed: int = 0) -> KPI:
+def kpi(
+    name: str,
+    inspections: Sequence[Mapping[str, Any]],
+    decisions: Sequence[Mapping[str, Any]],
+    costs: Mapping[str, Mapping[str, float]],
+    label_order: Sequence[str] = (),
+    boot: int = 1000,
+    seed: int = 0,
+) -> KPI:
     """The figures of these inspections (pure: rows as DecisionLog returns them)."""
     agreement = agreement_from_rows(inspections, decisions, label_order)
     answers = answers_in_force(decisions)
@@ -107,26 +112,39 @@ def kpi(name: str, inspections: Sequence[Mapping[str, Any]], decisions: Sequence
         rng = np.random.default_rng(seed)
         means = values[rng.integers(0, len(values), (boot, len(values)))].mean(axis=1) * 1000
         ci = (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
-    return KPI(name, n, agreement, sum(int(r["needs_review"]) for r in inspections) / n if n else None,
-               agreement.none_of_these / agreement.answered if agreement.answered else None,
-               float(np.median(seconds)) if seconds else None, cost, ci, cells)
+    return KPI(
+        name,
+        n,
+        agreement,
+        sum(int(r["needs_review"]) for r in inspections) / n if n else None,
+        agreement.none_of_these / agreement.answered if agreement.answered else None,
+        float(np.median(seconds)) if seconds else None,
+        cost,
+        ci,
+        cells,
+    )
 
 
-def period_rows(log: DecisionLog, from_ts: str, to_ts: str, limit: int = 500_000
-                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def period_rows(
+    log: DecisionLog, from_ts: str, to_ts: str, limit: int = 500_000
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Inspections recorded in [from, to) and every decision about them."""
     lo, hi = parse_time(from_ts), parse_time(to_ts)
     inspections = log.inspections(from_ts=lo, to_ts=hi, limit=limit)
     if not inspections:
         return [], []
     wanted = {int(r["id"]) for r in inspections}
-    decisions = [d for d in log.decisions(from_ts=inspections[0]["recorded_at"], limit=20 * limit)
-                 if int(d["inspection_id"]) in wanted]
+    decisions = [
+        d
+        for d in log.decisions(from_ts=inspections[0]["recorded_at"], limit=20 * limit)
+        if int(d["inspection_id"]) in wanted
+    ]
     return inspections, decisions
 
 
-def groups(inspections: Sequence[Mapping[str, Any]], decisions: Sequence[Mapping[str, Any]], key: str
-           ) -> dict[str, tuple[list, list]]:
+def groups(
+    inspections: Sequence[Mapping[str, Any]], decisions: Sequence[Mapping[str, Any]], key: str
+) -> dict[str, tuple[list, list]]:
     """The rows split by an inspection column (source_id, model_id ...)."""
     out: dict[str, tuple[list, list]] = {}
     owner = {}

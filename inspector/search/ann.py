@@ -64,8 +64,9 @@ class FilteredIndex:
         faiss = _faiss()
         nlist = int(min(4096, max(64, 4 * np.sqrt(len(self.owners)))))
         quantizer = faiss.IndexFlatIP(self.dim)
-        ivf = faiss.IndexIVFScalarQuantizer(quantizer, self.dim, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                            faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFScalarQuantizer(
+            quantizer, self.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
         rng = np.random.default_rng(0)
         sample = self.vectors[rng.choice(len(self.vectors), min(len(self.vectors), 40 * nlist), replace=False)]
         ivf.train(sample)
@@ -77,8 +78,9 @@ class FilteredIndex:
         self.flush()
         return self._ivf is not None
 
-    def search(self, query: np.ndarray, row_mask: np.ndarray | None, k: int, exact: bool = False
-               ) -> list[tuple[int, float]]:
+    def search(
+        self, query: np.ndarray, row_mask: np.ndarray | None, k: int, exact: bool = False
+    ) -> list[tuple[int, float]]:
         """The `k` best owners as (owner, score), an owner scoring its best row; rows outside the mask are skipped."""
         self.flush()
         q = np.asarray(query, np.float32).reshape(-1)
@@ -89,8 +91,11 @@ class FilteredIndex:
         if exact or self._ivf is None or allowed <= EXACT_MAX_ROWS:
             rows = np.flatnonzero(row_mask) if row_mask is not None else None
             scores = (self.vectors[rows] if rows is not None else self.vectors) @ q
-            top = np.argpartition(-scores, min(want, len(scores) - 1))[:want] if len(scores) > want else \
-                np.arange(len(scores))
+            top = (
+                np.argpartition(-scores, min(want, len(scores) - 1))[:want]
+                if len(scores) > want
+                else np.arange(len(scores))
+            )
             cand = rows[top] if rows is not None else top
         else:
             cand = self._ivf_candidates(q, row_mask, want * 2)

@@ -22,8 +22,8 @@ def tiles(rgb: np.ndarray) -> list[np.ndarray]:
     h, w = rgb.shape[:2]
     th, tw = max(1, (5 * h) // 8), max(1, (5 * w) // 8)
     corners = [(0, 0), (0, w - tw), (h - th, 0), (h - th, w - tw)]
-    crops = [rgb[y:y + th, x:x + tw] for y, x in corners]
-    crops.append(rgb[h // 4: h // 4 + max(1, h // 2), w // 4: w // 4 + max(1, w // 2)])
+    crops = [rgb[y : y + th, x : x + tw] for y, x in corners]
+    crops.append(rgb[h // 4 : h // 4 + max(1, h // 2), w // 4 : w // 4 + max(1, w // 2)])
     return [np.ascontiguousarray(c) for c in crops]
 
 
@@ -33,8 +33,9 @@ def strongest_locals(global_vec: np.ndarray, local_vecs: np.ndarray, n_local: in
     return local_vecs[order]
 
 
-def search_vectors(scorer: Scorer, rgb: np.ndarray, global_vec: np.ndarray | None = None,
-                   n_local: int = N_LOCAL) -> np.ndarray:
+def search_vectors(
+    scorer: Scorer, rgb: np.ndarray, global_vec: np.ndarray | None = None, n_local: int = N_LOCAL
+) -> np.ndarray:
     """[1 + n_local, dim] float32: the global embedding (the one the ranking used when given) and
     the strongest local ones."""
     if global_vec is None:

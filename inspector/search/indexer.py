@@ -32,9 +32,17 @@ def pending_ids(log: DecisionLog, store: VectorStore, model_id: str) -> list[int
     return [int(r["id"]) for r in rows if int(r["id"]) not in have]
 
 
-def backfill(log: DecisionLog, store: VectorStore, scorer: Scorer, *, limit: int | None = None, pause_s: float = 0.0,
-             should_stop: Callable[[], bool] = lambda: False, progress: Progress | None = None,
-             n_local: int = N_LOCAL) -> int:
+def backfill(
+    log: DecisionLog,
+    store: VectorStore,
+    scorer: Scorer,
+    *,
+    limit: int | None = None,
+    pause_s: float = 0.0,
+    should_stop: Callable[[], bool] = lambda: False,
+    progress: Progress | None = None,
+    n_local: int = N_LOCAL,
+) -> int:
     """Embed the stored images of inspections that lack vectors of this scorer's model; how many were done.
 
     pause_s: sleep between inspections (throttling, so the live line keeps its CPU); should_stop is
@@ -66,8 +74,15 @@ class SearchIndexer:
     is_idle says whether the line is idle (the backfill waits while it is not: between shifts).
     """
 
-    def __init__(self, db_path: str | Path, scorer_of: Callable[[], Scorer], *, pause_s: float = 0.5,
-                 is_idle: Callable[[], bool] = lambda: True, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        scorer_of: Callable[[], Scorer],
+        *,
+        pause_s: float = 0.5,
+        is_idle: Callable[[], bool] = lambda: True,
+        progress: Progress | None = None,
+    ) -> None:
         self.db_path, self.scorer_of, self.pause_s = Path(db_path), scorer_of, pause_s
         self.is_idle, self.progress = is_idle, progress
         self._queue: queue.Queue[tuple[int, np.ndarray, np.ndarray | None, str]] = queue.Queue(maxsize=256)
@@ -101,9 +116,15 @@ class SearchIndexer:
                     if self._drain(store):
                         continue
                     if self.is_idle():
-                        n = backfill(log, store, self.scorer_of(), limit=16, pause_s=self.pause_s,
-                                     should_stop=lambda: self._stop.is_set() or not self._queue.empty()
-                                     or not self.is_idle(), progress=self.progress)
+                        n = backfill(
+                            log,
+                            store,
+                            self.scorer_of(),
+                            limit=16,
+                            pause_s=self.pause_s,
+                            should_stop=lambda: self._stop.is_set() or not self._queue.empty() or not self.is_idle(),
+                            progress=self.progress,
+                        )
                         if n:
                             continue
                     self._stop.wait(1.0)

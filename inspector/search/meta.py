@@ -77,14 +77,23 @@ class InspectionColumns:
         added = 0
         while True:
             after = int(self.ids[-1]) if len(self.ids) else 0
-            rows = list(log.sdb.db.query("SELECT id, captured_at, source_id, top_label_id, disposition FROM inspections"
-                                         " WHERE id > ? ORDER BY id LIMIT ?", [after, batch]))
+            rows = list(
+                log.sdb.db.query(
+                    "SELECT id, captured_at, source_id, top_label_id, disposition FROM inspections"
+                    " WHERE id > ? ORDER BY id LIMIT ?",
+                    [after, batch],
+                )
+            )
             if not rows:
                 break
             self._append(rows)
             added += len(rows)
-        decisions = list(log.sdb.db.query("SELECT id, inspection_id, kind, picked_rank FROM decisions WHERE id > ?"
-                                          " ORDER BY id", [self.last_decision]))
+        decisions = list(
+            log.sdb.db.query(
+                "SELECT id, inspection_id, kind, picked_rank FROM decisions WHERE id > ? ORDER BY id",
+                [self.last_decision],
+            )
+        )
         if decisions:
             # The newest decision of an inspection is the answer in force: a correction always follows
             # the row it corrects (inspector.learning.agreement.answers_in_force reads it the same way).
@@ -98,10 +107,15 @@ class InspectionColumns:
         c = self.codes
         self.ids = np.concatenate([self.ids, np.fromiter((r["id"] for r in rows), np.int64, len(rows))])
         self.time_ms = np.concatenate([self.time_ms, np.array([_ms(r["captured_at"]) for r in rows], np.int64)])
-        self.source = np.concatenate([self.source, np.array([c["source"].code(r["source_id"]) for r in rows], np.int32)])
-        self.label = np.concatenate([self.label, np.array([c["label"].code(r["top_label_id"]) for r in rows], np.int32)])
-        self.verdict = np.concatenate([self.verdict, np.array([c["verdict"].code(r["disposition"]) for r in rows],
-                                                              np.int32)])
+        self.source = np.concatenate(
+            [self.source, np.array([c["source"].code(r["source_id"]) for r in rows], np.int32)]
+        )
+        self.label = np.concatenate(
+            [self.label, np.array([c["label"].code(r["top_label_id"]) for r in rows], np.int32)]
+        )
+        self.verdict = np.concatenate(
+            [self.verdict, np.array([c["verdict"].code(r["disposition"]) for r in rows], np.int32)]
+        )
         self.state = np.concatenate([self.state, np.zeros(len(rows), np.int8)])
 
     def mask(self, f: SearchFilter) -> np.ndarray | None:

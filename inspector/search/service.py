@@ -61,8 +61,10 @@ class SearchAnswer:
         """One line for a status bar: coverage, and the stale label while re-embedding runs."""
         text = f"{len(self.hits)} results; {self.embedded} of {self.total} inspections searchable"
         if self.stale:
-            text += (f"; answered from model {self.vectors_model[:12]}'s vectors while the current model"
-                     f" {self.current_model[:12]} re-embeds")
+            text += (
+                f"; answered from model {self.vectors_model[:12]}'s vectors while the current model"
+                f" {self.current_model[:12]} re-embeds"
+            )
         return text
 
 
@@ -101,8 +103,15 @@ class SearchService:
         self._index.flush()
         return self._index
 
-    def search(self, query: np.ndarray, model_id: str, current_model: str, f: SearchFilter = NO_FILTER,
-               k: int = 10, exclude: int | None = None) -> SearchAnswer:
+    def search(
+        self,
+        query: np.ndarray,
+        model_id: str,
+        current_model: str,
+        f: SearchFilter = NO_FILTER,
+        k: int = 10,
+        exclude: int | None = None,
+    ) -> SearchAnswer:
         """The k inspections nearest to `query` (a vector of `model_id`) that pass the filter."""
         if f.state is not None and f.state not in STATE_FILTERS:
             raise DataError(f"decision state {f.state!r} is not one of {', '.join(STATE_FILTERS)}")
@@ -124,32 +133,45 @@ class SearchService:
             return []
         ids = [i for i, _ in hits]
         marks = ",".join("?" * len(ids))
-        rows = {r["id"]: r for r in self.log.sdb.db.query(
-            f"SELECT id, image_sha256, captured_at, top_label_id FROM inspections WHERE id IN ({marks})", ids)}
+        rows = {
+            r["id"]: r
+            for r in self.log.sdb.db.query(
+                f"SELECT id, image_sha256, captured_at, top_label_id FROM inspections WHERE id IN ({marks})", ids
+            )
+        }
         answers: dict[int, dict[str, Any]] = {}
-        for d in self.log.sdb.db.query(f"SELECT inspection_id, kind, label_id FROM decisions WHERE inspection_id IN"
-                                       f" ({marks}) ORDER BY id", ids):
+        for d in self.log.sdb.db.query(
+            f"SELECT inspection_id, kind, label_id FROM decisions WHERE inspection_id IN ({marks}) ORDER BY id", ids
+        ):
             answers[int(d["inspection_id"])] = d  # the newest row is the answer in force
         out = []
         for i, score in hits:
             r, d = rows[i], answers.get(i)
-            decided = None if d is None or d["kind"] == "reject_image" else (
-                "none_of_these" if d["kind"] == "none_of_these" else d["label_id"])
-            out.append(SearchHit(int(i), round(float(score), 6), r["image_sha256"], r["captured_at"],
-                                 r["top_label_id"], decided))
+            decided = (
+                None
+                if d is None or d["kind"] == "reject_image"
+                else ("none_of_these" if d["kind"] == "none_of_these" else d["label_id"])
+            )
+            out.append(
+                SearchHit(
+                    int(i), round(float(score), 6), r["image_sha256"], r["captured_at"], r["top_label_id"], decided
+                )
+            )
         return out
 
     # --- queries ---------------------------------------------------------------------------------
 
-    def text(self, scorer: Scorer, text: str, current_model: str, f: SearchFilter = NO_FILTER, k: int = 10
-             ) -> SearchAnswer:
+    def text(
+        self, scorer: Scorer, text: str, current_model: str, f: SearchFilter = NO_FILTER, k: int = 10
+    ) -> SearchAnswer:
         """Inspections whose image (or a tile of it) is nearest to the description `text`."""
         if not text.strip():
             raise DataError("the search text is empty; describe what to look for, e.g. 'crack near the edge'")
         return self.search(scorer.embed_texts([text.strip()])[0], scorer.model_id, current_model, f, k)
 
-    def like(self, scorer: Scorer, ref: str, current_model: str, f: SearchFilter = NO_FILTER, k: int = 10
-             ) -> SearchAnswer:
+    def like(
+        self, scorer: Scorer, ref: str, current_model: str, f: SearchFilter = NO_FILTER, k: int = 10
+    ) -> SearchAnswer:
         """Inspections that look like `ref`: a logged inspection id, or an image file."""
         exclude = None
         if ref.strip().isdigit():
@@ -180,5 +202,7 @@ def answer_lines(answer: SearchAnswer) -> list[str]:
 
 
 def scorer_error(model_id: str) -> InspectorError:
-    return InspectorError(f"the vectors of model {model_id[:12]} answer this search, but that model cannot be"
-                          " loaded to embed the query; wait for the re-embedding to finish")
+    return InspectorError(
+        f"the vectors of model {model_id[:12]} answer this search, but that model cannot be"
+        " loaded to embed the query; wait for the re-embedding to finish"
+    )

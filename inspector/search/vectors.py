@@ -17,9 +17,11 @@ import numpy as np
 from inspector.errors import InspectorError
 
 _SCHEMA = (
-    ("CREATE TABLE IF NOT EXISTS vectors (inspection_id INTEGER NOT NULL, model_id TEXT NOT NULL,"
-    " slot INTEGER NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL,"
-    " PRIMARY KEY (model_id, inspection_id, slot)) WITHOUT ROWID"),
+    (
+        "CREATE TABLE IF NOT EXISTS vectors (inspection_id INTEGER NOT NULL, model_id TEXT NOT NULL,"
+        " slot INTEGER NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL,"
+        " PRIMARY KEY (model_id, inspection_id, slot)) WITHOUT ROWID"
+    ),
 )
 
 
@@ -59,8 +61,10 @@ class VectorStore:
         v = np.asarray(vectors, np.float32)
         if v.ndim != 2 or not np.isfinite(v).all():
             raise SearchStoreError(f"inspection {inspection_id}: vectors must be a finite [n, dim] array")
-        rows = [(int(inspection_id), model_id, slot, v.shape[1], v[slot].astype(np.float16).tobytes())
-                for slot in range(v.shape[0])]
+        rows = [
+            (int(inspection_id), model_id, slot, v.shape[1], v[slot].astype(np.float16).tobytes())
+            for slot in range(v.shape[0])
+        ]
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -82,20 +86,25 @@ class VectorStore:
         rows = self._conn().execute("SELECT inspection_id FROM vectors WHERE model_id = ? AND slot = 0", (model_id,))
         return {int(r[0]) for r in rows}
 
-    def load(self, model_id: str, after_id: int = 0, ids: Iterable[int] | None = None, upto: int | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
+    def load(
+        self, model_id: str, after_id: int = 0, ids: Iterable[int] | None = None, upto: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(inspection id per row, [rows, dim] float32) for `model_id`: inspections in (after_id, upto], or `ids`."""
         conn = self._conn()
         if ids is None:
-            cur = conn.execute("SELECT inspection_id, vector FROM vectors WHERE model_id = ? AND inspection_id > ?"
-                               " AND inspection_id <= ? ORDER BY inspection_id, slot",
-                               (model_id, int(after_id), int(2**62 if upto is None else upto)))
+            cur = conn.execute(
+                "SELECT inspection_id, vector FROM vectors WHERE model_id = ? AND inspection_id > ?"
+                " AND inspection_id <= ? ORDER BY inspection_id, slot",
+                (model_id, int(after_id), int(2**62 if upto is None else upto)),
+            )
             got = cur.fetchall()
         else:
             got = []
             for i in ids:
-                got += conn.execute("SELECT inspection_id, vector FROM vectors WHERE model_id = ? AND inspection_id = ?"
-                                    " ORDER BY slot", (model_id, int(i))).fetchall()
+                got += conn.execute(
+                    "SELECT inspection_id, vector FROM vectors WHERE model_id = ? AND inspection_id = ? ORDER BY slot",
+                    (model_id, int(i)),
+                ).fetchall()
         if not got:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         owners = np.fromiter((r[0] for r in got), np.int64, len(got))

@@ -14,11 +14,23 @@ from datetime import datetime, timedelta
 from inspector.store.passwords import fingerprint
 
 # Events that end a run of sign-in attempts (a correct password, an unlock, a new password, an expired lock).
-RESETS = ("login_ok", "user_unlocked", "password_changed", "lockout_expired", "password_change_required",
-          "password_reset_local")
+RESETS = (
+    "login_ok",
+    "user_unlocked",
+    "password_changed",
+    "lockout_expired",
+    "password_change_required",
+    "password_reset_local",
+)
 # Events that set a credential row; each carries that row's fingerprint in detail["credential"].
-CREDENTIAL_EVENTS = ("first_admin_created", "user_added", "password_changed", "password_rehashed",
-                     "credential_sealed", "password_reset_local")
+CREDENTIAL_EVENTS = (
+    "first_admin_created",
+    "user_added",
+    "password_changed",
+    "password_rehashed",
+    "credential_sealed",
+    "password_reset_local",
+)
 # The subset that says who chose the password (a rehash or a seal keeps whoever chose it).
 ORIGIN_EVENTS = ("first_admin_created", "user_added", "password_changed", "password_reset_local")
 
@@ -45,8 +57,10 @@ def lock_state(conn: sqlite3.Connection, name: str, max_failures: int, lockout_s
     """
     kinds = ("login_attempt",) + RESETS
     marks = ", ".join("?" * len(kinds))
-    rows = conn.execute(f"SELECT kind, recorded_at FROM events WHERE subject = ? AND kind IN ({marks})"
-                        " ORDER BY id DESC LIMIT ?", [name, *kinds, max_failures + 1]).fetchall()
+    rows = conn.execute(
+        f"SELECT kind, recorded_at FROM events WHERE subject = ? AND kind IN ({marks}) ORDER BY id DESC LIMIT ?",
+        [name, *kinds, max_failures + 1],
+    ).fetchall()
     attempts: list[str] = []
     for kind, recorded_at in rows:
         if kind != "login_attempt":
@@ -62,8 +76,10 @@ def lock_state(conn: sqlite3.Connection, name: str, max_failures: int, lockout_s
 def password_origin(conn: sqlite3.Connection, name: str) -> tuple[bool, bool]:
     """(admin_set, must_change): whether someone else chose the current password, and whether a change is forced."""
     marks = ", ".join("?" * len(ORIGIN_EVENTS))
-    row = conn.execute(f"SELECT kind, user, detail FROM events WHERE subject = ? AND kind IN ({marks})"
-                       " ORDER BY id DESC LIMIT 1", [name, *ORIGIN_EVENTS]).fetchone()
+    row = conn.execute(
+        f"SELECT kind, user, detail FROM events WHERE subject = ? AND kind IN ({marks}) ORDER BY id DESC LIMIT 1",
+        [name, *ORIGIN_EVENTS],
+    ).fetchone()
     if row is None:
         return False, False
     kind, by, detail = row
@@ -73,13 +89,16 @@ def password_origin(conn: sqlite3.Connection, name: str) -> tuple[bool, bool]:
 
 def credential_sealed(conn: sqlite3.Connection, name: str) -> tuple[str | None, bool]:
     """(encoded, ok): the newest credential row of `name` and whether the newest chained seal names it."""
-    found = conn.execute("SELECT encoded FROM credentials WHERE user_name = ? ORDER BY id DESC LIMIT 1",
-                         [name]).fetchone()
+    found = conn.execute(
+        "SELECT encoded FROM credentials WHERE user_name = ? ORDER BY id DESC LIMIT 1", [name]
+    ).fetchone()
     if found is None:
         return None, False
     marks = ", ".join("?" * len(CREDENTIAL_EVENTS))
-    for (detail,) in conn.execute(f"SELECT detail FROM events WHERE subject = ? AND kind IN ({marks})"
-                                  " ORDER BY id DESC", [name, *CREDENTIAL_EVENTS]):
+    for (detail,) in conn.execute(
+        f"SELECT detail FROM events WHERE subject = ? AND kind IN ({marks}) ORDER BY id DESC",
+        [name, *CREDENTIAL_EVENTS],
+    ):
         seal = _detail(detail).get("credential")
         if seal is not None:
             return found[0], seal == fingerprint(name, found[0])
@@ -89,8 +108,12 @@ def credential_sealed(conn: sqlite3.Connection, name: str) -> tuple[str | None, 
 def credential_problems(conn: sqlite3.Connection) -> list[str]:
     """One line per account whose stored password hash is not the one its chained events set."""
     names = [r[0] for r in conn.execute("SELECT DISTINCT user_name FROM credentials ORDER BY user_name")]
-    names += [r[0] for r in conn.execute(
-        "SELECT DISTINCT name FROM users WHERE name NOT IN (SELECT user_name FROM credentials) ORDER BY name")]
+    names += [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT name FROM users WHERE name NOT IN (SELECT user_name FROM credentials) ORDER BY name"
+        )
+    ]
     problems = []
     for name in names:
         encoded, ok = credential_sealed(conn, name)
@@ -107,7 +130,8 @@ ADMIN_SET_SQL = (
     " WHEN e.kind = 'password_changed' AND IFNULL(e.user, '') <> e.subject THEN 1 ELSE 0 END"
     " FROM events e JOIN chain ce ON ce.tbl = 'events' AND ce.row_id = e.id"
     " WHERE e.subject = d.operator AND e.kind IN ('first_admin_created', 'user_added', 'password_changed',"
-    " 'password_reset_local') AND ce.seq < cd.seq ORDER BY ce.seq DESC LIMIT 1)")
+    " 'password_reset_local') AND ce.seq < cd.seq ORDER BY ce.seq DESC LIMIT 1)"
+)
 
 
 def _detail(text: str) -> dict:

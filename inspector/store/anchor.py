@@ -46,8 +46,10 @@ def load_key(path: Path, create: bool) -> bytes:
         except FileExistsError:
             pass
         except OSError as exc:
-            raise AnchorError(f"station key {path} cannot be created: {exc.strerror or exc}; the folder must be"
-                              " writable and have free space") from None
+            raise AnchorError(
+                f"station key {path} cannot be created: {exc.strerror or exc}; the folder must be"
+                " writable and have free space"
+            ) from None
         else:
             try:
                 with os.fdopen(fd, "w", encoding="ascii") as f:
@@ -57,8 +59,9 @@ def load_key(path: Path, create: bool) -> bytes:
                 fsync_dir(path.parent)
             except OSError as exc:  # a half-written key would lock the station out later: remove it
                 path.unlink(missing_ok=True)
-                raise AnchorError(f"station key {path} cannot be written: {exc.strerror or exc}; free disk space"
-                                  " and retry") from None
+                raise AnchorError(
+                    f"station key {path} cannot be written: {exc.strerror or exc}; free disk space and retry"
+                ) from None
     try:
         if os.name == "posix" and path.stat().st_mode & 0o077:
             raise AnchorError(f"station key {path} is readable by other users; run `chmod 600 {path}`")
@@ -68,8 +71,10 @@ def load_key(path: Path, create: bool) -> bytes:
     except ValueError:
         raise AnchorError(f"station key {path} is not 64 hex digits; restore it from the station backup") from None
     except OSError as exc:
-        raise AnchorError(f"station key {path} cannot be read: {exc.strerror or exc}; check its owner and"
-                          " permissions (the station's account must read it)") from None
+        raise AnchorError(
+            f"station key {path} cannot be read: {exc.strerror or exc}; check its owner and"
+            " permissions (the station's account must read it)"
+        ) from None
 
 
 def _mac(key: bytes, seq: int, digest: str, written_at: str, n: int | None = None) -> str:
@@ -127,14 +132,20 @@ class _AnchorFile:
         what = ", ".join(why if self.legacy else f"slot {slot} {why}" for slot, why in self.damaged)
         if self.current is None:
             return f"anchor file {path} {what}: it was edited, damaged or comes from another station"
-        return (f"anchor file {path}: {what}: it was edited, or a power loss cut off an anchor write (then the"
-                " next commit rewrites that slot)")
+        return (
+            f"anchor file {path}: {what}: it was edited, or a power loss cut off an anchor write (then the"
+            " next commit rewrites that slot)"
+        )
 
 
 def _record(key: bytes, anchor: Anchor) -> bytes:
     """The anchor and its HMAC as canonical JSON: a format-1 file's content, a format-2 slot's line."""
-    fields: dict[str, object] = {"seq": anchor.seq, "hash": anchor.hash, "written_at": anchor.written_at,
-                                 "mac": _mac(key, anchor.seq, anchor.hash, anchor.written_at, anchor.n)}
+    fields: dict[str, object] = {
+        "seq": anchor.seq,
+        "hash": anchor.hash,
+        "written_at": anchor.written_at,
+        "mac": _mac(key, anchor.seq, anchor.hash, anchor.written_at, anchor.n),
+    }
     if anchor.n is not None:
         fields["n"] = anchor.n
     return canonical(fields)
@@ -156,8 +167,9 @@ def _parse_slot(data: bytes, key: bytes) -> Anchor | None:
     try:
         record = json.loads(text)
         n = record.get("n")
-        anchor = Anchor(int(record["seq"]), str(record["hash"]), str(record["written_at"]),
-                        None if n is None else int(n))
+        anchor = Anchor(
+            int(record["seq"]), str(record["hash"]), str(record["written_at"]), None if n is None else int(n)
+        )
         expected = _mac(key, anchor.seq, anchor.hash, anchor.written_at, anchor.n).encode("ascii")
         valid = hmac.compare_digest(str(record["mac"]).encode("utf-8"), expected)
     except (ValueError, KeyError, TypeError) as exc:  # also invalid UTF-8 from a torn write
@@ -247,9 +259,12 @@ def _flock(fd: int, mode: int, lock_path: Path) -> None:
             return
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                raise AnchorLockTimeout(errno.ETIMEDOUT, f"the anchor lock file {lock_path} was held by another"
-                                        f" process for over {ANCHOR_LOCK_TIMEOUT_S:g} s (find it with"
-                                        f" `fuser {lock_path}`)") from None
+                raise AnchorLockTimeout(
+                    errno.ETIMEDOUT,
+                    f"the anchor lock file {lock_path} was held by another"
+                    f" process for over {ANCHOR_LOCK_TIMEOUT_S:g} s (find it with"
+                    f" `fuser {lock_path}`)",
+                ) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -289,8 +304,9 @@ def anchor_record(path: Path, key: bytes) -> bytes | None:
 AnchorCheck = Callable[[Anchor | None, bool], None]
 
 
-def write_anchor(path: Path, key: bytes, seq: int, digest: str, written_at: str,
-                 check: AnchorCheck | None = None) -> None:
+def write_anchor(
+    path: Path, key: bytes, seq: int, digest: str, written_at: str, check: AnchorCheck | None = None
+) -> None:
     """Move the anchor forward to (seq, digest); a lower seq never replaces a higher one.
 
     `check(current, torn)` is called with the anchor in force (None: no file) before anything is

@@ -13,12 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from inspector.errors import InspectorError
+from inspector.frame.records import Candidate
 from inspector.store.chain import ChainReport
 from inspector.store.database import parse_time
 from inspector.store.decision_log import DecisionLog, TimeArg
-from inspector.errors import InspectorError
 from inspector.store.export import ExportReport, ExportSummary, verify_export
-from inspector.frame.records import Candidate
 from inspector.store.states import inspection_states
 from inspector.store.users import Session
 
@@ -59,8 +59,9 @@ def search(log: DecisionLog, f: AuditFilter) -> AuditRows:
     """Inspections, decisions and events matching the filter (a condition a table lacks is not applied)."""
     lo = None if f.from_ts is None else parse_time(f.from_ts)
     hi = None if f.to_ts is None else parse_time(f.to_ts)
-    inspections = log.inspections(from_ts=lo, to_ts=hi, operator=f.operator, label=f.label, verdict=f.verdict,
-                                  limit=f.limit)
+    inspections = log.inspections(
+        from_ts=lo, to_ts=hi, operator=f.operator, label=f.label, verdict=f.verdict, limit=f.limit
+    )
     states = inspection_states(log.sdb.conn, (r["id"] for r in inspections))
     inspections = [{**r, "state": states.get(int(r["id"]), "open")} for r in inspections]  # derived, not stored
     decisions = log.decisions(from_ts=lo, to_ts=hi, operator=f.operator, label=f.label, limit=f.limit)
@@ -113,17 +114,41 @@ def inspection_record(log: DecisionLog, inspection_id: int) -> InspectionRecord:
     r = log.inspection(inspection_id)
     if r is None:
         raise InspectorError(f"inspection {inspection_id} does not exist")
-    candidates = tuple(Candidate(c["label_id"], c["label_name"], c["disposition"], c["description"],
-                                 float(c["score"]), float(c["probability"]), int(c["rank"]),
-                                 c.get("carried_by", "words"))
-                       for c in sorted(json.loads(r["candidates"]), key=lambda c: c["rank"]))
+    candidates = tuple(
+        Candidate(
+            c["label_id"],
+            c["label_name"],
+            c["disposition"],
+            c["description"],
+            float(c["score"]),
+            float(c["probability"]),
+            int(c["rank"]),
+            c.get("carried_by", "words"),
+        )
+        for c in sorted(json.loads(r["candidates"]), key=lambda c: c["rank"])
+    )
     image = log.image_path(r["image_sha256"]) if r["image_sha256"] else None
     decisions = tuple(log.decisions(inspection_id=int(inspection_id)))
-    return InspectionRecord(int(r["id"]), r["recorded_at"], r["user"], r["captured_at"], r["source_id"], r["origin"],
-                            int(r["width"]), int(r["height"]), r["model_id"], int(r["library_version"]),
-                            r["disposition"], bool(r["needs_review"]), bool(r["open_set"]), r["verdict_reason"],
-                            candidates, image, decisions, inspection_states(log.sdb.conn, [inspection_id])
-                            .get(int(inspection_id), "open"))
+    return InspectionRecord(
+        int(r["id"]),
+        r["recorded_at"],
+        r["user"],
+        r["captured_at"],
+        r["source_id"],
+        r["origin"],
+        int(r["width"]),
+        int(r["height"]),
+        r["model_id"],
+        int(r["library_version"]),
+        r["disposition"],
+        bool(r["needs_review"]),
+        bool(r["open_set"]),
+        r["verdict_reason"],
+        candidates,
+        image,
+        decisions,
+        inspection_states(log.sdb.conn, [inspection_id]).get(int(inspection_id), "open"),
+    )
 
 
 def verify_database(db_path: str | Path, user: Session) -> ChainReport:
@@ -140,8 +165,9 @@ class ExportOutcome:
     check: ExportReport
 
 
-def export_database(db_path: str | Path, from_ts: datetime | str, to_ts: datetime | str, out_dir: str | Path,
-                    user: Session) -> ExportOutcome:
+def export_database(
+    db_path: str | Path, from_ts: datetime | str, to_ts: datetime | str, out_dir: str | Path, user: Session
+) -> ExportOutcome:
     """Export [from_ts, to_ts) to a new folder, then check the bundle as an auditor would (with the key)."""
     with DecisionLog.open(db_path, create=False) as log:
         summary = log.export(from_ts, to_ts, out_dir, user)

@@ -27,8 +27,16 @@ MAC_TAG = b"rankclip-inspector/entry-mac/v1\x00"
 # Every table whose rows are records; the order is irrelevant, membership is the allow-list for
 # the table names that reach SQL text.
 RECORD_TABLES: tuple[str, ...] = (
-    "library_versions", "library_labels", "library_descriptions", "users",
-    "inspections", "decisions", "events", "model_registry", "model_states", "library_examples",
+    "library_versions",
+    "library_labels",
+    "library_descriptions",
+    "users",
+    "inspections",
+    "decisions",
+    "events",
+    "model_registry",
+    "model_states",
+    "library_examples",
 )
 _ROW_SQL = {t: 'SELECT * FROM "' + t + '" WHERE id = ?' for t in RECORD_TABLES}
 
@@ -109,19 +117,22 @@ class ChainReport:
 
     def __str__(self) -> str:
         if self.ok:
-            return (f"chain intact: {self.rows} rows, head seq {self.head_seq}, anchor at seq {self.anchor_seq}; "
-                    + (self.witness or self.unchecked or NOT_CHECKED_WITHOUT_WITNESS))
+            return f"chain intact: {self.rows} rows, head seq {self.head_seq}, anchor at seq {self.anchor_seq}; " + (
+                self.witness or self.unchecked or NOT_CHECKED_WITHOUT_WITNESS
+            )
         return f"chain broken: {self.problem}"
 
 
 # What the station's own files cannot show (README, threat model): said with every unwitnessed "intact".
 NOT_CHECKED_WITHOUT_WITNESS = (
     "not checked without a witness (--witness): a rollback of the whole station (database and anchor restored"
-    " together from an older copy), and a rewrite by someone who can read the station key file")
+    " together from an older copy), and a rewrite by someone who can read the station key file"
+)
 
 
-def _bad(problem: str, rows: int, head_seq: int, seq: int | None = None, table: str | None = None,
-         row_id: int | None = None) -> ChainReport:
+def _bad(
+    problem: str, rows: int, head_seq: int, seq: int | None = None, table: str | None = None, row_id: int | None = None
+) -> ChainReport:
     where = f"seq {seq} ({table} row {row_id}): " if seq is not None else ""
     return ChainReport(False, rows, head_seq, where + problem, seq, table, row_id)
 
@@ -200,8 +211,9 @@ def verify_chain(conn: sqlite3.Connection, anchor: Anchor | None, key: bytes, an
         if table not in counts:
             return _bad(f"unknown table {table!r} in the chain", n, n, seq, table, row_id)
         if prev_hash != prev:
-            return _bad("prev_hash does not link to the previous entry (rows removed or reordered)",
-                        n, n, seq, table, row_id)
+            return _bad(
+                "prev_hash does not link to the previous entry (rows removed or reordered)", n, n, seq, table, row_id
+            )
         scan = scans.get(table)
         if scan is None:
             scan = scans[table] = _TableScan(conn, table)
@@ -209,18 +221,26 @@ def verify_chain(conn: sqlite3.Connection, anchor: Anchor | None, key: bytes, an
         if recomputed is None:
             return _bad("the row is missing (deleted after it was written)", n, n, seq, table, row_id)
         if recomputed != digest:
-            return _bad("hash mismatch: the row or its chain entry was changed after it was written",
-                        n, n, seq, table, row_id)
+            return _bad(
+                "hash mismatch: the row or its chain entry was changed after it was written", n, n, seq, table, row_id
+            )
         if mac is None:
             if macs_from is not None and seq >= macs_from:
-                return _bad("the entry has no MAC: it was added or recomputed around the application", n, n, seq,
-                            table, row_id)
+                return _bad(
+                    "the entry has no MAC: it was added or recomputed around the application", n, n, seq, table, row_id
+                )
         else:
             check = mac_prefix.copy()
             check.update(seq.to_bytes(8, "big") + bytes.fromhex(digest))
             if not hmac.compare_digest(check.hexdigest(), mac):
-                return _bad("MAC mismatch: the entry was written or recomputed without the station key", n, n, seq,
-                            table, row_id)
+                return _bad(
+                    "MAC mismatch: the entry was written or recomputed without the station key",
+                    n,
+                    n,
+                    seq,
+                    table,
+                    row_id,
+                )
             macs_from = seq if macs_from is None else min(macs_from, seq)
         if anchor is not None and seq == anchor.seq:
             hashes_at[seq] = digest
@@ -233,17 +253,34 @@ def verify_chain(conn: sqlite3.Connection, anchor: Anchor | None, key: bytes, an
             first = conn.execute(
                 'SELECT MIN(id) FROM "' + table + '" WHERE id NOT IN (SELECT row_id FROM chain WHERE tbl = ?)', (table,)
             ).fetchone()[0]
-            return ChainReport(False, rows, head_seq, f"{table} row {first} is not in the chain (inserted around"
-                               " the application)", None, table, first)
+            return ChainReport(
+                False,
+                rows,
+                head_seq,
+                f"{table} row {first} is not in the chain (inserted around the application)",
+                None,
+                table,
+                first,
+            )
     if anchor is None:
         if head_seq == 0 and not anchor_problem:
             return ChainReport(True, 0, 0)
         return ChainReport(False, rows, head_seq, f"cannot check the tail: {anchor_problem or 'no anchor file'}")
     if anchor.seq > head_seq:
-        return ChainReport(False, rows, head_seq, f"chain ends at seq {head_seq} but the anchor records seq {anchor.seq}: "
-                           "rows were removed from the end", anchor_seq=anchor.seq)
+        return ChainReport(
+            False,
+            rows,
+            head_seq,
+            f"chain ends at seq {head_seq} but the anchor records seq {anchor.seq}: rows were removed from the end",
+            anchor_seq=anchor.seq,
+        )
     if hashes_at.get(anchor.seq) != anchor.hash:
-        return ChainReport(False, rows, head_seq,
-                           f"seq {anchor.seq} differs from the anchored hash: the chain was rewritten",
-                           bad_seq=anchor.seq, anchor_seq=anchor.seq)
+        return ChainReport(
+            False,
+            rows,
+            head_seq,
+            f"seq {anchor.seq} differs from the anchored hash: the chain was rewritten",
+            bad_seq=anchor.seq,
+            anchor_seq=anchor.seq,
+        )
     return ChainReport(True, rows, head_seq, anchor_seq=anchor.seq)

@@ -14,17 +14,17 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from inspector.errors import DataError, InspectorError
 from inspector.store.anchor import Anchor, AnchorError, load_key, read_anchor, write_anchor
 from inspector.store.chain import RECORD_TABLES, ChainReport, append_entry, head, verify_chain
 from inspector.store.passwords import fingerprint
-from inspector.errors import DataError, InspectorError
 
 # Writers wait this long for another process's transaction before giving up (D1: >= 5 s).
 BUSY_TIMEOUT_MS = 10_000
@@ -41,8 +41,9 @@ _TABLES = [
     "CREATE TABLE library_descriptions (id INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL,"
     " version INTEGER NOT NULL REFERENCES library_versions(id), label_id TEXT NOT NULL, position INTEGER NOT NULL,"
     " text TEXT NOT NULL, retired INTEGER NOT NULL, UNIQUE (version, label_id, text)) STRICT",
-    "CREATE TABLE users (id INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,"
-    " role TEXT NOT NULL, printed_name TEXT NOT NULL, active INTEGER NOT NULL, changed_by TEXT, reason TEXT NOT NULL,"
+    "CREATE TABLE users (id INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL, name TEXT NOT NULL,"
+    " version INTEGER NOT NULL, role TEXT NOT NULL, printed_name TEXT NOT NULL, active INTEGER NOT NULL,"
+    " changed_by TEXT, reason TEXT NOT NULL,"
     " UNIQUE (name, version)) STRICT",
     # Secrets stay out of the chain and out of exports; password changes are chained as events.
     "CREATE TABLE credentials (id INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL, user_name TEXT NOT NULL,"
@@ -80,15 +81,25 @@ _TABLES = [
 
 
 def _append_only(tables: tuple[str, ...]) -> list[str]:
-    return [f"CREATE TRIGGER {t}_no_{verb.lower()} BEFORE {verb} ON {t}"
-            f" BEGIN SELECT RAISE(ABORT, '{t} is append-only: a change is a new row'); END"
-            for t in tables for verb in ("UPDATE", "DELETE")]
+    return [
+        f"CREATE TRIGGER {t}_no_{verb.lower()} BEFORE {verb} ON {t}"
+        f" BEGIN SELECT RAISE(ABORT, '{t} is append-only: a change is a new row'); END"
+        for t in tables
+        for verb in ("UPDATE", "DELETE")
+    ]
 
 
 # The record tables of the first schema, spelled out: RECORD_TABLES grows with later migrations,
 # whose tables do not exist yet when 0001 runs on a new database; each migration guards its own.
-_INITIAL_RECORDS = ("library_versions", "library_labels", "library_descriptions", "users", "inspections",
-                    "decisions", "events")
+_INITIAL_RECORDS = (
+    "library_versions",
+    "library_labels",
+    "library_descriptions",
+    "users",
+    "inspections",
+    "decisions",
+    "events",
+)
 _TRIGGERS = _append_only((*_INITIAL_RECORDS, "chain", "credentials"))
 # The model registry (inspector.learning.registry): a model row once, then its state changes as new rows.
 _REGISTRY = [
@@ -153,10 +164,18 @@ def seal_credentials(station: StationDB) -> None:
     """
     found = station.conn.execute(
         "SELECT user_name, encoded FROM credentials c"
-        " WHERE id = (SELECT MAX(id) FROM credentials WHERE user_name = c.user_name) ORDER BY id").fetchall()
+        " WHERE id = (SELECT MAX(id) FROM credentials WHERE user_name = c.user_name) ORDER BY id"
+    ).fetchall()
     for name, encoded in found:
-        station.append("events", event_row("credential_sealed", None, name,
-                                           {"credential": fingerprint(name, encoded), "reason": "sealed at the upgrade"}))
+        station.append(
+            "events",
+            event_row(
+                "credential_sealed",
+                None,
+                name,
+                {"credential": fingerprint(name, encoded), "reason": "sealed at the upgrade"},
+            ),
+        )
 
 
 @MIGRATIONS(name="0007_scoring_configs")
@@ -164,20 +183,25 @@ def _scoring_configs(db: Database) -> None:
     # How each inspection's scores were made (inspector.frame.scoring.ScoringConfig). A side table, not a
     # column: the chain hashes whole inspections rows, so a new column would change every old row's hash.
     # The config row is content-addressed (id = SHA-256 of its canonical JSON), so it verifies itself.
-    db.execute("CREATE TABLE scoring_configs (id TEXT PRIMARY KEY, recorded_at TEXT NOT NULL, json TEXT NOT NULL)"
-               " STRICT")
-    db.execute("CREATE TABLE inspection_scoring (inspection_id INTEGER PRIMARY KEY REFERENCES inspections(id),"
-               " scoring_config_id TEXT NOT NULL REFERENCES scoring_configs(id)) STRICT")
+    db.execute(
+        "CREATE TABLE scoring_configs (id TEXT PRIMARY KEY, recorded_at TEXT NOT NULL, json TEXT NOT NULL) STRICT"
+    )
+    db.execute(
+        "CREATE TABLE inspection_scoring (inspection_id INTEGER PRIMARY KEY REFERENCES inspections(id),"
+        " scoring_config_id TEXT NOT NULL REFERENCES scoring_configs(id)) STRICT"
+    )
 
 
 @MIGRATIONS(name="0008_library_examples")
 def _library_examples(db: Database) -> None:
     # Library format 2: example images of a label, named by the SHA-256 of the stored PNG, one row
     # per (version, label, image) like library_descriptions (inspector.library.examples).
-    db.execute("CREATE TABLE library_examples (id INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL,"
-               " version INTEGER NOT NULL REFERENCES library_versions(id), label_id TEXT NOT NULL,"
-               " position INTEGER NOT NULL, sha256 TEXT NOT NULL, reason TEXT NOT NULL, box TEXT NOT NULL,"
-               " retired INTEGER NOT NULL, UNIQUE (version, label_id, sha256)) STRICT")
+    db.execute(
+        "CREATE TABLE library_examples (id INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL,"
+        " version INTEGER NOT NULL REFERENCES library_versions(id), label_id TEXT NOT NULL,"
+        " position INTEGER NOT NULL, sha256 TEXT NOT NULL, reason TEXT NOT NULL, box TEXT NOT NULL,"
+        " retired INTEGER NOT NULL, UNIQUE (version, label_id, sha256)) STRICT"
+    )
     for statement in _append_only(("library_examples",)):
         db.execute(statement)
 
@@ -186,8 +210,9 @@ def _library_examples(db: Database) -> None:
 def _line_outbox(db: Database) -> None:
     # Delivery state, not a record (so not chained, and updated in place): per line output, the
     # chain seq up to which the broker or PLC has acknowledged every inspection and decision.
-    db.execute("CREATE TABLE line_outbox (output TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at TEXT NOT NULL)"
-               " STRICT")
+    db.execute(
+        "CREATE TABLE line_outbox (output TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at TEXT NOT NULL) STRICT"
+    )
 
 
 class StorageError(InspectorError):
@@ -205,8 +230,10 @@ def storage_hint(exc: BaseException, path: Path) -> str:
     if name.startswith("SQLITE_FULL") or code in (errno.ENOSPC, errno.EDQUOT):
         return f"the disk holding {path.parent} is full: free space there, then retry"
     if name.startswith("SQLITE_READONLY") or code in (errno.EACCES, errno.EPERM, errno.EROFS) or not _writable(path):
-        return (f"the database or its folder {path.parent} is read-only (file permissions or a read-only mount);"
-                " SQLite must write the database and its -wal and -shm files: make them writable, then retry")
+        return (
+            f"the database or its folder {path.parent} is read-only (file permissions or a read-only mount);"
+            " SQLite must write the database and its -wal and -shm files: make them writable, then retry"
+        )
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         return f"another program held the database locked for over {BUSY_TIMEOUT_MS // 1000} s; retry"
     if name.startswith("SQLITE_IOERR") or code is not None:
@@ -222,10 +249,10 @@ def _writable(path: Path) -> bool:
 
 def utc_stamp(when: datetime | None = None) -> str:
     """UTC ISO 8601 with milliseconds and 'Z': sortable as text, the one time format stored."""
-    when = datetime.now(timezone.utc) if when is None else when
+    when = datetime.now(UTC) if when is None else when
     if when.tzinfo is None:
         raise ValueError("naive datetimes are ambiguous; pass a timezone-aware UTC time")
-    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(value: datetime | str) -> str:
@@ -236,14 +263,16 @@ def parse_time(value: datetime | str) -> str:
         except ValueError:
             raise DataError(f"time {value!r} is not ISO 8601; write e.g. 2026-05-09 or 2026-05-09T14:30:00Z") from None
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
     return utc_stamp(value)
 
 
 _EVENT_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-def event_row(kind: str, user: str | None, subject: str = "", detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def event_row(
+    kind: str, user: str | None, subject: str = "", detail: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """An events row: kind (lowercase identifier), acting user, subject, detail as sorted JSON."""
     if not _EVENT_KIND.match(kind):
         raise ValueError(f"event kind {kind!r} must be 1-40 lowercase letters, digits or '_'")
@@ -274,8 +303,9 @@ class StationDB:
 
     def load_columns(self) -> None:
         """Read the record tables' columns: the allow-list for column names in INSERTs."""
-        self._columns = {t: {r[1] for r in self.conn.execute("SELECT * FROM pragma_table_info(?)", (t,))}
-                         for t in RECORD_TABLES}
+        self._columns = {
+            t: {r[1] for r in self.conn.execute("SELECT * FROM pragma_table_info(?)", (t,))} for t in RECORD_TABLES
+        }
 
     @property
     def key(self) -> bytes:
@@ -312,12 +342,15 @@ class StationDB:
                 try:
                     self.write_anchor(self._head)
                 except OSError as exc:
-                    raise AnchorWriteError(f"the record IS committed (chain seq {self._head[0]}), but the anchor file"
-                                      f" {self.anchor_path} could not be updated: {exc}; free disk space or fix"
-                                      " permissions: until the next commit anchors, a cut tail would go unseen") from exc
+                    raise AnchorWriteError(
+                        f"the record IS committed (chain seq {self._head[0]}), but the anchor file"
+                        f" {self.anchor_path} could not be updated: {exc}; free disk space or fix"
+                        " permissions: until the next commit anchors, a cut tail would go unseen"
+                    ) from exc
                 except AnchorError as exc:
-                    raise AnchorWriteError(f"the record IS committed (chain seq {self._head[0]}), but the anchor was not"
-                                           f" moved: {exc}") from exc
+                    raise AnchorWriteError(
+                        f"the record IS committed (chain seq {self._head[0]}), but the anchor was not moved: {exc}"
+                    ) from exc
 
     def append(self, table: str, row: dict[str, Any]) -> int:
         """Insert a record row (stamped recorded_at now) and chain it; inside transaction()."""
@@ -334,8 +367,10 @@ class StationDB:
 
     def add_credential(self, user_name: str, encoded: str) -> None:
         """Store a password hash (inside transaction()); secrets are kept out of the chain and exports."""
-        self.db.execute("INSERT INTO credentials (recorded_at, user_name, encoded) VALUES (?, ?, ?)",
-                        [utc_stamp(), user_name, encoded])
+        self.db.execute(
+            "INSERT INTO credentials (recorded_at, user_name, encoded) VALUES (?, ?, ?)",
+            [utc_stamp(), user_name, encoded],
+        )
 
     def write_anchor(self, committed: tuple[int, str] | None = None) -> None:
         """Move the anchor file to a committed chain entry (after COMMIT only): the given one, else the head."""
@@ -355,18 +390,27 @@ class StationDB:
         first = self._unanchored_from or head(self.conn)[0]
         if current is None:
             if first != 1:
-                raise AnchorError(f"anchor file {self.anchor_path} is missing for a chain of {first - 1}+ entries:"
-                                  " it was deleted; it is not re-created (that would hide a cut tail): restore it"
-                                  " from the station backup")
+                raise AnchorError(
+                    f"anchor file {self.anchor_path} is missing for a chain of {first - 1}+ entries:"
+                    " it was deleted; it is not re-created (that would hide a cut tail): restore it"
+                    " from the station backup"
+                )
             return
         stored = self.conn.execute("SELECT hash FROM chain WHERE seq = ?", (current.seq,)).fetchone()
         if stored is None or stored[0] != current.hash:
-            raise AnchorError(f"chain entry {current.seq} no longer holds the anchored hash: the chain was rewritten"
-                              " or cut below the anchor; run `inspector log verify`")
-        if torn and self.conn.execute("SELECT 1 FROM chain WHERE seq > ? AND seq < ?",
-                                      (current.seq, first)).fetchone() is None:
-            raise AnchorError(f"anchor file {self.anchor_path} has an unreadable slot but no commit after the anchor"
-                              f" (seq {current.seq}) is missing from it: the newer slot was destroyed and the tail cut")
+            raise AnchorError(
+                f"chain entry {current.seq} no longer holds the anchored hash: the chain was rewritten"
+                " or cut below the anchor; run `inspector log verify`"
+            )
+        if (
+            torn
+            and self.conn.execute("SELECT 1 FROM chain WHERE seq > ? AND seq < ?", (current.seq, first)).fetchone()
+            is None
+        ):
+            raise AnchorError(
+                f"anchor file {self.anchor_path} has an unreadable slot but no commit after the anchor"
+                f" (seq {current.seq}) is missing from it: the newer slot was destroyed and the tail cut"
+            )
 
     def verify(self) -> ChainReport:
         """Recompute the whole chain in one read snapshot and compare its tail with the anchor."""
@@ -410,13 +454,20 @@ def open_database(path: str | Path, *, create: bool = True, anchor_every: int = 
     """Open (or create) the station database: WAL, synchronous=FULL, foreign keys, busy timeout, migrations."""
     path = Path(path).expanduser().absolute()
     if not create and not path.is_file():
-        raise StorageError(f"database {path} does not exist; pass the right --db, or create it with `inspector user add`")
+        raise StorageError(
+            f"database {path} does not exist; pass the right --db, or create it with `inspector user add`"
+        )
     conn: sqlite3.Connection | None = None
     try:
         _private_file(path)
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        for pragma in (f"busy_timeout={BUSY_TIMEOUT_MS}", "journal_mode=WAL", "synchronous=FULL",
-                       "foreign_keys=ON", "trusted_schema=OFF"):
+        for pragma in (
+            f"busy_timeout={BUSY_TIMEOUT_MS}",
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "foreign_keys=ON",
+            "trusted_schema=OFF",
+        ):
             conn.execute("PRAGMA " + pragma).fetchall()
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             raise StorageError(f"database {path} cannot use WAL mode; keep it on a local disk")
@@ -436,8 +487,10 @@ def open_database(path: str | Path, *, create: bool = True, anchor_every: int = 
         if conn is not None:
             conn.close()
         if isinstance(exc, OSError):  # the folder or a side file: the same plain message, never a traceback
-            raise StorageError(f"cannot open database {path}: {exc.strerror or exc} ({exc.filename or path});"
-                               f" {storage_hint(exc, path)}") from exc
+            raise StorageError(
+                f"cannot open database {path}: {exc.strerror or exc} ({exc.filename or path});"
+                f" {storage_hint(exc, path)}"
+            ) from exc
         raise StorageError(f"cannot open database {path}: {exc}; {storage_hint(exc, path)}") from exc
     except BaseException:
         if conn is not None:

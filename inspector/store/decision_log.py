@@ -16,17 +16,26 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# images first: it imports cv2 through inspector.frame.imageio, which must set OPENCV_IO_MAX_IMAGE_PIXELS first
-from inspector.store.images import STALE_TEMP_S, EvidenceError, encode_png, image_file, read_evidence_image  # noqa: F401
-from inspector.store.images import remove_stale_temp_images, staging_dir, store_image  # noqa: F401 - re-exported
-from inspector.store.chain import ChainReport
-from inspector.store.database import StationDB, event_row, open_database, parse_time, utc_stamp
 from inspector.errors import InspectorError, LibraryError
-from inspector.store.export import ExportSummary, export_bundle
-from inspector.library.store import LibraryStore
 from inspector.frame.records import Decision, InspectionResult
+from inspector.library.store import LibraryStore
 from inspector.line.outbox import part_event
 from inspector.store.account_state import ADMIN_SET_SQL
+from inspector.store.chain import ChainReport
+from inspector.store.database import StationDB, event_row, open_database, parse_time, utc_stamp
+from inspector.store.export import ExportSummary, export_bundle
+
+# images first: it imports cv2 through inspector.frame.imageio, which must set OPENCV_IO_MAX_IMAGE_PIXELS first
+from inspector.store.images import (  # noqa: F401  # noqa: F401 - re-exported
+    STALE_TEMP_S,
+    EvidenceError,
+    encode_png,
+    image_file,
+    read_evidence_image,
+    remove_stale_temp_images,
+    staging_dir,
+    store_image,
+)
 from inspector.store.users import LOCKOUT_S, AccessDenied, Session, UserStore, authorize
 from inspector.witness.note import NoteError, load_identity
 from inspector.witness.publisher import Publisher, check_with_witness, running_publisher
@@ -38,17 +47,51 @@ if TYPE_CHECKING:
 
 TimeArg = datetime | str | None
 # What the station records on its own (user None): camera and capture faults, model loading, storage.
-SYSTEM_EVENT_KINDS = frozenset({"model_load_failed", "model_loaded", "model_switched", "model_switch_failed",
-                                "storage_recovered", "drift_alarm", "drift_reference_restarted"})
+SYSTEM_EVENT_KINDS = frozenset(
+    {
+        "model_load_failed",
+        "model_loaded",
+        "model_switched",
+        "model_switch_failed",
+        "storage_recovered",
+        "drift_alarm",
+        "drift_reference_restarted",
+    }
+)
 # camera and capture faults; the line's triggers and output connections (inspector.line)
 SYSTEM_EVENT_PREFIXES = ("camera_", "capture_", "trigger_", "line_output_")
 # Kinds with a meaning the core gives them: only the method that checks their permission writes them.
-_CORE_EVENT_KINDS = frozenset({
-    "login_ok", "login_failed", "login_attempt", "logout", "account_locked", "lockout_expired", "user_added",
-    "user_unlocked", "user_deactivated", "user_reactivated", "role_changed", "password_changed", "password_rehashed",
-    "password_change_required", "password_reset_local", "credential_sealed", "first_admin_created", "denied",
-    "schema_migration", "verification", "export", "model_promoted", "model_registered", "model_promotion_refused",
-    "model_rolled_back", "library_seeded", "library_edit"})
+_CORE_EVENT_KINDS = frozenset(
+    {
+        "login_ok",
+        "login_failed",
+        "login_attempt",
+        "logout",
+        "account_locked",
+        "lockout_expired",
+        "user_added",
+        "user_unlocked",
+        "user_deactivated",
+        "user_reactivated",
+        "role_changed",
+        "password_changed",
+        "password_rehashed",
+        "password_change_required",
+        "password_reset_local",
+        "credential_sealed",
+        "first_admin_created",
+        "denied",
+        "schema_migration",
+        "verification",
+        "export",
+        "model_promoted",
+        "model_registered",
+        "model_promotion_refused",
+        "model_rolled_back",
+        "library_seeded",
+        "library_edit",
+    }
+)
 
 
 class DecisionError(InspectorError):
@@ -72,8 +115,16 @@ class DecisionLog:
         remove_stale_temp_images(sdb.image_root)
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True, anchor_every: int = 1, max_failures: int = 5,
-             lockout_s: float = LOCKOUT_S, witness: WitnessConfig | None = None) -> DecisionLog:
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        create: bool = True,
+        anchor_every: int = 1,
+        max_failures: int = 5,
+        lockout_s: float = LOCKOUT_S,
+        witness: WitnessConfig | None = None,
+    ) -> DecisionLog:
         """Open (or create) the database at `path`; see inspector.store.database.open_database.
 
         With a witness URL, checkpoints are published to it in the background (inspector.witness).
@@ -81,8 +132,9 @@ class DecisionLog:
         log = cls(open_database(path, create=create, anchor_every=anchor_every), max_failures, lockout_s)
         if witness is not None and witness.url:
             try:
-                log.publisher = Publisher(log.sdb.path, log.identity(), witness.url, witness.every_commits,
-                                          witness.every_s).start()
+                log.publisher = Publisher(
+                    log.sdb.path, log.identity(), witness.url, witness.every_commits, witness.every_s
+                ).start()
             except BaseException:
                 log.close()
                 raise
@@ -123,37 +175,69 @@ class DecisionLog:
         # Checked before the image is written (no orphan file); library versions are never deleted,
         # and the foreign key backs this up inside the transaction.
         if not list(self.sdb.db.query("SELECT 1 AS x FROM library_versions WHERE id = ?", [ranking.library_version])):
-            raise LibraryError(f"library version {ranking.library_version} is not in the database; rank with the"
-                               " stored library (LibraryStore.in_force) so the version on the record is real")
+            raise LibraryError(
+                f"library version {ranking.library_version} is not in the database; rank with the"
+                " stored library (LibraryStore.in_force) so the version on the record is real"
+            )
         sha = store_image(self.sdb.image_root, frame.rgb) if store_image_file else None
         # float()/int(): rankings may carry numpy scalars, which JSON (and the chain) must not see
-        candidates = [{"rank": int(c.rank), "label_id": c.label_id, "label_name": c.label_name,
-                       "disposition": c.disposition, "description": c.description, "score": float(c.score),
-                       "probability": float(c.probability), "carried_by": c.carried_by} for c in ranking.candidates]
-        row = {"user": user.name, "captured_at": utc_stamp(frame.captured_at), "source_id": frame.source_id,
-               "frame_seq": int(frame.seq), "origin": frame.origin, "width": int(frame.rgb.shape[1]),
-               "height": int(frame.rgb.shape[0]), "image_sha256": sha, "frame_sha256": result.image_sha256,
-               "model_id": ranking.model_id, "library_version": int(ranking.library_version),
-               "candidates": json.dumps(candidates, sort_keys=True), "top_label_id": ranking.top.label_id,
-               "disposition": verdict.disposition, "needs_review": int(verdict.needs_review),
-               "open_set": int(verdict.open_set), "verdict_reason": verdict.reason,
-               "timings": json.dumps({k: float(v) for k, v in result.timings_ms.items()}, sort_keys=True)}
+        candidates = [
+            {
+                "rank": int(c.rank),
+                "label_id": c.label_id,
+                "label_name": c.label_name,
+                "disposition": c.disposition,
+                "description": c.description,
+                "score": float(c.score),
+                "probability": float(c.probability),
+                "carried_by": c.carried_by,
+            }
+            for c in ranking.candidates
+        ]
+        row = {
+            "user": user.name,
+            "captured_at": utc_stamp(frame.captured_at),
+            "source_id": frame.source_id,
+            "frame_seq": int(frame.seq),
+            "origin": frame.origin,
+            "width": int(frame.rgb.shape[1]),
+            "height": int(frame.rgb.shape[0]),
+            "image_sha256": sha,
+            "frame_sha256": result.image_sha256,
+            "model_id": ranking.model_id,
+            "library_version": int(ranking.library_version),
+            "candidates": json.dumps(candidates, sort_keys=True),
+            "top_label_id": ranking.top.label_id,
+            "disposition": verdict.disposition,
+            "needs_review": int(verdict.needs_review),
+            "open_set": int(verdict.open_set),
+            "verdict_reason": verdict.reason,
+            "timings": json.dumps({k: float(v) for k, v in result.timings_ms.items()}, sort_keys=True),
+        }
         with self.sdb.transaction() as db:
             inspection_id = self.sdb.append("inspections", row)
             if ranking.scoring_config_id:  # same transaction: an inspection never lacks its configuration
-                db.execute("INSERT OR IGNORE INTO scoring_configs (id, recorded_at, json) VALUES (?, ?, ?)",
-                           [ranking.scoring_config_id, utc_stamp(), ranking.scoring_config_json])
-                db.execute("INSERT INTO inspection_scoring (inspection_id, scoring_config_id) VALUES (?, ?)",
-                           [inspection_id, ranking.scoring_config_id])
+                db.execute(
+                    "INSERT OR IGNORE INTO scoring_configs (id, recorded_at, json) VALUES (?, ?, ?)",
+                    [ranking.scoring_config_id, utc_stamp(), ranking.scoring_config_json],
+                )
+                db.execute(
+                    "INSERT INTO inspection_scoring (inspection_id, scoring_config_id) VALUES (?, ?)",
+                    [inspection_id, ranking.scoring_config_id],
+                )
             if frame.part is not None:  # the line's part id, in the same commit (inspector.line, issue 18)
                 self.sdb.append("events", part_event(inspection_id, frame.part))
         return inspection_id
 
     def scoring_config(self, inspection_id: int) -> str | None:
         """The canonical JSON of the scoring configuration an inspection was ranked with (None if unrecorded)."""
-        rows = list(self.sdb.db.query(
-            "SELECT c.json AS json FROM inspection_scoring s JOIN scoring_configs c ON c.id = s.scoring_config_id"
-            " WHERE s.inspection_id = ?", [inspection_id]))
+        rows = list(
+            self.sdb.db.query(
+                "SELECT c.json AS json FROM inspection_scoring s JOIN scoring_configs c ON c.id = s.scoring_config_id"
+                " WHERE s.inspection_id = ?",
+                [inspection_id],
+            )
+        )
         return rows[0]["json"] if rows else None
 
     def has_frame(self, frame_sha256: str) -> bool:
@@ -175,8 +259,10 @@ class DecisionLog:
 
     def _write_decision(self, d: Decision, user: Session, corrects: int | None, reason: str) -> int:
         if d.operator != user.name:
-            raise DecisionError(f"the decision names operator {d.operator!r} but {user.name!r} is signed in;"
-                                " a decision is recorded under the signed-in user only")
+            raise DecisionError(
+                f"the decision names operator {d.operator!r} but {user.name!r} is signed in;"
+                " a decision is recorded under the signed-in user only"
+            )
         with self.sdb.transaction() as db:
             found = list(db.query("SELECT candidates FROM inspections WHERE id = ?", [d.inspection_id]))
             if not found:
@@ -185,39 +271,63 @@ class DecisionLog:
             rank = None if d.picked_rank is None else int(d.picked_rank)
             if d.kind in ("confirm", "pick"):
                 if not 1 <= (rank or 0) <= len(candidates) or candidates[(rank or 0) - 1]["label_id"] != d.label_id:
-                    raise DecisionError(f"inspection {d.inspection_id}: rank {d.picked_rank} is not label {d.label_id!r}")
+                    raise DecisionError(
+                        f"inspection {d.inspection_id}: rank {d.picked_rank} is not label {d.label_id!r}"
+                    )
             corrects_hash = None
             if corrects is None:
-                first = list(db.query("SELECT id FROM decisions WHERE inspection_id = ? AND corrects_id IS NULL",
-                                      [d.inspection_id]))
+                first = list(
+                    db.query(
+                        "SELECT id FROM decisions WHERE inspection_id = ? AND corrects_id IS NULL", [d.inspection_id]
+                    )
+                )
                 if first:
-                    raise DecisionError(f"inspection {d.inspection_id} already has decision {first[0]['id']};"
-                                        " a change is a correction (QA)")
+                    raise DecisionError(
+                        f"inspection {d.inspection_id} already has decision {first[0]['id']};"
+                        " a change is a correction (QA)"
+                    )
             else:
                 corrects_hash = self._correctable(corrects, d.inspection_id)
-            row = {"inspection_id": int(d.inspection_id), "kind": d.kind, "label_id": d.label_id, "picked_rank": rank,
-                   "typed_description": d.typed_description, "comment": d.comment, "operator": user.name,
-                   "role": user.role, "printed_name": user.printed_name, "decided_at": utc_stamp(d.decided_at),
-                   "override": int(d.kind == "none_of_these" or (d.kind == "pick" and rank != 1)),
-                   "corrects_id": corrects, "corrects_hash": corrects_hash, "reason": reason}
+            row = {
+                "inspection_id": int(d.inspection_id),
+                "kind": d.kind,
+                "label_id": d.label_id,
+                "picked_rank": rank,
+                "typed_description": d.typed_description,
+                "comment": d.comment,
+                "operator": user.name,
+                "role": user.role,
+                "printed_name": user.printed_name,
+                "decided_at": utc_stamp(d.decided_at),
+                "override": int(d.kind == "none_of_these" or (d.kind == "pick" and rank != 1)),
+                "corrects_id": corrects,
+                "corrects_hash": corrects_hash,
+                "reason": reason,
+            }
             decision_id = self.sdb.append("decisions", row)
         return decision_id
 
     def _correctable(self, original_id: int, inspection_id: int) -> str:
-        rows = list(self.sdb.db.query(
-            "SELECT d.inspection_id, c.hash, (SELECT MIN(id) FROM decisions WHERE corrects_id = d.id) AS later"
-            " FROM decisions d JOIN chain c ON c.tbl = 'decisions' AND c.row_id = d.id WHERE d.id = ?", [original_id]))
+        rows = list(
+            self.sdb.db.query(
+                "SELECT d.inspection_id, c.hash, (SELECT MIN(id) FROM decisions WHERE corrects_id = d.id) AS later"
+                " FROM decisions d JOIN chain c ON c.tbl = 'decisions' AND c.row_id = d.id WHERE d.id = ?",
+                [original_id],
+            )
+        )
         if not rows:
             raise DecisionError(f"decision {original_id} does not exist")
         if rows[0]["inspection_id"] != inspection_id:
-            raise DecisionError(f"decision {original_id} belongs to inspection {rows[0]['inspection_id']},"
-                                f" not {inspection_id}")
+            raise DecisionError(
+                f"decision {original_id} belongs to inspection {rows[0]['inspection_id']}, not {inspection_id}"
+            )
         if rows[0]["later"] is not None:
             raise DecisionError(f"decision {original_id} was already corrected by {rows[0]['later']}; correct that one")
         return str(rows[0]["hash"])
 
-    def record_event(self, kind: str, detail: Mapping[str, Any] | None = None, user: Session | None = None,
-                     subject: str = "") -> int:
+    def record_event(
+        self, kind: str, detail: Mapping[str, Any] | None = None, user: Session | None = None, subject: str = ""
+    ) -> int:
         """Commit an audit event (camera fault, model change ...); user None means the station itself and
         allows only the station's own kinds (SYSTEM_EVENT_KINDS, SYSTEM_EVENT_PREFIXES)."""
         if kind in _CORE_EVENT_KINDS:
@@ -225,8 +335,11 @@ class DecisionLog:
         if user is not None:  # a named actor must really be signed in: events are attributable
             authorize(self.sdb, user, None, f"event_{kind}")
         elif kind not in SYSTEM_EVENT_KINDS and not kind.startswith(SYSTEM_EVENT_PREFIXES):
-            raise AccessDenied(f"event kind {kind!r} needs a signed-in user; the station itself records only"
-                               f" {', '.join(sorted(SYSTEM_EVENT_KINDS))} and {'/'.join(p + '*' for p in SYSTEM_EVENT_PREFIXES)} events")
+            raise AccessDenied(
+                f"event kind {kind!r} needs a signed-in user; the station itself records only"
+                f" {', '.join(sorted(SYSTEM_EVENT_KINDS))} and"
+                f" {'/'.join(p + '*' for p in SYSTEM_EVENT_PREFIXES)} events"
+            )
         return self._event(kind, detail, user, subject)
 
     def _event(self, kind: str, detail: Mapping[str, Any] | None, user: Session | None, subject: str) -> int:
@@ -234,13 +347,28 @@ class DecisionLog:
             event_id = self.sdb.append("events", event_row(kind, user.name if user else None, subject, detail))
         return event_id
 
-    def inspections(self, *, from_ts: TimeArg = None, to_ts: TimeArg = None, label: str | None = None,
-                    verdict: str | None = None, operator: str | None = None, limit: int = 1000,
-                    newest_first: bool = False) -> list[dict[str, Any]]:
+    def inspections(
+        self,
+        *,
+        from_ts: TimeArg = None,
+        to_ts: TimeArg = None,
+        label: str | None = None,
+        verdict: str | None = None,
+        operator: str | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
         """Inspection rows, oldest first (newest_first: the latest `limit` rows, newest first);
         label = top-ranked label id, verdict = proposed disposition."""
-        where, params = _where([("recorded_at >= ?", _t(from_ts)), ("recorded_at < ?", _t(to_ts)),
-                                ("top_label_id = ?", label), ("disposition = ?", verdict), ("user = ?", operator)])
+        where, params = _where(
+            [
+                ("recorded_at >= ?", _t(from_ts)),
+                ("recorded_at < ?", _t(to_ts)),
+                ("top_label_id = ?", label),
+                ("disposition = ?", verdict),
+                ("user = ?", operator),
+            ]
+        )
         order = " ORDER BY id DESC" if newest_first else " ORDER BY id"
         return list(self.sdb.db.query("SELECT * FROM inspections" + where + order + " LIMIT ?", [*params, limit]))
 
@@ -249,28 +377,64 @@ class DecisionLog:
         rows = list(self.sdb.db.query("SELECT * FROM inspections WHERE id = ?", [int(inspection_id)]))
         return rows[0] if rows else None
 
-    def decisions(self, *, from_ts: TimeArg = None, to_ts: TimeArg = None, operator: str | None = None,
-                  label: str | None = None, kind: str | None = None, inspection_id: int | None = None,
-                  limit: int = 1000) -> list[dict[str, Any]]:
+    def decisions(
+        self,
+        *,
+        from_ts: TimeArg = None,
+        to_ts: TimeArg = None,
+        operator: str | None = None,
+        label: str | None = None,
+        kind: str | None = None,
+        inspection_id: int | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
         """Decision rows, oldest first, each with `corrected_by` (the id of a later correction, or None) and
         `admin_set_password` (1 when the operator's password was still the one an admin set; from the chain)."""
-        where, params = _where([("recorded_at >= ?", _t(from_ts)), ("recorded_at < ?", _t(to_ts)),
-                                ("operator = ?", operator), ("label_id = ?", label), ("kind = ?", kind),
-                                ("inspection_id = ?", inspection_id)])
-        return list(self.sdb.db.query(
-            "SELECT d.*, (SELECT MIN(id) FROM decisions c WHERE c.corrects_id = d.id) AS corrected_by, IFNULL("
-            + ADMIN_SET_SQL + ", 0) AS admin_set_password FROM decisions d"
-            " LEFT JOIN chain cd ON cd.tbl = 'decisions' AND cd.row_id = d.id" + where + " ORDER BY id LIMIT ?", [*params, limit]))
+        where, params = _where(
+            [
+                ("recorded_at >= ?", _t(from_ts)),
+                ("recorded_at < ?", _t(to_ts)),
+                ("operator = ?", operator),
+                ("label_id = ?", label),
+                ("kind = ?", kind),
+                ("inspection_id = ?", inspection_id),
+            ]
+        )
+        return list(
+            self.sdb.db.query(
+                "SELECT d.*, (SELECT MIN(id) FROM decisions c WHERE c.corrects_id = d.id) AS corrected_by, IFNULL("
+                + ADMIN_SET_SQL
+                + ", 0) AS admin_set_password FROM decisions d"
+                " LEFT JOIN chain cd ON cd.tbl = 'decisions' AND cd.row_id = d.id" + where + " ORDER BY id LIMIT ?",
+                [*params, limit],
+            )
+        )
 
-    def events(self, *, from_ts: TimeArg = None, to_ts: TimeArg = None, kind: str | None = None,
-               user: str | None = None, subject: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    def events(
+        self,
+        *,
+        from_ts: TimeArg = None,
+        to_ts: TimeArg = None,
+        kind: str | None = None,
+        user: str | None = None,
+        subject: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
         """Event rows, oldest first."""
-        where, params = _where([("recorded_at >= ?", _t(from_ts)), ("recorded_at < ?", _t(to_ts)),
-                                ("kind = ?", kind), ("user = ?", user), ("subject = ?", subject)])
+        where, params = _where(
+            [
+                ("recorded_at >= ?", _t(from_ts)),
+                ("recorded_at < ?", _t(to_ts)),
+                ("kind = ?", kind),
+                ("user = ?", user),
+                ("subject = ?", subject),
+            ]
+        )
         return list(self.sdb.db.query("SELECT * FROM events" + where + " ORDER BY id LIMIT ?", [*params, limit]))
 
-    def verify(self, user: Session | None = None, witness_url: str | None = None,
-               witness_key: str | None = None) -> ChainReport:
+    def verify(
+        self, user: Session | None = None, witness_url: str | None = None, witness_key: str | None = None
+    ) -> ChainReport:
         """Check the whole chain and the anchor; with a user (auditor) the check is also logged.
 
         With a witness (URL and its verifier key), the chain must also extend the witness's latest
@@ -283,14 +447,17 @@ class DecisionLog:
         if witness_url:
             report = self._witness_check(report, witness_url, witness_key or "")
         if user is not None:
-            self._event("verification", {"ok": report.ok, "rows": report.rows, "problem": report.problem}, user, "chain")
+            self._event(
+                "verification", {"ok": report.ok, "rows": report.rows, "problem": report.problem}, user, "chain"
+            )
         return report
 
     def verify_images(self) -> ChainReport:
         """Re-hash every stored evidence image against its inspection's recorded SHA-256 (`log verify --images`)."""
         problems, checked = [], 0
         for inspection_id, sha in self.sdb.conn.execute(
-                "SELECT id, image_sha256 FROM inspections WHERE image_sha256 IS NOT NULL ORDER BY id"):
+            "SELECT id, image_sha256 FROM inspections WHERE image_sha256 IS NOT NULL ORDER BY id"
+        ):
             path = self.image_path(sha)
             checked += 1
             try:
@@ -302,15 +469,19 @@ class DecisionLog:
             if digest != sha:
                 problems.append(f"inspection {inspection_id}: image {sha[:12]}... was replaced (its SHA-256 differs)")
         if problems:
-            return ChainReport(False, checked, 0, f"{len(problems)} of {checked} images fail: " + "; ".join(problems[:20]))
+            return ChainReport(
+                False, checked, 0, f"{len(problems)} of {checked} images fail: " + "; ".join(problems[:20])
+            )
         return ChainReport(True, checked, 0, witness=f"{checked} stored images match their recorded SHA-256")
 
     def _witness_check(self, report: ChainReport, url: str, key: str) -> ChainReport:
         try:
             identity = load_identity(self.sdb.identity_path, create=False)
         except NoteError as exc:
-            return replace(report, unchecked=f"{exc}: the station never published a checkpoint; rollback and a cut"
-                           " tail were not checked")
+            return replace(
+                report,
+                unchecked=f"{exc}: the station never published a checkpoint; rollback and a cut tail were not checked",
+            )
         self.sdb.conn.execute("BEGIN")
         try:
             found = check_with_witness(self.sdb.conn, identity, url, key)
@@ -322,7 +493,9 @@ class DecisionLog:
             return replace(report, unchecked=found.message)
         return replace(report, witness=found.message)
 
-    def export(self, from_ts: datetime | str, to_ts: datetime | str, out_dir: str | Path, user: Session) -> ExportSummary:
+    def export(
+        self, from_ts: datetime | str, to_ts: datetime | str, out_dir: str | Path, user: Session
+    ) -> ExportSummary:
         """Write an audit bundle (see inspector.store.export.export_bundle)."""
         return export_bundle(self.sdb, from_ts, to_ts, out_dir, user)
 

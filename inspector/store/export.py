@@ -28,8 +28,8 @@ from inspector.errors import InspectorError
 from inspector.store.anchor import AnchorError, anchor_record
 from inspector.store.chain import RECORD_TABLES, canonical, entry_hash
 from inspector.store.database import StationDB, event_row, parse_time, utc_stamp
-from inspector.store.users import Session, authorize
 from inspector.store.states import inspection_states
+from inspector.store.users import Session, authorize
 from inspector.witness.note import Verifier, load_identity, signer_verifier, station_origin
 
 if TYPE_CHECKING:
@@ -44,8 +44,23 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SAFE_NAME = re.compile(r"^(images/[0-9a-f]{64}\.png|[a-z_]+\.(csv|jsonl|json))$")
 # OWASP: a cell starting with one of these is a formula (or hides one) in a spreadsheet. Spreadsheets
 # also skip leading blanks and invisible characters and read full-width signs as their ASCII ones.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe62",
-                  "\ufe63", "\u2212")
+_FORMULA_START = (
+    "=",
+    "+",
+    "-",
+    "@",
+    "\t",
+    "\r",
+    "\n",
+    "\0",
+    "\uff1d",
+    "\uff0b",
+    "\uff0d",
+    "\uff20",
+    "\ufe62",
+    "\ufe63",
+    "\u2212",
+)
 
 
 class ExportError(InspectorError):
@@ -86,8 +101,10 @@ class ExportReport:
         elif self.hmac_checked:
             who = "manifest HMAC checked"
         else:
-            who = ("NOT authenticated: give the station's public key (--station-key) to check its signature; without"
-                   " it anyone could have rewritten the bundle and recomputed its hashes")
+            who = (
+                "NOT authenticated: give the station's public key (--station-key) to check its signature; without"
+                " it anyone could have rewritten the bundle and recomputed its hashes"
+            )
         if self.ok:
             return f"bundle intact: {self.rows} rows, chain links and file sums verified; {who}"
         return "bundle NOT intact:\n  " + "\n  ".join(self.problems)
@@ -136,8 +153,9 @@ def _manifest_mac(key: bytes, manifest: dict[str, Any]) -> str:
     return hmac.new(key, b"rankclip-inspector/manifest/v1\x00" + body, "sha256").hexdigest()
 
 
-def export_bundle(sdb: StationDB, from_ts: datetime | str, to_ts: datetime | str, out_dir: str | Path,
-                  user: Session) -> ExportSummary:
+def export_bundle(
+    sdb: StationDB, from_ts: datetime | str, to_ts: datetime | str, out_dir: str | Path, user: Session
+) -> ExportSummary:
     """Write the records of [from_ts, to_ts) to a new folder out_dir; an 'export' event records it."""
     authorize(sdb, user, "export", "export")
     lo, hi = parse_time(from_ts), parse_time(to_ts)
@@ -152,13 +170,20 @@ def export_bundle(sdb: StationDB, from_ts: datetime | str, to_ts: datetime | str
         bounds = sdb.conn.execute("SELECT MIN(seq), MAX(seq) FROM chain WHERE ts >= ? AND ts < ?", (lo, hi)).fetchone()
         first, last = (bounds[0], bounds[1]) if bounds[0] is not None else (1, 0)
         cols = ("seq", "table", "row_id", "ts", "prev_hash", "hash")
-        chain = [dict(zip(cols, r)) for r in sdb.conn.execute(
-            "SELECT seq, tbl, row_id, ts, prev_hash, hash FROM chain WHERE seq BETWEEN ? AND ? ORDER BY seq",
-            (first, last))]
+        chain = [
+            dict(zip(cols, r))
+            for r in sdb.conn.execute(
+                "SELECT seq, tbl, row_id, ts, prev_hash, hash FROM chain WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                (first, last),
+            )
+        ]
         tables: dict[str, tuple[list[str], list[list[Any]]]] = {}
         for table in RECORD_TABLES:
-            cur = sdb.conn.execute('SELECT * FROM "' + table + '" WHERE id IN (SELECT row_id FROM chain WHERE tbl = ?'
-                                   " AND seq BETWEEN ? AND ?) ORDER BY id", (table, first, last))
+            cur = sdb.conn.execute(
+                'SELECT * FROM "' + table + '" WHERE id IN (SELECT row_id FROM chain WHERE tbl = ?'
+                " AND seq BETWEEN ? AND ?) ORDER BY id",
+                (table, first, last),
+            )
             tables[table] = ([d[0] for d in cur.description], [list(r) for r in cur])
         # Derived at export time (answered / pending_review / passed / open), beside the chained rows.
         states = inspection_states(sdb.conn, (r[0] for r in tables["inspections"][1]))
@@ -172,13 +197,18 @@ def export_bundle(sdb: StationDB, from_ts: datetime | str, to_ts: datetime | str
         lines = []
         for values in rows:
             entry = links[(table, values[0])]
-            lines.append(canonical({"seq": entry["seq"], "hash": entry["hash"], "row": dict(zip(columns, values))}) + b"\n")
+            lines.append(
+                canonical({"seq": entry["seq"], "hash": entry["hash"], "row": dict(zip(columns, values))}) + b"\n"
+            )
         files[f"{table}.jsonl"] = _write_new(root, f"{table}.jsonl", b"".join(lines))
         csv_rows = [[*values, links[(table, values[0])]["seq"], links[(table, values[0])]["hash"]] for values in rows]
         csv_data = _csv_bytes([*columns, "chain_seq", "chain_hash"], csv_rows)
         files[f"{table}.csv"] = _write_new(root, f"{table}.csv", csv_data)
-    files["inspection_states.csv"] = _write_new(root, "inspection_states.csv", _csv_bytes(
-        ["inspection_id", "state"], [[i, s] for i, s in sorted(states.items())]))
+    files["inspection_states.csv"] = _write_new(
+        root,
+        "inspection_states.csv",
+        _csv_bytes(["inspection_id", "state"], [[i, s] for i, s in sorted(states.items())]),
+    )
     (root / "images").mkdir(mode=0o700)
     columns, rows = tables["inspections"]
     for sha in sorted({r[columns.index("image_sha256")] for r in rows} - {None}):
@@ -195,19 +225,46 @@ def export_bundle(sdb: StationDB, from_ts: datetime | str, to_ts: datetime | str
     if anchor is not None:
         files["anchor.json"] = _write_new(root, "anchor.json", anchor)
     ends = (chain[0], chain[-1]) if chain else ({}, {})
-    segment = {"first_seq": ends[0].get("seq"), "last_seq": ends[1].get("seq"),
-               "prev_hash": ends[0].get("prev_hash"), "head_hash": ends[1].get("hash")}
-    manifest: dict[str, Any] = {"format": 1, "created_at": utc_stamp(), "created_by": user.name, "from": lo, "to": hi,
-                                "rows": len(chain), "segment": segment, "files": files, "warnings": warnings}
+    segment = {
+        "first_seq": ends[0].get("seq"),
+        "last_seq": ends[1].get("seq"),
+        "prev_hash": ends[0].get("prev_hash"),
+        "head_hash": ends[1].get("hash"),
+    }
+    manifest: dict[str, Any] = {
+        "format": 1,
+        "created_at": utc_stamp(),
+        "created_by": user.name,
+        "from": lo,
+        "to": hi,
+        "rows": len(chain),
+        "segment": segment,
+        "files": files,
+        "warnings": warnings,
+    }
     manifest["hmac"] = _manifest_mac(sdb.key, manifest)
     manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
     manifest_sha = _write_new(root, MANIFEST, manifest_bytes)
     _write_new(root, SIGNATURE, _sign_manifest(load_identity(sdb.identity_path, create=True), manifest_sha))
     with sdb.transaction():
-        sdb.append("events", event_row("export", user.name, str(out), {
-            "from": lo, "to": hi, "rows": len(chain), "manifest_sha256": manifest_sha, "warnings": len(warnings)}))
-    return ExportSummary(out, len(chain), manifest["segment"]["first_seq"], manifest["segment"]["last_seq"],
-                         sum(1 for n in files if n.startswith("images/")), manifest_sha, tuple(warnings))
+        sdb.append(
+            "events",
+            event_row(
+                "export",
+                user.name,
+                str(out),
+                {"from": lo, "to": hi, "rows": len(chain), "manifest_sha256": manifest_sha, "warnings": len(warnings)},
+            ),
+        )
+    return ExportSummary(
+        out,
+        len(chain),
+        manifest["segment"]["first_seq"],
+        manifest["segment"]["last_seq"],
+        sum(1 for n in files if n.startswith("images/")),
+        manifest_sha,
+        tuple(warnings),
+    )
 
 
 def _sign_manifest(identity: Ed25519PrivateKey, manifest_sha: str) -> bytes:
@@ -237,8 +294,10 @@ def _check_signature(root: Path, manifest_bytes: bytes, station_key: str, proble
         if name == verifier.name and blob[:4] == verifier.id and verifier.verify(expected, blob[4:]):
             if text.startswith(expected.decode() + "\n"):
                 return verifier.name
-    problems.append(f"{SIGNATURE} is not a signature by {verifier.name} over this manifest: the bundle was changed"
-                    " or comes from another station")
+    problems.append(
+        f"{SIGNATURE} is not a signature by {verifier.name} over this manifest: the bundle was changed"
+        " or comes from another station"
+    )
     return ""
 
 
@@ -260,8 +319,10 @@ def verify_export(bundle_dir: str | Path, key: bytes | None = None, station_key:
     signed_by = _check_signature(root, manifest_bytes, station_key, problems) if station_key else ""
     if key is not None and not hmac.compare_digest(str(manifest.get("hmac", "")), _manifest_mac(key, manifest)):
         problems.append("manifest.json fails its HMAC: it was edited or made with another station key")
-    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()} - {MANIFEST,
-                                                                                                       SIGNATURE}
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()} - {
+        MANIFEST,
+        SIGNATURE,
+    }
     for name in sorted(present - set(files)):
         problems.append(f"{name} is not listed in the manifest (added after export)")
     for name, digest in sorted(files.items()):
@@ -272,7 +333,7 @@ def verify_export(bundle_dir: str | Path, key: bytes | None = None, station_key:
             problems.append(f"{name} is missing")
         elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
             problems.append(f"{name} was modified: its SHA-256 differs from the manifest")
-        elif name.startswith("images/") and digest != name[len("images/"):-len(".png")]:
+        elif name.startswith("images/") and digest != name[len("images/") : -len(".png")]:
             problems.append(f"{name} does not hash to its name")
     try:
         rows = _check_records(root, segment, problems)
@@ -309,8 +370,10 @@ def _check_records(root: Path, segment: dict[str, Any], problems: list[str]) -> 
             problems.append(f"{where}: does not link to the previous entry (entries removed or reordered)")
         elif item is None:
             problems.append(f"{where}: the row is missing from {e['table']}.jsonl")
-        elif item["hash"] != e["hash"] or \
-                entry_hash(e["seq"], e["table"], e["row_id"], e["ts"], item["row"], prev) != e["hash"]:
+        elif (
+            item["hash"] != e["hash"]
+            or entry_hash(e["seq"], e["table"], e["row_id"], e["ts"], item["row"], prev) != e["hash"]
+        ):
             problems.append(f"{where}: the row does not match its chain hash (changed after it was written)")
         prev, expected = e["hash"], e["seq"] + 1
     if chain and prev != segment.get("head_hash"):

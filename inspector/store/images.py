@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from inspector.frame.imageio import cv2  # through imageio: OPENCV_IO_MAX_IMAGE_PIXELS must be set first
 from inspector.errors import InspectorError
+from inspector.frame.imageio import cv2  # through imageio: OPENCV_IO_MAX_IMAGE_PIXELS must be set first
 from inspector.store.anchor import fsync_dir
 from inspector.store.database import StorageError, storage_hint
 
@@ -43,11 +43,15 @@ def read_evidence_image(path: Path) -> np.ndarray:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise EvidenceError(f"image {path.name} is missing or unreadable ({exc.strerror or exc}); restore it from the"
-                            " backup or its archive bundle") from None
+        raise EvidenceError(
+            f"image {path.name} is missing or unreadable ({exc.strerror or exc}); restore it from the"
+            " backup or its archive bundle"
+        ) from None
     if hashlib.sha256(data).hexdigest() != path.stem:
-        raise EvidenceError(f"image {path.name} was replaced: its SHA-256 differs from the recorded one; restore it"
-                            " from the backup or its archive bundle")
+        raise EvidenceError(
+            f"image {path.name} was replaced: its SHA-256 differs from the recorded one; restore it"
+            " from the backup or its archive bundle"
+        )
     return decode_image(data, str(path))
 
 
@@ -104,8 +108,9 @@ def store_image(root: Path, rgb: np.ndarray) -> str:
     except OSError as exc:
         # Disk full, read-only mount, I/O error: the same plain StorageError as a failed commit, and
         # nothing was recorded (the image is written before the transaction that would reference it).
-        raise StorageError(f"image file {final} was not written: {exc.strerror or exc}; {storage_hint(exc, root)}"
-                           ) from exc
+        raise StorageError(
+            f"image file {final} was not written: {exc.strerror or exc}; {storage_hint(exc, root)}"
+        ) from exc
     return sha
 
 
@@ -123,8 +128,11 @@ def remove_stale_temp_images(root: Path, older_than_s: float = STALE_TEMP_S) -> 
         return 0
     for entry in entries:
         try:
-            if entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False) \
-                    and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+            if (
+                entry.name.endswith(".tmp")
+                and entry.is_file(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_mtime < cutoff
+            ):
                 os.unlink(entry.path)
                 removed += 1
         except OSError:

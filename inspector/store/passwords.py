@@ -15,8 +15,14 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 # OWASP Password Storage Cheat Sheet, argon2id minimum: m = 19 MiB, t = 2, p = 1.
 ARGON2_MEMORY_KIB, ARGON2_TIME, ARGON2_PARALLELISM = 19456, 2, 1
-_HASHER = PasswordHasher(time_cost=ARGON2_TIME, memory_cost=ARGON2_MEMORY_KIB, parallelism=ARGON2_PARALLELISM,
-                         hash_len=32, salt_len=16, type=Type.ID)
+_HASHER = PasswordHasher(
+    time_cost=ARGON2_TIME,
+    memory_cost=ARGON2_MEMORY_KIB,
+    parallelism=ARGON2_PARALLELISM,
+    hash_len=32,
+    salt_len=16,
+    type=Type.ID,
+)
 # A stored string asking for more than this is refused, not computed (memory or time bomb).
 _MAX_MEMORY_KIB, _MAX_TIME, _MAX_LANES = 1 << 20, 16, 16
 _SCRYPT_MAX_N = 2**20
@@ -33,8 +39,7 @@ def check_password(password: str, encoded: str) -> bool:
     if encoded.startswith("$argon2id$"):
         try:
             params = extract_parameters(encoded)
-            if (params.memory_cost > _MAX_MEMORY_KIB or params.time_cost > _MAX_TIME
-                    or params.parallelism > _MAX_LANES):
+            if params.memory_cost > _MAX_MEMORY_KIB or params.time_cost > _MAX_TIME or params.parallelism > _MAX_LANES:
                 return False
             return _HASHER.verify(encoded, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError, ValueError):
@@ -67,8 +72,15 @@ def _check_scrypt(password: str, encoded: str) -> bool:
         if scheme != "scrypt" or not (2 <= n_ <= _SCRYPT_MAX_N and 1 <= r_ <= 32 and 1 <= p_ <= 4):
             return False
         expected = base64.b64decode(digest, validate=True)
-        actual = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt, validate=True), n=n_, r=r_,
-                                p=p_, maxmem=256 * n_ * r_ + 2**20, dklen=32)
+        actual = hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=base64.b64decode(salt, validate=True),
+            n=n_,
+            r=r_,
+            p=p_,
+            maxmem=256 * n_ * r_ + 2**20,
+            dklen=32,
+        )
     except ValueError:
         return False
     return hmac.compare_digest(actual, expected)

@@ -29,7 +29,7 @@ def inspection_states(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int,
     wanted = sorted({int(i) for i in ids})
     out: dict[int, str] = {}
     for start in range(0, len(wanted), 500):  # sqlite's bound-parameter limit
-        chunk = wanted[start:start + 500]
+        chunk = wanted[start : start + 500]
         sql = _STATE_SQL.format(marks=",".join("?" * len(chunk)))
         out.update({int(r[0]): str(r[1]) for r in conn.execute(sql, [TO_REVIEW, *chunk])})
     return out
@@ -40,5 +40,6 @@ def pending_review_ids(conn: sqlite3.Connection, limit: int = 1000) -> list[int]
     rows = conn.execute(
         "SELECT DISTINCT CAST(e.subject AS INTEGER) AS id FROM events e WHERE e.kind = ? AND NOT EXISTS"
         " (SELECT 1 FROM decisions d WHERE d.inspection_id = CAST(e.subject AS INTEGER)) ORDER BY id LIMIT ?",
-        [TO_REVIEW, int(limit)])
+        [TO_REVIEW, int(limit)],
+    )
     return [int(r[0]) for r in rows]

@@ -14,7 +14,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from inspector.errors import InspectorError
@@ -26,7 +26,15 @@ __all__ = ["check_password", "hash_password"]  # re-exported: callers hash throu
 
 ROLES: tuple[str, ...] = ("operator", "qa", "auditor", "admin")
 PERMISSIONS: tuple[str, ...] = (
-    "decide", "correct", "edit_library", "promote_model", "export", "view", "verify", "manage_users", "config",
+    "decide",
+    "correct",
+    "edit_library",
+    "promote_model",
+    "export",
+    "view",
+    "verify",
+    "manage_users",
+    "config",
 )
 # station-requirements 3.1 as the issue states it; the admin can neither decide nor edit records.
 MATRIX: dict[str, frozenset[str]] = {
@@ -86,8 +94,10 @@ def require(user: Session | None, permission: str | None) -> None:
         raise AccessDenied(f"{what} needs a signed-in user; sign in first")
     if permission is not None and permission not in MATRIX.get(user.role, frozenset()):
         allowed = [r for r in ROLES if permission in MATRIX[r]]
-        raise AccessDenied(f"user {user.name!r} (role {user.role}) may not {permission.replace('_', ' ')};"
-                           f" roles that may: {', '.join(allowed)}")
+        raise AccessDenied(
+            f"user {user.name!r} (role {user.role}) may not {permission.replace('_', ' ')};"
+            f" roles that may: {', '.join(allowed)}"
+        )
 
 
 def authorize(sdb: StationDB, user: Session | None, permission: str | None, action: str) -> None:
@@ -118,9 +128,13 @@ class UserStore:
     def accounts(self) -> list[dict[str, Any]]:
         """The latest version of every user, by name, with its state now: `state` (active, locked or
         inactive), `locked_until` (UTC text or None), `must_change_password`, `admin_set_password`."""
-        rows = list(self.sdb.db.query(
-            "SELECT * FROM users u WHERE version = (SELECT MAX(version) FROM users WHERE name = u.name) ORDER BY name"))
-        now = datetime.now(timezone.utc)
+        rows = list(
+            self.sdb.db.query(
+                "SELECT * FROM users u WHERE version = (SELECT MAX(version) FROM users WHERE name = u.name)"
+                " ORDER BY name"
+            )
+        )
+        now = datetime.now(UTC)
         for row in rows:
             lock = lock_state(self.sdb.conn, row["name"], self.max_failures, self.lockout_s, now)
             locked = lock.locked_until is not None and not lock.expired
@@ -143,8 +157,9 @@ class UserStore:
             self._append_user(name, "admin", printed_name or name, None, "first run", 1, 1)
             self._set_credential(name, encoded, "first_admin_created", None, {})
 
-    def add_user(self, name: str, role: str, password: str, user: Session, printed_name: str = "",
-                 reason: str = "") -> None:
+    def add_user(
+        self, name: str, role: str, password: str, user: Session, printed_name: str = "", reason: str = ""
+    ) -> None:
         """Create an account (admin only); user ids are never reused. Until its user sets their own
         password, the account's decisions are flagged as made under an admin-set password."""
         authorize(self.sdb, user, "manage_users", "add_user")
@@ -170,8 +185,9 @@ class UserStore:
             raise UserError(f"there is no user {name!r}")
         encoded = hash_password(new_password)
         with self.sdb.transaction():
-            self._set_credential(name, encoded, "password_changed", user.name,
-                                 {"reason": reason.strip(), "forced": not own})
+            self._set_credential(
+                name, encoded, "password_changed", user.name, {"reason": reason.strip(), "forced": not own}
+            )
 
     def change_own_password(self, name: str, current: str, new_password: str) -> None:
         """Set one's own password by proving the current one (the way out of a forced change)."""
@@ -193,8 +209,9 @@ class UserStore:
     def set_active(self, name: str, active: bool, user: Session, reason: str) -> None:
         """Deactivate (or reactivate) an account (admin only, reason required); its sessions stop working."""
         authorize(self.sdb, user, "manage_users", "deactivate_user" if not active else "reactivate_user")
-        self._new_version(name, user.name, reason, "user_deactivated" if not active else "user_reactivated",
-                          active=int(active))
+        self._new_version(
+            name, user.name, reason, "user_deactivated" if not active else "user_reactivated", active=int(active)
+        )
 
     def unlock(self, name: str, user: Session, reason: str) -> None:
         """Clear a lockout (admin only)."""
@@ -233,8 +250,10 @@ class UserStore:
             else:
                 self.sdb.append("events", event_row("login_ok", name, name))
         if must_change:
-            raise PasswordChangeRequired(f"the password of {name!r} was reset by an admin: choose your own now"
-                                         f" (inspector user passwd {name} --user {name})")
+            raise PasswordChangeRequired(
+                f"the password of {name!r} was reset by an admin: choose your own now"
+                f" (inspector user passwd {name} --user {name})"
+            )
         token = secrets.token_hex(16)
         _ISSUED[token] = name
         return Session(name, row["role"], row["printed_name"], utc_stamp(), token)
@@ -258,13 +277,14 @@ class UserStore:
         if not check_password(password, encoded):
             with self.sdb.transaction():
                 self.sdb.append("events", event_row("login_failed", None, name, {"reason": "wrong password"}))
-                lock = lock_state(self.sdb.conn, name, self.max_failures, self.lockout_s, datetime.now(timezone.utc))
+                lock = lock_state(self.sdb.conn, name, self.max_failures, self.lockout_s, datetime.now(UTC))
                 locked = lock.locked_until is not None
                 if locked:
                     self.sdb.append("events", event_row("account_locked", None, name, {"failures": lock.attempts}))
             if locked:
-                raise AccountLocked(f"account {name!r} is now locked after {self.max_failures} failed logins;"
-                                    f" {self._lock_advice()}")
+                raise AccountLocked(
+                    f"account {name!r} is now locked after {self.max_failures} failed logins; {self._lock_advice()}"
+                )
             raise AuthenticationFailed("user name or password is wrong")
         return row, encoded
 
@@ -273,7 +293,7 @@ class UserStore:
         problem, locked = "", False
         with self.sdb.transaction():
             encoded, sealed = credential_sealed(self.sdb.conn, name)
-            lock = lock_state(self.sdb.conn, name, self.max_failures, self.lockout_s, datetime.now(timezone.utc))
+            lock = lock_state(self.sdb.conn, name, self.max_failures, self.lockout_s, datetime.now(UTC))
             if encoded is None or not sealed:
                 problem = "no password" if encoded is None else "a password hash that no chained event set"
                 self.sdb.append("events", event_row("login_failed", None, name, {"reason": "credential not sealed"}))
@@ -285,11 +305,14 @@ class UserStore:
                     self.sdb.append("events", event_row("lockout_expired", None, name, {"attempts": lock.attempts}))
                 self.sdb.append("events", event_row("login_attempt", None, name))
         if problem:
-            raise AuthenticationFailed(f"account {name!r} has {problem} (the credentials were changed outside the"
-                                       " application); sign-in refused: run `inspector log verify` and tell the admin")
+            raise AuthenticationFailed(
+                f"account {name!r} has {problem} (the credentials were changed outside the"
+                " application); sign-in refused: run `inspector log verify` and tell the admin"
+            )
         if locked:
-            raise AccountLocked(f"account {name!r} is locked after {self.max_failures} failed logins;"
-                                f" {self._lock_advice()}")
+            raise AccountLocked(
+                f"account {name!r} is locked after {self.max_failures} failed logins; {self._lock_advice()}"
+            )
         return str(encoded)
 
     def _lock_advice(self) -> str:
@@ -319,15 +342,20 @@ class UserStore:
                 admins = [a for a in self._latest() if a["role"] == "admin" and a["active"] and a["name"] != name]
                 if not admins:
                     raise UserError(f"{name!r} is the only active admin: add another admin first")
-            self._append_user(name, new["role"], new["printed_name"], by, reason.strip(), row["version"] + 1,
-                              new["active"])
+            self._append_user(
+                name, new["role"], new["printed_name"], by, reason.strip(), row["version"] + 1, new["active"]
+            )
             before = {k: row[k] for k in change}
-            self.sdb.append("events", event_row(kind, by, name, {"reason": reason.strip(), "before": before,
-                                                                 "after": change}))
+            self.sdb.append(
+                "events", event_row(kind, by, name, {"reason": reason.strip(), "before": before, "after": change})
+            )
 
     def _latest(self) -> list[dict[str, Any]]:
-        return list(self.sdb.db.query(
-            "SELECT * FROM users u WHERE version = (SELECT MAX(version) FROM users WHERE name = u.name)"))
+        return list(
+            self.sdb.db.query(
+                "SELECT * FROM users u WHERE version = (SELECT MAX(version) FROM users WHERE name = u.name)"
+            )
+        )
 
     def _log(self, kind: str, subject: str, detail: dict[str, Any]) -> None:
         with self.sdb.transaction():
@@ -335,16 +363,29 @@ class UserStore:
 
     def _check_new(self, name: str, password: str, printed: str) -> None:
         if not _NAME.match(name):
-            raise UserError(f"user id {name!r} is invalid: 2-32 characters, lowercase letters, digits, '.', '_' or '-',"
-                            " starting with a letter")
+            raise UserError(
+                f"user id {name!r} is invalid: 2-32 characters, lowercase letters, digits, '.', '_' or '-',"
+                " starting with a letter"
+            )
         if not printed.strip() or len(printed) > 100:
             raise UserError("the printed name must be 1-100 characters")
         _check_password_policy(password)
 
-    def _append_user(self, name: str, role: str, printed: str, by: str | None, reason: str, version: int,
-                     active: int) -> None:
-        self.sdb.append("users", {"name": name, "version": version, "role": role, "printed_name": printed.strip(),
-                                  "active": active, "changed_by": by, "reason": reason})
+    def _append_user(
+        self, name: str, role: str, printed: str, by: str | None, reason: str, version: int, active: int
+    ) -> None:
+        self.sdb.append(
+            "users",
+            {
+                "name": name,
+                "version": version,
+                "role": role,
+                "printed_name": printed.strip(),
+                "active": active,
+                "changed_by": by,
+                "reason": reason,
+            },
+        )
 
 
 def _check_password_policy(password: str) -> None:

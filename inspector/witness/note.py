@@ -70,8 +70,10 @@ class Verifier:
         except (ValueError, IndexError):
             ok = False
         if not ok:
-            raise NoteError(f"{text.strip()[:80]!r} is not a verifier key (name+keyid+base64 key, as"
-                            " `inspector witness key` or `inspector log identity` prints it)")
+            raise NoteError(
+                f"{text.strip()[:80]!r} is not a verifier key (name+keyid+base64 key, as"
+                " `inspector witness key` or `inspector log identity` prints it)"
+            )
         return verifier
 
     def verify(self, message: bytes, signature: bytes) -> bool:
@@ -230,7 +232,7 @@ def parse_note(text: str) -> SignedNote:
         for line in sigs.splitlines():
             if not line.startswith(_DASH):
                 raise ValueError(f"bad signature line {line[:40]!r}")
-            name, _, b64 = line[len(_DASH):].rpartition(" ")
+            name, _, b64 = line[len(_DASH) :].rpartition(" ")
             signatures.append((name, base64.b64decode(b64, validate=True)))
     except ValueError as exc:
         raise NoteError(f"malformed checkpoint: {exc}") from None

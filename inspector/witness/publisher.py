@@ -50,8 +50,9 @@ class WitnessUnreachable(Exception):
     """The witness did not answer, or not with what the protocol allows."""
 
 
-def _http(url: str, data: bytes | None = None, headers: dict[str, str] | None = None,
-          timeout: float = 10.0) -> tuple[int, str]:
+def _http(
+    url: str, data: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 10.0
+) -> tuple[int, str]:
     request = urllib.request.Request(url, data=data, headers=headers or {}, method="POST" if data else "GET")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -79,8 +80,15 @@ class PublishState:
 class Publisher:
     """Background checkpoint publishing to one witness (see the module docstring)."""
 
-    def __init__(self, db_path: Path, identity: Ed25519PrivateKey, url: str, every_commits: int = 100,
-                 every_s: float = 60.0, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        identity: Ed25519PrivateKey,
+        url: str,
+        every_commits: int = 100,
+        every_s: float = 60.0,
+        timeout_s: float = 10.0,
+    ) -> None:
         self.db_path, self.identity, self.url = db_path, identity, url.rstrip("/")
         self.every_commits, self.every_s, self.timeout_s = max(1, every_commits), max(0.05, every_s), timeout_s
         self.origin = station_origin(identity)
@@ -137,20 +145,29 @@ class Publisher:
             witness_size = self.state.cosigned
             while witness_size < head:
                 target = min(head, witness_size + PUBLISH_CHUNK)
-                leaves = [base64.b64encode(bytes.fromhex(d)).decode() for (d,) in conn.execute(
-                    "SELECT hash FROM chain WHERE seq > ? AND seq <= ? ORDER BY seq", (witness_size, target))]
+                leaves = [
+                    base64.b64encode(bytes.fromhex(d)).decode()
+                    for (d,) in conn.execute(
+                        "SELECT hash FROM chain WHERE seq > ? AND seq <= ? ORDER BY seq", (witness_size, target)
+                    )
+                ]
                 self._tree = root_at(conn, target, self._tree)
                 note = sign_checkpoint(Checkpoint(self.origin, target, self._tree.root()), self.identity)
                 body = f"old {witness_size}\n" + "".join(f"{leaf}\n" for leaf in leaves) + "\n" + note
                 key = str(signer_verifier(self.identity, self.origin))
-                status, text = _http(self.url + "/add-checkpoint", body.encode("utf-8"),
-                                     {"X-Station-Key": key, "Content-Type": "text/plain"}, self.timeout_s)
+                status, text = _http(
+                    self.url + "/add-checkpoint",
+                    body.encode("utf-8"),
+                    {"X-Station-Key": key, "Content-Type": "text/plain"},
+                    self.timeout_s,
+                )
                 if status == 409:  # the witness is elsewhere: resend from its size
                     witness_size = int(text.strip())
                     if witness_size > head:
                         raise WitnessUnreachable(
                             f"the witness has cosigned {witness_size} entries but this chain has {head}: the station"
-                            " was rolled back or its tail cut; run `inspector log verify --witness`")
+                            " was rolled back or its tail cut; run `inspector log verify --witness`"
+                        )
                     self.state.cosigned = witness_size
                     continue
                 if status != 200:
@@ -168,22 +185,27 @@ class WitnessCheck:
     message: str
 
 
-def check_with_witness(conn: sqlite3.Connection, identity: Ed25519PrivateKey, url: str, witness_key: str,
-                       timeout_s: float = 10.0) -> WitnessCheck:
+def check_with_witness(
+    conn: sqlite3.Connection, identity: Ed25519PrivateKey, url: str, witness_key: str, timeout_s: float = 10.0
+) -> WitnessCheck:
     """Fetch the witness's cosigned checkpoint for this station and compare the local chain with it.
 
     Call inside the read transaction verify uses, so the chain is one snapshot.
     """
     verifier = Verifier.parse(witness_key)
     origin = station_origin(identity)
-    unchecked = ("not checked: whether entries were cut from the end or the whole station (database and anchor)"
-                 " was rolled back to an older copy")
+    unchecked = (
+        "not checked: whether entries were cut from the end or the whole station (database and anchor)"
+        " was rolled back to an older copy"
+    )
     try:
         status, text = _http(url.rstrip("/") + "/checkpoint/" + urllib.parse.quote(origin, safe=""), timeout=timeout_s)
     except WitnessUnreachable as exc:
         return WitnessCheck("unreachable", f"{exc}; {unchecked}")
     if status == 404:
-        return WitnessCheck("unreachable", f"witness {url} holds no checkpoint for {origin} (never published); {unchecked}")
+        return WitnessCheck(
+            "unreachable", f"witness {url} holds no checkpoint for {origin} (never published); {unchecked}"
+        )
     if status != 200:
         return WitnessCheck("unreachable", f"witness {url} answered HTTP {status}; {unchecked}")
     try:
@@ -192,18 +214,30 @@ def check_with_witness(conn: sqlite3.Connection, identity: Ed25519PrivateKey, ur
         return WitnessCheck("unreachable", f"witness {url} sent {exc}; {unchecked}")
     timestamp = note.signed_by(verifier)
     if timestamp is None:
-        return WitnessCheck("unreachable", f"the checkpoint from {url} carries no valid cosignature by {verifier.name}"
-                            f" with the given key; {unchecked}")
+        return WitnessCheck(
+            "unreachable",
+            f"the checkpoint from {url} carries no valid cosignature by {verifier.name}"
+            f" with the given key; {unchecked}",
+        )
     if note.checkpoint.origin != origin or note.signed_by(signer_verifier(identity, origin)) is None:
         return WitnessCheck("unreachable", f"the checkpoint from {url} is not signed by this station; {unchecked}")
     cp = note.checkpoint
     head = int(conn.execute("SELECT IFNULL(MAX(seq), 0) FROM chain").fetchone()[0])
     if head < cp.size:
-        return WitnessCheck("tampered", f"the witness cosigned {cp.size} chain entries (at POSIX time {timestamp}) but"
-                            f" the chain has {head}: entries were cut from the end, or the whole station was rolled back")
+        return WitnessCheck(
+            "tampered",
+            f"the witness cosigned {cp.size} chain entries (at POSIX time {timestamp}) but"
+            f" the chain has {head}: entries were cut from the end, or the whole station was rolled back",
+        )
     if root_at(conn, cp.size).root() != cp.root:
-        return WitnessCheck("tampered", f"the first {cp.size} chain entries differ from the checkpoint the witness"
-                            " cosigned: the history was rewritten (or replaced by an older copy)")
-    return WitnessCheck("ok", f"witnessed: the first {cp.size} of {head} entries match the checkpoint {verifier.name}"
-                        f" cosigned at POSIX time {timestamp}; the {head - cp.size} entries after it are covered by the"
-                        " anchor only, until the next checkpoint")
+        return WitnessCheck(
+            "tampered",
+            f"the first {cp.size} chain entries differ from the checkpoint the witness"
+            " cosigned: the history was rewritten (or replaced by an older copy)",
+        )
+    return WitnessCheck(
+        "ok",
+        f"witnessed: the first {cp.size} of {head} entries match the checkpoint {verifier.name}"
+        f" cosigned at POSIX time {timestamp}; the {head - cp.size} entries after it are covered by the"
+        " anchor only, until the next checkpoint",
+    )

@@ -43,8 +43,10 @@ from inspector.witness.note import (
 )
 
 MAX_BODY = 16 << 20  # 16 MiB: the publisher sends at most PUBLISH_CHUNK leaves per request
-_SCHEMA = ("CREATE TABLE IF NOT EXISTS logs (origin TEXT PRIMARY KEY, station_key TEXT NOT NULL, size INTEGER NOT NULL,"
-           " nodes TEXT NOT NULL, checkpoint TEXT NOT NULL, updated_at REAL NOT NULL) STRICT")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS logs (origin TEXT PRIMARY KEY, station_key TEXT NOT NULL, size INTEGER NOT NULL,"
+    " nodes TEXT NOT NULL, checkpoint TEXT NOT NULL, updated_at REAL NOT NULL) STRICT"
+)
 
 
 class WitnessError(Exception):
@@ -88,7 +90,9 @@ class Witness:
             raise WitnessError(400, "every leaf is a 32-byte entry hash")
         cp = note.checkpoint
         with self._lock:
-            row = self._conn.execute("SELECT station_key, size, nodes FROM logs WHERE origin = ?", (cp.origin,)).fetchone()
+            row = self._conn.execute(
+                "SELECT station_key, size, nodes FROM logs WHERE origin = ?", (cp.origin,)
+            ).fetchone()
             if row is None:
                 if not station_key:
                     raise WitnessError(403, f"unknown log {cp.origin}: send the station key (X-Station-Key)")
@@ -110,13 +114,18 @@ class Witness:
             if tree.root() != cp.root:
                 raise WitnessError(422, "the leaves do not extend the cosigned tree to this root: history was changed")
             line = cosignature_line(note.body, self.key, self.name, int(time.time()))
-            stored = note.body.decode() + "\n" + "".join(
-                f"\u2014 {n} {base64.b64encode(b).decode()}\n" for n, b in note.signatures) + line
+            stored = (
+                note.body.decode()
+                + "\n"
+                + "".join(f"\u2014 {n} {base64.b64encode(b).decode()}\n" for n, b in note.signatures)
+                + line
+            )
             self._conn.execute(
                 "INSERT INTO logs (origin, station_key, size, nodes, checkpoint, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (origin) DO UPDATE SET size = excluded.size, nodes = excluded.nodes,"
                 " checkpoint = excluded.checkpoint, updated_at = excluded.updated_at",
-                (cp.origin, str(verifier), cp.size, json.dumps([n.hex() for n in tree.nodes]), stored, time.time()))
+                (cp.origin, str(verifier), cp.size, json.dumps([n.hex() for n in tree.nodes]), stored, time.time()),
+            )
         return line
 
     def close(self) -> None:
@@ -151,7 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
         prefix = "/checkpoint/"
         if not self.path.startswith(prefix):
             return self._reply(404, "unknown path\n")
-        found = self.witness.latest(urllib.parse.unquote(self.path[len(prefix):]))
+        found = self.witness.latest(urllib.parse.unquote(self.path[len(prefix) :]))
         self._reply(200, found) if found else self._reply(404, "no checkpoint for this log\n")
 
     def do_POST(self) -> None:
@@ -161,7 +170,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not 0 < length <= MAX_BODY:
             return self._reply(400, f"body must be 1..{MAX_BODY} bytes\n")
         try:
-            line = self.witness.add_checkpoint(self.rfile.read(length).decode("utf-8"), self.headers.get("X-Station-Key"))
+            line = self.witness.add_checkpoint(
+                self.rfile.read(length).decode("utf-8"), self.headers.get("X-Station-Key")
+            )
         except WitnessError as exc:
             return self._reply(exc.status, f"{exc}\n", "text/x.tlog.size" if exc.status == 409 else "text/plain")
         except (UnicodeDecodeError, NoteError) as exc:

@@ -17,11 +17,19 @@ from models.synth import vocab
 from models.synth.vocab import HELDOUT, TRAIN, Words
 
 _NUMBERS = {2: "two", 3: "three", 4: "four"}
-_MANY = {"train": ("a cluster of", "a group of", "many", "numerous", "lots of"),
-         "test": ("a scattering of", "a sprinkling of", "a swarm of")}
+_MANY = {
+    "train": ("a cluster of", "a group of", "many", "numerous", "lots of"),
+    "test": ("a scattering of", "a sprinkling of", "a swarm of"),
+}
 _WIDE = {"train": ("widespread", "spread-out"), "test": ("scattered",)}
-_TONE_WORDS = {"dark": ("dark",), "brown": ("brown", "brownish"), "yellowish": ("yellowish", "yellow"),
-               "rusty": ("rusty", "rust-coloured"), "oily": ("oily", "dark oily"), "whitish": ("whitish", "white")}
+_TONE_WORDS = {
+    "dark": ("dark",),
+    "brown": ("brown", "brownish"),
+    "yellowish": ("yellowish", "yellow"),
+    "rusty": ("rusty", "rust-coloured"),
+    "oily": ("oily", "dark oily"),
+    "whitish": ("whitish", "white"),
+}
 _LINES = ("scratch", "crack")  # "long" / "short" suit lines; "large" / "small" suit patches
 
 
@@ -117,8 +125,12 @@ def caption(sample_meta: Mapping, rng: np.random.Generator, split: str = "train"
     if defect == "ok":
         noun, adj = _pick(rng, words.nouns)[0], _pick(rng, words.adjectives)
         return _pick(rng, vocab.OK_FRAMES[split]).format(
-            adj_noun=_article(f"{adj} {noun}"), adj_surf=_article(f"{adj} {surf}"), noun=_article(noun),
-            surf=surf, sentence=_pick(rng, words.sentences))
+            adj_noun=_article(f"{adj} {noun}"),
+            adj_surf=_article(f"{adj} {surf}"),
+            noun=_article(noun),
+            surf=surf,
+            sentence=_pick(rng, words.sentences),
+        )
     if rng.random() < 0.2:  # a whole plain sentence now and then, like a library description
         return _pick(rng, words.sentences)
     loc = _location(sample_meta, rng, split) if rng.random() < 0.65 else ""

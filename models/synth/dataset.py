@@ -16,7 +16,12 @@ from PIL import Image
 from models.synth.captions import caption as compose_caption
 from models.synth.defects import DEFECT_TYPES, DefectNotVisible, draw_defect
 from models.synth.seeds import (
-    SPLITS, TEXTILE, procedural_key, procedural_texture_id, textile_files, textile_surface,
+    SPLITS,
+    TEXTILE,
+    procedural_key,
+    procedural_texture_id,
+    textile_files,
+    textile_surface,
 )
 from models.synth.surfaces import SURFACE_KINDS, make_surface
 
@@ -41,7 +46,9 @@ class Sample:
         if self.defect not in DEFECT_TYPES:
             raise ValueError(f"unknown defect {self.defect!r}; choose one of {DEFECT_TYPES}")
         if (self.defect == "ok") == bool(self.mask.any()):
-            raise ValueError(f"an {self.defect!r} sample must have {'an empty' if self.defect == 'ok' else 'a non-empty'} mask")
+            raise ValueError(
+                f"an {self.defect!r} sample must have {'an empty' if self.defect == 'ok' else 'a non-empty'} mask"
+            )
         self.image.flags.writeable = False
         self.mask.flags.writeable = False
 
@@ -95,8 +102,14 @@ def generate(
     is_textile = plan.permutation(np.arange(n) < n_textile)
     types = np.array(defects, dtype=object)[plan.permutation(np.arange(n) % len(defects))] if n else []
     return [
-        _sample(str(types[i]), TEXTILE if is_textile[i] else str(kinds[i]), size, split,
-                np.random.default_rng([seed, code, 1, i]), i)
+        _sample(
+            str(types[i]),
+            TEXTILE if is_textile[i] else str(kinds[i]),
+            size,
+            split,
+            np.random.default_rng([seed, code, 1, i]),
+            i,
+        )
         for i in range(n)
     ]
 
@@ -129,7 +142,9 @@ class SyntheticDefectDataset(Sequence):
             raise ValueError(f"caption_split must be one of {SPLITS}, got {self.caption_split!r}")
 
     @classmethod
-    def generate(cls, n: int, *, seed: int, caption_split: str | None = None, **kwargs: object) -> SyntheticDefectDataset:
+    def generate(
+        cls, n: int, *, seed: int, caption_split: str | None = None, **kwargs: object
+    ) -> SyntheticDefectDataset:
         """Generate `n` samples (keyword arguments as for `generate`) and wrap them."""
         return cls(generate(n, seed=seed, **kwargs), seed=seed, caption_split=caption_split)  # type: ignore[arg-type]
 

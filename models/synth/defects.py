@@ -98,7 +98,9 @@ def describe(mask: np.ndarray) -> dict:
         "area_fraction": float(mask.mean()),
         "centroid": (round(cx, 4), round(cy, 4)),
         "location": _place_words(cx, cy),
-        "near_edge": bool(extent < 0.5 and (min(cx, cy, 1 - cx, 1 - cy) < 0.15 or min(x0, y0, w - x1, h - y1) <= 0.02 * w)),
+        "near_edge": bool(
+            extent < 0.5 and (min(cx, cy, 1 - cx, 1 - cy) < 0.15 or min(x0, y0, w - x1, h - y1) <= 0.02 * w)
+        ),
         "spans": bool(extent > 0.7),
         "extent": round(extent, 4),
         "size": "small" if extent < 0.2 else "large" if extent > 0.45 else "medium",
@@ -108,9 +110,21 @@ def describe(mask: np.ndarray) -> dict:
 
 def ok_meta() -> dict:
     """Metadata of a defect-free sample (same keys as a defect's where they make sense)."""
-    return {"defect": "ok", "bbox": None, "area_fraction": 0.0, "centroid": None, "location": None,
-            "near_edge": False, "spans": False, "extent": 0.0, "size": None, "orientation": None,
-            "count": 0, "faint": False, "contrast": 0.0}
+    return {
+        "defect": "ok",
+        "bbox": None,
+        "area_fraction": 0.0,
+        "centroid": None,
+        "location": None,
+        "near_edge": False,
+        "spans": False,
+        "extent": 0.0,
+        "size": None,
+        "orientation": None,
+        "count": 0,
+        "faint": False,
+        "contrast": 0.0,
+    }
 
 
 def draw_defect(image: np.ndarray, defect: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -143,8 +157,9 @@ def draw_defect(image: np.ndarray, defect: str, rng: np.random.Generator) -> tup
             if contrast >= CONTRAST_FLOOR:
                 facts.pop("drawn_faint", None)  # the measured contrast decides "faint", not the intent
                 meta = {"defect": defect, **describe(mask), **facts}
-                meta.update(contrast=round(contrast, 2), faint=contrast < FAINT_BELOW,
-                            boost=boost, attempts=attempt + 1)
+                meta.update(
+                    contrast=round(contrast, 2), faint=contrast < FAINT_BELOW, boost=boost, attempts=attempt + 1
+                )
                 return out, mask, meta
     raise DefectNotVisible(
         f"could not draw a visible {defect!r} on this {w}x{h} surface in {_ATTEMPTS} attempts "

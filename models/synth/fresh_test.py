@@ -16,22 +16,46 @@ FRESH_TEST_DATE = "2026-12-05"
 FRESH_TEST_IMAGE_SEED = 20261205
 
 FRESH_TEST: dict[str, tuple[str, ...]] = {
-    "ok": ("a flawless component, ready to ship", "no imperfections anywhere on this piece",
-           "spotless workpiece that meets spec"),
-    "scratch": ("a hairline abrasion on the face", "a thin gouge dragged along the finish",
-                "scuffed by a burr during transport"),
-    "crack": ("a fracture line propagating outward", "the piece is cleft by a narrow fault",
-              "a crazed network of fractures"),
-    "stain": ("a blotch of residue discolouring the face", "oily smudge contaminating the finish",
-              "tarnished, mottled discolouration"),
-    "pitting": ("a cluster of pockmarks eaten into the face", "corrosion craters dotting the piece",
-                "pockmarked with minute cavities"),
-    "burn": ("a scorched blemish from excess heat", "blackened where the piece overheated",
-             "a scorch mark with browned edges"),
-    "dent": ("a dimple where something struck the piece", "a shallow depression from a knock",
-             "the face is dinged inward"),
-    "hole": ("a puncture straight through the piece", "an orifice where material was knocked away",
-             "an aperture that should not be there"),
+    "ok": (
+        "a flawless component, ready to ship",
+        "no imperfections anywhere on this piece",
+        "spotless workpiece that meets spec",
+    ),
+    "scratch": (
+        "a hairline abrasion on the face",
+        "a thin gouge dragged along the finish",
+        "scuffed by a burr during transport",
+    ),
+    "crack": (
+        "a fracture line propagating outward",
+        "the piece is cleft by a narrow fault",
+        "a crazed network of fractures",
+    ),
+    "stain": (
+        "a blotch of residue discolouring the face",
+        "oily smudge contaminating the finish",
+        "tarnished, mottled discolouration",
+    ),
+    "pitting": (
+        "a cluster of pockmarks eaten into the face",
+        "corrosion craters dotting the piece",
+        "pockmarked with minute cavities",
+    ),
+    "burn": (
+        "a scorched blemish from excess heat",
+        "blackened where the piece overheated",
+        "a scorch mark with browned edges",
+    ),
+    "dent": (
+        "a dimple where something struck the piece",
+        "a shallow depression from a knock",
+        "the face is dinged inward",
+    ),
+    "hole": (
+        "a puncture straight through the piece",
+        "an orifice where material was knocked away",
+        "an aperture that should not be there",
+    ),
 }
 
 

@@ -20,8 +20,15 @@ WINDOW = WINDOWS[0]
 _TRIES = 60
 
 
-def small_defects_on_large_frames(n: int, *, seed: int, size: int = 1024, max_defect: int = 12,
-                                  split: str = "test", defects: tuple[str, ...] | None = None) -> list[Sample]:
+def small_defects_on_large_frames(
+    n: int,
+    *,
+    seed: int,
+    size: int = 1024,
+    max_defect: int = 12,
+    split: str = "test",
+    defects: tuple[str, ...] | None = None,
+) -> list[Sample]:
     """`n` frames of `size` x `size` px, each with one defect whose mask fits in max_defect px."""
     if size < 2 * WINDOW:
         raise ValueError(f"size must be >= {2 * WINDOW} px, got {size}")
@@ -37,7 +44,7 @@ def small_defects_on_large_frames(n: int, *, seed: int, size: int = 1024, max_de
             win = WINDOWS[t % len(WINDOWS)]
             x, y = (int(v) for v in rng.integers(0, size - win, 2))
             try:
-                patch, mask, meta = draw_defect(np.ascontiguousarray(clean[y:y + win, x:x + win]), defect, rng)
+                patch, mask, meta = draw_defect(np.ascontiguousarray(clean[y : y + win, x : x + win]), defect, rng)
             except (DefectNotVisible, ValueError):
                 continue
             ys, xs = np.nonzero(mask)
@@ -46,12 +53,26 @@ def small_defects_on_large_frames(n: int, *, seed: int, size: int = 1024, max_de
         else:
             raise DefectNotVisible(f"no {defect!r} within {max_defect} px on sample {i} after {_TRIES} tries")
         image, full = clean.copy(), np.zeros((size, size), bool)
-        image[y:y + win, x:x + win] = patch
-        full[y:y + win, x:x + win] = mask.astype(bool)
+        image[y : y + win, x : x + win] = patch
+        full[y : y + win, x : x + win] = mask.astype(bool)
         image.setflags(write=False)
         full.setflags(write=False)
         extent = int(max(xs.max() - xs.min(), ys.max() - ys.min()) + 1)
-        out.append(Sample(image=image, mask=full, defect=defect, surface=kind,
-                          meta={**meta, "surface": kind, "seed_key": key, "split": split, "index": i,
-                                "extent_px": extent, "frame_px": size}))
+        out.append(
+            Sample(
+                image=image,
+                mask=full,
+                defect=defect,
+                surface=kind,
+                meta={
+                    **meta,
+                    "surface": kind,
+                    "seed_key": key,
+                    "split": split,
+                    "index": i,
+                    "extent_px": extent,
+                    "frame_px": size,
+                },
+            )
+        )
     return out

@@ -29,7 +29,7 @@ def white(size: int, rng: np.random.Generator) -> np.ndarray:
     if size > _BANK:
         return rng.standard_normal((size, size), dtype=F32)
     y, x = rng.integers(0, _BANK - size + 1, 2)
-    out = _bank()[y:y + size, x:x + size]
+    out = _bank()[y : y + size, x : x + size]
     k = int(rng.integers(0, 8))  # 8 orientations multiply the distinct crops
     if k & 4:
         out = out.T

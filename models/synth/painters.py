@@ -58,7 +58,11 @@ def scratch(base: np.ndarray, rng: np.random.Generator, strong: bool) -> tuple[n
     bright = _lum(base) < 128 if strong else bool(rng.random() < 0.55)
     amp, faint = _amp(rng, strong, 40, 100, 170)
     return base + to3(cover * F32(amp if bright else -amp)), {
-        "count": n, "polarity": "bright" if bright else "dark", "curved": curved, "drawn_faint": faint}
+        "count": n,
+        "polarity": "bright" if bright else "dark",
+        "curved": curved,
+        "drawn_faint": faint,
+    }
 
 
 def crack(base: np.ndarray, rng: np.random.Generator, strong: bool) -> tuple[np.ndarray, dict]:
@@ -67,7 +71,11 @@ def crack(base: np.ndarray, rng: np.random.Generator, strong: bool) -> tuple[np.
     k = s / 224
     length, heading = rng.uniform(0.3, 0.85) * s, rng.uniform(0, 2 * math.pi)
     if rng.random() < 0.3:  # cracks often start at an edge
-        start = np.array([0.0, rng.uniform(0.2, 0.8) * s]) if rng.random() < 0.5 else np.array([rng.uniform(0.2, 0.8) * s, 0.0])
+        start = (
+            np.array([0.0, rng.uniform(0.2, 0.8) * s])
+            if rng.random() < 0.5
+            else np.array([rng.uniform(0.2, 0.8) * s, 0.0])
+        )
         heading = rng.uniform(-0.6, 0.6) + (0.0 if start[0] == 0 else math.pi / 2)
     else:
         start = _centre(rng, s, 0.2) - length / 2 * np.array([math.cos(heading), math.sin(heading)])
@@ -86,8 +94,12 @@ def crack(base: np.ndarray, rng: np.random.Generator, strong: bool) -> tuple[np.
 
 
 _TONES = {  # per-channel direction of the colour change, then the words captions may use
-    "dark": (-1.0, -1.0, -1.0), "brown": (-0.55, -0.8, -1.0), "yellowish": (0.05, -0.15, -0.9),
-    "rusty": (0.15, -0.5, -0.9), "oily": (-0.9, -0.85, -0.65), "whitish": (1.0, 1.0, 0.95),
+    "dark": (-1.0, -1.0, -1.0),
+    "brown": (-0.55, -0.8, -1.0),
+    "yellowish": (0.05, -0.15, -0.9),
+    "rusty": (0.15, -0.5, -0.9),
+    "oily": (-0.9, -0.85, -0.65),
+    "whitish": (1.0, 1.0, 0.95),
 }
 
 
@@ -101,7 +113,9 @@ def stain(base: np.ndarray, rng: np.random.Generator, strong: bool) -> tuple[np.
     for i in range(n):
         r = r0 * (1 if i == 0 else rng.uniform(0.4, 0.8))
         c = centre + (0 if i == 0 else rng.normal(0, r0, 2))
-        b, d = blob(s, tuple(c), (r, r * rng.uniform(0.5, 1.0)), rng.uniform(0, math.pi), rng, 0.4, rng.uniform(0.3, 0.9))
+        b, d = blob(
+            s, tuple(c), (r, r * rng.uniform(0.5, 1.0)), rng.uniform(0, math.pi), rng, 0.4, rng.uniform(0.3, 0.9)
+        )
         if ring:
             b = b * F32(0.45) + np.exp(-(((d - 0.9) / 0.08) ** 2)) * (d < 1) * F32(0.55)
         cover = np.maximum(cover, b)
@@ -109,7 +123,11 @@ def stain(base: np.ndarray, rng: np.random.Generator, strong: bool) -> tuple[np.
     amp, faint = _amp(rng, strong, 40, 100, 140)
     shift = np.array(_TONES[tone], F32) * F32(amp)
     return base + cv2.multiply(to3(cover), (*[float(v) for v in shift], 0.0)), {
-        "count": n, "tone": tone, "ring": ring, "drawn_faint": faint}
+        "count": n,
+        "tone": tone,
+        "ring": ring,
+        "drawn_faint": faint,
+    }
 
 
 def pitting(base: np.ndarray, rng: np.random.Generator, strong: bool) -> tuple[np.ndarray, dict]:
@@ -137,11 +155,17 @@ def burn(base: np.ndarray, rng: np.random.Generator, strong: bool) -> tuple[np.n
     s = base.shape[0]
     r = rng.uniform(0.05, 0.17) * s
     centre = _centre(rng, s, 0.12)
-    core, d = blob(s, tuple(centre), (r, r * rng.uniform(0.6, 1.0)), rng.uniform(0, math.pi), rng, 0.5, rng.uniform(0.3, 0.7))
+    core, d = blob(
+        s, tuple(centre), (r, r * rng.uniform(0.6, 1.0)), rng.uniform(0, math.pi), rng, 0.5, rng.uniform(0.3, 0.7)
+    )
     core *= np.clip(F32(0.85) + F32(0.12) * white(s, rng), 0, 1)  # char is grainy
     light = bool(rng.random() < 0.25) and not strong  # discoloration: tan, not black
-    target = np.array([rng.uniform(110, 150), rng.uniform(75, 100), rng.uniform(40, 60)] if light else
-                      [rng.uniform(35, 75), rng.uniform(22, 45), rng.uniform(10, 28)], F32)
+    target = np.array(
+        [rng.uniform(110, 150), rng.uniform(75, 100), rng.uniform(40, 60)]
+        if light
+        else [rng.uniform(35, 75), rng.uniform(22, 45), rng.uniform(10, 28)],
+        F32,
+    )
     kk, faint = _amp(rng, strong, 0.7, 0.95, 1.0)
     a = to3(core * F32(kk))
     out = base * (1 - a) + a * target[None, None, :]
@@ -172,7 +196,9 @@ def dent(base: np.ndarray, rng: np.random.Generator, strong: bool) -> tuple[np.n
         pull = h * F32(rng.uniform(0.1, 0.25) * r)
         mx, my = xx - pull * (u * c - v * sn), yy - pull * (u * sn + v * c)
         src = cv2.remap(base, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-    gain = F32(0.4) + to3(cv2.cvtColor(src, cv2.COLOR_RGB2GRAY) * F32(1 / 255))  # shading scales with the surface's brightness
+    gain = F32(0.4) + to3(
+        cv2.cvtColor(src, cv2.COLOR_RGB2GRAY) * F32(1 / 255)
+    )  # shading scales with the surface's brightness
     return src + to3(shade * F32(amp)) * gain, {"count": 1, "warped": warped, "drawn_faint": faint}
 
 
@@ -200,6 +226,11 @@ def hole(base: np.ndarray, rng: np.random.Generator, strong: bool) -> tuple[np.n
 
 
 PAINTERS: dict[str, Painter] = {
-    "scratch": scratch, "crack": crack, "stain": stain, "pitting": pitting,
-    "burn": burn, "dent": dent, "hole": hole,
+    "scratch": scratch,
+    "crack": crack,
+    "stain": stain,
+    "pitting": pitting,
+    "burn": burn,
+    "dent": dent,
+    "hole": hole,
 }

@@ -1,6 +1,6 @@
 """Render a contact sheet of generated samples with their mask outlines (for eyeballing the generator).
 
-    python -m models.synth.preview docs/synth_contact_sheet.png [--per-type 4] [--seed 0]
+python -m models.synth.preview docs/synth_contact_sheet.png [--per-type 4] [--seed 0]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def contact_sheet(samples: Sequence[Sample], per_row: int, tile: int = 192) -> I
     label_w = 70
     rows = []
     for start in range(0, len(samples), per_row):
-        chunk = samples[start:start + per_row]
+        chunk = samples[start : start + per_row]
         label = np.full((tile, label_w, 3), 255, np.uint8)
         cv2.putText(label, chunk[0].defect, (4, tile // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         tiles = [label]

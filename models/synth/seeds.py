@@ -75,7 +75,7 @@ def textile_surface(path: Path, size: int, rng: np.random.Generator) -> np.ndarr
     h, w = grey.shape
     c = int(min(h, w) * rng.uniform(0.6, 1.0))  # random crop: scale and position vary
     y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
-    crop = grey[y:y + c, x:x + c]
+    crop = grey[y : y + c, x : x + c]
     k = int(rng.integers(0, 8))
     crop = np.rot90(crop, k & 3)
     if k & 4:

@@ -14,11 +14,27 @@ import cv2
 import numpy as np
 
 from models.synth.noise import (
-    F32, centred_grid, colourise, fractal, hsv_to_rgb, rotate_crop, smooth_noise, streaks, to3, white,
+    F32,
+    centred_grid,
+    colourise,
+    fractal,
+    hsv_to_rgb,
+    rotate_crop,
+    smooth_noise,
+    streaks,
+    to3,
+    white,
 )
 
 SURFACE_KINDS: tuple[str, ...] = (
-    "brushed_metal", "painted", "plastic", "cast", "wood", "fabric", "grid", "speckle",
+    "brushed_metal",
+    "painted",
+    "plastic",
+    "cast",
+    "wood",
+    "fabric",
+    "grid",
+    "speckle",
 )
 
 
@@ -112,7 +128,7 @@ def _grid(s: int, rng: np.random.Generator) -> np.ndarray:
     n_bus, w = int(rng.integers(2, 4)), max(2, int(round(rng.uniform(3, 6) * s / 224)))
     for k in range(n_bus):
         x = int((k + 0.5) * s / n_bus + rng.uniform(-4, 4))
-        img[:, max(0, x - w // 2):x + (w + 1) // 2] = metal
+        img[:, max(0, x - w // 2) : x + (w + 1) // 2] = metal
     return np.ascontiguousarray(np.rot90(img, k=int(rng.integers(0, 2))))
 
 
@@ -131,8 +147,14 @@ def _speckle(s: int, rng: np.random.Generator) -> np.ndarray:
 
 
 _MAKERS: dict[str, Callable[[int, np.random.Generator], np.ndarray]] = {
-    "brushed_metal": _brushed_metal, "painted": _painted, "plastic": _plastic, "cast": _cast,
-    "wood": _wood, "fabric": _fabric, "grid": _grid, "speckle": _speckle,
+    "brushed_metal": _brushed_metal,
+    "painted": _painted,
+    "plastic": _plastic,
+    "cast": _cast,
+    "wood": _wood,
+    "fabric": _fabric,
+    "grid": _grid,
+    "speckle": _speckle,
 }
 
 

@@ -19,8 +19,7 @@ from inspector.store import users as users_module
 from inspector.store.account_state import credential_problems
 from inspector.store.decision_log import DecisionLog
 from inspector.store.passwords import hash_password, scrypt_hash
-from inspector.store.users import (AccessDenied, AccountLocked, AuthenticationFailed, PasswordChangeRequired,
-                                   UserError)
+from inspector.store.users import AccessDenied, AccountLocked, AuthenticationFailed, PasswordChangeRequired, UserError
 from tests.inspector.test_decision_log import LIBRARY, make_result
 
 PW = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw"}
@@ -44,8 +43,10 @@ def test_inserted_credential_row_signs_nobody_in_and_verify_reports_it(tmp_path:
     with _station(tmp_path / "s.db") as log:
         log.users.change_own_password("qa", PW["qa"], "qa-own-password")  # qa's own password, sealed
     conn = sqlite3.connect(tmp_path / "s.db")
-    conn.execute("INSERT INTO credentials (recorded_at, user_name, encoded) VALUES ('2026-01-01T00:00:00.000Z', 'qa', ?)",
-                 [hash_password("attacker-chosen")])
+    conn.execute(
+        "INSERT INTO credentials (recorded_at, user_name, encoded) VALUES ('2026-01-01T00:00:00.000Z', 'qa', ?)",
+        [hash_password("attacker-chosen")],
+    )
     conn.commit()
     conn.close()
     with DecisionLog.open(tmp_path / "s.db") as log:
@@ -71,10 +72,21 @@ def test_station_files_are_private(tmp_path: Path) -> None:
         image = next((folder / "images").rglob("*.png"))
         bundle = tmp_path / "bundle"
         log.export("2000-01-01", "2100-01-01", bundle, qa)
-        files = [folder / "s.db", folder / "s.db-wal", folder / "s.db.anchor", folder / "s.db.anchor.lock", image,
-                 *[p for p in bundle.rglob("*") if p.is_file()]]
-        folders = [folder, *[p for p in (folder / "images").rglob("*") if p.is_dir()], folder / "images", bundle,
-                   bundle / "images"]
+        files = [
+            folder / "s.db",
+            folder / "s.db-wal",
+            folder / "s.db.anchor",
+            folder / "s.db.anchor.lock",
+            image,
+            *[p for p in bundle.rglob("*") if p.is_file()],
+        ]
+        folders = [
+            folder,
+            *[p for p in (folder / "images").rglob("*") if p.is_dir()],
+            folder / "images",
+            bundle,
+            bundle / "images",
+        ]
         assert [p for p in files + folders if not _private(p)] == []
 
 
@@ -85,7 +97,9 @@ def test_scrypt_hash_still_signs_in_and_is_upgraded_as_a_chained_event(tmp_path:
         with log.sdb.transaction():  # what the 0004 migration leaves for an upgraded station: a sealed scrypt hash
             log.users._set_credential("op", legacy, "credential_sealed", None, {})
         assert log.login("op", PW["op"]).name == "op"
-        stored = log.sdb.conn.execute("SELECT encoded FROM credentials WHERE user_name = 'op' ORDER BY id DESC").fetchone()
+        stored = log.sdb.conn.execute(
+            "SELECT encoded FROM credentials WHERE user_name = 'op' ORDER BY id DESC"
+        ).fetchone()
         assert stored[0].startswith("$argon2id$v=19$m=19456,t=2,p=1$")
         assert [e["subject"] for e in log.events(kind="password_rehashed")] == ["op"]
         assert log.login("op", PW["op"]).name == "op" and log.verify().ok
@@ -137,8 +151,12 @@ def test_lockout_runs_out_and_local_break_glass_unlocks_the_only_admin(tmp_path:
                 log.login("admin", "wrong-password")
     assert cli_main(["user", "list", "--db", str(tmp_path / "s.db")]) == 0
     assert "locked" in [line.split()[2] for line in capsys.readouterr().out.splitlines() if line.startswith("admin")][0]
-    assert cli_main(["user", "unlock", "admin", "--local", "--reason", "only admin locked out",
-                     "--db", str(tmp_path / "s.db")]) == 0
+    assert (
+        cli_main(
+            ["user", "unlock", "admin", "--local", "--reason", "only admin locked out", "--db", str(tmp_path / "s.db")]
+        )
+        == 0
+    )
     with DecisionLog.open(tmp_path / "s.db") as log:
         assert log.login("admin", PW["admin"]).name == "admin"
         event = log.events(kind="user_unlocked")[-1]
@@ -151,11 +169,13 @@ def test_admin_reset_forces_a_change_and_admin_set_passwords_flag_decisions(tmp_
         admin, qa = log.login("admin", PW["admin"]), log.login("qa", PW["qa"])
         version = log.library.import_library(LIBRARY, qa, "seed")
         op = log.login("op", PW["op"])  # a new account: the password the admin typed in
-        first = log.record_decision(Decision(log.record_inspection(make_result(version), op), "confirm", "op",
-                                             "scratch", 1), op)
+        first = log.record_decision(
+            Decision(log.record_inspection(make_result(version), op), "confirm", "op", "scratch", 1), op
+        )
         log.users.change_own_password("op", PW["op"], "ops-own-choice")
-        second = log.record_decision(Decision(log.record_inspection(make_result(version), op), "confirm", "op",
-                                              "scratch", 1), op)
+        second = log.record_decision(
+            Decision(log.record_inspection(make_result(version), op), "confirm", "op", "scratch", 1), op
+        )
         flags = {d["id"]: d["admin_set_password"] for d in log.decisions()}
         assert flags[first] == 1 and flags[second] == 0
         with pytest.raises(UserError, match="reason"):
@@ -236,8 +256,14 @@ def test_record_event_without_a_user_allows_only_station_kinds(tmp_path: Path) -
     """Finding 17: any API caller recording `model_promoted` (or a forged account event)."""
     with _station(tmp_path / "s.db") as log:
         op = log.login("op", PW["op"])
-        for kind, user in (("model_promoted", None), ("note", None), ("user_added", op), ("model_promoted", op),
-                           ("library_edit", op), ("model_rolled_back", None)):
+        for kind, user in (
+            ("model_promoted", None),
+            ("note", None),
+            ("user_added", op),
+            ("model_promoted", op),
+            ("library_edit", op),
+            ("model_rolled_back", None),
+        ):
             with pytest.raises(AccessDenied):
                 log.record_event(kind, {"model": "forged"}, user)
         assert log.events(kind="model_promoted") == [] and log.events(kind="note") == []
@@ -251,8 +277,10 @@ def test_the_upgrade_seals_the_hashes_it_finds_and_the_chain_stays_verifiable(tm
     _station(tmp_path / "s.db").close()
     conn = sqlite3.connect(tmp_path / "s.db")
     legacy = scrypt_hash(PW["op"], os.urandom(16))  # what earlier releases stored, outside the chain
-    conn.execute("INSERT INTO credentials (recorded_at, user_name, encoded) VALUES ('2026-01-01T00:00:00.000Z', 'op', ?)",
-                 [legacy])
+    conn.execute(
+        "INSERT INTO credentials (recorded_at, user_name, encoded) VALUES ('2026-01-01T00:00:00.000Z', 'op', ?)",
+        [legacy],
+    )
     conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0006_credential_seals'")  # as before the upgrade
     conn.commit()
     conn.close()

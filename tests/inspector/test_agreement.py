@@ -3,31 +3,50 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 from inspector.learning.agreement import NONE_OF_THESE, agreement_from_rows, compute_agreement
+from inspector.library.labels import library_from_dict
 from inspector.store.database import utc_stamp
 from inspector.store.decision_log import DecisionLog
-from inspector.library.labels import library_from_dict
-from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 
-LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
-    {"id": "ok", "name": "No defect", "disposition": "accept", "descriptions": ["a clean surface"]},
-    {"id": "scratch", "name": "Scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]},
-    {"id": "crack", "name": "Crack", "disposition": "scrap", "severity": 5, "descriptions": ["a crack"]},
-    {"id": "stain", "name": "Stain", "disposition": "rework", "severity": 1, "descriptions": ["a stain"]}]})
+LIBRARY = library_from_dict(
+    {
+        "format": 1,
+        "name": "t",
+        "labels": [
+            {"id": "ok", "name": "No defect", "disposition": "accept", "descriptions": ["a clean surface"]},
+            {
+                "id": "scratch",
+                "name": "Scratch",
+                "disposition": "rework",
+                "severity": 2,
+                "descriptions": ["a thin scratch"],
+            },
+            {"id": "crack", "name": "Crack", "disposition": "scrap", "severity": 5, "descriptions": ["a crack"]},
+            {"id": "stain", "name": "Stain", "disposition": "rework", "severity": 1, "descriptions": ["a stain"]},
+        ],
+    }
+)
 DISPOSITION = {label.id: label.disposition for label in LIBRARY.labels}
 
 
 def _result(order: list[str], seq: int) -> InspectionResult:
     probs = [0.4, 0.3, 0.2, 0.1]
-    ranking = Ranking(tuple(Candidate(label, label.title(), DISPOSITION[label], "d", 0.3 - 0.05 * i, probs[i], i + 1)
-                            for i, label in enumerate(order)), "model", 1)
-    frame = Frame(np.full((4, 4, 3), seq, np.uint8), datetime.now(timezone.utc), "cam", seq)
+    ranking = Ranking(
+        tuple(
+            Candidate(label, label.title(), DISPOSITION[label], "d", 0.3 - 0.05 * i, probs[i], i + 1)
+            for i, label in enumerate(order)
+        ),
+        "model",
+        1,
+    )
+    frame = Frame(np.full((4, 4, 3), seq, np.uint8), datetime.now(UTC), "cam", seq)
     return InspectionResult(frame, ranking, Verdict(DISPOSITION[order[0]], False, False, "top"), "0" * 64)
 
 
@@ -117,9 +136,15 @@ def test_empty_window_has_no_rates(log_and_middle) -> None:
 
 
 def test_labels_only_older_versions_knew_keep_their_recorded_names() -> None:
-    inspections = [{"id": 1, "top_label_id": "dent", "candidates":
-                    '[{"label_id": "dent", "label_name": "Dent (retired)", "rank": 1}]'}]
-    decisions = [{"id": 1, "inspection_id": 1, "kind": "confirm", "label_id": "dent", "picked_rank": 1,
-                  "corrected_by": None}]
+    inspections = [
+        {
+            "id": 1,
+            "top_label_id": "dent",
+            "candidates": '[{"label_id": "dent", "label_name": "Dent (retired)", "rank": 1}]',
+        }
+    ]
+    decisions = [
+        {"id": 1, "inspection_id": 1, "kind": "confirm", "label_id": "dent", "picked_rank": 1, "corrected_by": None}
+    ]
     report = agreement_from_rows(inspections, decisions, label_order=("ok",), names={"ok": "No defect"})
     assert [(row.label_id, row.label_name, row.top1) for row in report.labels] == [("dent", "Dent (retired)", 1)]

@@ -3,38 +3,52 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from inspector.errors import InspectorError
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.library.labels import library_from_dict
 from inspector.store.audit import AuditFilter, export_database, inspection_record, search, verify_database
 from inspector.store.database import utc_stamp
 from inspector.store.decision_log import DecisionLog
-from inspector.errors import InspectorError
-from inspector.library.labels import library_from_dict
-from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 
-LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
-    {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
-    {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]}]})
+LIBRARY = library_from_dict(
+    {
+        "format": 1,
+        "name": "t",
+        "labels": [
+            {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
+            {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]},
+        ],
+    }
+)
 
 
 def _result(top: str, seq: int) -> InspectionResult:
     other = "ok" if top == "scratch" else "scratch"
     disposition = {"ok": "accept", "scratch": "rework"}
-    ranking = Ranking((Candidate(top, top.title(), disposition[top], "d1", 0.3, 0.7, 1),
-                       Candidate(other, other.title(), disposition[other], "d2", 0.1, 0.3, 2)), "model-x", 1)
-    frame = Frame(np.full((5, 7, 3), seq, np.uint8), datetime.now(timezone.utc), "cam", seq)
+    ranking = Ranking(
+        (
+            Candidate(top, top.title(), disposition[top], "d1", 0.3, 0.7, 1),
+            Candidate(other, other.title(), disposition[other], "d2", 0.1, 0.3, 2),
+        ),
+        "model-x",
+        1,
+    )
+    frame = Frame(np.full((5, 7, 3), seq, np.uint8), datetime.now(UTC), "cam", seq)
     return InspectionResult(frame, ranking, Verdict(disposition[top], False, False, "top"), "0" * 64)
 
 
 @pytest.fixture()
 def log_users(tmp_path: Path, add_accounts):
     with DecisionLog.open(tmp_path / "s.db") as log:
-        add_accounts(log, {"qa1": "qa", "op1": "operator", "op2": "operator", "aud1": "auditor"},
-                     passwords="{name}-pass-123")
+        add_accounts(
+            log, {"qa1": "qa", "op1": "operator", "op2": "operator", "aud1": "auditor"}, passwords="{name}-pass-123"
+        )
         users = {n: log.login(n, f"{n}-pass-123") for n in ("qa1", "op1", "op2", "aud1")}
         log.library.import_library(LIBRARY, users["qa1"], "seed")
         for seq, (top, who) in enumerate([("scratch", "op1"), ("ok", "op2"), ("scratch", "op2")], start=1):
@@ -62,7 +76,9 @@ def test_filters_select_by_operator_label_verdict_and_time(log_users) -> None:
 def test_inspection_record_has_what_an_auditor_needs(log_users) -> None:
     log, users = log_users
     first = log.inspections()[0]["id"]
-    log.correct_decision(log.decisions()[0]["id"], Decision(first, "pick", "qa1", "ok", 2), "it was clean", users["qa1"])
+    log.correct_decision(
+        log.decisions()[0]["id"], Decision(first, "pick", "qa1", "ok", 2), "it was clean", users["qa1"]
+    )
     record = inspection_record(log, first)
     assert record.model_id == "model-x" and record.library_version == 1 and record.recorded_by == "op1"
     assert [c.label_id for c in record.candidates] == ["scratch", "ok"] and record.candidates[0].score == 0.3

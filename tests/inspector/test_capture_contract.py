@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +98,7 @@ def test_open_read_delivers_ordered_utc_frames_of_the_right_shape(case: Case) ->
         seqs = [f.seq for f in frames]
         assert seqs == sorted(set(seqs)), f"seq not strictly increasing: {seqs}"
         for f in frames:
-            assert f.captured_at.tzinfo is not None and f.captured_at.utcoffset() == timezone.utc.utcoffset(None)
+            assert f.captured_at.tzinfo is not None and f.captured_at.utcoffset() == UTC.utcoffset(None)
             assert f.rgb.dtype == np.uint8 and f.rgb.ndim == 3 and f.rgb.shape[2] == 3
             if case.shape is not None:
                 assert f.rgb.shape == case.shape

@@ -14,16 +14,24 @@ from pathlib import Path
 
 import pytest
 
-from inspector.store.anchor import ANCHOR_FILE_BYTES, ANCHOR_SLOT_BYTES, AnchorError, anchor_record, read_anchor
+from inspector.store.anchor import (
+    ANCHOR_FILE_BYTES,
+    ANCHOR_SLOT_BYTES,
+    AnchorError,
+    anchor_record,
+    read_anchor,
+    write_anchor,
+)
 from inspector.store.chain import head
-from inspector.store.anchor import write_anchor
 from inspector.store.decision_log import DecisionLog
 
 
 def _format1(key: bytes, seq: int, digest: str, written_at: str) -> bytes:
     """An anchor file as the previous release wrote it: one canonical JSON record, HMAC over the rest."""
+
     def dumps(obj: dict) -> bytes:
         return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
     body = {"seq": seq, "hash": digest, "written_at": written_at}
     mac = hmac.new(key, b"rankclip-inspector/anchor/v1\x00" + dumps(body), "sha256").hexdigest()
     return dumps({**body, "mac": mac}) + b"\n"
@@ -62,8 +70,12 @@ def test_a_slot_write_cut_off_by_a_power_loss_keeps_the_previous_anchor(log: Dec
     before = path.read_bytes()
     log.record_event("camera_note", {"i": 1})  # rewrites the older slot
     after = path.read_bytes()
-    (torn,) = [i for i in (0, 1) if before[i * ANCHOR_SLOT_BYTES:(i + 1) * ANCHOR_SLOT_BYTES]
-               != after[i * ANCHOR_SLOT_BYTES:(i + 1) * ANCHOR_SLOT_BYTES]]
+    (torn,) = [
+        i
+        for i in (0, 1)
+        if before[i * ANCHOR_SLOT_BYTES : (i + 1) * ANCHOR_SLOT_BYTES]
+        != after[i * ANCHOR_SLOT_BYTES : (i + 1) * ANCHOR_SLOT_BYTES]
+    ]
     cut = torn * ANCHOR_SLOT_BYTES + 60  # the new record's first 60 bytes reached the disk, the rest did not
     path.write_bytes(after[:cut] + before[cut:])
     report = log.verify()

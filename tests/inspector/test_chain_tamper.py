@@ -10,27 +10,40 @@ import json
 import os
 import shutil
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.library.labels import library_from_dict
 from inspector.store.anchor import ANCHOR_FILE_BYTES, ANCHOR_SLOT_BYTES, AnchorError, read_anchor, write_anchor
 from inspector.store.chain import GENESIS, canonical, entry_hash
 from inspector.store.decision_log import DecisionLog
-from inspector.library.labels import library_from_dict
-from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 
-LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
-    {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
-    {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]}]})
+LIBRARY = library_from_dict(
+    {
+        "format": 1,
+        "name": "t",
+        "labels": [
+            {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
+            {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]},
+        ],
+    }
+)
 
 
 def _result(version: int, i: int) -> InspectionResult:
-    ranking = Ranking((Candidate("scratch", "S", "rework", "a thin scratch", 0.3, 0.6, 1),
-                       Candidate("ok", "O", "accept", "a clean surface", 0.1, 0.4, 2)), "model", version)
-    frame = Frame(np.full((3, 3, 3), i, np.uint8), datetime.now(timezone.utc), "cam", i)
+    ranking = Ranking(
+        (
+            Candidate("scratch", "S", "rework", "a thin scratch", 0.3, 0.6, 1),
+            Candidate("ok", "O", "accept", "a clean surface", 0.1, 0.4, 2),
+        ),
+        "model",
+        version,
+    )
+    frame = Frame(np.full((3, 3, 3), i, np.uint8), datetime.now(UTC), "cam", i)
     return InspectionResult(frame, ranking, Verdict("rework", False, False, "top"), "0" * 64)
 
 
@@ -112,8 +125,11 @@ def test_deleted_row_and_its_chain_entry_break_the_links(db: Path) -> None:
 def test_swapped_row_contents_are_detected(db: Path) -> None:
     with sqlite3.connect(db) as raw:
         a, b = raw.execute("SELECT comment, recorded_at FROM decisions WHERE id IN (2, 4) ORDER BY id").fetchall()
-    _tamper(db, ("UPDATE decisions SET comment = ?, recorded_at = ? WHERE id = 2", b),
-            ("UPDATE decisions SET comment = ?, recorded_at = ? WHERE id = 4", a))
+    _tamper(
+        db,
+        ("UPDATE decisions SET comment = ?, recorded_at = ? WHERE id = 2", b),
+        ("UPDATE decisions SET comment = ?, recorded_at = ? WHERE id = 4", a),
+    )
     report = _verify(db)
     assert (report.ok, report.bad_table, report.bad_row_id) == (False, "decisions", 2)
 
@@ -121,11 +137,17 @@ def test_swapped_row_contents_are_detected(db: Path) -> None:
 def test_reordered_chain_entries_are_detected(db: Path) -> None:
     first, second = _seq_of(db, "decisions", 1), _seq_of(db, "decisions", 2)
     with sqlite3.connect(db) as raw:
-        rows = {s: raw.execute("SELECT tbl, row_id, ts, prev_hash, hash FROM chain WHERE seq = ?", (s,)).fetchone()
-                for s in (first, second)}
+        rows = {
+            s: raw.execute("SELECT tbl, row_id, ts, prev_hash, hash FROM chain WHERE seq = ?", (s,)).fetchone()
+            for s in (first, second)
+        }
     move = "UPDATE chain SET tbl = ?, row_id = ?, ts = ?, prev_hash = ?, hash = ? WHERE seq = ?"
-    _tamper(db, ("UPDATE chain SET row_id = -row_id WHERE seq IN (?, ?)", (first, second)),  # dodge UNIQUE while swapping
-            (move, (*rows[second], first)), (move, (*rows[first], second)))
+    _tamper(
+        db,
+        ("UPDATE chain SET row_id = -row_id WHERE seq IN (?, ?)", (first, second)),  # dodge UNIQUE while swapping
+        (move, (*rows[second], first)),
+        (move, (*rows[first], second)),
+    )
     report = _verify(db)
     assert not report.ok and report.bad_seq == first
 
@@ -152,10 +174,10 @@ def _edit_newest_slot(anchor: Path, edit) -> None:
     """Apply `edit` to the record in the slot with the higher seq, keeping it valid JSON of slot size."""
     data = bytearray(anchor.read_bytes())
     assert len(data) == ANCHOR_FILE_BYTES
-    slots = [json.loads(data[i:i + ANCHOR_SLOT_BYTES]) for i in (0, ANCHOR_SLOT_BYTES)]
+    slots = [json.loads(data[i : i + ANCHOR_SLOT_BYTES]) for i in (0, ANCHOR_SLOT_BYTES)]
     newest = max((0, 1), key=lambda i: slots[i]["seq"])
     line = json.dumps(edit(slots[newest]), separators=(",", ":")).encode()
-    data[newest * ANCHOR_SLOT_BYTES:(newest + 1) * ANCHOR_SLOT_BYTES] = line.ljust(ANCHOR_SLOT_BYTES - 1) + b"\n"
+    data[newest * ANCHOR_SLOT_BYTES : (newest + 1) * ANCHOR_SLOT_BYTES] = line.ljust(ANCHOR_SLOT_BYTES - 1) + b"\n"
     anchor.write_bytes(bytes(data))
 
 
@@ -192,8 +214,14 @@ def test_truncated_tail_with_the_newest_anchor_slot_destroyed_is_caught(db: Path
 
 
 def test_row_inserted_around_the_application_is_named(db: Path) -> None:
-    _tamper(db, ("INSERT INTO events (recorded_at, kind, user, subject, detail) VALUES ('2026-01-01T00:00:00.000Z',"
-                 " 'login_ok', 'ghost', 'ghost', '{}')", ()))
+    _tamper(
+        db,
+        (
+            "INSERT INTO events (recorded_at, kind, user, subject, detail) VALUES ('2026-01-01T00:00:00.000Z',"
+            " 'login_ok', 'ghost', 'ghost', '{}')",
+            (),
+        ),
+    )
     report = _verify(db)
     assert not report.ok and report.bad_table == "events" and "not in the chain" in report.problem
 
@@ -220,10 +248,12 @@ def test_anchor_every_n_commits_and_on_close(tmp_path: Path) -> None:
 
 
 def test_canonical_form_and_entry_hash_follow_the_spec() -> None:
-    assert canonical({"b": 1, "a": "é", "c": None}) == '{"a":"é","b":1,"c":null}'.encode("utf-8")
+    assert canonical({"b": 1, "a": "é", "c": None}) == '{"a":"é","b":1,"c":null}'.encode()
     row = {"id": 3, "recorded_at": "2026-01-01T00:00:00.000Z", "x": 0.5}
-    body = b'{"id":3,"row":{"id":3,"recorded_at":"2026-01-01T00:00:00.000Z","x":0.5},"seq":1,"table":"events",' \
-           b'"ts":"2026-01-01T00:00:00.000Z"}'
+    body = (
+        b'{"id":3,"row":{"id":3,"recorded_at":"2026-01-01T00:00:00.000Z","x":0.5},"seq":1,"table":"events",'
+        b'"ts":"2026-01-01T00:00:00.000Z"}'
+    )
     expected = hashlib.sha256(b"rankclip-inspector/chain/v1\x00" + body + bytes(32)).hexdigest()
     assert entry_hash(1, "events", 3, "2026-01-01T00:00:00.000Z", row, GENESIS) == expected
     assert entry_hash(2, "events", 3, "2026-01-01T00:00:00.000Z", row, GENESIS) != expected

@@ -16,9 +16,23 @@ import pytest
 from inspector.store.chain import GENESIS, RECORD_TABLES, _TableScan, canonical, entry_hash
 from inspector.store.decision_log import DecisionLog
 
-TEXTS = ["", "plain", "é漢字🙂", "tab\there", "new\nline", "cr\rlf", "nul\x00", "\x1f\x7f", "quote \" back \\ slash",
-         "\u2028\u2029", "\ud7ff\ue000\uffff", json.dumps({"nested": ["é", 1.5, None, {"k": "\"q\""}]}),
-         json.dumps({"nested": "é"}, ensure_ascii=False), "</script>", "a" * 5000]
+TEXTS = [
+    "",
+    "plain",
+    "é漢字🙂",
+    "tab\there",
+    "new\nline",
+    "cr\rlf",
+    "nul\x00",
+    "\x1f\x7f",
+    'quote " back \\ slash',
+    "\u2028\u2029",
+    "\ud7ff\ue000\uffff",
+    json.dumps({"nested": ["é", 1.5, None, {"k": '"q"'}]}),
+    json.dumps({"nested": "é"}, ensure_ascii=False),
+    "</script>",
+    "a" * 5000,
+]
 FLOATS = [0.0, -0.0, 0.1, 1 / 3, 1e16, 1e-05, 5e-324, 1.7976931348623157e308, -2.5, 3.0, 123456789.123]
 INTS = [0, -1, 1, 2**31, -(2**63), 2**63 - 1]
 
@@ -36,9 +50,19 @@ def reference_entry_hash(seq: int, table: str, row_id: int, ts: str, row: dict[s
 def _rows() -> list[dict[str, Any]]:
     """Rows mixing every kind of value, in columns whose names sort differently from their order."""
     values: list[Any] = [*TEXTS, *FLOATS, *INTS, None]
-    return [{"id": i + 1, "recorded_at": f"2026-01-01T00:00:{i % 60:02d}.000Z", "zeta": v, "Alpha": values[-1 - i],
-             "_x": values[(i * 7) % len(values)], "ä": values[(i * 3) % len(values)], "b c": str(v), "a\"q": i}
-            for i, v in enumerate(values)]
+    return [
+        {
+            "id": i + 1,
+            "recorded_at": f"2026-01-01T00:00:{i % 60:02d}.000Z",
+            "zeta": v,
+            "Alpha": values[-1 - i],
+            "_x": values[(i * 7) % len(values)],
+            "ä": values[(i * 3) % len(values)],
+            "b c": str(v),
+            'a"q': i,
+        }
+        for i, v in enumerate(values)
+    ]
 
 
 def test_canonical_matches_the_first_release() -> None:
@@ -52,10 +76,14 @@ def test_canonical_matches_the_first_release() -> None:
 def _table(rows: list[dict[str, Any]]) -> sqlite3.Connection:
     conn = sqlite3.connect(":memory:")
     columns = list(rows[0])
-    conn.execute("CREATE TABLE t (" + ", ".join('"' + c.replace('"', '""') + '"' + (" INTEGER PRIMARY KEY" if c == "id"
-                                                                                  else "") for c in columns) + ")")
-    conn.executemany("INSERT INTO t VALUES (" + ", ".join("?" * len(columns)) + ")",
-                     [[r[c] for c in columns] for r in rows])
+    conn.execute(
+        "CREATE TABLE t ("
+        + ", ".join('"' + c.replace('"', '""') + '"' + (" INTEGER PRIMARY KEY" if c == "id" else "") for c in columns)
+        + ")"
+    )
+    conn.executemany(
+        "INSERT INTO t VALUES (" + ", ".join("?" * len(columns)) + ")", [[r[c] for c in columns] for r in rows]
+    )
     return conn
 
 

@@ -26,8 +26,12 @@ def test_toml_overrides(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "text, message",
-    [("[modle]\nref='x'\n", "unknown sections"), ("[model]\nrefs='x'\n", "unknown keys"),
-     ("[model]\nref=3\n", "must be a string"), ("[model\n", "not valid TOML")],
+    [
+        ("[modle]\nref='x'\n", "unknown sections"),
+        ("[model]\nrefs='x'\n", "unknown keys"),
+        ("[model]\nref=3\n", "must be a string"),
+        ("[model\n", "not valid TOML"),
+    ],
 )
 def test_bad_config_refused(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "station.toml"

@@ -13,26 +13,33 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from inspector.store.decision_log import STALE_TEMP_S, DecisionError, DecisionLog, staging_dir
 from inspector.errors import LibraryError
-from inspector.library.labels import library_from_dict
 from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
-from inspector.store.users import Session
+from inspector.library.labels import library_from_dict
+from inspector.store.decision_log import STALE_TEMP_S, DecisionError, DecisionLog, staging_dir
+from inspector.store.users import AuthenticationFailed, Session
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw", "aud": "auditor-pass-9"}
 ROLES = {"op": "operator", "qa": "qa", "aud": "auditor"}
-LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
-    {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
-    {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]},
-    {"id": "dent", "disposition": "scrap", "severity": 4, "descriptions": ["a dent in the sheet"]}]})
+LIBRARY = library_from_dict(
+    {
+        "format": 1,
+        "name": "t",
+        "labels": [
+            {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
+            {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]},
+            {"id": "dent", "disposition": "scrap", "severity": 4, "descriptions": ["a dent in the sheet"]},
+        ],
+    }
+)
 
 
 def make_station(path: Path) -> tuple[DecisionLog, dict[str, Session], int]:
@@ -46,16 +53,28 @@ def make_station(path: Path) -> tuple[DecisionLog, dict[str, Session], int]:
     return log, users, version
 
 
-def make_result(version: int, rgb: np.ndarray | None = None, source: str = "cam-1", top: str = "scratch",
-                when: datetime | None = None) -> InspectionResult:
+def make_result(
+    version: int,
+    rgb: np.ndarray | None = None,
+    source: str = "cam-1",
+    top: str = "scratch",
+    when: datetime | None = None,
+) -> InspectionResult:
     labels = [top] + [x for x in ("ok", "scratch", "dent") if x != top]
     scores, probs = [0.31, 0.22, -0.05], [0.7, 0.2, 0.1]
-    candidates = tuple(Candidate(lab, lab.title(), "rework", f"desc of {lab}", s, p, i + 1)
-                       for i, (lab, s, p) in enumerate(zip(labels, scores, probs)))
+    candidates = tuple(
+        Candidate(lab, lab.title(), "rework", f"desc of {lab}", s, p, i + 1)
+        for i, (lab, s, p) in enumerate(zip(labels, scores, probs))
+    )
     rgb = np.full((6, 5, 3), 40, np.uint8) if rgb is None else rgb
-    frame = Frame(rgb, when or datetime.now(timezone.utc), source, 7, origin="f.png")
-    return InspectionResult(frame, Ranking(candidates, "model-abc", version), Verdict("rework", False, False, "top-1"),
-                            "f" * 64, {"encode": 12.5})
+    frame = Frame(rgb, when or datetime.now(UTC), source, 7, origin="f.png")
+    return InspectionResult(
+        frame,
+        Ranking(candidates, "model-abc", version),
+        Verdict("rework", False, False, "top-1"),
+        "f" * 64,
+        {"encode": 12.5},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +112,16 @@ def test_inspection_keeps_ranking_image_model_and_library_version(station) -> No
     row = log.inspections()[0]
     assert row["id"] == inspection_id and row["library_version"] == version and row["model_id"] == "model-abc"
     stored = json.loads(row["candidates"])
-    assert [(c["label_id"], c["score"], c["probability"], c["rank"]) for c in stored] == \
-        [(c.label_id, c.score, c.probability, c.rank) for c in result.ranking.candidates]
+    assert [(c["label_id"], c["score"], c["probability"], c["rank"]) for c in stored] == [
+        (c.label_id, c.score, c.probability, c.rank) for c in result.ranking.candidates
+    ]
     path = log.image_path(row["image_sha256"])
-    assert path.relative_to(log.sdb.path.parent).parts[:4] == ("images", "sha256", row["image_sha256"][:2], row["image_sha256"][2:4])
+    assert path.relative_to(log.sdb.path.parent).parts[:4] == (
+        "images",
+        "sha256",
+        row["image_sha256"][:2],
+        row["image_sha256"][2:4],
+    )
     assert hashlib.sha256(path.read_bytes()).hexdigest() == row["image_sha256"]
     assert np.array_equal(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), rgb)
     assert row["captured_at"].endswith("Z") and row["user"] == "op" and row["frame_sha256"] == "f" * 64
@@ -104,11 +129,14 @@ def test_inspection_keeps_ranking_image_model_and_library_version(station) -> No
 
 def test_numpy_scalars_in_a_ranking_are_stored_as_numbers(station) -> None:
     log, users, version = station
-    candidates = (Candidate("scratch", "S", "rework", "d", np.float32(0.25), np.float64(0.75), 1),
-                  Candidate("ok", "O", "accept", "e", np.float32(-0.5), np.float64(0.25), 2))
+    candidates = (
+        Candidate("scratch", "S", "rework", "d", np.float32(0.25), np.float64(0.75), 1),
+        Candidate("ok", "O", "accept", "e", np.float32(-0.5), np.float64(0.25), 2),
+    )
     result = make_result(version)
-    result = InspectionResult(result.frame, Ranking(candidates, "m", version), result.verdict, "0" * 64,
-                              {"encode": np.float32(3.5)})
+    result = InspectionResult(
+        result.frame, Ranking(candidates, "m", version), result.verdict, "0" * 64, {"encode": np.float32(3.5)}
+    )
     log.record_inspection(result, users["op"])
     row = log.inspections()[0]
     assert [c["score"] for c in json.loads(row["candidates"])] == [0.25, -0.5]
@@ -159,12 +187,17 @@ def test_correction_is_a_new_row_referencing_the_original(station) -> None:
     before = log.decisions()[0]
     with pytest.raises(DecisionError, match="reason"):
         log.correct_decision(original, Decision(inspection, "pick", "qa", "ok", 2), "  ", users["qa"])
-    fixed = log.correct_decision(original, Decision(inspection, "pick", "qa", "ok", 2), "surface was clean", users["qa"])
+    fixed = log.correct_decision(
+        original, Decision(inspection, "pick", "qa", "ok", 2), "surface was clean", users["qa"]
+    )
     rows = {r["id"]: r for r in log.decisions()}
-    assert {k: v for k, v in rows[original].items() if k != "corrected_by"} == \
-        {k: v for k, v in before.items() if k != "corrected_by"}
+    assert {k: v for k, v in rows[original].items() if k != "corrected_by"} == {
+        k: v for k, v in before.items() if k != "corrected_by"
+    }
     assert rows[original]["corrected_by"] == fixed and rows[fixed]["corrects_id"] == original
-    chain_hash = log.sdb.conn.execute("SELECT hash FROM chain WHERE tbl='decisions' AND row_id=?", (original,)).fetchone()[0]
+    chain_hash = log.sdb.conn.execute(
+        "SELECT hash FROM chain WHERE tbl='decisions' AND row_id=?", (original,)
+    ).fetchone()[0]
     assert rows[fixed]["corrects_hash"] == chain_hash and rows[fixed]["reason"] == "surface was clean"
     with pytest.raises(DecisionError, match="already corrected"):
         log.correct_decision(original, Decision(inspection, "reject_image", "qa"), "again", users["qa"])
@@ -181,15 +214,27 @@ def test_query_filters(station) -> None:
     assert [r["inspection_id"] for r in log.decisions(operator="qa")] == [b]
     assert [r["inspection_id"] for r in log.decisions(label="scratch")] == [a]
     assert log.inspections(verdict="accept") == [] and len(log.inspections(verdict="rework")) == 2
-    future = datetime.now(timezone.utc) + timedelta(hours=1)
+    future = datetime.now(UTC) + timedelta(hours=1)
     assert log.inspections(from_ts=future) == [] and len(log.inspections(to_ts=future)) == 2
     log.record_event("camera_fault", {"camera": "line-2", "error": "timeout"})
     fault = log.events(kind="camera_fault")
     assert len(fault) == 1 and fault[0]["user"] is None and json.loads(fault[0]["detail"])["camera"] == "line-2"
 
 
-@pytest.mark.parametrize("table", ["inspections", "decisions", "events", "users", "library_versions",
-                                   "library_labels", "library_descriptions", "chain", "credentials"])
+@pytest.mark.parametrize(
+    "table",
+    [
+        "inspections",
+        "decisions",
+        "events",
+        "users",
+        "library_versions",
+        "library_labels",
+        "library_descriptions",
+        "chain",
+        "credentials",
+    ],
+)
 def test_triggers_refuse_update_and_delete(station, table: str) -> None:
     log, users, version = station
     inspection = log.record_inspection(make_result(version), users["op"])
@@ -207,28 +252,44 @@ def test_triggers_refuse_update_and_delete(station, table: str) -> None:
         raw.close()
 
 
-INJECTION = ["'; DROP TABLE decisions;--", '" OR 1=1 --', "x'); DELETE FROM events; --", "Robert'); DROP TABLE users;--",
-             "%s %d {0} ?", "\\x00\x00nul", "' UNION SELECT encoded FROM credentials --", "é漢字🙂\u202e"]
+INJECTION = [
+    "'; DROP TABLE decisions;--",
+    '" OR 1=1 --',
+    "x'); DELETE FROM events; --",
+    "Robert'); DROP TABLE users;--",
+    "%s %d {0} ?",
+    "\\x00\x00nul",
+    "' UNION SELECT encoded FROM credentials --",
+    "é漢字🙂\u202e",
+]
 
 
 def test_injection_strings_are_stored_verbatim(station) -> None:
     log, users, version = station
-    counts_before = {t: log.sdb.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("decisions", "inspections")}
+    counts_before = {
+        t: log.sdb.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("decisions", "inspections")
+    }
     for text in INJECTION:
         inspection = log.record_inspection(make_result(version, source=text), users["op"])
-        log.record_decision(Decision(inspection, "none_of_these", "op", typed_description=text, comment=text), users["op"])
+        log.record_decision(
+            Decision(inspection, "none_of_these", "op", typed_description=text, comment=text), users["op"]
+        )
         log.record_event("note", {"text": text}, users["op"], subject=text)
-        with pytest.raises(Exception):
+        with pytest.raises(AuthenticationFailed):  # no such user: refused, nothing run
             log.login(text, text)
         assert log.decisions(operator=text) == [] and log.inspections(label=text) == []
     assert [r["source_id"] for r in log.inspections()] == INJECTION
     assert [(r["typed_description"], r["comment"]) for r in log.decisions()] == [(t, t) for t in INJECTION]
     assert [json.loads(r["detail"])["text"] for r in log.events(kind="note")] == INJECTION
     # Unknown names are stored as a keyed marker (a password typed as a name must not be kept).
-    subjects = [r["subject"] for r in log.events(kind="login_failed")][-len(INJECTION):]
+    subjects = [r["subject"] for r in log.events(kind="login_failed")][-len(INJECTION) :]
     assert all(s.startswith("<unknown user ") for s in subjects) and len(set(subjects)) == len(INJECTION)
-    assert log.sdb.conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == counts_before["decisions"] + len(INJECTION)
-    assert log.sdb.conn.execute("SELECT COUNT(*) FROM inspections").fetchone()[0] == counts_before["inspections"] + len(INJECTION)
+    assert log.sdb.conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == counts_before["decisions"] + len(
+        INJECTION
+    )
+    assert log.sdb.conn.execute("SELECT COUNT(*) FROM inspections").fetchone()[0] == counts_before["inspections"] + len(
+        INJECTION
+    )
     assert {"users", "events", "decisions"} <= set(log.sdb.db.table_names())
     assert log.verify().ok
 
@@ -268,8 +329,12 @@ while count != 0:
 
 
 def _writer(db: Path, seed: int, count: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(db), PASSWORDS["op"], str(seed), str(ROOT), str(count)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db), PASSWORDS["op"], str(seed), str(ROOT), str(count)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.timeout(120)
@@ -337,8 +402,12 @@ decision_log.store_image(decision_log.Path(sys.argv[1]), np.full((4, 4, 3), 7, n
 def test_temp_images_of_killed_writers_are_removed_and_live_ones_kept(station) -> None:
     log, _, _ = station
     root, db = log.sdb.image_root, log.sdb.path
-    proc = subprocess.Popen([sys.executable, "-c", STUCK_IMAGE_WRITER, str(root), str(ROOT)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_IMAGE_WRITER, str(root), str(ROOT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline() == "writing\n", proc.stderr.read()
         (temp,) = staging_dir(root).glob("*.tmp")

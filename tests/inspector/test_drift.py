@@ -88,8 +88,10 @@ def test_stable_stream_of_50000_parts_raises_no_alarm(station: Station) -> None:
 
 def test_reference_restarts_on_a_model_or_library_change_and_psi() -> None:
     restarts = []
-    monitor = DriftMonitor(DriftSettings(reference_parts=5, window_parts=5, check_every=5),
-                           on_restart=lambda reason, _: restarts.append(reason))
+    monitor = DriftMonitor(
+        DriftSettings(reference_parts=5, window_parts=5, check_every=5),
+        on_restart=lambda reason, _: restarts.append(reason),
+    )
     from inspector.drift.stats import PartStats
 
     part = PartStats(0.3, 0.2, "ok", False, 120.0, 2.0, "m1", 1)

@@ -16,11 +16,15 @@ def test_swapped_cached_vectors_are_not_used(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     with DecisionLog.open(db) as log:
         log.library.put_embeddings("m1", ["a scratch", "a clean surface"], np.array([[1, 0], [0, 1]], np.float32))
-        assert set(log.library.get_cached_embeddings("m1", ["a scratch", "a clean surface"])) == {"a scratch",
-                                                                                                "a clean surface"}
+        assert set(log.library.get_cached_embeddings("m1", ["a scratch", "a clean surface"])) == {
+            "a scratch",
+            "a clean surface",
+        }
     raw = sqlite3.connect(db, isolation_level=None)
-    a, b = (raw.execute("SELECT vector FROM embeddings WHERE text = ?", (t,)).fetchone()[0]
-            for t in ("a scratch", "a clean surface"))
+    a, b = (
+        raw.execute("SELECT vector FROM embeddings WHERE text = ?", (t,)).fetchone()[0]
+        for t in ("a scratch", "a clean surface")
+    )
     raw.execute("UPDATE embeddings SET vector = ? WHERE text = 'a scratch'", (b,))
     raw.execute("UPDATE embeddings SET vector = ? WHERE text = 'a clean surface'", (a,))
     raw.execute("INSERT INTO embeddings (model_id, text, dim, vector) VALUES ('m1', 'a dent', 2, ?)", (a,))

@@ -8,14 +8,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fakes import HashScorer
 from inspector.errors import DataError
 from inspector.learning.example_eval import evaluate_with_examples
 from inspector.library.labels import library_from_dict
-from fakes import HashScorer
 
-LIBRARY = library_from_dict({"format": 2, "name": "t", "labels": [
-    {"id": "ok", "disposition": "accept", "descriptions": ["a clean part"]},
-    {"id": "dent", "disposition": "rework", "severity": 2, "descriptions": ["a dent"]}]})
+LIBRARY = library_from_dict(
+    {
+        "format": 2,
+        "name": "t",
+        "labels": [
+            {"id": "ok", "disposition": "accept", "descriptions": ["a clean part"]},
+            {"id": "dent", "disposition": "rework", "severity": 2, "descriptions": ["a dent"]},
+        ],
+    }
+)
 
 
 def _folder(tmp_path: Path) -> Path:

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from fakes import HashScorer, text_vector
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
-from inspector.frame.example_cache import blend, calibrate, BlendParams, soft_nearest
+from inspector.frame.example_cache import BlendParams, blend, calibrate, soft_nearest
 from inspector.frame.records import Frame
 from inspector.library.examples import example_set, example_set_hash
 from inspector.library.labels import Example, load_library, seed_library_dir
 from inspector.station import Station
 from inspector.store.audit import inspection_record
 from inspector.store.decision_log import store_image
-from fakes import HashScorer, text_vector
 
 DIM = 512  # random unit vectors this long are nearly orthogonal (cosine ~ +-0.04)
 LOOK = "what a pitted part looks like"  # the image embedding of red=90 frames (no description says it)
@@ -37,13 +37,15 @@ def _rgb(red: int) -> np.ndarray:
 
 
 def _frame(red: int, seq: int = 0) -> Frame:
-    return Frame(_rgb(red), datetime.now(timezone.utc), "test", seq)
+    return Frame(_rgb(red), datetime.now(UTC), "test", seq)
 
 
 @pytest.fixture()
 def station(tmp_path: Path):
-    config = StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
-                           database=DatabaseConfig(str(tmp_path / "station.db")))
+    config = StationConfig(
+        library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
+        database=DatabaseConfig(str(tmp_path / "station.db")),
+    )
     with Station.open(config, scorer=_scorer()) as station:
         log = station.log
         log.users.create_first_admin("admin", "Admin-pass-1234")
@@ -89,7 +91,11 @@ def test_calibration_maps_example_scores_onto_the_words_scale() -> None:
     mapped = scale * soft_nearest(sims, LABEL_OF, 2, BlendParams().sharpness) + shift
     assert (mapped.mean(), mapped.std()) == pytest.approx((words.mean(), words.std()), rel=1e-6)
     bp = BlendParams()
-    assert calibrate(keys[:1], LABEL_OF[:1], 2, words[:1], bp) == (bp.fallback_scale, bp.fallback_shift, bp.weight)  # too few: fallback
+    assert calibrate(keys[:1], LABEL_OF[:1], 2, words[:1], bp) == (
+        bp.fallback_scale,
+        bp.fallback_shift,
+        bp.weight,
+    )  # too few: fallback
 
 
 def test_the_examples_vote_for_the_weight() -> None:
@@ -105,10 +111,12 @@ def test_an_example_only_label_ranks_the_part_it_shows(station, tmp_path: Path) 
     Image.fromarray(_rgb(90)).save(tmp_path / "pit.png")
     library = load_library(seed_library_dir() / "generic_surfaces.yaml")
     from dataclasses import replace
+
     from inspector.library.labels import Label
 
-    pitted = Label("pits", "Pits", "scrap", 3, (), examples=(Example(path=str(tmp_path / "pit.png"),
-                                                                            reason="pits from line 2"),))
+    pitted = Label(
+        "pits", "Pits", "scrap", 3, (), examples=(Example(path=str(tmp_path / "pit.png"), reason="pits from line 2"),)
+    )
     station.log.library.import_library(replace(library, labels=(*library.labels, pitted)), qa, "pitting by example")
     assert station.refresh_library()
     ranking = station.inspect(_frame(90)).ranking

@@ -4,27 +4,29 @@ model and the library version that ranked it; refused plainly when the station r
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from inspector.store.audit import inspection_record
 from inspector.config import DatabaseConfig, LibraryConfig, ModelConfig, StationConfig
 from inspector.errors import InspectorError
 from inspector.frame.explain import explain_record
-from inspector.library.labels import seed_library_dir
 from inspector.frame.records import Frame
+from inspector.library.labels import seed_library_dir
 from inspector.station import Station
+from inspector.store.audit import inspection_record
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
 def _config(root: Path) -> StationConfig:
-    return StationConfig(model=ModelConfig("inspector-tiny"),
-                         library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
-                         database=DatabaseConfig(str(root / "s.db")))
+    return StationConfig(
+        model=ModelConfig("inspector-tiny"),
+        library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
+        database=DatabaseConfig(str(root / "s.db")),
+    )
 
 
 def _part(seed: int) -> np.ndarray:
@@ -40,7 +42,7 @@ def logged(tmp_path: Path, add_accounts):
     add_accounts(log, {"qa1": "qa"})
     qa = log.login("qa1", "qa1-pass-1")
     rgb = _part(1)
-    result = station.record(station.inspect(Frame(rgb, datetime.now(timezone.utc), "cam", 1)), qa)
+    result = station.record(station.inspect(Frame(rgb, datetime.now(UTC), "cam", 1)), qa)
     yield station, inspection_record(log, result.inspection_id), rgb, qa
     station.close()
 
@@ -58,7 +60,7 @@ def test_heatmap_of_a_logged_inspection_matches_the_live_one(logged) -> None:
 def _directions(station, label_id: str):
     index = station.index
     li = index.library.label_ids.index(label_id)
-    rows = index.embeddings[int(index.starts[li]): int(index.starts[li] + index.counts[li])].mean(axis=0)
+    rows = index.embeddings[int(index.starts[li]) : int(index.starts[li] + index.counts[li])].mean(axis=0)
     return rows / np.linalg.norm(rows), None
 
 

@@ -8,31 +8,44 @@ import hashlib
 import json
 import os
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.library.labels import library_from_dict
 from inspector.store.decision_log import DecisionLog
 from inspector.store.export import ExportError, verify_export
-from inspector.library.labels import library_from_dict
-from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 from inspector.store.users import AccessDenied
 
-LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
-    {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
-    {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]}]})
-FORMULAS = ["=HYPERLINK(\"http://evil\",\"click\")", "+1+2", "-3+4", "@SUM(A1:A9)", "\tindent", "\rcarriage", "\0nul"]
+LIBRARY = library_from_dict(
+    {
+        "format": 1,
+        "name": "t",
+        "labels": [
+            {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
+            {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]},
+        ],
+    }
+)
+FORMULAS = ['=HYPERLINK("http://evil","click")', "+1+2", "-3+4", "@SUM(A1:A9)", "\tindent", "\rcarriage", "\0nul"]
 HOSTILE_NAMES = ["../../escape", "/etc/passwd", "..\\..\\win", "images/../../x"]
 FAR_PAST, FAR_FUTURE = "2000-01-01", "2100-01-01"
 
 
 def _result(version: int, seed: int, source: str = "cam", origin: str = "") -> InspectionResult:
-    ranking = Ranking((Candidate("scratch", "S", "rework", "a thin scratch", 0.3, 0.6, 1),
-                       Candidate("ok", "O", "accept", "a clean surface", -0.1, 0.4, 2)), "model", version)
+    ranking = Ranking(
+        (
+            Candidate("scratch", "S", "rework", "a thin scratch", 0.3, 0.6, 1),
+            Candidate("ok", "O", "accept", "a clean surface", -0.1, 0.4, 2),
+        ),
+        "model",
+        version,
+    )
     rgb = np.random.default_rng(seed).integers(0, 256, (5, 4, 3), dtype=np.uint8)
-    frame = Frame(rgb, datetime.now(timezone.utc), source, seed, origin=origin)
+    frame = Frame(rgb, datetime.now(UTC), source, seed, origin=origin)
     return InspectionResult(frame, ranking, Verdict("rework", False, False, "top"), "0" * 64)
 
 
@@ -43,8 +56,12 @@ def station(tmp_path: Path, add_accounts):
     users = {"qa": log.login("qa1", "qa1-password"), "op": log.login("op1", "op1-password")}
     version = log.library.import_library(LIBRARY, users["qa"], "seed")
     for i, text in enumerate(FORMULAS):
-        inspection = log.record_inspection(_result(version, i, HOSTILE_NAMES[i % 4], HOSTILE_NAMES[(i + 1) % 4]), users["op"])
-        log.record_decision(Decision(inspection, "none_of_these", "op1", typed_description=text, comment=text), users["op"])
+        inspection = log.record_inspection(
+            _result(version, i, HOSTILE_NAMES[i % 4], HOSTILE_NAMES[(i + 1) % 4]), users["op"]
+        )
+        log.record_decision(
+            Decision(inspection, "none_of_these", "op1", typed_description=text, comment=text), users["op"]
+        )
     yield log, users, tmp_path
     log.close()
 
@@ -111,8 +128,13 @@ def test_hostile_stored_names_never_escape_the_folder(station) -> None:
     summary = log.export(FAR_PAST, FAR_FUTURE, tmp / "out" / "bundle", users["qa"])
     created = _files_under(tmp) - before
     bundle = (tmp / "out" / "bundle").resolve()
-    assert all(p.resolve() == bundle or p.resolve().is_relative_to(bundle) or p == tmp / "out" or
-               p.parent == log.sdb.path.parent for p in created)
+    assert all(
+        p.resolve() == bundle
+        or p.resolve().is_relative_to(bundle)
+        or p == tmp / "out"
+        or p.parent == log.sdb.path.parent
+        for p in created
+    )
     assert not any("pwned_by_export" in p.name for p in _files_under(tmp.parent))
     assert summary.warnings and "not a valid stored image" in summary.warnings[0]
     assert not verify_export(tmp / "out" / "bundle").ok  # the edited row no longer matches its hash
@@ -148,8 +170,8 @@ def test_verify_export_finds_modified_added_and_removed_files(station) -> None:
 
 def test_time_window_exports_a_linked_segment(station) -> None:
     log, users, tmp = station
-    start = datetime.now(timezone.utc) + timedelta(milliseconds=5)
-    while datetime.now(timezone.utc) < start + timedelta(milliseconds=5):
+    start = datetime.now(UTC) + timedelta(milliseconds=5)
+    while datetime.now(UTC) < start + timedelta(milliseconds=5):
         pass
     log.record_event("camera_fault", {"camera": "line-2"})
     summary = log.export(start, start + timedelta(hours=1), tmp / "window", users["qa"])
@@ -181,8 +203,9 @@ def test_rewritten_bundle_with_recomputed_hashes_fails_the_station_signature(sta
     assert main(["log", "verify-export", str(tmp / "e"), "--station-key", public]) == 0
     root = tmp / "e"
     chain = [json.loads(x) for x in (root / "chain.jsonl").read_text().splitlines()]
-    tables = {t: [json.loads(x) for x in (root / f"{t}.jsonl").read_text().splitlines()]
-              for t in {e["table"] for e in chain}}
+    tables = {
+        t: [json.loads(x) for x in (root / f"{t}.jsonl").read_text().splitlines()] for t in {e["table"] for e in chain}
+    }
     target = next(item for item in tables["decisions"])
     target["row"]["comment"] = "nothing to see"
     rows = {(t, item["row"]["id"]): item for t, items in tables.items() for item in items}
@@ -196,8 +219,9 @@ def test_rewritten_bundle_with_recomputed_hashes_fails_the_station_signature(sta
         (root / f"{t}.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
     (root / "anchor.json").unlink()
     manifest = json.loads((root / "manifest.json").read_text())
-    manifest["files"] = {n: hashlib.sha256((root / n).read_bytes()).hexdigest() for n in manifest["files"]
-                         if (root / n).exists()}
+    manifest["files"] = {
+        n: hashlib.sha256((root / n).read_bytes()).hexdigest() for n in manifest["files"] if (root / n).exists()
+    }
     manifest["segment"]["head_hash"] = prev
     (root / "manifest.json").write_text(json.dumps(manifest))
     for t in tables:  # the CSVs would need the same treatment; a forger would redo them, so drop them from view

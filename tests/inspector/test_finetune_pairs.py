@@ -6,21 +6,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from inspector.store.decision_log import DecisionLog
 from inspector.errors import DataError
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 from inspector.learning.pairs import (
-    DecisionSource, build_training_set, read_pairs_jsonl, split_pairs, write_pairs_jsonl,
+    DecisionSource,
+    build_training_set,
+    read_pairs_jsonl,
+    split_pairs,
+    write_pairs_jsonl,
 )
 from inspector.learning.sources import source_from_bundle, training_set_from
-from inspector.witness.note import signer_verifier, station_origin
 from inspector.library.labels import library_from_dict
-from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.store.decision_log import DecisionLog
+from inspector.witness.note import signer_verifier, station_origin
 
 LABELS = ("ok", "scratch", "dent")
 
@@ -31,15 +35,35 @@ def sha(n: int) -> str:
 
 def inspection(i: int, image: str | None, order: tuple[str, ...] = LABELS, version: int = 1) -> dict:
     candidates = [{"rank": r + 1, "label_id": lab, "description": f"best text of {lab}"} for r, lab in enumerate(order)]
-    return {"id": i, "image_sha256": image, "candidates": json.dumps(candidates), "library_version": version,
-            "top_label_id": order[0]}
+    return {
+        "id": i,
+        "image_sha256": image,
+        "candidates": json.dumps(candidates),
+        "library_version": version,
+        "top_label_id": order[0],
+    }
 
 
-def decision(i: int, inspection_id: int, kind: str, label: str | None = None, rank: int | None = None,
-             corrects: int | None = None, text: str = "") -> dict:
-    return {"id": i, "inspection_id": inspection_id, "kind": kind, "label_id": label, "picked_rank": rank,
-            "corrects_id": corrects, "typed_description": text, "operator": "op",
-            "decided_at": f"2026-01-01T00:{i:02d}:00Z"}
+def decision(
+    i: int,
+    inspection_id: int,
+    kind: str,
+    label: str | None = None,
+    rank: int | None = None,
+    corrects: int | None = None,
+    text: str = "",
+) -> dict:
+    return {
+        "id": i,
+        "inspection_id": inspection_id,
+        "kind": kind,
+        "label_id": label,
+        "picked_rank": rank,
+        "corrects_id": corrects,
+        "typed_description": text,
+        "operator": "op",
+        "decided_at": f"2026-01-01T00:{i:02d}:00Z",
+    }
 
 
 def source(inspections: list[dict], decisions: list[dict], name: str = "s1") -> DecisionSource:
@@ -53,8 +77,9 @@ def everything(ts) -> list:
 
 def test_confirm_and_pick_carry_descriptions_of_their_version_and_the_outranked_labels() -> None:
     rows = [inspection(1, sha(1)), inspection(2, sha(2), ("dent", "ok", "scratch"), version=2)]
-    ts = build_training_set([source(rows, [decision(1, 1, "confirm", "ok", 1), decision(2, 2, "pick", "scratch", 3)])],
-                            heldout_fraction=0.0)
+    ts = build_training_set(
+        [source(rows, [decision(1, 1, "confirm", "ok", 1), decision(2, 2, "pick", "scratch", 3)])], heldout_fraction=0.0
+    )
     pairs = {p.image_sha256: p for p in everything(ts)}
     assert pairs[sha(1)].descriptions == ("ok v1",) and pairs[sha(1)].outranked == ()
     assert pairs[sha(2)].descriptions == ("scratch v1", "scratch v2")
@@ -64,8 +89,12 @@ def test_confirm_and_pick_carry_descriptions_of_their_version_and_the_outranked_
 
 def test_a_correction_supersedes_the_decision_it_corrects() -> None:
     rows = [inspection(1, sha(1)), inspection(2, sha(2))]
-    decisions = [decision(1, 1, "confirm", "ok", 1), decision(2, 1, "pick", "dent", 3, corrects=1),
-                 decision(3, 2, "reject_image"), decision(4, 2, "pick", "scratch", 2, corrects=3)]
+    decisions = [
+        decision(1, 1, "confirm", "ok", 1),
+        decision(2, 1, "pick", "dent", 3, corrects=1),
+        decision(3, 2, "reject_image"),
+        decision(4, 2, "pick", "scratch", 2, corrects=3),
+    ]
     ts = build_training_set([source(rows, decisions)], heldout_fraction=0.0)
     labels = {p.image_sha256: (p.label_id, p.outranked) for p in everything(ts)}
     assert labels == {sha(1): ("dent", ("ok", "scratch")), sha(2): ("scratch", ("ok",))}
@@ -82,8 +111,11 @@ def test_rejected_images_are_excluded_even_when_confirmed_elsewhere() -> None:
 
 def test_an_image_counts_once_and_its_latest_decision_decides() -> None:
     rows = [inspection(1, sha(1)), inspection(2, sha(1)), inspection(3, sha(1))]
-    decisions = [decision(1, 1, "confirm", "ok", 1), decision(2, 2, "pick", "dent", 3),
-                 decision(3, 3, "pick", "dent", 3)]
+    decisions = [
+        decision(1, 1, "confirm", "ok", 1),
+        decision(2, 2, "pick", "dent", 3),
+        decision(3, 3, "pick", "dent", 3),
+    ]
     ts = build_training_set([source(rows, decisions)], heldout_fraction=0.0)
     assert [(p.image_sha256, p.label_id) for p in everything(ts)] == [(sha(1), "dent")]
     assert ts.excluded["duplicate"] == 2 and ts.excluded["relabelled"] == 1
@@ -91,13 +123,19 @@ def test_an_image_counts_once_and_its_latest_decision_decides() -> None:
 
 def test_none_of_these_becomes_a_proposal_not_a_pair() -> None:
     rows = [inspection(1, sha(1)), inspection(2, sha(2)), inspection(3, None), inspection(4, sha(4))]
-    decisions = [decision(1, 1, "none_of_these", text="  a burr on the rim "), decision(2, 2, "confirm", "ok", 1),
-                 decision(3, 3, "none_of_these", text="oil film"), decision(4, 4, "none_of_these", text="x"),
-                 decision(5, 4, "reject_image", corrects=4)]
+    decisions = [
+        decision(1, 1, "none_of_these", text="  a burr on the rim "),
+        decision(2, 2, "confirm", "ok", 1),
+        decision(3, 3, "none_of_these", text="oil film"),
+        decision(4, 4, "none_of_these", text="x"),
+        decision(5, 4, "reject_image", corrects=4),
+    ]
     ts = build_training_set([source(rows, decisions)], heldout_fraction=0.0)
     assert [p.image_sha256 for p in everything(ts)] == [sha(2)]
     assert {(p.text, p.image_sha256, p.model_top_label) for p in ts.proposals} == {
-        ("a burr on the rim", sha(1), "ok"), ("oil film", None, "ok")}
+        ("a burr on the rim", sha(1), "ok"),
+        ("oil film", None, "ok"),
+    }
 
 
 def _many(n_per_label: int, start: int = 0) -> DecisionSource:
@@ -137,7 +175,8 @@ def test_data_hash_follows_the_training_pairs_only() -> None:
     idx = next(i for i, r in enumerate(relabelled.inspections) if r["image_sha256"] == moved.image_sha256)
     new_label = next(lab for lab in LABELS if lab != moved.label_id)
     rank = 1 + json.loads(relabelled.inspections[idx]["candidates"]).index(
-        next(c for c in json.loads(relabelled.inspections[idx]["candidates"]) if c["label_id"] == new_label))
+        next(c for c in json.loads(relabelled.inspections[idx]["candidates"]) if c["label_id"] == new_label)
+    )
     decisions = [*relabelled.decisions, decision(99, idx + 1, "pick", new_label, rank, corrects=idx + 1)]
     changed = build_training_set([source(relabelled.inspections, decisions)], heldout_fraction=0.2)
     assert changed.data_hash != base.data_hash
@@ -155,18 +194,28 @@ def test_pairs_jsonl_round_trip_keeps_the_split(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- the same rules over a real log and a bundle
 
-LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
-    {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
-    {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]},
-    {"id": "dent", "disposition": "scrap", "severity": 4, "descriptions": ["a dent in the sheet"]}]})
+LIBRARY = library_from_dict(
+    {
+        "format": 1,
+        "name": "t",
+        "labels": [
+            {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
+            {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]},
+            {"id": "dent", "disposition": "scrap", "severity": 4, "descriptions": ["a dent in the sheet"]},
+        ],
+    }
+)
 
 
 def _record(log: DecisionLog, user, version: int, seed: int) -> int:
-    order = LABELS[seed % 3:] + LABELS[:seed % 3]
-    ranking = Ranking(tuple(Candidate(lab, lab, "rework", f"best {lab}", 0.1, 1 / 3, r + 1)
-                            for r, lab in enumerate(order)), "model-x", version)
+    order = LABELS[seed % 3 :] + LABELS[: seed % 3]
+    ranking = Ranking(
+        tuple(Candidate(lab, lab, "rework", f"best {lab}", 0.1, 1 / 3, r + 1) for r, lab in enumerate(order)),
+        "model-x",
+        version,
+    )
     rgb = np.random.default_rng(seed).integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    frame = Frame(rgb, datetime.now(timezone.utc), "cam", seed)
+    frame = Frame(rgb, datetime.now(UTC), "cam", seed)
     return log.record_inspection(InspectionResult(frame, ranking, Verdict("rework", False, False, "t"), "0" * 64), user)
 
 
@@ -194,7 +243,9 @@ def test_the_log_source_applies_corrections_versions_rejects_and_proposals(real_
     ts = training_set_from(log, heldout_fraction=0.0)
     pairs = sorted(everything(ts), key=lambda p: p.inspection_id)
     assert [(p.label_id, p.outranked, p.descriptions) for p in pairs] == [
-        ("ok", (), ("a clean surface",)), ("ok", ("scratch", "dent"), ("a clean surface",))]
+        ("ok", (), ("a clean surface",)),
+        ("ok", ("scratch", "dent"), ("a clean surface",)),
+    ]
     assert [p.text for p in ts.proposals] == ["a burr"]
     assert all(Path(p.image_path).is_file() for p in pairs)
 
@@ -208,8 +259,9 @@ def test_bundles_train_like_the_log_and_a_changed_bundle_is_refused(real_log) ->
     station = [str(signer_verifier(log.identity(), station_origin(log.identity())))]
     from_bundle = training_set_from(None, [bundle], heldout_fraction=0.0, station_keys=station)
     from_log = training_set_from(log, heldout_fraction=0.0)
-    assert [(p.image_sha256, p.label_id, p.descriptions) for p in everything(from_bundle)] == \
-        [(p.image_sha256, p.label_id, p.descriptions) for p in everything(from_log)]
+    assert [(p.image_sha256, p.label_id, p.descriptions) for p in everything(from_bundle)] == [
+        (p.image_sha256, p.label_id, p.descriptions) for p in everything(from_log)
+    ]
     paths = [Path(p.image_path) for p in everything(from_bundle)]
     assert paths and all(p.is_relative_to(bundle) and p.is_file() for p in paths)
     assert training_set_from(None, [bundle], keys=[log.sdb.key], heldout_fraction=0.0).train == from_bundle.train

@@ -10,33 +10,58 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from inspector.cli import main
-from inspector.store.decision_log import DecisionLog
 from inspector.errors import DataError
-from inspector.learning.loop import FinetuneConfig, PairDataset, register_checkpoint, run_finetune, training_set_from
-from inspector.library.labels import library_from_dict
 from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.learning.loop import FinetuneConfig, PairDataset, register_checkpoint, run_finetune, training_set_from
 from inspector.learning.registry import ModelRegistry, PromotionRefused, promotion_problems
+from inspector.library.labels import library_from_dict
+from inspector.store.decision_log import DecisionLog
 
 pytestmark = pytest.mark.training  # the station fine-tunes the tiny model
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw"}
 COLOURS = {"ok": (200, 200, 200), "scratch": (200, 40, 40), "dent": (40, 60, 200)}
-LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
-    {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface", "no defect visible"]},
-    {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch", "a scratch line"]},
-    {"id": "dent", "disposition": "scrap", "severity": 4, "descriptions": ["a dent in the sheet", "a dented panel"]}]})
+LIBRARY = library_from_dict(
+    {
+        "format": 1,
+        "name": "t",
+        "labels": [
+            {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface", "no defect visible"]},
+            {
+                "id": "scratch",
+                "disposition": "rework",
+                "severity": 2,
+                "descriptions": ["a thin scratch", "a scratch line"],
+            },
+            {
+                "id": "dent",
+                "disposition": "scrap",
+                "severity": 4,
+                "descriptions": ["a dent in the sheet", "a dented panel"],
+            },
+        ],
+    }
+)
 PER_LABEL = 24
 # Small, fast settings; the images are separable, so 40 steps are plenty for three labels.
-FAST = FinetuneConfig(steps=40, batch_size=16, lr=5e-3, warmup_steps=2, heldout_fraction=0.25,
-                      forgetting_n=8, forgetting_size=64, max_wall_seconds=120)
+FAST = FinetuneConfig(
+    steps=40,
+    batch_size=16,
+    lr=5e-3,
+    warmup_steps=2,
+    heldout_fraction=0.25,
+    forgetting_n=8,
+    forgetting_size=64,
+    max_wall_seconds=120,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -52,9 +77,15 @@ def _image(label: str, rng: np.random.Generator) -> np.ndarray:
 
 
 def _record(log: DecisionLog, op, version: int, rgb: np.ndarray, order: tuple[str, ...], seq: int) -> int:
-    ranking = Ranking(tuple(Candidate(lab, lab, "rework", LIBRARY.label(lab).descriptions[0], 0.1, 1 / 3, r + 1)
-                            for r, lab in enumerate(order)), "model-x", version)
-    frame = Frame(rgb, datetime.now(timezone.utc), "cam", seq)
+    ranking = Ranking(
+        tuple(
+            Candidate(lab, lab, "rework", LIBRARY.label(lab).descriptions[0], 0.1, 1 / 3, r + 1)
+            for r, lab in enumerate(order)
+        ),
+        "model-x",
+        version,
+    )
+    frame = Frame(rgb, datetime.now(UTC), "cam", seq)
     return log.record_inspection(InspectionResult(frame, ranking, Verdict("rework", False, False, "t"), "0" * 64), op)
 
 
@@ -167,8 +198,26 @@ def test_cli_dry_run_lists_proposals_and_the_time_cap_still_yields_a_candidate(s
     db = str(log.sdb.path)
     assert main(["finetune", "--db", db, "--user", "qa", "--dry-run"]) == 0
     assert "oil film on the sheet" in capsys.readouterr().out
-    args = ["finetune", "--db", db, "--user", "qa", "--base", "inspector-tiny", "--steps", "200", "--batch-size", "16",
-            "--forgetting-n", "4", "--forgetting-size", "64", "--max-minutes", "0.000001", "--json"]
+    args = [
+        "finetune",
+        "--db",
+        db,
+        "--user",
+        "qa",
+        "--base",
+        "inspector-tiny",
+        "--steps",
+        "200",
+        "--batch-size",
+        "16",
+        "--forgetting-n",
+        "4",
+        "--forgetting-size",
+        "64",
+        "--max-minutes",
+        "0.000001",
+        "--json",
+    ]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "candidate" and not out["completed"] and out["steps_done"] < 200
@@ -188,10 +237,34 @@ def test_torchrun_job_trains_one_model_from_an_export_on_two_processes(station, 
     public = str(signer_verifier(log.identity(), station_origin(log.identity())))  # the bundle must verify
     out, summary = tmp_path / "job", tmp_path / "summary.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "inspector.learning.job", "--bundle", str(bundle), "--station-key", public, "--base", "inspector-tiny", "--out", str(out),
-           "--steps", "4", "--batch-size", "8", "--forgetting-n", "4", "--forgetting-size", "64",
-           "--summary", str(summary)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "inspector.learning.job",
+        "--bundle",
+        str(bundle),
+        "--station-key",
+        public,
+        "--base",
+        "inspector-tiny",
+        "--out",
+        str(out),
+        "--steps",
+        "4",
+        "--batch-size",
+        "8",
+        "--forgetting-n",
+        "4",
+        "--forgetting-size",
+        "64",
+        "--summary",
+        str(summary),
+    ]
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
     assert run.returncode == 0, run.stderr[-3000:]
     job = json.loads(summary.read_text())

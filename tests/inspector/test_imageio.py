@@ -234,7 +234,9 @@ def test_48kb_png_bomb_fails_fast_without_allocating() -> None:
     """In a fresh process, so peak RSS is not masked by earlier tests' allocations."""
     out = subprocess.run(
         [sys.executable, "-c", _BOMB_CHILD, str(ROOT), str(Path(__file__).parent)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout.strip().splitlines()[-1])

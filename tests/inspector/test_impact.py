@@ -8,7 +8,7 @@ probabilities (softmax at the logit scale) below are worked out by hand.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +17,9 @@ import yaml
 
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.errors import InspectorError
-from inspector.library.impact import NONE_OF_THESE, plan_impact, run_impact
-from inspector.library.draft import Edit, apply_edits
 from inspector.frame.records import Decision, Frame
+from inspector.library.draft import Edit, apply_edits
+from inspector.library.impact import NONE_OF_THESE, plan_impact, run_impact
 from inspector.station import Station
 
 DIM, SCALE = 8, 10.0
@@ -56,13 +56,19 @@ class BasisScorer:
 
 @pytest.fixture()
 def station(tmp_path: Path):
-    library = {"format": 1, "name": "basis", "labels": [
-        {"id": "ok", "disposition": "accept", "descriptions": ["clean"]},
-        {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["scratch"]},
-        {"id": "crack", "disposition": "scrap", "severity": 5, "descriptions": ["crack", "fracture"]}]}
+    library = {
+        "format": 1,
+        "name": "basis",
+        "labels": [
+            {"id": "ok", "disposition": "accept", "descriptions": ["clean"]},
+            {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["scratch"]},
+            {"id": "crack", "disposition": "scrap", "severity": 5, "descriptions": ["crack", "fracture"]},
+        ],
+    }
     (tmp_path / "lib.yaml").write_text(yaml.safe_dump(library))
-    config = StationConfig(library=LibraryConfig(str(tmp_path / "lib.yaml")),
-                           database=DatabaseConfig(str(tmp_path / "station.db")))
+    config = StationConfig(
+        library=LibraryConfig(str(tmp_path / "lib.yaml")), database=DatabaseConfig(str(tmp_path / "station.db"))
+    )
     with Station.open(config, scorer=BasisScorer()) as st:
         st.log.users.create_first_admin("admin", "admin-pass-1")
         admin = st.log.login("admin", "admin-pass-1")
@@ -71,12 +77,13 @@ def station(tmp_path: Path):
         for seq, red in enumerate(IMAGES, start=1):
             rgb = np.zeros((6, 6, 3), np.uint8)
             rgb[..., 0] = red
-            result = st.record(st.inspect(Frame(rgb, datetime.now(timezone.utc), "cam", seq)), op)
+            result = st.record(st.inspect(Frame(rgb, datetime.now(UTC), "cam", seq)), op)
             if red == 40:  # the operator said: a crack (ranked #2 by the library in force)
                 st.log.record_decision(Decision(result.inspection_id, "pick", "op1", "crack", 2), op)
             if red == 20:
-                st.log.record_decision(Decision(result.inspection_id, "none_of_these", "op1",
-                                                typed_description="a gouge"), op)
+                st.log.record_decision(
+                    Decision(result.inspection_id, "none_of_these", "op1", typed_description="a gouge"), op
+                )
         st.scorer.image_batches.clear()
         yield st
 
@@ -87,8 +94,13 @@ def _softmax_top(scores: list[float], top: int) -> float:
 
 def test_added_and_retired_descriptions_change_exactly_the_known_inspections(station: Station) -> None:
     # Draft: "gouge" joins scratch; crack keeps only "fracture".
-    draft = apply_edits(station.index.library, [Edit("add_description", "scratch", "ops call it a gouge", "gouge"),
-                                                Edit("retire_description", "crack", "too generic", "crack")])
+    draft = apply_edits(
+        station.index.library,
+        [
+            Edit("add_description", "scratch", "ops call it a gouge", "gouge"),
+            Edit("retire_description", "crack", "too generic", "crack"),
+        ],
+    )
     report = run_impact(plan_impact(station, draft, last_n=10), station.scorer)
     assert report.complete and (report.checked, report.total) == (4, 4)
     # image 10: ok 1 vs 0 before and after: unchanged.
@@ -132,7 +144,10 @@ def test_missing_image_is_noted_not_fatal(station: Station) -> None:
     draft = apply_edits(station.index.library, [Edit("add_description", "scratch", "why", "gouge")])
     plan = plan_impact(station, draft, last_n=10)
     # This draft changes images 20 (ok -> scratch) and 40 (scratch 0.7 -> 0.35 falls below crack 0.5).
-    assert {row.inspection_id for row in run_impact(plan, station.scorer).changed} == {plan.items[1][0], plan.items[3][0]}
+    assert {row.inspection_id for row in run_impact(plan, station.scorer).changed} == {
+        plan.items[1][0],
+        plan.items[3][0],
+    }
     plan.items[1][2].unlink()  # the stored image of red 20
     report = run_impact(plan, station.scorer)
     assert report.complete and [row.inspection_id for row in report.changed] == [plan.items[3][0]]

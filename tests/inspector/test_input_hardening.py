@@ -36,8 +36,20 @@ def test_watch_with_a_wrong_password_stores_no_library(tmp_path: Path, monkeypat
         log.users.create_first_admin("admin", "admin-secret-1")
         log.users.add_user("op", "operator", "operator-secret", log.login("admin", "admin-secret-1"))
     monkeypatch.setenv("INSPECTOR_PASSWORD", "wrong-password")
-    code = cli_main(["watch", str(tmp_path / "in"), "--db", str(tmp_path / "s.db"), "--user", "op",
-                     "--library", str(SEED), "--model", "inspector-tiny"])
+    code = cli_main(
+        [
+            "watch",
+            str(tmp_path / "in"),
+            "--db",
+            str(tmp_path / "s.db"),
+            "--user",
+            "op",
+            "--library",
+            str(SEED),
+            "--model",
+            "inspector-tiny",
+        ]
+    )
     assert code == 2 and "wrong" in capsys.readouterr().err
     with DecisionLog.open(tmp_path / "s.db") as log:
         assert log.sdb.conn.execute("SELECT COUNT(*) FROM library_versions").fetchone()[0] == 0
@@ -87,8 +99,9 @@ def test_camera_credentials_in_a_source_url_are_never_stored_or_shown() -> None:
     assert "hunter2" not in str(info.value) and "abc123" not in str(info.value)
 
 
-@pytest.mark.parametrize("cell", [" =1+1", "\t=1+1", "\uff1dHYPERLINK(\"x\")", "\u200b=1+1", "\ufeff@SUM(A1)",
-                                  "\u00a0+1", "\uff0b1"])
+@pytest.mark.parametrize(
+    "cell", [" =1+1", "\t=1+1", '\uff1dHYPERLINK("x")', "\u200b=1+1", "\ufeff@SUM(A1)", "\u00a0+1", "\uff0b1"]
+)
 def test_formula_cells_hidden_behind_blanks_or_full_width_signs_are_neutralised(cell: str) -> None:
     """Finding 20: leading whitespace, full-width '＝' and zero-width characters hid formulas from the check."""
     assert neutralise(cell) == "'" + cell

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from inspector.frame.records import Decision
+from inspector.library.labels import library_from_dict
 from inspector.store.anchor import ANCHOR_SLOT_BYTES, AnchorError
 from inspector.store.chain import GENESIS, entry_hash, fetch_row
 from inspector.store.decision_log import DecisionLog
 from inspector.store.users import AuthenticationFailed
 from tests.inspector.test_chain_tamper import LIBRARY, _result
-
-from inspector.frame.records import Decision
-from inspector.library.labels import library_from_dict
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +53,12 @@ def _raw(db: Path) -> sqlite3.Connection:
 
 def _rechain(raw: sqlite3.Connection, from_seq: int) -> None:
     """Recompute every entry hash from `from_seq` on with the public formula (what an attacker can do)."""
-    prev = GENESIS if from_seq == 1 else raw.execute("SELECT hash FROM chain WHERE seq = ?", (from_seq - 1,)).fetchone()[0]
-    for seq, table, row_id, ts in raw.execute("SELECT seq, tbl, row_id, ts FROM chain WHERE seq >= ? ORDER BY seq",
-                                              (from_seq,)).fetchall():
+    prev = (
+        GENESIS if from_seq == 1 else raw.execute("SELECT hash FROM chain WHERE seq = ?", (from_seq - 1,)).fetchone()[0]
+    )
+    for seq, table, row_id, ts in raw.execute(
+        "SELECT seq, tbl, row_id, ts FROM chain WHERE seq >= ? ORDER BY seq", (from_seq,)
+    ).fetchall():
         digest = entry_hash(seq, table, row_id, ts, fetch_row(raw, table, row_id), prev)
         raw.execute("UPDATE chain SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, seq))
         prev = digest
@@ -96,20 +98,32 @@ def test_rows_appended_around_the_application_are_detected(db: Path) -> None:
     seq, prev = raw.execute("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
     user = raw.execute("SELECT * FROM users WHERE name = 'op1' ORDER BY version DESC LIMIT 1").fetchone()
     ts = "2030-01-01T00:00:00.000Z"
-    raw.execute("INSERT INTO users (recorded_at, name, version, role, printed_name, active, changed_by, reason)"
-                " VALUES (?, 'op1', ?, 'qa', 'op1', 1, 'admin', 'promoted')", (ts, user[3] + 1))
+    raw.execute(
+        "INSERT INTO users (recorded_at, name, version, role, printed_name, active, changed_by, reason)"
+        " VALUES (?, 'op1', ?, 'qa', 'op1', 1, 'admin', 'promoted')",
+        (ts, user[3] + 1),
+    )
     row_id = raw.execute("SELECT MAX(id) FROM users").fetchone()[0]
     digest = entry_hash(seq + 1, "users", row_id, ts, fetch_row(raw, "users", row_id), prev)
-    raw.execute("INSERT INTO chain (seq, tbl, row_id, ts, prev_hash, hash) VALUES (?, 'users', ?, ?, ?, ?)",
-                (seq + 1, row_id, ts, prev, digest))
+    raw.execute(
+        "INSERT INTO chain (seq, tbl, row_id, ts, prev_hash, hash) VALUES (?, 'users', ?, ?, ?, ?)",
+        (seq + 1, row_id, ts, prev, digest),
+    )
     raw.close()
     assert not _verify(db).ok
     with DecisionLog.open(db, create=False) as log:  # the operator, now "QA", edits the library
         op = log.login("op1", "op-pass-123")
         if op.role == "qa":
             try:
-                edited = library_from_dict({"format": 1, "name": "t", "labels": [
-                    {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface", "any surface"]}]})
+                edited = library_from_dict(
+                    {
+                        "format": 1,
+                        "name": "t",
+                        "labels": [
+                            {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface", "any surface"]}
+                        ],
+                    }
+                )
                 log.library.import_library(edited, op, "edited")
             except AnchorError:
                 pass
@@ -133,12 +147,15 @@ def test_blanked_newest_slot_and_cut_tail_are_detected(db: Path) -> None:
     data = anchor.read_bytes()
     slots = [data[:ANCHOR_SLOT_BYTES], data[ANCHOR_SLOT_BYTES:]]
     import json
+
     seqs = [json.loads(s.strip())["seq"] for s in slots]
     newer, older = (0, 1) if seqs[0] > seqs[1] else (1, 0)
     slots[newer] = b" " * (ANCHOR_SLOT_BYTES - 1) + b"\n"
     anchor.write_bytes(b"".join(slots))
     raw = _raw(db)
-    for seq, table, row_id in raw.execute("SELECT seq, tbl, row_id FROM chain WHERE seq > ?", (seqs[older],)).fetchall():
+    for seq, table, row_id in raw.execute(
+        "SELECT seq, tbl, row_id FROM chain WHERE seq > ?", (seqs[older],)
+    ).fetchall():
         raw.execute(f'DELETE FROM "{table}" WHERE id = ?', (row_id,))
         raw.execute("DELETE FROM chain WHERE seq = ?", (seq,))
     raw.close()
@@ -153,9 +170,10 @@ def test_garbled_newest_slot_and_cut_tail_are_detected(db: Path) -> None:
     anchor = Path(f"{db}.anchor")
     data = bytearray(anchor.read_bytes())
     import json
-    seqs = [json.loads(bytes(data[i * ANCHOR_SLOT_BYTES:(i + 1) * ANCHOR_SLOT_BYTES]).strip())["seq"] for i in (0, 1)]
+
+    seqs = [json.loads(bytes(data[i * ANCHOR_SLOT_BYTES : (i + 1) * ANCHOR_SLOT_BYTES]).strip())["seq"] for i in (0, 1)]
     newer = 0 if seqs[0] > seqs[1] else 1
-    data[newer * ANCHOR_SLOT_BYTES:newer * ANCHOR_SLOT_BYTES + 20] = b"\x00" * 20
+    data[newer * ANCHOR_SLOT_BYTES : newer * ANCHOR_SLOT_BYTES + 20] = b"\x00" * 20
     anchor.write_bytes(bytes(data))
     raw = _raw(db)
     for seq, table, row_id in raw.execute("SELECT seq, tbl, row_id FROM chain WHERE seq > ?", (min(seqs),)).fetchall():

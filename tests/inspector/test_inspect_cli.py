@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inspector.store.decision_log import DecisionLog
 from inspector.library.labels import load_library, seed_library_dir
+from inspector.store.decision_log import DecisionLog
 
 pytestmark = pytest.mark.subprocess  # every test runs the CLI in a child process
 
@@ -23,8 +23,14 @@ LIBRARY = seed_library_dir() / "generic_surfaces.yaml"
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "inspector.cli", *args], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "inspector.cli", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _images(folder: Path, n: int) -> list[Path]:
@@ -43,8 +49,19 @@ def test_rank_prints_json_per_image_and_survives_a_bad_file(tmp_path: Path) -> N
     good = _images(tmp_path / "in", 2)
     bad = tmp_path / "in" / "bad.png"
     bad.write_text("not an image")
-    out = run("rank", str(good[0]), str(bad), str(good[1]), "--model", "inspector-tiny",
-              "--library", str(LIBRARY), "--json", "--top-k", "3")
+    out = run(
+        "rank",
+        str(good[0]),
+        str(bad),
+        str(good[1]),
+        "--model",
+        "inspector-tiny",
+        "--library",
+        str(LIBRARY),
+        "--json",
+        "--top-k",
+        "3",
+    )
     assert out.returncode == 2, out.stderr  # a bad file makes the exit status non-zero ...
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [line["origin"] for line in lines] == [str(good[0]), str(good[1])]  # ... but the others ran
@@ -63,13 +80,26 @@ def test_watch_records_each_file_once_and_the_chain_verifies(tmp_path: Path) -> 
     admin_env = {"INSPECTOR_NEW_PASSWORD": "Admin-pass-1234"}
     assert run("user", "add", "admin", "--role", "admin", "--db", str(db), env=admin_env).returncode == 0
     op_env = {"INSPECTOR_PASSWORD": "Admin-pass-1234", "INSPECTOR_NEW_PASSWORD": "Oper-pass-12345"}
-    made = run("user", "add", "op", "--role", "operator", "--user", "admin", "--db", str(db), "--reason", "shift", env=op_env)
+    made = run(
+        "user", "add", "op", "--role", "operator", "--user", "admin", "--db", str(db), "--reason", "shift", env=op_env
+    )
     assert made.returncode == 0, made.stderr
     folder = tmp_path / "line"
     _images(folder, 3)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
-    args = ("watch", str(folder), "--db", str(db), "--user", "op", "--model", "inspector-tiny",
-            "--exit-when-idle", "--timeout", "3")
+    args = (
+        "watch",
+        str(folder),
+        "--db",
+        str(db),
+        "--user",
+        "op",
+        "--model",
+        "inspector-tiny",
+        "--exit-when-idle",
+        "--timeout",
+        "3",
+    )
     first = run(*args, env={"INSPECTOR_PASSWORD": "Oper-pass-12345"})
     assert first.returncode == 0, first.stderr
     printed = [json.loads(line) for line in first.stdout.splitlines()]

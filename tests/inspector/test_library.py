@@ -15,7 +15,11 @@ SEEDS = sorted(seed_library_dir().glob("*.yaml"))
 def _doc(**label_overrides):
     label = {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]}
     label.update(label_overrides)
-    return {"format": 1, "name": "t", "labels": [{"id": "ok", "disposition": "accept", "descriptions": ["fine"]}, label]}
+    return {
+        "format": 1,
+        "name": "t",
+        "labels": [{"id": "ok", "disposition": "accept", "descriptions": ["fine"]}, label],
+    }
 
 
 def test_there_are_seed_libraries() -> None:

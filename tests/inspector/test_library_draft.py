@@ -6,15 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from inspector.store.decision_log import DecisionLog
 from inspector.errors import LibraryError
-from inspector.library.labels import Label, library_from_dict
 from inspector.library.draft import Edit, apply_edits, changes_from, draft_rows, publish
+from inspector.library.labels import Label, library_from_dict
+from inspector.store.decision_log import DecisionLog
 from inspector.store.users import AccessDenied
 
-LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
-    {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
-    {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch", "a scuff"]}]})
+LIBRARY = library_from_dict(
+    {
+        "format": 1,
+        "name": "t",
+        "labels": [
+            {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
+            {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch", "a scuff"]},
+        ],
+    }
+)
 
 
 @pytest.fixture()
@@ -29,11 +36,13 @@ def store_and_users(tmp_path: Path, add_accounts):
 def test_apply_matches_what_publishing_stores(store_and_users) -> None:
     log, qa, _ = store_and_users
     dent = Label("dent", "Dent", "rework", 3, ("a dent pressed into the surface",), 0.4)
-    edits = [Edit("add_description", "scratch", "operators say gouge", "a long gouge"),
-             Edit("retire_description", "scratch", "too vague", "a scuff"),
-             Edit("add_label", "dent", "new defect on line 2", label=dent),
-             Edit("update_label", "scratch", "customer complaint", changes=(("disposition", "scrap"), ("threshold", 0.5))),
-             Edit("retire_label", "ok", "checked by the gauge instead")]
+    edits = [
+        Edit("add_description", "scratch", "operators say gouge", "a long gouge"),
+        Edit("retire_description", "scratch", "too vague", "a scuff"),
+        Edit("add_label", "dent", "new defect on line 2", label=dent),
+        Edit("update_label", "scratch", "customer complaint", changes=(("disposition", "scrap"), ("threshold", 0.5))),
+        Edit("retire_label", "ok", "checked by the gauge instead"),
+    ]
     base = log.library.current_version()
     draft = apply_edits(log.library.library(), edits)
     assert [label.id for label in draft.labels] == ["scratch", "dent"]
@@ -83,14 +92,23 @@ def test_draft_rows_lay_the_draft_over_the_version_in_force(store_and_users) -> 
     log, qa, _ = store_and_users
     log.library.retire_description("scratch", "a scuff", qa, "vague")
     dent = Label("dent", "Dent", "rework", 3, ("a dent",))
-    draft = apply_edits(log.library.library(), [
-        Edit("add_description", "scratch", "why", "a long gouge"), Edit("retire_label", "ok", "why"),
-        Edit("add_label", "dent", "why", label=dent)])
+    draft = apply_edits(
+        log.library.library(),
+        [
+            Edit("add_description", "scratch", "why", "a long gouge"),
+            Edit("retire_label", "ok", "why"),
+            Edit("add_label", "dent", "why", label=dent),
+        ],
+    )
     rows = {row.id: row for row in draft_rows(log.library.labels(), draft)}
     assert [r for r in rows] == ["ok", "scratch", "dent"]
     assert rows["ok"].status == "retiring" and rows["ok"].descriptions == (("a clean surface", "retiring"),)
     assert rows["scratch"].status == "changed"
-    assert rows["scratch"].descriptions == (("a thin scratch", "active"), ("a scuff", "retired"), ("a long gouge", "new"))
+    assert rows["scratch"].descriptions == (
+        ("a thin scratch", "active"),
+        ("a scuff", "retired"),
+        ("a long gouge", "new"),
+    )
     assert rows["dent"].status == "new" and rows["dent"].descriptions == (("a dent", "new"),)
     unchanged = draft_rows(log.library.labels(), log.library.library())
     assert [r.status for r in unchanged] == ["active", "active"]

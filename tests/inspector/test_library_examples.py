@@ -12,7 +12,7 @@ from PIL import Image
 from inspector.cli import main
 from inspector.errors import LibraryError
 from inspector.library.examples import example_set, example_set_hash, import_examples
-from inspector.library.labels import dump_library, library_from_dict, load_library, seed_library_dir
+from inspector.library.labels import dump_library, load_library, seed_library_dir
 from inspector.store.decision_log import DecisionLog, store_image
 from inspector.store.users import AccessDenied
 from tests.inspector.test_imageio import png_bomb
@@ -30,8 +30,11 @@ def _library_file(folder: Path, examples: list, fmt: int = 2, descriptions: bool
     label = {"id": "dent", "disposition": "rework", "severity": 2, "examples": examples}
     if descriptions:
         label["descriptions"] = ["a shallow dent"]
-    doc = {"format": fmt, "name": "lab", "labels": [
-        {"id": "ok", "disposition": "accept", "descriptions": ["a clean part"]}, label]}
+    doc = {
+        "format": fmt,
+        "name": "lab",
+        "labels": [{"id": "ok", "disposition": "accept", "descriptions": ["a clean part"]}, label],
+    }
     path = folder / "lib.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     return path
@@ -73,15 +76,18 @@ def test_a_label_with_only_examples_is_valid_and_with_neither_is_not(tmp_path: P
         load_library(_library_file(tmp_path, [], descriptions=False))
 
 
-@pytest.mark.parametrize(("examples", "fmt", "message"), [
-    (["a.png"], 1, "unknown keys"),  # examples need format 2
-    (["/etc/passwd"], 2, "relative to the library file"),
-    (["../outside.png"], 2, "without '..'"),
-    ([{"path": "a.png", "box": [5, 5, 2, 9]}], 2, "box"),
-    ([{"path": "a.png", "box": [0, 0, 1]}], 2, "four whole pixel numbers"),
-    ([{"path": "a.png", "colour": "red"}], 2, "optional 'reason', 'box'"),
-    (["a.png", "a.png"], 2, "same example twice"),
-])
+@pytest.mark.parametrize(
+    ("examples", "fmt", "message"),
+    [
+        (["a.png"], 1, "unknown keys"),  # examples need format 2
+        (["/etc/passwd"], 2, "relative to the library file"),
+        (["../outside.png"], 2, "without '..'"),
+        ([{"path": "a.png", "box": [5, 5, 2, 9]}], 2, "box"),
+        ([{"path": "a.png", "box": [0, 0, 1]}], 2, "four whole pixel numbers"),
+        ([{"path": "a.png", "colour": "red"}], 2, "optional 'reason', 'box'"),
+        (["a.png", "a.png"], 2, "same example twice"),
+    ],
+)
 def test_malformed_example_entries_are_refused(tmp_path: Path, examples: list, fmt: int, message: str) -> None:
     with pytest.raises(LibraryError, match=message):
         load_library(_library_file(tmp_path, examples, fmt))
@@ -99,15 +105,19 @@ def test_library_check_decodes_examples(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 0 and "1 examples" in out
 
 
-@pytest.mark.parametrize(("write", "message"), [
-    (lambda p: None, "cannot read image file"),  # missing
-    (lambda p: p.write_text("not an image"), "unrecognised header"),
-    (lambda p: p.write_bytes(b""), "empty"),
-    (lambda p: p.write_bytes(_png(p, 1).read_bytes()[:60]), "truncated or corrupt"),
-    (lambda p: p.write_bytes(png_bomb(zeros_mb=1)), "decompression bomb"),
-])
-def test_hostile_example_files_are_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                    write, message: str) -> None:
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (lambda p: None, "cannot read image file"),  # missing
+        (lambda p: p.write_text("not an image"), "unrecognised header"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_bytes(_png(p, 1).read_bytes()[:60]), "truncated or corrupt"),
+        (lambda p: p.write_bytes(png_bomb(zeros_mb=1)), "decompression bomb"),
+    ],
+)
+def test_hostile_example_files_are_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], write, message: str
+) -> None:
     write(tmp_path / "bad.png")
     code, _, err = _check(_library_file(tmp_path, ["bad.png"]), capsys)
     assert code == 2 and message in err and err.count("\n") == 1 and "'dent'" in err

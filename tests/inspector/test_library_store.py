@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.store.decision_log import DecisionLog
 from inspector.errors import LibraryError
 from inspector.library.labels import Label, library_from_dict, load_library, seed_library_dir
+from inspector.store.decision_log import DecisionLog
 from inspector.store.users import AccessDenied
 
 SEED = seed_library_dir() / "generic_surfaces.yaml"
@@ -52,17 +52,28 @@ def test_every_change_is_a_new_version_and_old_versions_stay(station) -> None:
     stored = {s.id: s for s in log.library.labels()}
     assert stored["burn"].retired and all(retired for _, retired in stored["burn"].descriptions)
     assert (scratch_before[0], True) in stored["scratch"].descriptions  # retired, not deleted
-    assert [h["reason"] for h in log.library.history()] == ["seed", "operators call it a groove", "too vague",
-                                                            "no burns on this line"]
+    assert [h["reason"] for h in log.library.history()] == [
+        "seed",
+        "operators call it a groove",
+        "too vague",
+        "no burns on this line",
+    ]
     assert log.verify().ok
 
 
 def test_reimport_retires_what_the_file_lacks_and_new_labels_join(station) -> None:
     log, qa, _, _ = station
     log.library.import_library(load_library(SEED), qa, "seed")
-    smaller = library_from_dict({"format": 1, "name": "generic", "labels": [
-        {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
-        {"id": "oil", "disposition": "rework", "severity": 1, "descriptions": ["an oily film"]}]})
+    smaller = library_from_dict(
+        {
+            "format": 1,
+            "name": "generic",
+            "labels": [
+                {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
+                {"id": "oil", "disposition": "rework", "severity": 1, "descriptions": ["an oily film"]},
+            ],
+        }
+    )
     log.library.import_library(smaller, qa, "trimmed")
     assert log.library.library() == smaller
     stored = {s.id: s for s in log.library.labels()}

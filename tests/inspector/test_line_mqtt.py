@@ -10,14 +10,14 @@ import time
 from dataclasses import replace
 
 import pytest
-from linebroker import Subscriber, free_port, kill, read_record, start_broker
-from linestation import chain_seqs, make_log, record
 
 from inspector.commands.inspect import result_json
 from inspector.frame.records import Decision, PartTag, utc_now
 from inspector.line.outputs import LineOutputs, status_text
 from inspector.line.publisher import wait_until
 from inspector.line.settings import LineConfig, MqttOutput, TriggerConfig
+from linebroker import Subscriber, free_port, kill, read_record, start_broker
+from linestation import chain_seqs, make_log, record
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -33,8 +33,7 @@ def broker(tmp_path):
 
 
 def _config(port: int, **mqtt: object) -> LineConfig:
-    return LineConfig(mqtt=MqttOutput(host="127.0.0.1", port=port, topic="line/v", decisions_topic="line/d",
-                                      **mqtt))  # type: ignore[arg-type]
+    return LineConfig(mqtt=MqttOutput(host="127.0.0.1", port=port, topic="line/v", decisions_topic="line/d", **mqtt))  # type: ignore[arg-type]
 
 
 def test_verdicts_and_decisions_reach_a_subscriber(tmp_path, broker):
@@ -51,7 +50,9 @@ def test_verdicts_and_decisions_reach_a_subscriber(tmp_path, broker):
             line.committed()
             assert wait_until(lambda: len(sub.messages) >= 3, 20), sub.messages
             status = line.status()[0]
-            assert status.backlog == 0 and status.delivered == 3 and status_text(status) == "mqtt: connected · 0 waiting"
+            assert (
+                status.backlog == 0 and status.delivered == 3 and status_text(status) == "mqtt: connected · 0 waiting"
+            )
     finally:
         sub.close()
     verdicts = [json.loads(p) for t, p in sub.messages if t == "line/v"]
@@ -61,8 +62,17 @@ def test_verdicts_and_decisions_reach_a_subscriber(tmp_path, broker):
     # the keys of `inspector rank --json` with the same values, plus part id, seq and lateness
     expected = result_json(tagged)
     assert set(expected) <= set(verdicts[0])
-    for key in ("inspection_id", "source", "origin", "image_sha256", "model_id", "library_version", "verdict",
-                "candidates", "timings_ms"):
+    for key in (
+        "inspection_id",
+        "source",
+        "origin",
+        "image_sha256",
+        "model_id",
+        "library_version",
+        "verdict",
+        "candidates",
+        "timings_ms",
+    ):
         assert verdicts[0][key] == expected[key], key
     assert verdicts[0]["part_id"] == "P-0001" and verdicts[0]["product_id"] == "bracket-7"
     assert verdicts[1]["part_id"] is None and verdicts[0]["late"] is False

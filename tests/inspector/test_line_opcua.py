@@ -8,14 +8,14 @@ import asyncio
 import json
 
 import pytest
-from linebroker import free_port
-from linestation import chain_seqs, make_log, record
 
 from inspector.frame.records import Decision
 from inspector.line.opcua_out import DISPOSITION_CODES, NAMESPACE
 from inspector.line.outputs import LineOutputs
 from inspector.line.publisher import wait_until
 from inspector.line.settings import LineConfig, OpcuaOutput, TriggerConfig
+from linebroker import free_port
+from linestation import chain_seqs, make_log, record
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -29,11 +29,17 @@ async def _client(url: str, tmp_path=None, server_cert=None, user: str = "", pas
     client = Client(url, timeout=20)
     if server_cert is not None:
         key, cert = tmp_path / "plc_key.pem", tmp_path / "plc_cert.der"
-        await setup_self_signed_certificate(key, cert, "urn:test:plc", "localhost", [ExtendedKeyUsageOID.CLIENT_AUTH],
-                                            {"commonName": "test plc"})
+        await setup_self_signed_certificate(
+            key, cert, "urn:test:plc", "localhost", [ExtendedKeyUsageOID.CLIENT_AUTH], {"commonName": "test plc"}
+        )
         client.application_uri = "urn:test:plc"
-        await client.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key), server_certificate=str(server_cert),
-                                  mode=ua.MessageSecurityMode.SignAndEncrypt)
+        await client.set_security(
+            SecurityPolicyBasic256Sha256,
+            str(cert),
+            str(key),
+            server_certificate=str(server_cert),
+            mode=ua.MessageSecurityMode.SignAndEncrypt,
+        )
     if user:
         client.set_user(user)
         client.set_password(password)
@@ -71,9 +77,20 @@ def test_secure_by_default_with_users_and_the_verdict_nodes(tmp_path):
                 await bad.disconnect()
             client = await _client(url, tmp_path, cert, "plc", "plc-password")
             try:
-                values = await _read(client, "Line.Seq", "Line.InspectionId", "Line.Verdict", "Line.DispositionCode",
-                                     "Line.NeedsReview", "Line.Late", "Line.VerdictJson", "Line.FinalDispositionCode",
-                                     "Line.FinalInspectionId", "Line.StationState", "Line.Heartbeat")
+                values = await _read(
+                    client,
+                    "Line.Seq",
+                    "Line.InspectionId",
+                    "Line.Verdict",
+                    "Line.DispositionCode",
+                    "Line.NeedsReview",
+                    "Line.Late",
+                    "Line.VerdictJson",
+                    "Line.FinalDispositionCode",
+                    "Line.FinalInspectionId",
+                    "Line.StationState",
+                    "Line.Heartbeat",
+                )
                 await asyncio.sleep(1.5)
                 values["beat2"] = (await _read(client, "Line.Heartbeat"))["Line.Heartbeat"]
                 return values
@@ -96,8 +113,10 @@ def test_secure_by_default_with_users_and_the_verdict_nodes(tmp_path):
 def test_handshake_waits_for_the_plc_and_a_node_write_triggers(tmp_path):
     log, op, _, version = make_log(tmp_path / "station.db")
     url = f"opc.tcp://127.0.0.1:{free_port()}"
-    config = LineConfig(opcua=OpcuaOutput(endpoint=url, security="None", handshake=True),
-                        trigger=TriggerConfig(opcua=True, deadline_s=5.0))
+    config = LineConfig(
+        opcua=OpcuaOutput(endpoint=url, security="None", handshake=True),
+        trigger=TriggerConfig(opcua=True, deadline_s=5.0),
+    )
     line = LineOutputs(config, log.sdb.path, poll_s=0.02)
     with line:
         assert wait_until(lambda: line.status()[0].connected, 30)
@@ -110,7 +129,10 @@ def test_handshake_waits_for_the_plc_and_a_node_write_triggers(tmp_path):
             client = await _client(url)
             try:
                 ns = await client.get_namespace_index(NAMESPACE)
-                node = lambda name: client.get_node(f"ns={ns};s={name}")
+
+                def node(name, ns=ns):
+                    return client.get_node(f"ns={ns};s={name}")
+
                 seen = []
                 for _ in range(3):
                     for _ in range(500):  # the next verdict is shown only after the previous one is acknowledged

@@ -10,12 +10,17 @@ from inspector.line.settings import LineConfig, apply_publish
 
 
 def test_the_line_sections_are_read_with_their_types():
-    config = config_from_dict({
-        "database": {"path": "/tmp/x.db"},
-        "output": {"verdict_deadline_s": 1.5,
-                   "mqtt": {"host": "broker.plant", "port": 8883, "tls": True, "username": "st1", "password": "pw"},
-                   "opcua": {"endpoint": "opc.tcp://0.0.0.0:4840", "users": {"plc": "secret"}}},
-        "trigger": {"mqtt_topic": "st1/trigger", "opcua": True, "deadline_s": 3}})
+    config = config_from_dict(
+        {
+            "database": {"path": "/tmp/x.db"},
+            "output": {
+                "verdict_deadline_s": 1.5,
+                "mqtt": {"host": "broker.plant", "port": 8883, "tls": True, "username": "st1", "password": "pw"},
+                "opcua": {"endpoint": "opc.tcp://0.0.0.0:4840", "users": {"plc": "secret"}},
+            },
+            "trigger": {"mqtt_topic": "st1/trigger", "opcua": True, "deadline_s": 3},
+        }
+    )
     line = config.line
     assert line.verdict_deadline_s == 1.5 and line.mqtt.port == 8883 and line.mqtt.tls
     assert line.opcua.security == "Basic256Sha256_SignAndEncrypt"  # secure unless said otherwise
@@ -24,15 +29,18 @@ def test_the_line_sections_are_read_with_their_types():
     assert config_from_dict({}).line == LineConfig() and not LineConfig().enabled
 
 
-@pytest.mark.parametrize("data, words", [
-    ({"output": {"mqtt": {"hots": "x"}}}, "unknown keys in [output.mqtt]"),
-    ({"output": {"mqtt": {"host": "x", "port": "1883"}}}, "port must be int"),
-    ({"output": {"opcua": {"endpoint": "http://x"}}}, "must be opc.tcp://HOST:PORT"),
-    ({"output": {"opcua": {"endpoint": "opc.tcp://x:1", "security": "Basic128"}}}, "security must be one of"),
-    ({"trigger": {"mqtt_topic": "t"}}, "needs the broker"),
-    ({"output": {"verdict_deadline_s": 0}}, "must be > 0"),
-    ({"outputs": {}}, "unknown sections"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        ({"output": {"mqtt": {"hots": "x"}}}, "unknown keys in [output.mqtt]"),
+        ({"output": {"mqtt": {"host": "x", "port": "1883"}}}, "port must be int"),
+        ({"output": {"opcua": {"endpoint": "http://x"}}}, "must be opc.tcp://HOST:PORT"),
+        ({"output": {"opcua": {"endpoint": "opc.tcp://x:1", "security": "Basic128"}}}, "security must be one of"),
+        ({"trigger": {"mqtt_topic": "t"}}, "needs the broker"),
+        ({"output": {"verdict_deadline_s": 0}}, "must be > 0"),
+        ({"outputs": {}}, "unknown sections"),
+    ],
+)
 def test_bad_line_settings_are_one_line_errors(data, words):
     with pytest.raises(ConfigError, match=None) as err:
         config_from_dict(data)

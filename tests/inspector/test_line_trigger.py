@@ -7,12 +7,12 @@ import json
 from datetime import timedelta
 
 import pytest
-from linestation import make_log, record
 
 from inspector.capture.simulated import SimulatedCamera, synthetic_images
 from inspector.frame.records import PartTag, utc_now
 from inspector.line.outbox import Outbox
 from inspector.line.trigger import TriggeredSource, TriggerError, TriggerQueue
+from linestation import make_log, record
 
 
 def test_a_triggered_frame_carries_its_part_into_the_same_commit(tmp_path):

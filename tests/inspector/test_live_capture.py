@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspector.frame.answers import make_decision, record_answer
+from fakes import HashScorer
+from inspector.capture.samples import sample_camera, sample_parts
 from inspector.capture.simulated import ManualClock, SimulatedCamera
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
-from inspector.store.decision_log import DecisionError
-from inspector.library.labels import seed_library_dir
+from inspector.frame.answers import make_decision, record_answer
 from inspector.frame.live import LiveCapture, RateMeter
-from inspector.capture.samples import sample_camera, sample_parts
+from inspector.library.labels import seed_library_dir
 from inspector.station import Station
-from fakes import HashScorer
+from inspector.store.decision_log import DecisionError
 
 CRACK = "a jagged crack running through the material"
 
@@ -28,8 +28,10 @@ def _scorer() -> HashScorer:
 
 @pytest.fixture()
 def station(tmp_path: Path, add_accounts):
-    config = StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
-                           database=DatabaseConfig(str(tmp_path / "s.db")))
+    config = StationConfig(
+        library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
+        database=DatabaseConfig(str(tmp_path / "s.db")),
+    )
     with Station.open(config, scorer=_scorer()) as st:
         add_accounts(st.log, {"op1": "operator", "aud1": "auditor"})
         yield st, {n: st.log.login(n, f"{n}-pass-1") for n in ("op1", "aud1")}

@@ -11,8 +11,8 @@ import json
 
 import numpy as np
 import pytest
-from fakes import HashScorer, text_vector
 
+from fakes import HashScorer, text_vector
 from inspector.frame.explain import localize_candidates
 from inspector.frame.records import Frame, utc_now
 from inspector.library.labels import Label, Library
@@ -21,8 +21,10 @@ from models.dense_map import FrameFeatures, View
 from models.explain import _hottest_region
 
 CELL = 16
-LIB = Library("t", (Label("ok", "OK", "accept", 0, ("a clean part",)),
-                    Label("scratch", "Scratch", "rework", 2, ("a small scratch",))))
+LIB = Library(
+    "t",
+    (Label("ok", "OK", "accept", 0, ("a clean part",)), Label("scratch", "Scratch", "rework", 2, ("a small scratch",))),
+)
 
 
 class DenseFake(HashScorer):
@@ -42,11 +44,13 @@ class DenseFake(HashScorer):
         return FrameFeatures(mean / np.linalg.norm(mean), local, [box] * len(local), [View(box, dense, mean)], False)
 
 
-@pytest.mark.parametrize("h, w, x, y", [(480, 640, 320, 96), (2048, 2448, 2000, 1600), (96, 320, 16, 48),
-                                        (640, 160, 128, 592), (224, 224, 0, 0)])
+@pytest.mark.parametrize(
+    "h, w, x, y",
+    [(480, 640, 320, 96), (2048, 2448, 2000, 1600), (96, 320, 16, 48), (640, 160, 128, 592), (224, 224, 0, 0)],
+)
 def test_peak_and_region_land_on_the_defect(h: int, w: int, x: int, y: int) -> None:
     rgb = np.zeros((h, w, 3), np.uint8)
-    rgb[y:y + 2 * CELL, x:x + 2 * CELL] = 255  # a 32-px bright square, on the cell grid
+    rgb[y : y + 2 * CELL, x : x + 2 * CELL] = 255  # a 32-px bright square, on the cell grid
     station = Station(DenseFake(image_text="a clean part"), LIB)
     result = station.inspect(Frame(rgb, utc_now(), "cam", 0))
     maps = {m.label_id: m for m in localize_candidates(station, result)}
@@ -78,8 +82,9 @@ def test_rank_json_localize_keys(tmp_path, monkeypatch, capsys) -> None:
     rgb = np.zeros((240, 320, 3), np.uint8)
     rgb[64:96, 160:192] = 255
     Image.fromarray(rgb).save(tmp_path / "f.png")
-    monkeypatch.setattr(RealStation, "open", classmethod(lambda cls, config, **kw: cls(
-        DenseFake(image_text="a clean part"), LIB)))
+    monkeypatch.setattr(
+        RealStation, "open", classmethod(lambda cls, config, **kw: cls(DenseFake(image_text="a clean part"), LIB))
+    )
     import argparse
 
     parser = argparse.ArgumentParser()

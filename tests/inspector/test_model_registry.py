@@ -13,11 +13,16 @@ from pathlib import Path
 import pytest
 
 from inspector.cli import main
+from inspector.learning.registry import (
+    DEFAULT_TOLERANCE,
+    ModelRegistry,
+    PromotionRefused,
+    RegistryError,
+    active_model_ref,
+    promotion_problems,
+)
 from inspector.store.decision_log import DecisionLog
 from inspector.store.export import verify_export
-from inspector.learning.registry import (
-    DEFAULT_TOLERANCE, ModelRegistry, PromotionRefused, RegistryError, active_model_ref, promotion_problems,
-)
 from inspector.store.users import AccessDenied, Session
 
 PASSWORDS = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw", "aud": "auditor-pass-9"}
@@ -30,11 +35,15 @@ def mid(name: str) -> str:
 
 def figures(baseline: str, confirm: tuple[float, float], typed: tuple[float, float]) -> dict:
     """Figures as the engine writes them: (baseline, candidate) top-1 per held-out set; MRR alike."""
+
     def m(v: float) -> dict:
         return {"n": 50, "top1": v, "top3": min(1.0, v + 0.1), "mrr": v, "per_label_recall": {}}
-    return {"baseline_model_id": baseline,
-            "baseline": {"confirmations": m(confirm[0]), "typed_defects": m(typed[0])},
-            "candidate": {"confirmations": m(confirm[1]), "typed_defects": m(typed[1])}}
+
+    return {
+        "baseline_model_id": baseline,
+        "baseline": {"confirmations": m(confirm[0]), "typed_defects": m(typed[0])},
+        "candidate": {"confirmations": m(confirm[1]), "typed_defects": m(typed[1])},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +64,38 @@ def station(template, tmp_path: Path):
         shutil.copy2(f"{source}{suffix}", tmp_path / f"station.db{suffix}")
     log = DecisionLog.open(tmp_path / "station.db", create=False)
     registry = ModelRegistry(log)
-    registry.register(mid("base"), "inspector-tiny", users["qa"], parent_id=None, data_hash="", recipe={},
-                      figures={}, state="active", reason="in use")
+    registry.register(
+        mid("base"),
+        "inspector-tiny",
+        users["qa"],
+        parent_id=None,
+        data_hash="",
+        recipe={},
+        figures={},
+        state="active",
+        reason="in use",
+    )
     yield log, registry, users
     log.close()
 
 
-def _candidate(registry: ModelRegistry, user: Session, name: str, confirm: tuple[float, float],
-               typed: tuple[float, float], baseline: str = "base") -> str:
-    registry.register(mid(name), f"/models/{name}", user, parent_id=mid(baseline), data_hash=mid("data"),
-                      recipe={"loss": "rankclip"}, figures=figures(mid(baseline), confirm, typed))
+def _candidate(
+    registry: ModelRegistry,
+    user: Session,
+    name: str,
+    confirm: tuple[float, float],
+    typed: tuple[float, float],
+    baseline: str = "base",
+) -> str:
+    registry.register(
+        mid(name),
+        f"/models/{name}",
+        user,
+        parent_id=mid(baseline),
+        data_hash=mid("data"),
+        recipe={"loss": "rankclip"},
+        figures=figures(mid(baseline), confirm, typed),
+    )
     return mid(name)
 
 
@@ -89,8 +120,10 @@ def test_qa_promotes_a_candidate_that_is_not_worse(station) -> None:
     assert log.verify().ok
 
 
-@pytest.mark.parametrize("confirm, typed, named", [((0.80, 0.70), (0.5, 0.5), "confirmations top1"),
-                                                   ((0.70, 0.90), (0.50, 0.30), "typed_defects top1")])
+@pytest.mark.parametrize(
+    "confirm, typed, named",
+    [((0.80, 0.70), (0.5, 0.5), "confirmations top1"), ((0.70, 0.90), (0.50, 0.30), "typed_defects top1")],
+)
 def test_promotion_is_refused_when_worse_on_either_set(station, confirm, typed, named) -> None:
     log, registry, users = station
     new = _candidate(registry, users["qa"], "worse", confirm, typed)
@@ -108,8 +141,12 @@ def test_qa_may_allow_a_larger_drop_on_one_set_and_the_promotion_records_it(stat
     new = _candidate(registry, users["qa"], "plant", (0.63, 0.86), (0.73, 0.20))
     with pytest.raises(PromotionRefused, match="typed_defects top1"):
         registry.promote(new, users["qa"], "line 2 learns its cells", set_tolerances={"typed_defects": 0.5})
-    promoted = registry.promote(new, users["qa"], "line 2 learns its cells; generic set not relevant here",
-                                set_tolerances={"typed_defects": 0.6})
+    promoted = registry.promote(
+        new,
+        users["qa"],
+        "line 2 learns its cells; generic set not relevant here",
+        set_tolerances={"typed_defects": 0.6},
+    )
     assert promoted.state == "active"
     detail = json.loads(log.events(kind="model_promoted")[-1]["detail"])
     assert detail["set_tolerances"] == {"confirmations": DEFAULT_TOLERANCE, "typed_defects": 0.6}
@@ -121,9 +158,14 @@ def test_qa_may_allow_a_larger_drop_on_one_set_and_the_promotion_records_it(stat
         registry.promote(worse, users["qa"], "try", set_tolerances={"typed_defects": 1.0})
 
 
-@pytest.mark.parametrize("bad, message", [({"typo_set": 0.5}, "unknown held-out set"),
-                                          ({"typed_defects": 1.5}, "between 0 and 1"),
-                                          ({"typed_defects": float("nan")}, "between 0 and 1")])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"typo_set": 0.5}, "unknown held-out set"),
+        ({"typed_defects": 1.5}, "between 0 and 1"),
+        ({"typed_defects": float("nan")}, "between 0 and 1"),
+    ],
+)
 def test_a_bad_set_tolerance_is_refused_before_anything_changes(station, bad, message) -> None:
     log, registry, users = station
     new = _candidate(registry, users["qa"], "new", (0.70, 0.85), (0.5, 0.1))
@@ -183,8 +225,11 @@ def test_registry_rows_are_append_only_chained_and_exported(station, tmp_path: P
     new = _candidate(registry, users["qa"], "new", (0.6, 0.8), (0.5, 0.5))
     with pytest.raises(RegistryError, match="already registered"):
         _candidate(registry, users["qa"], "new", (0.6, 0.8), (0.5, 0.5))
-    for sql in ("UPDATE model_states SET state = 'active'", "DELETE FROM model_registry",
-                "UPDATE model_registry SET figures = '{}'"):
+    for sql in (
+        "UPDATE model_states SET state = 'active'",
+        "DELETE FROM model_registry",
+        "UPDATE model_registry SET figures = '{}'",
+    ):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             log.sdb.conn.execute(sql)
     report = log.verify()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fakes import HashScorer
 from inspector.capture.samples import SamplePart, line_sequence
 from inspector.capture.simulated import ManualClock
 from inspector.config import ConfigError, DatabaseConfig, LibraryConfig, StationConfig, config_from_dict
@@ -20,13 +21,14 @@ from inspector.frame.records import Frame, InspectionResult, utc_now
 from inspector.library.labels import seed_library_dir
 from inspector.station import Station
 from inspector.store.audit import AuditFilter, inspection_record, search
-from fakes import HashScorer
 
 
 @pytest.fixture()
 def station(tmp_path: Path):
-    config = StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
-                           database=DatabaseConfig(str(tmp_path / "s.db")))
+    config = StationConfig(
+        library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
+        database=DatabaseConfig(str(tmp_path / "s.db")),
+    )
     with Station.open(config, scorer=HashScorer("fake-queue", image_text="a jagged crack")) as st:
         st.log.users.create_first_admin("admin", "admin-pass-1")
         admin = st.log.login("admin", "admin-pass-1")
@@ -39,8 +41,7 @@ def recorded(st: Station, user, seq: int, trouble: bool) -> InspectionResult:
     """A recorded part whose verdict is trouble (scrap) or calm (accept)."""
     frame = Frame(rgb=np.full((8, 8, 3), seq % 250, np.uint8), captured_at=utc_now(), source_id="t", seq=seq)
     result = st.inspect(frame)
-    verdict = replace(result.verdict, disposition="scrap" if trouble else "accept", needs_review=False,
-                      open_set=False)
+    verdict = replace(result.verdict, disposition="scrap" if trouble else "accept", needs_review=False, open_set=False)
     return st.record(replace(result, verdict=verdict), user)
 
 
@@ -84,8 +85,10 @@ def test_calm_parts_pass_and_trouble_parts_beyond_t_or_k_go_to_the_review_lane(s
     assert queue.tick() == [trouble[0].inspection_id]
     assert queue.current.inspection_id == trouble[2].inspection_id
     events = st.log.events(kind="part_to_review")
-    assert [(e["subject"], e["user"]) for e in events] == [(str(trouble[1].inspection_id), "op1"),
-                                                           (str(trouble[0].inspection_id), "op1")]
+    assert [(e["subject"], e["user"]) for e in events] == [
+        (str(trouble[1].inspection_id), "op1"),
+        (str(trouble[0].inspection_id), "op1"),
+    ]
     assert ['"queue_full"' in e["detail"] for e in events] == [True, False]
     s = states(st)
     assert s[calm.inspection_id] == "passed"
@@ -128,8 +131,12 @@ def test_the_export_carries_each_inspection_state(station, tmp_path: Path) -> No
 
 
 def test_queue_and_camera_settings_come_from_the_station_config() -> None:
-    config = config_from_dict({"queue": {"max_wait_s": 15, "max_waiting": 3, "min_on_screen_ms": 250},
-                               "camera": {"sample_defect_share": 0.05}})
+    config = config_from_dict(
+        {
+            "queue": {"max_wait_s": 15, "max_waiting": 3, "min_on_screen_ms": 250},
+            "camera": {"sample_defect_share": 0.05},
+        }
+    )
     assert policy_from(config.queue) == QueuePolicy(15.0, 3, 0.25)
     assert config.camera.sample_defect_share == 0.05 and StationConfig().queue.min_on_screen_ms == 300
     for bad in ({"queue": {"max_waiting": "3"}}, {"queue": {"max_wait_s": -1}}, {"camera": {"sample_defect_share": 2}}):

@@ -6,15 +6,20 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from inspector.library.labels import library_from_dict
 from inspector.frame.ranking import VerdictPolicy, build_index, decide, label_scores, rank
+from inspector.library.labels import library_from_dict
 
 LIB = library_from_dict(
     {
         "name": "t",
         "labels": [
             {"id": "ok", "disposition": "accept", "descriptions": ["fine", "clean"]},
-            {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a scratch", "a score", "a line"]},
+            {
+                "id": "scratch",
+                "disposition": "rework",
+                "severity": 2,
+                "descriptions": ["a scratch", "a score", "a line"],
+            },
             {"id": "crack", "disposition": "scrap", "severity": 5, "threshold": 0.9, "descriptions": ["a crack"]},
         ],
     }
@@ -27,7 +32,10 @@ def _unit(v):
 
 
 # One axis per description, so an image's cosine to each description is just its coordinate.
-AXES = {t: np.eye(6, dtype=np.float32)[i] for i, t in enumerate(["fine", "clean", "a scratch", "a score", "a line", "a crack"])}
+AXES = {
+    t: np.eye(6, dtype=np.float32)[i]
+    for i, t in enumerate(["fine", "clean", "a scratch", "a score", "a line", "a crack"])
+}
 
 
 def _index():

@@ -21,16 +21,23 @@ if str(ROOT) not in sys.path:  # bench/ is not an installed package
     sys.path.insert(0, str(ROOT))
 
 from bench.reliability import (  # noqa: E402
-    LIBRARY, PASSWORDS, FakeScorer, make_station_db, parse_acks, shared_cli_server, user_env, watch_argv,
+    LIBRARY,
+    PASSWORDS,
+    FakeScorer,
+    make_station_db,
+    parse_acks,
+    shared_cli_server,
+    user_env,
+    watch_argv,
 )
 from inspector.capture.base import FrameSource  # noqa: E402
 from inspector.capture.simulated import ManualClock, SimulatedCamera, synthetic_images  # noqa: E402
 from inspector.capture.watchdog import Backoff, ResilientSource  # noqa: E402
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig  # noqa: E402
-from inspector.store.decision_log import DecisionLog  # noqa: E402
 from inspector.errors import CameraError  # noqa: E402
 from inspector.frame.live import LiveCapture  # noqa: E402
 from inspector.station import Station  # noqa: E402
+from inspector.store.decision_log import DecisionLog  # noqa: E402
 
 IMAGES = synthetic_images(4, (24, 32))
 
@@ -73,9 +80,18 @@ def test_every_fault_of_a_live_camera_is_one_event_in_the_log(station) -> None:
     source: list[ResilientSource] = []
 
     def make_source(on_event):
-        source.append(ResilientSource(factory, stall_after_s=2.0, backoff=Backoff(0.5, 4.0, jitter=0.0),
-                                      on_event=on_event, threaded=False, clock=clock, sleep=clock.sleep,
-                                      source_id="line-2"))
+        source.append(
+            ResilientSource(
+                factory,
+                stall_after_s=2.0,
+                backoff=Backoff(0.5, 4.0, jitter=0.0),
+                on_event=on_event,
+                threaded=False,
+                clock=clock,
+                sleep=clock.sleep,
+                source_id="line-2",
+            )
+        )
         return source[0]
 
     capture = LiveCapture(st, make_source, op)
@@ -87,8 +103,16 @@ def test_every_fault_of_a_live_camera_is_one_event_in_the_log(station) -> None:
     finally:
         capture.close()
     kinds = [k for k, _ in emitted]
-    for expected in ("camera_connected", "camera_frame_invalid", "camera_stalled", "camera_reconnect_scheduled",
-                     "camera_reconnect_attempt", "camera_reconnect_failed", "camera_recovered", "camera_closed"):
+    for expected in (
+        "camera_connected",
+        "camera_frame_invalid",
+        "camera_stalled",
+        "camera_reconnect_scheduled",
+        "camera_reconnect_attempt",
+        "camera_reconnect_failed",
+        "camera_recovered",
+        "camera_closed",
+    ):
         assert expected in kinds, kinds
     logged = _logged_camera_events(st.log.sdb.path)
     # One log row per event, in order, with its message: nothing dropped, nothing doubled.
@@ -105,8 +129,12 @@ def test_garbage_from_a_threaded_camera_is_logged_on_the_capture_thread(station)
     st, op = station
 
     def make_source(on_event):
-        return ResilientSource(lambda: SimulatedCamera(IMAGES, fps=200, garbage_every=2), stall_after_s=2.0,
-                               on_event=on_event, source_id="line-3")
+        return ResilientSource(
+            lambda: SimulatedCamera(IMAGES, fps=200, garbage_every=2),
+            stall_after_s=2.0,
+            on_event=on_event,
+            source_id="line-3",
+        )
 
     capture = LiveCapture(st, make_source, op)
     errors: list[BaseException] = []
@@ -142,8 +170,13 @@ def test_frames_a_full_queue_drops_are_logged_with_their_count(station) -> None:
     st, op = station
 
     def make_source(on_event):
-        return ResilientSource(lambda: SimulatedCamera(IMAGES, fps=400), stall_after_s=2.0, queue_size=2,
-                               on_event=on_event, source_id="line-4")
+        return ResilientSource(
+            lambda: SimulatedCamera(IMAGES, fps=400),
+            stall_after_s=2.0,
+            queue_size=2,
+            on_event=on_event,
+            source_id="line-4",
+        )
 
     capture = LiveCapture(st, make_source, op)
     shown: list[Any] = []

@@ -16,7 +16,13 @@ if str(ROOT) not in sys.path:  # bench/ is not an installed package
     sys.path.insert(0, str(ROOT))
 
 from bench.reliability import (  # noqa: E402
-    check_database, crash_campaign, make_station_db, parse_acks, shared_cli_server, user_env, watch_argv,
+    check_database,
+    crash_campaign,
+    make_station_db,
+    parse_acks,
+    shared_cli_server,
+    user_env,
+    watch_argv,
 )
 
 KILLS = 20

@@ -23,11 +23,16 @@ if str(ROOT) not in sys.path:  # bench/ is not an installed package
     sys.path.insert(0, str(ROOT))
 
 from bench.reliability import (  # noqa: E402
-    fuzz_campaign, make_station_db, parse_acks, shared_cli_server, user_env, watch_argv,
+    fuzz_campaign,
+    make_station_db,
+    parse_acks,
+    shared_cli_server,
+    user_env,
+    watch_argv,
 )
-from inspector.store.decision_log import DecisionLog  # noqa: E402
 from inspector.errors import ImageDecodeError  # noqa: E402
 from inspector.frame.imageio import decode_image  # noqa: E402
+from inspector.store.decision_log import DecisionLog  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +134,17 @@ def _bad_files() -> dict[str, bytes]:
     corrupt_png = bytearray(png)
     corrupt_png[60:80] = b"\xff" * 20
     return {
-        "bomb.png": png_bomb(), **_header_cases(20_000), **CORRUPT_HEADERS,
-        "cut.png": png[: len(png) // 2], "cut.jpg": jpg[: len(jpg) // 2],
-        "cut.tif": tif[: len(tif) // 2], "cut.bmp": bmp[: len(bmp) // 2],
-        "corrupt.png": bytes(corrupt_png), "zero.png": b"",
-        "notes.png": b"shift notes: line 3 stopped at 14:02\n", "anim.png": _encode(_rgb(8, 8), "GIF"),
+        "bomb.png": png_bomb(),
+        **_header_cases(20_000),
+        **CORRUPT_HEADERS,
+        "cut.png": png[: len(png) // 2],
+        "cut.jpg": jpg[: len(jpg) // 2],
+        "cut.tif": tif[: len(tif) // 2],
+        "cut.bmp": bmp[: len(bmp) // 2],
+        "corrupt.png": bytes(corrupt_png),
+        "zero.png": b"",
+        "notes.png": b"shift notes: line 3 stopped at 14:02\n",
+        "anim.png": _encode(_rgb(8, 8), "GIF"),
     }
 
 
@@ -219,21 +230,30 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory, tiny_bundle) -> dict[s
     torch.save(tiny_bundle.model.state_dict(), root / "legacy.pt")
     copy("renamed-pickle")
     shutil.copy(root / "legacy.pt", root / "renamed-pickle.safetensors")
-    return {"good": root / "good", "truncated": root / "truncated", "altered": root / "altered",
-            "hash-mismatch": root / "mismatch", "pickle": root / "legacy.pt",
-            "renamed-pickle": root / "renamed-pickle"}
+    return {
+        "good": root / "good",
+        "truncated": root / "truncated",
+        "altered": root / "altered",
+        "hash-mismatch": root / "mismatch",
+        "pickle": root / "legacy.pt",
+        "renamed-pickle": root / "renamed-pickle",
+    }
 
 
 @pytest.mark.timeout(200)
-@pytest.mark.parametrize("fault, says", [
-    ("truncated", "does not match its sidecar hash"),
-    ("altered", "does not match its sidecar hash"),
-    ("hash-mismatch", "does not match its sidecar hash"),
-    ("pickle", "pickle"),
-    ("renamed-pickle", "zip archive"),
-])
-def test_watch_with_a_bad_model_file_says_why_and_exits_2(fault: str, says: str, checkpoints, tmp_path: Path,
-                                                          cli_server) -> None:
+@pytest.mark.parametrize(
+    "fault, says",
+    [
+        ("truncated", "does not match its sidecar hash"),
+        ("altered", "does not match its sidecar hash"),
+        ("hash-mismatch", "does not match its sidecar hash"),
+        ("pickle", "pickle"),
+        ("renamed-pickle", "zip archive"),
+    ],
+)
+def test_watch_with_a_bad_model_file_says_why_and_exits_2(
+    fault: str, says: str, checkpoints, tmp_path: Path, cli_server
+) -> None:
     line, db = tmp_path / "line", tmp_path / "station.db"
     line.mkdir()
     (line / "part.png").write_bytes(_encode(_rgb(), "PNG"))

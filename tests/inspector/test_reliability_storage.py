@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +31,18 @@ if str(ROOT) not in sys.path:  # bench/ is not an installed package
     sys.path.insert(0, str(ROOT))
 
 from bench.reliability import (  # noqa: E402
-    LIBRARY, PASSWORDS, make_station_db, parse_acks, shared_cli_server, user_env, watch_argv,
+    LIBRARY,
+    PASSWORDS,
+    make_station_db,
+    parse_acks,
+    shared_cli_server,
+    user_env,
+    watch_argv,
 )
+from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict  # noqa: E402
+from inspector.library.labels import load_library  # noqa: E402
 from inspector.store.database import StorageError  # noqa: E402
 from inspector.store.decision_log import DecisionLog  # noqa: E402
-from inspector.library.labels import load_library  # noqa: E402
-from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +59,25 @@ def _station(db: Path) -> tuple[DecisionLog, object, int]:
 
 def _result(version: int, seed: int) -> InspectionResult:
     rgb = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    candidates = tuple(Candidate(f"label-{i}", f"Label {i}", "rework", "a long description " * 20, 0.5 - i / 10,
-                                 0.3 - i / 40, i + 1) for i in range(8))
-    frame = Frame(rgb, datetime.now(timezone.utc), "cam-1", seed, origin=f"part-{seed}.png")
-    return InspectionResult(frame, Ranking(candidates, "model-x", version), Verdict("rework", False, False, "top-1"),
-                            f"{seed:064x}", {"encode": 1.0})
+    candidates = tuple(
+        Candidate(f"label-{i}", f"Label {i}", "rework", "a long description " * 20, 0.5 - i / 10, 0.3 - i / 40, i + 1)
+        for i in range(8)
+    )
+    frame = Frame(rgb, datetime.now(UTC), "cam-1", seed, origin=f"part-{seed}.png")
+    return InspectionResult(
+        frame,
+        Ranking(candidates, "model-x", version),
+        Verdict("rework", False, False, "top-1"),
+        f"{seed:064x}",
+        {"encode": 1.0},
+    )
 
 
 def _counts(log: DecisionLog) -> dict[str, int]:
-    return {t: log.sdb.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-            for t in ("inspections", "decisions", "events", "chain")}
+    return {
+        t: log.sdb.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+        for t in ("inspections", "decisions", "events", "chain")
+    }
 
 
 def _write_part(folder: Path, name: str, seed: int, compress_level: int = 6) -> None:
@@ -134,8 +149,9 @@ def test_a_full_database_refuses_whole_records_with_a_plain_error(tmp_path: Path
 @contextlib.contextmanager
 def _tmpfs(where: Path, size: str) -> Iterator[Path]:
     where.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
-                          capture_output=True, text=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)], capture_output=True, text=True
+    )
     if made.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs CAP_SYS_ADMIN): {made.stderr.strip()}")
     try:
@@ -206,13 +222,20 @@ def test_watch_through_write_errors_reports_them_and_stores_the_next_frame(tmp_p
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **user_env()}
     # A process of its own (not the fork server): its stdout is a pipe, which the file-size limit
     # does not touch, so only the database, WAL and image writes fail.
-    proc = subprocess.Popen([sys.executable, "-m", "inspector.cli", *watch_argv(str(line), db, "--max-frames", "4",
-                                                                                  "--timeout", "0.5")],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inspector.cli", *watch_argv(str(line), db, "--max-frames", "4", "--timeout", "0.5")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out: list[str] = []
     err: list[str] = []
-    readers = [threading.Thread(target=lambda s=s, b=b: b.extend(iter(s.readline, "")), daemon=True)
-               for s, b in ((proc.stdout, out), (proc.stderr, err))]
+    readers = [
+        threading.Thread(target=lambda s=s, b=b: b.extend(iter(s.readline, "")), daemon=True)
+        for s, b in ((proc.stdout, out), (proc.stderr, err))
+    ]
     for t in readers:
         t.start()
     try:
@@ -222,8 +245,11 @@ def test_watch_through_write_errors_reports_them_and_stores_the_next_frame(tmp_p
         resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
         _write_part(line, "b.png", 2)  # its image file write fails (EFBIG)
         _write_part(line, "b2.png", 1, compress_level=1)  # a.png's pixels: the WAL write fails (SQLITE_IOERR)
-        _wait(lambda: all(f"{n}.png" in "".join(err) for n in ("b", "b2")) or proc.poll() is not None, 60,
-              "the refusals of b.png and b2.png")
+        _wait(
+            lambda: all(f"{n}.png" in "".join(err) for n in ("b", "b2")) or proc.poll() is not None,
+            60,
+            "the refusals of b.png and b2.png",
+        )
         time.sleep(0.5)
         assert proc.poll() is None and len(out) == 1
         resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
@@ -245,8 +271,9 @@ def test_watch_through_write_errors_reports_them_and_stores_the_next_frame(tmp_p
     assert sorted(a["origin"] for a in acks) == ["a.png", "b.png", "b2.png", "c.png"]
     rows, events = _verified(db)
     assert sorted(r["id"] for r in rows) == sorted(a["inspection_id"] for a in acks)
-    assert [json.loads(e["detail"])["frames_not_recorded"] for e in events if e["kind"] == "storage_recovered"] \
-        == [len(refusals)]
+    assert [json.loads(e["detail"])["frames_not_recorded"] for e in events if e["kind"] == "storage_recovered"] == [
+        len(refusals)
+    ]
 
 
 # --- the anchor file cannot be moved forward (the commit itself succeeded) -------------------------

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import HashScorer, text_vector
 
+from fakes import HashScorer, text_vector
 from inspector.config import load_config
 from inspector.errors import ConfigError
 from inspector.frame.ranking import blended_similarities, build_index, rank
@@ -21,22 +21,38 @@ from inspector.station import Station
 def test_scoring_defaults_and_toml(tmp_path: Path) -> None:
     assert load_config(None).scoring == ScoringSettings()
     path = tmp_path / "station.toml"
-    path.write_text('[scoring]\ninput_size = 512\ntiling = "on"\ntile_size = 384\ntile_overlap = 32\n'
-                    'local_weight = 0.25\nflips = "h"\ncaption_templates = ["close-up of {}"]\n'
-                    'roi = [[0, 0, 100, 50]]\n[scoring.cameras.cam1]\nroi = [[10, 10, 20, 20]]\n')
+    path.write_text(
+        '[scoring]\ninput_size = 512\ntiling = "on"\ntile_size = 384\ntile_overlap = 32\n'
+        'local_weight = 0.25\nflips = "h"\ncaption_templates = ["close-up of {}"]\n'
+        "roi = [[0, 0, 100, 50]]\n[scoring.cameras.cam1]\nroi = [[10, 10, 20, 20]]\n"
+    )
     s = load_config(path).scoring
-    assert (s.input_size, s.tiling, s.tile_size, s.tile_overlap, s.local_weight, s.flips) == (512, "on", 384, 32, 0.25, "h")
+    assert (s.input_size, s.tiling, s.tile_size, s.tile_overlap, s.local_weight, s.flips) == (
+        512,
+        "on",
+        384,
+        32,
+        0.25,
+        "h",
+    )
     assert s.caption_templates == ("close-up of {}",)
     assert s.roi_for("cam0").rects == ((0, 0, 100, 50),) and s.roi_for("cam1").rects == ((10, 10, 20, 20),)
     path.write_text('[scoring.cameras.cam2]\nroi_mask = "masks/cam2.png"\n')
     assert load_config(path).scoring.roi_for("cam2").mask == str(tmp_path / "masks" / "cam2.png")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[scoring]\ntiling = 'maybe'\n", "tiling"), ("[scoring]\ntile_size = '448'\n", "wrong type"),
-    ("[scoring]\ntile_overlap = 448\n", "tile_overlap"), ("[scoring]\nroi = [[5, 5, 1, 1]]\n", "x0 < x1"),
-    ("[scoring]\ncaption_templates = ['no slot']\n", "caption_templates"), ("[scoring]\nzoom = 2\n", "unknown keys"),
-    ("[scoring]\nlocal_weight = 1.5\n", "local_weight")])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[scoring]\ntiling = 'maybe'\n", "tiling"),
+        ("[scoring]\ntile_size = '448'\n", "wrong type"),
+        ("[scoring]\ntile_overlap = 448\n", "tile_overlap"),
+        ("[scoring]\nroi = [[5, 5, 1, 1]]\n", "x0 < x1"),
+        ("[scoring]\ncaption_templates = ['no slot']\n", "caption_templates"),
+        ("[scoring]\nzoom = 2\n", "unknown keys"),
+        ("[scoring]\nlocal_weight = 1.5\n", "local_weight"),
+    ],
+)
 def test_bad_scoring_keys_refused(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "station.toml"
     path.write_text(text)
@@ -68,8 +84,13 @@ def test_roi_mask_from_rects_and_image(tmp_path: Path) -> None:
 
 
 def _library() -> Library:
-    return Library("t", (Label("ok", "OK", "accept", 0, ("a clean part",)),
-                         Label("scratch", "Scratch", "rework", 2, ("a small scratch",))))
+    return Library(
+        "t",
+        (
+            Label("ok", "OK", "accept", 0, ("a clean part",)),
+            Label("scratch", "Scratch", "rework", 2, ("a small scratch",)),
+        ),
+    )
 
 
 def test_local_evidence_lifts_a_small_defect() -> None:

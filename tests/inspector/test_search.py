@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from fakes import HashScorer
 
+from fakes import HashScorer
 from inspector.cli import main
 from inspector.errors import DataError
 from inspector.frame.records import Decision, Frame
@@ -22,10 +22,17 @@ from inspector.search.vectors import VectorStore
 from inspector.station import Station
 from inspector.store.decision_log import DecisionLog
 
-LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
-    {"id": "ok", "name": "No defect", "disposition": "accept", "descriptions": ["a clean surface"]},
-    {"id": "crack", "name": "Crack", "disposition": "scrap", "severity": 5, "descriptions": ["a crack"]},
-    {"id": "stain", "name": "Stain", "disposition": "rework", "descriptions": ["a stain"]}]})
+LIBRARY = library_from_dict(
+    {
+        "format": 1,
+        "name": "t",
+        "labels": [
+            {"id": "ok", "name": "No defect", "disposition": "accept", "descriptions": ["a clean surface"]},
+            {"id": "crack", "name": "Crack", "disposition": "scrap", "severity": 5, "descriptions": ["a crack"]},
+            {"id": "stain", "name": "Stain", "disposition": "rework", "descriptions": ["a stain"]},
+        ],
+    }
+)
 RED = {10: "a clean surface", 20: "a crack", 30: "a stain", 40: "a burn mark"}
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -82,13 +89,17 @@ def test_text_search_ranks_matching_inspections_and_filters(station: Station) ->
     assert service.text(station.scorer, "a burn mark", station.model_id, k=1).hits[0].inspection_id == ids[5]
     # filters: capture time, station (source), logged #1 label, verdict, decision state
     since = SearchFilter(since=(T0 + timedelta(days=2)).isoformat())
-    assert [h.inspection_id for h in service.text(station.scorer, "a crack", station.model_id, since, 1).hits] == [ids[3]]
+    assert [h.inspection_id for h in service.text(station.scorer, "a crack", station.model_id, since, 1).hits] == [
+        ids[3]
+    ]
     only_b = service.text(station.scorer, "a crack", station.model_id, SearchFilter(station="cam-b"), 10)
     assert {h.inspection_id for h in only_b.hits} == {ids[1], ids[3], ids[5]}
     by_label = service.text(station.scorer, "a crack", station.model_id, SearchFilter(label="stain"), 10)
     assert [h.inspection_id for h in by_label.hits] == [ids[2]]
-    assert service.text(station.scorer, "a crack", station.model_id, SearchFilter(verdict="scrap"), 10).hits[0].label \
+    assert (
+        service.text(station.scorer, "a crack", station.model_id, SearchFilter(verdict="scrap"), 10).hits[0].label
         == "crack"
+    )
     station.log.record_decision(Decision(ids[3], "none_of_these", "op1", typed_description="odd"), station.op)
     decided = service.text(station.scorer, "a crack", station.model_id, SearchFilter(state="decided"), 10)
     assert [(h.inspection_id, h.decided_label) for h in decided.hits] == [(ids[3], "none_of_these")]
@@ -108,6 +119,7 @@ def test_like_search_by_inspection_and_file_excludes_itself(station: Station, tm
     hits = service.like(station.scorer, str(ids[0]), station.model_id, k=1).hits
     assert [h.inspection_id for h in hits] == [ids[2]]
     from inspector.frame.imageio import cv2
+
     cv2.imwrite(str(tmp_path / "q.png"), _image(30)[..., ::-1])
     assert service.like(station.scorer, str(tmp_path / "q.png"), station.model_id, k=1).hits[0].inspection_id == ids[3]
     with pytest.raises(DataError):
@@ -118,7 +130,8 @@ def test_indexer_hook_embeds_new_inspections_and_reembeds_after_a_model_change(s
     current = {"scorer": station.scorer}
     indexer = SearchIndexer(station.log.sdb.path, lambda: current["scorer"], pause_s=0.0)
     station.recorded_listeners.append(
-        lambda r: indexer.submit(r.inspection_id, r.frame.rgb, r.embedding, r.ranking.model_id))
+        lambda r: indexer.submit(r.inspection_id, r.frame.rgb, r.embedding, r.ranking.model_id)
+    )
     indexer.start()
     try:
         _record(station, [20, 10, 30])
@@ -171,8 +184,9 @@ def test_cli_json_lines_have_exactly_the_keys(tmp_path, capsys) -> None:
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(lines) == 3 and all(tuple(x) == JSON_KEYS for x in lines)
     assert lines[0]["decided_label"] is None and lines[0]["score"] >= lines[-1]["score"]
-    assert main(["search", "--like", "2", "--db", db, "--model", "inspector-tiny", "--json",
-                 "--since", "2026-04-30"]) == 0
+    assert (
+        main(["search", "--like", "2", "--db", db, "--model", "inspector-tiny", "--json", "--since", "2026-04-30"]) == 0
+    )
     assert 2 not in [json.loads(x)["inspection_id"] for x in capsys.readouterr().out.splitlines()]
     assert main(["search", "--db", db, "--model", "inspector-tiny"]) == 2  # neither text nor --like
     assert main(["search", "x", "--db", db, "--model", "inspector-tiny", "--since", "yesterday"]) == 2

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from inspector.config import StationConfig, DatabaseConfig, LibraryConfig
-from inspector.store.decision_log import DecisionLog
+from fakes import HashScorer
+from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.errors import InspectorError
-from inspector.library.labels import seed_library_dir
 from inspector.frame.records import Frame
 from inspector.frame.scorer import Scorer
+from inspector.library.labels import seed_library_dir
 from inspector.station import Station, frame_sha256
-from fakes import HashScorer
+from inspector.store.decision_log import DecisionLog
 
 DIM = 512  # random unit vectors this long are nearly orthogonal (cosine ~ +-0.04)
 
@@ -26,14 +26,16 @@ def _scorer() -> HashScorer:
 
 
 def _config(tmp_path: Path) -> StationConfig:
-    return StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
-                         database=DatabaseConfig(str(tmp_path / "station.db")))
+    return StationConfig(
+        library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
+        database=DatabaseConfig(str(tmp_path / "station.db")),
+    )
 
 
 def _frame(red: int, seq: int = 0) -> Frame:
     rgb = np.zeros((20, 30, 3), np.uint8)
     rgb[..., 0] = red
-    return Frame(rgb, datetime.now(timezone.utc), "test", seq)
+    return Frame(rgb, datetime.now(UTC), "test", seq)
 
 
 def test_fake_scorer_satisfies_the_protocol() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fakes import HashScorer
 from inspector.capture.simulated import ManualClock, SimulatedCamera
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.frame.live import LiveCapture
@@ -19,7 +20,6 @@ from inspector.frame.queue import OperatorQueue, QueuePolicy
 from inspector.library.labels import seed_library_dir
 from inspector.station import Station
 from inspector.store.audit import AuditFilter, search
-from fakes import HashScorer
 
 TROUBLE_ORIGIN = "image-0"  # one image in five: 20 % trouble parts
 
@@ -30,13 +30,19 @@ class LineStation(Station):
     def inspect(self, frame, image_sha256=None, top_k=None):
         result = super().inspect(frame, image_sha256, top_k)
         trouble = frame.origin == TROUBLE_ORIGIN
-        return replace(result, verdict=replace(result.verdict, disposition="scrap" if trouble else "accept",
-                                               needs_review=False, open_set=False))
+        return replace(
+            result,
+            verdict=replace(
+                result.verdict, disposition="scrap" if trouble else "accept", needs_review=False, open_set=False
+            ),
+        )
 
 
 def _shift(tmp_path: Path, minutes: float, pace_s: tuple[float, float], seed: int = 0) -> dict:
-    config = StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
-                           database=DatabaseConfig(str(tmp_path / "s.db")))
+    config = StationConfig(
+        library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
+        database=DatabaseConfig(str(tmp_path / "s.db")),
+    )
     clock, rng = ManualClock(), np.random.default_rng(seed)
     images = [np.full((16, 16, 3), 40 * i, np.uint8) for i in range(5)]
     camera = SimulatedCamera(images, fps=1.0, clock=clock, sleep=clock.sleep, source_id="line")
@@ -60,8 +66,12 @@ def _shift(tmp_path: Path, minutes: float, pace_s: tuple[float, float], seed: in
                     delivered.append(result)
                     queue.offer(result)
                 queue.tick()
-                if plan is not None and queue.current is not None and queue.current.inspection_id == plan[0] \
-                        and clock() >= plan[1]:
+                if (
+                    plan is not None
+                    and queue.current is not None
+                    and queue.current.inspection_id == plan[0]
+                    and clock() >= plan[1]
+                ):
                     answered.append(queue.answer("confirm")[1].inspection_id)
                     plan = None
             queue.sign_out()  # end of shift: the waiting parts go to the review lane
@@ -72,9 +82,16 @@ def _shift(tmp_path: Path, minutes: float, pace_s: tuple[float, float], seed: in
         bundle = st.log.export("2000-01-01", "2100-01-01", tmp_path / "bundle", _qa(st))
         with (bundle.out_dir / "inspection_states.csv").open(newline="") as f:
             exported = {int(r["inspection_id"]): r["state"] for r in csv.DictReader(f)}
-        return {"delivered": delivered, "shown": shown, "answered": answered, "moved": moved, "rows": rows,
-                "exported": exported, "decisions": [d["inspection_id"] for d in st.log.decisions(limit=100_000)],
-                "verified": st.log.verify().ok}
+        return {
+            "delivered": delivered,
+            "shown": shown,
+            "answered": answered,
+            "moved": moved,
+            "rows": rows,
+            "exported": exported,
+            "decisions": [d["inspection_id"] for d in st.log.decisions(limit=100_000)],
+            "verified": st.log.verify().ok,
+        }
 
 
 def _qa(st: Station):
@@ -107,5 +124,7 @@ def test_a_shift_loses_no_part_and_shows_them_in_order(tmp_path: Path, pace_s: t
         assert len(out["moved"]) <= 0.1 * len(trouble)
     else:  # 6-12 s a part cannot keep up: the review lane takes the overflow, the operator keeps answering
         assert len(out["moved"]) > 0.2 * len(trouble) and len(out["answered"]) >= 0.4 * len(trouble)
-    print(f"{pace_s}: {len(delivered)} parts, {len(trouble)} trouble, {len(out['answered'])} answered,"
-          f" {len(out['moved'])} to the review lane")
+    print(
+        f"{pace_s}: {len(delivered)} parts, {len(trouble)} trouble, {len(out['answered'])} answered,"
+        f" {len(out['moved'])} to the review lane"
+    )

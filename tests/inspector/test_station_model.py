@@ -10,20 +10,20 @@ import pickle
 import shutil
 import threading
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from inspector.config import DatabaseConfig, LibraryConfig, ModelConfig, StationConfig
-from inspector.store.decision_log import DecisionLog
 from inspector.errors import InspectorError, ModelLoadError
-from inspector.library.labels import seed_library_dir
 from inspector.frame.records import Frame
 from inspector.learning.registry import ModelRegistry
+from inspector.library.labels import seed_library_dir
 from inspector.station import Station
 from inspector.station_model import ActiveModelError
+from inspector.store.decision_log import DecisionLog
 
 QA_PASSWORD = "qa-engineer-pw"
 
@@ -63,14 +63,16 @@ def _copy_checkpoint(src: Path, dst: Path) -> Path:
 
 
 def _config(tmp_path: Path) -> StationConfig:
-    return StationConfig(model=ModelConfig("inspector-tiny", "cpu"),
-                         library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
-                         database=DatabaseConfig(str(tmp_path / "station.db")))
+    return StationConfig(
+        model=ModelConfig("inspector-tiny", "cpu"),
+        library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
+        database=DatabaseConfig(str(tmp_path / "station.db")),
+    )
 
 
 def _frame(seq: int = 0) -> Frame:
     rgb = np.random.default_rng(seq).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    return Frame(rgb, datetime.now(timezone.utc), "test", seq)
+    return Frame(rgb, datetime.now(UTC), "test", seq)
 
 
 def _scores(station: Station) -> list[tuple[str, float]]:
@@ -87,19 +89,30 @@ def station(tmp_path: Path, add_accounts):
 
 
 def _register(station: Station, qa, model_id: str, checkpoint: Path | str, state: str = "candidate") -> None:
-    ModelRegistry(station.log).register(model_id, str(checkpoint), qa, parent_id=None, data_hash="", recipe={},
-                                        figures={}, state=state, reason="test")
+    ModelRegistry(station.log).register(
+        model_id, str(checkpoint), qa, parent_id=None, data_hash="", recipe={}, figures={}, state=state, reason="test"
+    )
 
 
-def _promoted(station: Station, qa, model_id: str, checkpoint: Path, base_id: str,
-              promote: bool = True) -> ModelRegistry:
+def _promoted(
+    station: Station, qa, model_id: str, checkpoint: Path, base_id: str, promote: bool = True
+) -> ModelRegistry:
     """Register a candidate with figures no worse than its base, and promote it (the public path)."""
     figures = {"n": 10, "top1": 0.5, "top3": 0.8, "mrr": 0.6}
     registry = ModelRegistry(station.log)
-    registry.register(model_id, str(checkpoint), qa, parent_id=base_id, data_hash="d", recipe={},
-                      figures={"baseline_model_id": base_id,
-                               "baseline": {"confirmations": figures, "typed_defects": figures},
-                               "candidate": {"confirmations": figures, "typed_defects": figures}})
+    registry.register(
+        model_id,
+        str(checkpoint),
+        qa,
+        parent_id=base_id,
+        data_hash="d",
+        recipe={},
+        figures={
+            "baseline_model_id": base_id,
+            "baseline": {"confirmations": figures, "typed_defects": figures},
+            "candidate": {"confirmations": figures, "typed_defects": figures},
+        },
+    )
     if promote:
         registry.promote(model_id, qa, "test")
     return registry
@@ -126,8 +139,9 @@ def test_the_active_registered_model_runs_at_the_next_open(station, variants, tm
 
 
 @pytest.mark.parametrize("fault", ["missing", "replaced by other weights"])
-def test_a_broken_active_model_is_refused_not_replaced_and_rollback_recovers(station, variants, tmp_path: Path,
-                                                                             fault: str) -> None:
+def test_a_broken_active_model_is_refused_not_replaced_and_rollback_recovers(
+    station, variants, tmp_path: Path, fault: str
+) -> None:
     st, qa = station
     tiny_id = st.model_id
     _register(st, qa, tiny_id, "inspector-tiny", state="active")
@@ -194,11 +208,13 @@ def _missing(path: Path) -> None:
     path.with_suffix(".safetensors").unlink()
 
 
-FAULTS = {"truncated": (_truncate, "truncated|not a valid safetensors|does not match"),
-          "altered weights": (_alter, "does not match its sidecar hash"),
-          "sidecar hash mismatch": (_sidecar_hash, "does not match its sidecar hash"),
-          "pickle file": (_pickle, "pickle"),
-          "missing file": (_missing, "do not exist|neither a known architecture")}
+FAULTS = {
+    "truncated": (_truncate, "truncated|not a valid safetensors|does not match"),
+    "altered weights": (_alter, "does not match its sidecar hash"),
+    "sidecar hash mismatch": (_sidecar_hash, "does not match its sidecar hash"),
+    "pickle file": (_pickle, "pickle"),
+    "missing file": (_missing, "do not exist|neither a known architecture"),
+}
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))

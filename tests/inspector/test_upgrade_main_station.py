@@ -37,9 +37,13 @@ def test_main_database_upgrades_with_a_continuous_verifiable_chain(db: Path) -> 
         assert log.verify().ok
     with sqlite3.connect(db) as raw:
         after = raw.execute("SELECT seq, hash, prev_hash, mac FROM chain ORDER BY seq").fetchall()
-        migrations = [s for (s,) in raw.execute(
-            "SELECT subject FROM events WHERE kind = 'schema_migration' AND id IN"
-            " (SELECT row_id FROM chain WHERE tbl = 'events' AND seq > 21) ORDER BY id")]
+        migrations = [
+            s
+            for (s,) in raw.execute(
+                "SELECT subject FROM events WHERE kind = 'schema_migration' AND id IN"
+                " (SELECT row_id FROM chain WHERE tbl = 'events' AND seq > 21) ORDER BY id"
+            )
+        ]
     assert [(s, h) for s, h, _, _ in after[:21]] == before  # old entries untouched
     assert after[21][2] == before[-1][1]  # the first new entry links to main's head
     assert all(mac is None for *_, mac in after[:21]) and all(mac for *_, mac in after[21:])

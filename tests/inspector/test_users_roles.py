@@ -4,32 +4,55 @@ forged sessions, lockout after consecutive failures, first-run admin, password c
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from inspector.store.decision_log import DecisionLog
-from inspector.library.labels import library_from_dict
-from inspector.learning.registry import ModelRegistry
 from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
+from inspector.learning.registry import ModelRegistry
+from inspector.library.labels import library_from_dict
+from inspector.store.decision_log import DecisionLog
 from inspector.store.passwords import scrypt_hash
-from inspector.store.users import (MATRIX, AccessDenied, AccountLocked, AuthenticationFailed, PasswordChangeRequired,
-                                   Session, UserError, check_password, hash_password, require)
+from inspector.store.users import (
+    MATRIX,
+    AccessDenied,
+    AccountLocked,
+    AuthenticationFailed,
+    PasswordChangeRequired,
+    Session,
+    UserError,
+    check_password,
+    hash_password,
+    require,
+)
 
 PW = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw", "aud": "auditor-pass-9"}
 ROLE_USER = {"operator": "op", "qa": "qa", "auditor": "aud", "admin": "admin"}
-LIBRARY = library_from_dict({"format": 1, "name": "t", "labels": [
-    {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
-    {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]}]})
+LIBRARY = library_from_dict(
+    {
+        "format": 1,
+        "name": "t",
+        "labels": [
+            {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface"]},
+            {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch"]},
+        ],
+    }
+)
 _unique = itertools.count()
 
 
 def _result(version: int) -> InspectionResult:
-    ranking = Ranking((Candidate("scratch", "S", "rework", "a thin scratch", 0.3, 0.6, 1),
-                       Candidate("ok", "O", "accept", "a clean surface", 0.1, 0.4, 2)), "model", version)
-    frame = Frame(np.zeros((2, 2, 3), np.uint8), datetime.now(timezone.utc), "cam", 0)
+    ranking = Ranking(
+        (
+            Candidate("scratch", "S", "rework", "a thin scratch", 0.3, 0.6, 1),
+            Candidate("ok", "O", "accept", "a clean surface", 0.1, 0.4, 2),
+        ),
+        "model",
+        version,
+    )
+    frame = Frame(np.zeros((2, 2, 3), np.uint8), datetime.now(UTC), "cam", 0)
     return InspectionResult(frame, ranking, Verdict("rework", False, False, "top"), "0" * 64)
 
 
@@ -51,20 +74,28 @@ def _inspect(log, users, version) -> int:
 ACTIONS = {
     "record_inspection": lambda log, u, s, v, root: log.record_inspection(_result(v), s),
     "record_decision": lambda log, u, s, v, root: log.record_decision(
-        Decision(_inspect(log, u, v), "confirm", s.name, "scratch", 1), s),
-    "correct_decision": lambda log, u, s, v, root: (lambda i: log.correct_decision(
-        log.record_decision(Decision(i, "confirm", "qa", "scratch", 1), u["qa"]),
-        Decision(i, "reject_image", s.name), "image was blurred", s))(_inspect(log, u, v)),
+        Decision(_inspect(log, u, v), "confirm", s.name, "scratch", 1), s
+    ),
+    "correct_decision": lambda log, u, s, v, root: (
+        lambda i: log.correct_decision(
+            log.record_decision(Decision(i, "confirm", "qa", "scratch", 1), u["qa"]),
+            Decision(i, "reject_image", s.name),
+            "image was blurred",
+            s,
+        )
+    )(_inspect(log, u, v)),
     "edit_library": lambda log, u, s, v, root: log.library.add_description(
-        "scratch", f"a fine scratch number {next(_unique)}", s, "more wording"),
+        "scratch", f"a fine scratch number {next(_unique)}", s, "more wording"
+    ),
     "promote_model": lambda log, u, s, v, root: ModelRegistry(log).register(
-        f"model-{next(_unique)}", "/models/m", s, parent_id=None, data_hash="", recipe={}, figures={"top1": 0.9}),
+        f"model-{next(_unique)}", "/models/m", s, parent_id=None, data_hash="", recipe={}, figures={"top1": 0.9}
+    ),
     "export": lambda log, u, s, v, root: log.export("2000-01-01", "2100-01-01", root / f"export{next(_unique)}", s),
     "verify": lambda log, u, s, v, root: log.verify(s),
     "add_user": lambda log, u, s, v, root: log.users.add_user(f"user{next(_unique)}", "operator", "a-long-password", s),
-    "set_others_password": lambda log, u, s, v, root: log.users.change_password("op" if s.name != "op" else "qa",
-                                                                                 PW["op" if s.name != "op" else "qa"], s,
-                                                                                 "matrix test"),
+    "set_others_password": lambda log, u, s, v, root: log.users.change_password(
+        "op" if s.name != "op" else "qa", PW["op" if s.name != "op" else "qa"], s, "matrix test"
+    ),
 }
 # The matrix, written out independently of inspector.store.users.MATRIX.
 ALLOWED = {
@@ -92,9 +123,12 @@ def test_role_matrix_cell(station, role: str, action: str) -> None:
 
 
 def test_permission_table_matches_station_requirements() -> None:
-    assert MATRIX == {"operator": {"decide"},
-                      "qa": {"decide", "correct", "edit_library", "promote_model", "export", "view"},
-                      "auditor": {"view", "export", "verify"}, "admin": {"manage_users", "config"}}
+    assert MATRIX == {
+        "operator": {"decide"},
+        "qa": {"decide", "correct", "edit_library", "promote_model", "export", "view"},
+        "auditor": {"view", "export", "verify"},
+        "admin": {"manage_users", "config"},
+    }
     with pytest.raises(AccessDenied):
         require(None, "view")
 

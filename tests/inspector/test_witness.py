@@ -16,8 +16,17 @@ import pytest
 from inspector.cli import main
 from inspector.config import WitnessConfig
 from inspector.store.decision_log import DecisionLog
-from inspector.witness.note import (Checkpoint, CompactRange, Verifier, leaf_hash, load_identity, parse_note,
-                                    sign_checkpoint, signer_verifier, station_origin)
+from inspector.witness.note import (
+    Checkpoint,
+    CompactRange,
+    Verifier,
+    leaf_hash,
+    load_identity,
+    parse_note,
+    sign_checkpoint,
+    signer_verifier,
+    station_origin,
+)
 from inspector.witness.publisher import root_at
 from inspector.witness.server import Witness, WitnessError, make_server
 
@@ -40,7 +49,7 @@ def test_compact_range_root_is_the_rfc6962_root() -> None:
     assert tree.root() == _mth([])
     for i, leaf in enumerate(leaves):
         tree.append(leaf_hash(leaf.hex()))
-        assert tree.root() == _mth(leaves[:i + 1]), i
+        assert tree.root() == _mth(leaves[: i + 1]), i
 
 
 def test_signed_checkpoint_round_trip(tmp_path: Path) -> None:
@@ -160,8 +169,10 @@ def test_witness_refuses_a_rewrite_and_a_smaller_tree(tmp_path: Path) -> None:
     other = load_identity(tmp_path / "other", create=True)
     with pytest.raises(WitnessError) as refused:  # someone else's key for this station's log
         note = sign_checkpoint(Checkpoint(origin, 6, _mth(leaves)), other)
-        witness.add_checkpoint("old 4\n" + "".join(base64.b64encode(x).decode() + "\n" for x in leaves[4:]) + "\n"
-                               + note, str(signer_verifier(other, origin)))
+        witness.add_checkpoint(
+            "old 4\n" + "".join(base64.b64encode(x).decode() + "\n" for x in leaves[4:]) + "\n" + note,
+            str(signer_verifier(other, origin)),
+        )
     assert refused.value.status == 403
     assert request(4, leaves[4:], 6, leaves).startswith("\u2014 rankclip-inspector/witness ")
     witness.close()

@@ -39,8 +39,11 @@ def _with_model(bundle, model):
 
 @pytest.fixture()
 def tiny_ckpt(tiny_bundle, tmp_path):
-    metadata = {"training": {"steps": 0}, "data_sources": [{"name": "synthetic", "licence": "MIT"}],
-                "metrics": {"top1": 0.5}}
+    metadata = {
+        "training": {"steps": 0},
+        "data_sources": [{"name": "synthetic", "licence": "MIT"}],
+        "metrics": {"top1": 0.5},
+    }
     model_id = save_checkpoint(tiny_bundle, tmp_path / "tiny", metadata=metadata)
     return tmp_path / "tiny", model_id
 
@@ -199,8 +202,9 @@ def test_partial_default_round_trip(default_bundle, tmp_path):
         model.visual.head.proj.weight.mul_(-1.5)
         model.text.proj.weight.add_(0.01)
     trained = _with_model(default_bundle, model)
-    model_id = save_checkpoint(trained, tmp_path / "lit", metadata={"training": {"loss": "rankclip"}},
-                               trainable_only=True)
+    model_id = save_checkpoint(
+        trained, tmp_path / "lit", metadata={"training": {"loss": "rankclip"}}, trainable_only=True
+    )
     full_id = save_checkpoint(trained, tmp_path / "full")
     partial_file, full_file = tmp_path / "lit.safetensors", tmp_path / "full.safetensors"
     assert model_id == _sha256(partial_file) and full_id == _sha256(full_file)

@@ -32,8 +32,9 @@ def test_tsv_separator_custom_columns_and_root(tmp_path):
     _png(tmp_path / "data" / "x.png")
     (tmp_path / "meta").mkdir()
     (tmp_path / "meta" / "pairs.tsv").write_text("caption\tpath\na dent, deep\tx.png\n")
-    ds = CsvCaptionDataset(tmp_path / "meta" / "pairs.tsv", image_col="path", caption_col="caption",
-                           root=tmp_path / "data")
+    ds = CsvCaptionDataset(
+        tmp_path / "meta" / "pairs.tsv", image_col="path", caption_col="caption", root=tmp_path / "data"
+    )
     assert ds[0][1] == "a dent, deep"
 
 

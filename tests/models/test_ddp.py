@@ -38,6 +38,7 @@ def one_thread():
     yield
     torch.set_num_threads(threads)
 
+
 GLOBAL_B, DIM_IN, DIM = 8, 12, 6
 
 
@@ -68,14 +69,20 @@ def _loss_and_grads(rows, world, rank):
     terms = RankClipLoss("rankclip", numerics="official")(all_img, all_txt, theta.exp(), progress=0.9)
     total = sum(terms.values())
     total.backward()
-    return {"total": total.detach().reshape(1), **{k: v.detach().reshape(1) for k, v in terms.items()},
-            "grad_w_img": w_img.grad, "grad_w_txt": w_txt.grad, "grad_theta": theta.grad.reshape(1),
-            "grad_img": img.grad}
+    return {
+        "total": total.detach().reshape(1),
+        **{k: v.detach().reshape(1) for k, v in terms.items()},
+        "grad_w_img": w_img.grad,
+        "grad_w_txt": w_txt.grad,
+        "grad_theta": theta.grad.reshape(1),
+        "grad_img": img.grad,
+    }
 
 
 def _init(rank, port):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
 
 
@@ -101,7 +108,7 @@ def test_gathered_loss_and_gradients_match_single_process(tmp_path):
     for r, got in enumerate(ranks):
         for key in ("total", "contrastive_loss", "rank_cross_loss", "rank_in_loss", "grad_theta"):
             torch.testing.assert_close(got[key], single[key], rtol=1e-5, atol=1e-6, msg=f"rank {r} {key}")
-        torch.testing.assert_close(got["grad_img"], single["grad_img"][r * b:(r + 1) * b], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(got["grad_img"], single["grad_img"][r * b : (r + 1) * b], rtol=1e-5, atol=1e-6)
     for key in ("grad_w_img", "grad_w_txt"):
         ddp_average = sum(got[key] for got in ranks) / WORLD
         torch.testing.assert_close(ddp_average, single[key] / WORLD, rtol=1e-5, atol=1e-6, msg=key)
@@ -139,8 +146,9 @@ class Shapes:
 def _fit_cfg(out_dir, **kw):
     from models.train import TrainConfig
 
-    return TrainConfig(steps=3, batch_size=8, lr=5e-3, warmup_steps=1, progress_bar=False,
-                       log_path=f"{out_dir}/log.jsonl", **kw)
+    return TrainConfig(
+        steps=3, batch_size=8, lr=5e-3, warmup_steps=1, progress_bar=False, log_path=f"{out_dir}/log.jsonl", **kw
+    )
 
 
 FIT_CONFIGS = {"cached-towers": {}, "image-tower-trains": {"freeze_image": False}}

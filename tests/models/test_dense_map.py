@@ -26,22 +26,37 @@ SIZE = 128
 @pytest.fixture(scope="module")
 def bundle() -> ModelBundle:
     torch.manual_seed(0)
-    model = open_clip.CLIP(embed_dim=32, vision_cfg={"timm_model_name": "tf_efficientnet_lite0",
-                                                     "timm_model_pretrained": False, "timm_pool": "avg",
-                                                     "timm_proj": "linear", "image_size": SIZE},
-                           text_cfg={"context_length": 16, "vocab_size": 1000, "width": 32, "heads": 2, "layers": 1})
+    model = open_clip.CLIP(
+        embed_dim=32,
+        vision_cfg={
+            "timm_model_name": "tf_efficientnet_lite0",
+            "timm_model_pretrained": False,
+            "timm_pool": "avg",
+            "timm_proj": "linear",
+            "image_size": SIZE,
+        },
+        text_cfg={"context_length": 16, "vocab_size": 1000, "width": 32, "heads": 2, "layers": 1},
+    )
     pp = merge_preprocess_dict(PreprocessCfg(), {"size": SIZE, "mean": (0.5,) * 3, "std": (0.5,) * 3})
     set_model_preprocess_cfg(model, pp)
     transform = image_transform_v2(PreprocessCfg(**pp), is_train=False)
-    return ModelBundle(model=model.eval(), preprocess=transform, train_preprocess=transform, tokenizer=None,
-                       arch="test", model_cfg={"embed_dim": 32}, metadata={"input_size": SIZE}, model_id="t",
-                       device=torch.device("cpu"))
+    return ModelBundle(
+        model=model.eval(),
+        preprocess=transform,
+        train_preprocess=transform,
+        tokenizer=None,
+        arch="test",
+        model_cfg={"embed_dim": 32},
+        metadata={"input_size": SIZE},
+        model_id="t",
+        device=torch.device("cpu"),
+    )
 
 
 def _frame(h: int, w: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     frame = np.full((h, w, 3), 90, np.uint8)
-    frame[h // 4: h // 4 + 24, w // 2: w // 2 + 24] = 230  # a patch gives the map something to find
+    frame[h // 4 : h // 4 + 24, w // 2 : w // 2 + 24] = 230  # a patch gives the map something to find
     return np.clip(frame + rng.normal(0, 12, frame.shape), 0, 255).astype(np.uint8)
 
 

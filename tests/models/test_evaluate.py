@@ -96,8 +96,13 @@ def test_metric_input_errors():
 
 E = np.eye(3)
 TEXTS = {"ok": ["clean surface", "flawless part"], "scratch": ["a scratch"], "stain": ["a stain", "a dark stain"]}
-TEXT_EMB = {"clean surface": E[0], "flawless part": (E[0] + E[1]) / math.sqrt(2), "a scratch": E[1],
-            "a stain": E[2], "a dark stain": E[2]}
+TEXT_EMB = {
+    "clean surface": E[0],
+    "flawless part": (E[0] + E[1]) / math.sqrt(2),
+    "a scratch": E[1],
+    "a stain": E[2],
+    "a dark stain": E[2],
+}
 IMAGE_EMB = [E[0], E[1], E[2], E[0]]  # image k is a flat image whose pixel value is k
 LABELS = ["ok", "scratch", "stain", "scratch"]  # the last one looks exactly like an ok part
 SCALE = 10.0
@@ -124,9 +129,16 @@ class _FixedModel(nn.Module):
 def _fixed_bundle():
     ids = {t: i for i, t in enumerate(TEXT_EMB)}
     return ModelBundle(
-        model=_FixedModel(), preprocess=lambda im: torch.tensor([float(np.asarray(im)[0, 0, 0])]),
-        train_preprocess=None, tokenizer=lambda texts: torch.tensor([[ids[t]] for t in texts]),
-        arch="fixed", model_cfg={"embed_dim": 3}, metadata={}, model_id="fixed-id", device=torch.device("cpu"))
+        model=_FixedModel(),
+        preprocess=lambda im: torch.tensor([float(np.asarray(im)[0, 0, 0])]),
+        train_preprocess=None,
+        tokenizer=lambda texts: torch.tensor([[ids[t]] for t in texts]),
+        arch="fixed",
+        model_cfg={"embed_dim": 3},
+        metadata={},
+        model_id="fixed-id",
+        device=torch.device("cpu"),
+    )
 
 
 def _images():
@@ -180,8 +192,19 @@ def test_evaluate_tiny_model_ranges(tiny_bundle):
     images = [rng.integers(0, 256, (48, 48, 3), dtype=np.uint8) for _ in range(6)]
     labels = ["ok", "scratch", "stain", "ok", "scratch", "stain"]
     out = evaluate(tiny_bundle, images, labels, TEXTS, batch_size=4)
-    expected = {"n", "top1", "top3", "mrr", "ndcg5", "per_label_recall", "confusion", "auroc_defect_vs_ok",
-                "modality_gap", "aggregate", "model_id"}
+    expected = {
+        "n",
+        "top1",
+        "top3",
+        "mrr",
+        "ndcg5",
+        "per_label_recall",
+        "confusion",
+        "auroc_defect_vs_ok",
+        "modality_gap",
+        "aggregate",
+        "model_id",
+    }
     assert expected <= set(out)
     for key in ("top1", "top3", "mrr", "ndcg5", "auroc_defect_vs_ok"):
         assert 0.0 <= out[key] <= 1.0, key

@@ -19,13 +19,22 @@ TINY_TEXT = {"context_length": 16, "vocab_size": 1000, "width": 32, "heads": 2, 
 
 def _bundle(model: torch.nn.Module, size, embed_dim: int, resize_mode: str = "shortest") -> ModelBundle:
     """Wrap a model the way the factory does: open_clip eval transform, preprocess cfg on the tower."""
-    pp = merge_preprocess_dict(PreprocessCfg(), {"size": size, "resize_mode": resize_mode,
-                                                 "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)})
+    pp = merge_preprocess_dict(
+        PreprocessCfg(), {"size": size, "resize_mode": resize_mode, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+    )
     set_model_preprocess_cfg(model, pp)
     transform = image_transform_v2(PreprocessCfg(**pp), is_train=False)
-    return ModelBundle(model=model.eval(), preprocess=transform, train_preprocess=transform, tokenizer=None,
-                       arch="test", model_cfg={"embed_dim": embed_dim}, metadata={}, model_id="test",
-                       device=torch.device("cpu"))
+    return ModelBundle(
+        model=model.eval(),
+        preprocess=transform,
+        train_preprocess=transform,
+        tokenizer=None,
+        arch="test",
+        model_cfg={"embed_dim": embed_dim},
+        metadata={},
+        model_id="test",
+        device=torch.device("cpu"),
+    )
 
 
 def _clip(vision_cfg: dict, embed_dim: int = 32) -> torch.nn.Module:
@@ -163,8 +172,8 @@ def _squares_frame() -> tuple[np.ndarray, tuple, tuple]:
     """A 96x160 grey frame with a red and a green 20-px square inside its central 96x96 view."""
     frame = np.full((96, 160, 3), 128, np.uint8)
     red, green = (40, 60, 60, 80), (100, 10, 120, 30)  # (x0, y0, x1, y1)
-    frame[red[1]:red[3], red[0]:red[2]] = (255, 0, 0)
-    frame[green[1]:green[3], green[0]:green[2]] = (0, 255, 0)
+    frame[red[1] : red[3], red[0] : red[2]] = (255, 0, 0)
+    frame[green[1] : green[3], green[0] : green[2]] = (0, 255, 0)
     return frame, red, green
 
 
@@ -236,19 +245,20 @@ def test_default_model_points_at_what_tells_two_images_apart(default_bundle):
     for i, (kind, x, y) in enumerate(cases):
         clean = make_surface(kind, 224, np.random.default_rng(i))
         frame = clean.copy()
-        frame[y:y + 48, x:x + 48] = patch
+        frame[y : y + 48, x : x + 48] = patch
         framed, plain = scorer.embed_images([frame, clean])
         exp = explainer.explain(frame, framed, versus=plain)
         on = np.zeros((224, 224), bool)
-        on[y:y + 48, x:x + 48] = True
+        on[y : y + 48, x : x + 48] = True
         assert exp.heatmap[on].mean() > 2 * exp.heatmap[~on].mean(), (kind, x, y)
         # The trunk's last map has 32-px cells at 224 px: the peak can only be placed to half a cell.
         assert _inside(exp.peak, (x - 16, y - 16, x + 64, y + 64)), (kind, exp.peak, x, y)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch, layer", [("RN50", "visual.layer4"),
-                                         ("ViT-B-32", "visual.transformer.resblocks.11.ln_1")])
+@pytest.mark.parametrize(
+    "arch, layer", [("RN50", "visual.layer4"), ("ViT-B-32", "visual.transformer.resblocks.11.ln_1")]
+)
 def test_full_size_open_clip_towers(arch, layer):
     bundle = create_model(arch, device="cpu")  # random weights: tests the plumbing, not the answer
     explainer = Explainer(bundle)

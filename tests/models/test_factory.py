@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from models.architectures import list_architectures
 from models.device import inference_dtype, select_device
 from models.errors import CheckpointError, ModelError
-from models.architectures import list_architectures
 from models.factory import create_model
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from models.architectures import arch_config as _arch_config
 from models.checkpoint import read_sidecar
 from models.errors import CheckpointError
-from models.architectures import arch_config as _arch_config
 from models.factory import WEIGHTS_DIR
 
 V1 = WEIGHTS_DIR / "inspector-default-v1"

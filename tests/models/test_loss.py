@@ -166,8 +166,10 @@ def test_ranking_weight_ramp() -> None:
             ranking_weight(p)
 
 
-@pytest.mark.parametrize("variant, cross_on, in_on", [
-    ("clip", False, False), ("rankclip", True, True), ("rankclip_c", True, False), ("rankclip_i", False, True)])
+@pytest.mark.parametrize(
+    "variant, cross_on, in_on",
+    [("clip", False, False), ("rankclip", True, True), ("rankclip_c", True, False), ("rankclip_i", False, True)],
+)
 def test_variants_switch_exactly_their_terms(variant: str, cross_on: bool, in_on: bool) -> None:
     u, v = _features(16, 8, seed=7)
     out = RankClipLoss(variant)(u, v, S0, progress=1.0)
@@ -256,9 +258,16 @@ def test_low_precision_inputs_are_computed_in_fp32(low: torch.dtype) -> None:
     assert plackett_luce_nll(u16, v16).dtype == torch.float32
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"variant": "cyclip"}, "variant"), ({"numerics": "fast"}, "numerics"),
-    ({"position_decay": "log"}, "position_decay"), ({"row_chunk": 0}, "row_chunk"), ({"weight_cap": -1.0}, "cap")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"variant": "cyclip"}, "variant"),
+        ({"numerics": "fast"}, "numerics"),
+        ({"position_decay": "log"}, "position_decay"),
+        ({"row_chunk": 0}, "row_chunk"),
+        ({"weight_cap": -1.0}, "cap"),
+    ],
+)
 def test_bad_constructor_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         RankClipLoss(**kwargs)
@@ -268,8 +277,12 @@ def test_bad_forward_inputs() -> None:
     u, v = _features(4, 3, seed=14)
     loss = RankClipLoss()
     for a, b, scale, p, match in [
-        (u, v[:3], S0, 0.5, "same|\\[B, d\\]"), (u[0], v[0], S0, 0.5, "2-D"), (u, v, S0, 1.5, "progress"),
-        (u, v, S0, -0.1, "progress"), (u, v, torch.ones(2), 0.5, "scalar"), (u, v, -1.0, 0.5, "logit_scale"),
+        (u, v[:3], S0, 0.5, "same|\\[B, d\\]"),
+        (u[0], v[0], S0, 0.5, "2-D"),
+        (u, v, S0, 1.5, "progress"),
+        (u, v, S0, -0.1, "progress"),
+        (u, v, torch.ones(2), 0.5, "scalar"),
+        (u, v, -1.0, 0.5, "logit_scale"),
     ]:
         with pytest.raises(ValueError, match=match):
             loss(a, b, scale, progress=p)
@@ -282,6 +295,7 @@ def test_bad_forward_inputs() -> None:
 # ---------------------------------------------------------------- the fast path against the reference
 # models.loss sorts packed int64 keys (numpy on the CPU, torch.sort elsewhere) and has a hand-written
 # ListMLE backward. These tests pin it to the straightforward implementation it replaced.
+
 
 def _reference_pl_rows(
     scores: torch.Tensor, target: torch.Tensor, perm: torch.Tensor, numerics: str, decay: str | None
@@ -302,8 +316,13 @@ def _reference_pl_rows(
 
 
 def _reference_loss(
-    u: torch.Tensor, v: torch.Tensor, s: torch.Tensor, perms: list[torch.Tensor], w: float,
-    numerics: str = "official", decay: str | None = None,
+    u: torch.Tensor,
+    v: torch.Tensor,
+    s: torch.Tensor,
+    perms: list[torch.Tensor],
+    w: float,
+    numerics: str = "official",
+    decay: str | None = None,
 ) -> dict[str, torch.Tensor]:
     """RankClipLoss written out whole: the four ListMLE directions of spec 3.3-3.5, no chunking."""
     b = u.shape[0]
@@ -312,8 +331,10 @@ def _reference_loss(
     pl = lambda x, y, p: _reference_pl_rows(x, y.detach(), p, numerics, decay).sum()  # noqa: E731
     scale = w / 32 / b**2
     return {
-        "contrastive_loss": (F.cross_entropy(S, labels, reduction="sum")
-                             + F.cross_entropy(S.T, labels, reduction="sum")) / (2 * b),
+        "contrastive_loss": (
+            F.cross_entropy(S, labels, reduction="sum") + F.cross_entropy(S.T, labels, reduction="sum")
+        )
+        / (2 * b),
         "rank_cross_loss": (pl(S, S.T, perms[0]) + pl(S.T, S, perms[1])) * scale,
         "rank_in_loss": (pl(GI, GT, perms[2]) + pl(GT, GI, perms[3])) * scale,
     }
@@ -378,8 +399,9 @@ def _pl_and_grad(fn, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.usefixtures("sort_branch")
-@pytest.mark.parametrize("numerics, decay", [("official", None), ("official", "log2"), ("exact", None),
-                                             ("exact", "log2")])
+@pytest.mark.parametrize(
+    "numerics, decay", [("official", None), ("official", "log2"), ("exact", None), ("exact", "log2")]
+)
 @pytest.mark.parametrize("spread", [5.0, 60.0])  # 60 logits: deep in the eps regime (spec 3.7)
 def test_pl_nll_matches_the_reference_with_ties(numerics: str, decay: str | None, spread: float) -> None:
     g = torch.Generator().manual_seed(int(spread))
@@ -387,14 +409,16 @@ def test_pl_nll_matches_the_reference_with_ties(numerics: str, decay: str | None
     scores[:, 7] = scores[:, 3]  # tied scores, including possibly at the row max
     target = _tie_heavy(9, 200, seed=int(spread))
     perm = torch.randperm(200, generator=torch.Generator().manual_seed(11))
-    got = _pl_and_grad(lambda x: plackett_luce_nll(x, target, numerics, decay, torch.Generator().manual_seed(11)),
-                       scores)
+    got = _pl_and_grad(
+        lambda x: plackett_luce_nll(x, target, numerics, decay, torch.Generator().manual_seed(11)), scores
+    )
     want = _pl_and_grad(lambda x: _reference_pl_rows(x, target, perm, numerics, decay), scores)
     torch.testing.assert_close(got[0], want[0], rtol=2e-6, atol=1e-4)
     torch.testing.assert_close(got[1], want[1], rtol=1e-4, atol=2e-5)
     # The ties are decisive: another tie-break permutation changes the loss.
-    other = _reference_pl_rows(scores, target, torch.randperm(200, generator=torch.Generator().manual_seed(12)),
-                               numerics, decay)
+    other = _reference_pl_rows(
+        scores, target, torch.randperm(200, generator=torch.Generator().manual_seed(12)), numerics, decay
+    )
     assert not torch.allclose(other, want[0], rtol=1e-4)
 
 

@@ -56,8 +56,7 @@ def test_gray_images_equal_their_rgb_version(tiny_scorer):
     gray = _images(1)[0][:, :, 0]
     rgb = np.stack([gray] * 3, axis=-1)
     np.testing.assert_allclose(tiny_scorer.embed_images([gray]), tiny_scorer.embed_images([rgb]), atol=1e-6)
-    np.testing.assert_allclose(tiny_scorer.embed_images([gray[:, :, None]]), tiny_scorer.embed_images([rgb]),
-                               atol=1e-6)
+    np.testing.assert_allclose(tiny_scorer.embed_images([gray[:, :, None]]), tiny_scorer.embed_images([rgb]), atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -106,8 +105,10 @@ def test_reduced_precision_autocast_agrees_with_fp32_on_cpu(tiny_bundle, precisi
     # The same autocast path the GPU uses, exercised here so machines without CUDA still cover it.
     half = TorchScorer(create_model("inspector-tiny", device="cpu", precision=precision))
     full = TorchScorer(tiny_bundle)
-    for a, b in ((half.embed_images(_images(3)), full.embed_images(_images(3))),
-                 (half.embed_texts(TEXTS), full.embed_texts(TEXTS))):
+    for a, b in (
+        (half.embed_images(_images(3)), full.embed_images(_images(3))),
+        (half.embed_texts(TEXTS), full.embed_texts(TEXTS)),
+    ):
         _assert_unit_rows(a, len(b), b.shape[1])
         assert np.min(np.sum(a * b, axis=1)) > 0.999
         assert not np.array_equal(a, b)  # it really ran in reduced precision
@@ -121,8 +122,10 @@ def test_fp16_on_cuda_agrees_with_fp32(arch):
     full = TorchScorer(create_model(arch, device="cuda", precision="fp32"))
     assert half.model_id == full.model_id and half.device.startswith("cuda")
     images = _images(4, seed=2)
-    for a, b in ((half.embed_images(images), full.embed_images(images)),
-                 (half.embed_texts(TEXTS), full.embed_texts(TEXTS))):
+    for a, b in (
+        (half.embed_images(images), full.embed_images(images)),
+        (half.embed_texts(TEXTS), full.embed_texts(TEXTS)),
+    ):
         _assert_unit_rows(a, len(b), b.shape[1])
         assert np.min(np.sum(a * b, axis=1)) > 0.995  # cosine similarity per row
         np.testing.assert_allclose(a, b, atol=2e-2)

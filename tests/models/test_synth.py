@@ -13,10 +13,23 @@ import pytest
 from PIL import Image
 
 from models.synth import (
-    CONTRAST_FLOOR, DEFECT_TYPES, MASK_TOL, SURFACE_KINDS, DefectNotVisible, Sample, SyntheticDefectDataset,
-    TextileSeedsUnavailable, caption, draw_defect, generate, heldout_descriptions, make_surface, train_descriptions,
+    CONTRAST_FLOOR,
+    DEFECT_TYPES,
+    MASK_TOL,
+    SURFACE_KINDS,
+    DefectNotVisible,
+    Sample,
+    SyntheticDefectDataset,
+    TextileSeedsUnavailable,
+    caption,
+    draw_defect,
+    generate,
+    heldout_descriptions,
+    make_surface,
+    seeds,
+    train_descriptions,
+    vocab,
 )
-from models.synth import seeds, vocab
 
 HAVE_TEXTILES = importlib.util.find_spec("conformal_clip_data") is not None
 TEXTILE = 0.5 if HAVE_TEXTILES else 0.0
@@ -44,6 +57,7 @@ def _contrast(image: np.ndarray, mask: np.ndarray) -> float:
 
 
 # --- masks -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("defect", DEFECTS)
 def test_mask_is_exactly_the_changed_pixels(defect: str) -> None:
@@ -84,12 +98,16 @@ def test_metadata_agrees_with_the_mask(train_samples: list[Sample]) -> None:
 
 # --- visibility --------------------------------------------------------------------------------
 
+
 def test_every_defect_is_above_the_visibility_floor(train_samples: list[Sample]) -> None:
     more = generate(40, seed=8, defects=DEFECTS, textile_fraction=TEXTILE)
     defects = [s for s in train_samples + more if s.defect != "ok"]
     assert len(defects) >= 100
-    low = [(s.defect, s.surface, round(_contrast(s.image, s.mask), 1)) for s in defects
-           if _contrast(s.image, s.mask) < CONTRAST_FLOOR]
+    low = [
+        (s.defect, s.surface, round(_contrast(s.image, s.mask), 1))
+        for s in defects
+        if _contrast(s.image, s.mask) < CONTRAST_FLOOR
+    ]
     assert not low, f"defects below the floor {CONTRAST_FLOOR}: {low}"
     assert CONTRAST_FLOOR >= 15  # the least contrast judged visible by eye on the contact sheet
     assert any(s.meta["faint"] for s in defects), "faint defects should exist (above the floor)"
@@ -110,11 +128,14 @@ def test_impossible_defect_raises_instead_of_drawing_an_invisible_one() -> None:
 
 # --- determinism and splits --------------------------------------------------------------------
 
+
 def test_same_seed_same_bytes_other_seed_differs() -> None:
     a, b = (generate(12, seed=5, size=96, textile_fraction=TEXTILE) for _ in range(2))
     c = generate(12, seed=6, size=96, textile_fraction=TEXTILE)
-    assert all(x.image.tobytes() == y.image.tobytes() and np.array_equal(x.mask, y.mask) and x.meta == y.meta
-               for x, y in zip(a, b))
+    assert all(
+        x.image.tobytes() == y.image.tobytes() and np.array_equal(x.mask, y.mask) and x.meta == y.meta
+        for x, y in zip(a, b)
+    )
     assert sum(x.image.tobytes() != z.image.tobytes() for x, z in zip(a, c)) >= 10
 
 
@@ -148,6 +169,7 @@ def test_defect_types_are_balanced_and_restricted() -> None:
 
 
 # --- captions ----------------------------------------------------------------------------------
+
 
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text.lower()))
@@ -188,6 +210,7 @@ def test_captions_vary_and_stay_on_topic(train_samples: list[Sample]) -> None:
 
 
 # --- dataset and speed -------------------------------------------------------------------------
+
 
 def test_dataset_yields_images_and_epoch_varied_captions(train_samples: list[Sample]) -> None:
     ds = SyntheticDefectDataset(train_samples[:20], seed=3)

@@ -30,7 +30,7 @@ class Shapes:
             for j in range(per_class):
                 a = rng.integers(0, 40, (64, 64, 3), dtype=np.uint8)
                 x, y = rng.integers(4, 34, 2)
-                a[y:y + 26, x:x + 26] = colour
+                a[y : y + 26, x : x + 26] = colour
                 self.items.append((Image.fromarray(a), (f"a {name} square", f"{name} patch on black")[j % 2]))
 
     def __len__(self):
@@ -247,8 +247,14 @@ def test_default_model_cached_partial_matches_uncached(default_bundle):
         seen = []
         # CLIP loss: the ranking terms sort near-tied scores of these repetitive images, and the cache's
         # channels-last convolutions round differently, which may flip a tie (a discrete, legitimate change).
-        fit(b, Shapes(per_class=2), _cfg(steps=4, batch_size=8, lr=1e-3, unfreeze_image_blocks=2, loss_variant="clip",
-                                         cache_tower_outputs=cache), seen.append)
+        fit(
+            b,
+            Shapes(per_class=2),
+            _cfg(
+                steps=4, batch_size=8, lr=1e-3, unfreeze_image_blocks=2, loss_variant="clip", cache_tower_outputs=cache
+            ),
+            seen.append,
+        )
         runs.append([s.total_loss for s in seen])
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-3, atol=1e-3)
 
@@ -279,8 +285,15 @@ def test_default_model_opens_exactly_the_last_blocks(default_bundle):
     fit(bundle, Shapes(per_class=1), _cfg(steps=2, batch_size=4, unfreeze_image_blocks=1, unfreeze_text_blocks=1))
     after = bundle.model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    groups = ("visual.trunk.blocks.6.0.", "visual.trunk.conv_head.", "visual.trunk.bn2.", "visual.head.proj.",
-              "text.transformer.encoder.layer.5.", "text.proj.", "logit_scale")
+    groups = (
+        "visual.trunk.blocks.6.0.",
+        "visual.trunk.conv_head.",
+        "visual.trunk.bn2.",
+        "visual.head.proj.",
+        "text.transformer.encoder.layer.5.",
+        "text.proj.",
+        "logit_scale",
+    )
     assert all(k.startswith(groups) for k in changed), sorted(k for k in changed if not k.startswith(groups))
     for g in groups:
         assert any(k.startswith(g) for k in changed), g
@@ -305,7 +318,7 @@ def test_fit_on_labelled_folder(bundle, tmp_path):
     from models.data import LabelledFolderDataset
 
     texts = {}
-    for k, (name, colour) in enumerate(COLOURS.items()):
+    for name, colour in COLOURS.items():
         texts[name] = [f"a {name} square", f"{name} patch", f"something {name}"]
         for j in range(2):
             (tmp_path / name).mkdir(exist_ok=True)
@@ -341,13 +354,22 @@ def test_weight_decay_spares_norms_biases_embeddings_and_logit_scale(bundle):
     # lr * weight_decay = 1 makes AdamW's decoupled decay zero every decayed weight in one step,
     # while the Adam update itself moves any parameter by only ~lr = 1e-6.
     before = _params(bundle.model)
-    fit(bundle, Shapes(), _cfg(steps=1, warmup_steps=0, lr=1e-6, weight_decay=1e6, grad_clip=None,
-                              freeze_image=False, freeze_text=False))
+    fit(
+        bundle,
+        Shapes(),
+        _cfg(steps=1, warmup_steps=0, lr=1e-6, weight_decay=1e6, grad_clip=None, freeze_image=False, freeze_text=False),
+    )
     after = _params(bundle.model)
     spared = [n for n in after if after[n].ndim < 2 or "embedding" in n or n == "logit_scale"]
     decayed = [n for n in after if n not in spared]
-    assert {"logit_scale", "positional_embedding", "token_embedding.weight", "visual.class_embedding",
-            "visual.ln_post.weight", "visual.ln_post.bias"} <= set(spared)
+    assert {
+        "logit_scale",
+        "positional_embedding",
+        "token_embedding.weight",
+        "visual.class_embedding",
+        "visual.ln_post.weight",
+        "visual.ln_post.bias",
+    } <= set(spared)
     assert {"visual.proj", "text_projection", "visual.conv1.weight"} <= set(decayed)
     for n in spared:
         torch.testing.assert_close(after[n], before[n], atol=1e-5, rtol=0, msg=n)

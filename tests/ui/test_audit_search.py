@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from fakes import HashScorer
 
+from fakes import HashScorer
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.frame.records import Frame
 from inspector.library.labels import seed_library_dir
@@ -19,13 +19,18 @@ from inspector.station import Station
 from ui.audit.view import AuditView
 from ui.context import AppContext
 
-TEXTS = {10: "a thin straight scratch across the surface", 20: "a jagged crack running through the material",
-         30: "a clean surface with no visible defects"}
+TEXTS = {
+    10: "a thin straight scratch across the surface",
+    20: "a jagged crack running through the material",
+    30: "a clean surface with no visible defects",
+}
 
 
 def test_search_tab_shows_thumbnails_and_opens_the_clicked_inspection(qtbot, tmp_path: Path) -> None:
-    config = StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
-                           database=DatabaseConfig(str(tmp_path / "s.db")))
+    config = StationConfig(
+        library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
+        database=DatabaseConfig(str(tmp_path / "s.db")),
+    )
     with Station.open(config, scorer=HashScorer("hash-model", dim=64, by_red=TEXTS)) as st:
         log = st.log
         log.users.create_first_admin("admin", "admin-pass-1")
@@ -36,9 +41,10 @@ def test_search_tab_shows_thumbnails_and_opens_the_clicked_inspection(qtbot, tmp
         for seq, red in enumerate([10, 20, 30, 20, 30], start=1):
             rgb = np.zeros((48, 64, 3), np.uint8)
             rgb[..., 0] = red
-            rgb[8:40, 8 * seq: 8 * seq + 8, 1] = 200  # something to see in the thumbnail
-            ids.setdefault(red, []).append(st.record(st.inspect(Frame(rgb, datetime.now(UTC), "cam", seq)),
-                                                     op).inspection_id)
+            rgb[8:40, 8 * seq : 8 * seq + 8, 1] = 200  # something to see in the thumbnail
+            ids.setdefault(red, []).append(
+                st.record(st.inspect(Frame(rgb, datetime.now(UTC), "cam", seq)), op).inspection_id
+            )
         assert backfill(log, VectorStore(log.sdb.path), st.scorer) == 5
         view = AuditView(AppContext(st, config, log.login("aud1", "aud1-pass-1")))
         qtbot.addWidget(view)

@@ -7,34 +7,42 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fakes import HashScorer
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
-from inspector.store.export import verify_export
-from inspector.library.labels import seed_library_dir
 from inspector.frame.records import Decision, Frame
+from inspector.library.labels import seed_library_dir
 from inspector.station import Station
+from inspector.store.export import verify_export
 from ui.audit.view import INSPECTION_COLUMNS, AuditView
 from ui.context import AppContext
-from fakes import HashScorer
 
 DIM = 64
 
 
 def _scorer() -> HashScorer:
     """An image's red value picks the text it matches."""
-    return HashScorer("hash-model-0123456789abcdef", dim=DIM, by_red={
-        10: "a thin straight scratch across the surface", 20: "a jagged crack running through the material",
-        30: "a clean surface with no visible defects"})
+    return HashScorer(
+        "hash-model-0123456789abcdef",
+        dim=DIM,
+        by_red={
+            10: "a thin straight scratch across the surface",
+            20: "a jagged crack running through the material",
+            30: "a clean surface with no visible defects",
+        },
+    )
 
 
 def _config(root: Path) -> StationConfig:
-    return StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
-                         database=DatabaseConfig(str(root / "s.db")))
+    return StationConfig(
+        library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
+        database=DatabaseConfig(str(root / "s.db")),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +51,20 @@ def template(tmp_path_factory: pytest.TempPathFactory, add_accounts):
     root = tmp_path_factory.mktemp("audit_view")
     with Station.open(_config(root), scorer=_scorer()) as st:
         log = st.log
-        users = add_accounts(log, {"qa1": "qa", "op1": "operator", "op2": "operator", "aud1": "auditor"},
-                             printed_name=str.upper, sign_in=True)
+        users = add_accounts(
+            log,
+            {"qa1": "qa", "op1": "operator", "op2": "operator", "aud1": "auditor"},
+            printed_name=str.upper,
+            sign_in=True,
+        )
         for seq, (red, who) in enumerate([(10, "op1"), (20, "op2"), (30, "op2")], start=1):
             rgb = np.zeros((6, 8, 3), np.uint8)
             rgb[..., 0] = red
-            result = st.record(st.inspect(Frame(rgb, datetime.now(timezone.utc), "cam", seq)), users[who])
+            result = st.record(st.inspect(Frame(rgb, datetime.now(UTC), "cam", seq)), users[who])
             top = result.ranking.top
-            log.record_decision(Decision(result.inspection_id, "confirm", who, top.label_id, 1,
-                                         comment=f"note {seq}"), users[who])
+            log.record_decision(
+                Decision(result.inspection_id, "confirm", who, top.label_id, 1, comment=f"note {seq}"), users[who]
+            )
     return root, users
 
 
@@ -69,8 +82,9 @@ def _view(qtbot, st: Station, user) -> AuditView:
     return view
 
 
-@pytest.mark.parametrize("user,verify,export", [("aud1", True, True), ("qa1", False, True), ("op1", False, False),
-                                                ("admin", False, False)])
+@pytest.mark.parametrize(
+    "user,verify,export", [("aud1", True, True), ("qa1", False, True), ("op1", False, False), ("admin", False, False)]
+)
 def test_view_opens_for_each_role_with_its_actions(qtbot, setup, user: str, verify: bool, export: bool) -> None:
     st, users = setup
     view = _view(qtbot, st, users[user])
@@ -182,8 +196,8 @@ def test_heatmap_of_a_logged_inspection_is_computed_in_a_task_or_refused_plainly
 def test_a_heatmap_for_a_record_no_longer_shown_is_dropped(qtbot, setup) -> None:
     import threading
 
-    from inspector.store.audit import inspection_record
     from inspector.frame.explain import Heatmap
+    from inspector.store.audit import inspection_record
     from ui.audit.inspection_detail import InspectionDetail
 
     st, _ = setup
@@ -193,8 +207,15 @@ def test_a_heatmap_for_a_record_no_longer_shown_is_dropped(qtbot, setup) -> None
     def explain(record, rank):
         release.wait(5)
         h, w = record.height, record.width
-        return Heatmap(np.zeros((h, w), np.float32), np.full((h, w, 3), 200, np.uint8), (1, 2, 3, 4), (2, 3),
-                       "similarity", "visual.layer", record.candidates[rank - 1].label_id)
+        return Heatmap(
+            np.zeros((h, w), np.float32),
+            np.full((h, w, 3), 200, np.uint8),
+            (1, 2, 3, 4),
+            (2, 3),
+            "similarity",
+            "visual.layer",
+            record.candidates[rank - 1].label_id,
+        )
 
     detail = InspectionDetail(explain)
     qtbot.addWidget(detail)

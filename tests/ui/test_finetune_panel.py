@@ -7,7 +7,7 @@ sign-out during a run stops it without leaving a thread behind."""
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,27 +15,46 @@ import pytest
 import yaml
 from PySide6.QtCore import QSettings, Qt
 
-from inspector.frame.answers import record_answer
 from inspector.config import DatabaseConfig, LibraryConfig, ModelConfig, StationConfig
-from inspector.store.decision_log import DecisionLog
-from inspector.learning.loop import FinetuneConfig
+from inspector.frame.answers import record_answer
 from inspector.frame.records import Frame
+from inspector.learning.loop import FinetuneConfig
 from inspector.learning.registry import ModelRegistry
 from inspector.station import Station
-from ui.widgets import workers
+from inspector.store.decision_log import DecisionLog
 from ui.context import AppContext
-from ui.qa.finetune_panel import FinetunePanel
 from ui.main_window import MainWindow
+from ui.qa.finetune_panel import FinetunePanel
+from ui.widgets import workers
 
 PASSWORDS = {"admin": "admin-secret-1", "op": "operator-secret", "qa": "qa-engineer-pw"}
 COLOURS = {"ok": (200, 200, 200), "scratch": (200, 40, 40), "dent": (40, 60, 200)}
-LIBRARY = {"format": 1, "name": "colours", "labels": [
-    {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface", "no defect visible"]},
-    {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch", "a scratch line"]},
-    {"id": "dent", "disposition": "scrap", "severity": 4, "descriptions": ["a dent in the sheet", "a dented panel"]}]}
+LIBRARY = {
+    "format": 1,
+    "name": "colours",
+    "labels": [
+        {"id": "ok", "disposition": "accept", "descriptions": ["a clean surface", "no defect visible"]},
+        {"id": "scratch", "disposition": "rework", "severity": 2, "descriptions": ["a thin scratch", "a scratch line"]},
+        {
+            "id": "dent",
+            "disposition": "scrap",
+            "severity": 4,
+            "descriptions": ["a dent in the sheet", "a dented panel"],
+        },
+    ],
+}
 # Small and fast: the held-out figures still come from both sets, only smaller.
-FAST = FinetuneConfig(steps=12, batch_size=16, lr=5e-3, warmup_steps=2, heldout_fraction=0.25,
-                      forgetting_n=4, forgetting_size=64, max_wall_seconds=120, device="cpu")
+FAST = FinetuneConfig(
+    steps=12,
+    batch_size=16,
+    lr=5e-3,
+    warmup_steps=2,
+    heldout_fraction=0.25,
+    forgetting_n=4,
+    forgetting_size=64,
+    max_wall_seconds=120,
+    device="cpu",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -46,8 +65,11 @@ def one_thread() -> None:
 
 
 def _config(root: Path) -> StationConfig:
-    return StationConfig(model=ModelConfig("inspector-tiny", "cpu"), library=LibraryConfig(str(root / "lib.yaml")),
-                         database=DatabaseConfig(str(root / "station.db")))
+    return StationConfig(
+        model=ModelConfig("inspector-tiny", "cpu"),
+        library=LibraryConfig(str(root / "lib.yaml")),
+        database=DatabaseConfig(str(root / "station.db")),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +86,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, add_accounts) -> Path:
             truth = list(COLOURS)[k % 3]
             colour = np.array(COLOURS[truth]) + rng.integers(-25, 26, 3)
             rgb = np.clip(colour + rng.normal(0, 8, (48, 48, 3)), 0, 255).astype(np.uint8)
-            result = st.record(st.inspect(Frame(rgb, datetime.now(timezone.utc), "cam", k)), op)
+            result = st.record(st.inspect(Frame(rgb, datetime.now(UTC), "cam", k)), op)
             rank = next(c.rank for c in result.ranking.candidates if c.label_id == truth)
             record_answer(log, result, op, "pick", rank)
     return root
@@ -104,16 +126,35 @@ def _candidate(st: Station, qa, tmp_path: Path, worse: bool = False) -> str:
     new_id = save_checkpoint(bundle, path)
     registry, base_id = ModelRegistry(st.log), st.model_id
     if registry.active() is None:
-        registry.register(base_id, "inspector-tiny", qa, parent_id=None, data_hash="", recipe={}, figures={},
-                          state="active", reason="the station's model before fine-tuning")
+        registry.register(
+            base_id,
+            "inspector-tiny",
+            qa,
+            parent_id=None,
+            data_hash="",
+            recipe={},
+            figures={},
+            state="active",
+            reason="the station's model before fine-tuning",
+        )
 
     def m(top1: float) -> dict:
         return {"n": 12, "top1": top1, "top3": 1.0, "mrr": top1}
 
     typed = m(0.3 if worse else 0.5)
-    registry.register(new_id, str(path), qa, parent_id=base_id, data_hash="d", recipe={}, figures={
-        "baseline_model_id": base_id, "baseline": {"confirmations": m(0.6), "typed_defects": m(0.5)},
-        "candidate": {"confirmations": m(0.9), "typed_defects": typed}})
+    registry.register(
+        new_id,
+        str(path),
+        qa,
+        parent_id=base_id,
+        data_hash="d",
+        recipe={},
+        figures={
+            "baseline_model_id": base_id,
+            "baseline": {"confirmations": m(0.6), "typed_defects": m(0.5)},
+            "candidate": {"confirmations": m(0.9), "typed_defects": typed},
+        },
+    )
     return new_id
 
 
@@ -213,18 +254,22 @@ def test_qa_promotion_switches_the_station_and_rollback_switches_it_back(qtbot, 
     panel.reason.setText("false rejects on line 2")
     with qtbot.waitSignal(panel.follower.switched, timeout=30_000):
         qtbot.mouseClick(panel.rollback_button, Qt.MouseButton.LeftButton)
-    assert st.model_id == old_id and st.inspect(Frame(np.zeros((48, 48, 3), np.uint8), datetime.now(timezone.utc),
-                                                      "cam", 999)).ranking.model_id == old_id
+    assert (
+        st.model_id == old_id
+        and st.inspect(Frame(np.zeros((48, 48, 3), np.uint8), datetime.now(UTC), "cam", 999)).ranking.model_id == old_id
+    )
 
 
 def test_a_running_window_follows_a_promotion_made_elsewhere_and_keeps_its_model_if_broken(
-        qtbot, station, tmp_path: Path, monkeypatch) -> None:
+    qtbot, station, tmp_path: Path, monkeypatch
+) -> None:
     st, users = station
     monkeypatch.setattr("ui.main_window.LIBRARY_POLL_MS", 200)  # the window polls every 5 s; tests need not wait
     old_id = st.model_id
     new_id = _candidate(st, users["qa"], tmp_path)
-    window = MainWindow(_config(Path(st.log.sdb.path).parent),
-                        settings=QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(
+        _config(Path(st.log.sdb.path).parent), settings=QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat)
+    )
     qtbot.addWidget(window)
     window.attach_station(st)
     window.show()
@@ -250,8 +295,9 @@ def test_a_running_window_follows_a_promotion_made_elsewhere_and_keeps_its_model
 @pytest.mark.training
 def test_signing_out_during_a_run_cancels_it_and_the_run_ends_cleanly(qtbot, station, tmp_path: Path) -> None:
     st, _ = station
-    window = MainWindow(_config(Path(st.log.sdb.path).parent),
-                        settings=QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(
+        _config(Path(st.log.sdb.path).parent), settings=QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat)
+    )
     qtbot.addWidget(window)
     window.attach_station(st)
     window.login.name.setText("qa")

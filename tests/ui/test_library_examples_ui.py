@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 
 from tests.ui.test_qa_view import _view, setup, template  # noqa: F401  (pytest fixtures)
+
 
 def test_qa_attaches_examples_from_a_logged_part_and_a_file(qtbot, setup, tmp_path: Path) -> None:  # noqa: F811
     st, users, ids = setup
@@ -22,7 +24,10 @@ def test_qa_attaches_examples_from_a_logged_part_and_a_file(qtbot, setup, tmp_pa
     form.inspection_id.setValue(ids[20])
     qtbot.mouseClick(form.example_inspection_button, Qt.MouseButton.LeftButton)
     assert [e.action for e in editor.edits] == ["add_example"]
-    assert editor.labels_table.item(1, 5).text() == "1 + 1 img" and editor.labels_table.item(1, 6).text() == "changed (draft)"
+    assert (
+        editor.labels_table.item(1, 5).text() == "1 + 1 img"
+        and editor.labels_table.item(1, 6).text() == "changed (draft)"
+    )
 
     rgb = np.zeros((6, 6, 3), np.uint8)
     rgb[..., 0] = 40
@@ -45,14 +50,18 @@ def test_qa_attaches_examples_from_a_logged_part_and_a_file(qtbot, setup, tmp_pa
     view.resize(1280, 800)
     view.show()
     # Rendered to look at (docs/screenshots/qa_library_examples.png is one such rendering).
-    assert view.grab().save(str(tmp_path / "qa_library_examples.png")) and (tmp_path / "qa_library_examples.png").stat().st_size
+    assert (
+        view.grab().save(str(tmp_path / "qa_library_examples.png"))
+        and (tmp_path / "qa_library_examples.png").stat().st_size
+    )
 
     qtbot.mouseClick(editor.draft_box.publish_button, Qt.MouseButton.LeftButton)
     assert st.log.library.current_version() == 3 and st.index.examples is not None
     assert st.index.library.label("scratch").examples[0].reason == "gouges are scratches on this line"
     rgb[..., 0] = 20
-    from datetime import datetime, timezone
+    from datetime import datetime
+
     from inspector.frame.records import Frame
 
-    top = st.inspect(Frame(rgb, datetime.now(timezone.utc), "cam", 99)).ranking.top
+    top = st.inspect(Frame(rgb, datetime.now(UTC), "cam", 99)).ranking.top
     assert (top.label_id, top.carried_by) == ("scratch", "both")  # live on the next part, no training

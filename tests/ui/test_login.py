@@ -9,13 +9,12 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
+from fakes import HashScorer
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.library.labels import seed_library_dir
 from inspector.station import Station
 from ui.admin.login_view import LoginView
 from ui.main_window import MainWindow
-from fakes import HashScorer
-
 
 
 def _scorer() -> HashScorer:
@@ -25,8 +24,10 @@ def _scorer() -> HashScorer:
 
 @pytest.fixture()
 def station(tmp_path: Path):
-    config = StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
-                           database=DatabaseConfig(str(tmp_path / "s.db")))
+    config = StationConfig(
+        library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
+        database=DatabaseConfig(str(tmp_path / "s.db")),
+    )
     with Station.open(config, scorer=_scorer()) as st:
         yield st, config
 

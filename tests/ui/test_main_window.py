@@ -11,16 +11,16 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QLabel
 
+from fakes import HashScorer
 from inspector.capture.simulated import SimulatedCamera
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.library.labels import seed_library_dir
 from inspector.station import Station
 from inspector.store.users import AccessDenied
+from ui.admin.users_panel import UserAdminPanel
 from ui.app import main, prepare
 from ui.main_window import MainWindow
 from ui.operator.view import OperatorView
-from ui.admin.users_panel import UserAdminPanel
-from fakes import HashScorer
 
 ROLES = {"op1": "operator", "qa1": "qa", "aud1": "auditor"}
 
@@ -31,8 +31,10 @@ def _scorer() -> HashScorer:
 
 
 def _config(tmp_path: Path) -> StationConfig:
-    return StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
-                         database=DatabaseConfig(str(tmp_path / "s.db")))
+    return StationConfig(
+        library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
+        database=DatabaseConfig(str(tmp_path / "s.db")),
+    )
 
 
 @pytest.fixture()
@@ -62,8 +64,10 @@ def _tabs(win: MainWindow) -> list[str]:
     return [win.tabs.tabText(i) for i in range(win.tabs.count())]
 
 
-@pytest.mark.parametrize("name, expected", [("op1", ["Operator"]), ("qa1", ["Operator", "QA", "Audit"]),
-                                            ("aud1", ["Audit"]), ("admin", ["Users"])])
+@pytest.mark.parametrize(
+    "name, expected",
+    [("op1", ["Operator"]), ("qa1", ["Operator", "QA", "Audit"]), ("aud1", ["Audit"]), ("admin", ["Users"])],
+)
 def test_tabs_per_role_and_every_view_opens(qtbot, window, name, expected) -> None:
     _sign_in(window, name)
     assert _tabs(window) == expected
@@ -71,8 +75,12 @@ def test_tabs_per_role_and_every_view_opens(qtbot, window, name, expected) -> No
         window.tabs.setCurrentIndex(i)
         view = window.tabs.widget(i)
         assert not isinstance(view, QLabel), f"{window.tabs.tabText(i)} is a placeholder"
-        assert type(view).__name__ == {"Operator": "OperatorView", "QA": "QAView", "Audit": "AuditView",
-                                       "Users": "UserAdminPanel"}[window.tabs.tabText(i)]
+        assert (
+            type(view).__name__
+            == {"Operator": "OperatorView", "QA": "QAView", "Audit": "AuditView", "Users": "UserAdminPanel"}[
+                window.tabs.tabText(i)
+            ]
+        )
     if "Operator" in expected:  # the camera runs and parts are recorded under the signed-in user
         window.tabs.setCurrentIndex(0)
         qtbot.waitUntil(lambda: window.operator_view.current is not None, timeout=5000)
@@ -170,8 +178,9 @@ def test_prepare_warms_the_database_and_builds_the_sample_camera(tmp_path) -> No
 
 def test_camera_fault_banner_clears_on_recovery(qtbot, window) -> None:
     rgb = np.full((16, 16, 3), 90, np.uint8)
-    window.source_factory = lambda _ev: SimulatedCamera([rgb], fps=20, disconnect_after=2, disconnect_for_s=0.2,
-                                                        source_id="sim")
+    window.source_factory = lambda _ev: SimulatedCamera(
+        [rgb], fps=20, disconnect_after=2, disconnect_for_s=0.2, source_id="sim"
+    )
     _sign_in(window, "op1")
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=5000)
     assert window.banner.message.startswith("camera:") and "removed" in window.banner.message

@@ -5,10 +5,10 @@ while the camera blocks; heatmaps come from a worker (and say so when the model 
 from __future__ import annotations
 
 import queue
-from dataclasses import replace
 import threading
 import time
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,23 +16,26 @@ import pytest
 from PySide6.QtCore import QEvent, QSettings, Qt, QTimer
 from PySide6.QtGui import QKeyEvent
 
-from inspector.frame.answers import record_answer
+from fakes import HashScorer
 from inspector.capture.base import FrameSource
 from inspector.capture.simulated import ManualClock
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.errors import CameraError
-from inspector.library.labels import seed_library_dir
+from inspector.frame.answers import record_answer
 from inspector.frame.records import Decision, Frame
+from inspector.library.labels import seed_library_dir
 from inspector.station import Station
 from inspector.store.users import AccessDenied
 from ui.context import AppContext
 from ui.operator.view import OperatorView
-from fakes import HashScorer
 
 DIM = 64
 SCRATCH, CRACK, OK = 10, 20, 30  # red value of a frame -> the description it matches
-TEXTS = {SCRATCH: "a thin straight scratch across the surface", CRACK: "a jagged crack running through the material",
-         OK: "a clean surface with no visible defects"}
+TEXTS = {
+    SCRATCH: "a thin straight scratch across the surface",
+    CRACK: "a jagged crack running through the material",
+    OK: "a clean surface with no visible defects",
+}
 
 
 def _scorer() -> HashScorer:
@@ -80,8 +83,10 @@ class QueueSource(FrameSource):
 
 @pytest.fixture()
 def station(tmp_path: Path, add_accounts):
-    config = StationConfig(library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
-                           database=DatabaseConfig(str(tmp_path / "s.db")))
+    config = StationConfig(
+        library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
+        database=DatabaseConfig(str(tmp_path / "s.db")),
+    )
     with Station.open(config, scorer=_scorer()) as st:
         log = st.log
         users = add_accounts(log, {"op1": "operator", "aud1": "auditor"}, sign_in=True)
@@ -89,13 +94,18 @@ def station(tmp_path: Path, add_accounts):
         yield st, config, users
 
 
-def _view(qtbot, tmp_path, station, who: str, source: FrameSource | None, *, clock=time.monotonic,
-          **queue) -> OperatorView:
+def _view(
+    qtbot, tmp_path, station, who: str, source: FrameSource | None, *, clock=time.monotonic, **queue
+) -> OperatorView:
     st, config, users = station
     config = replace(config, queue=replace(config.queue, **queue))
     settings = QSettings(str(tmp_path / "ui.ini"), QSettings.Format.IniFormat)
-    view = OperatorView(AppContext(st, config, users[who]), None if source is None else (lambda _ev: source),
-                        settings=settings, clock=clock)
+    view = OperatorView(
+        AppContext(st, config, users[who]),
+        None if source is None else (lambda _ev: source),
+        settings=settings,
+        clock=clock,
+    )
     qtbot.addWidget(view)
     view.resize(1100, 700)
     view.show()
@@ -142,9 +152,14 @@ def test_every_key_logs_the_right_decision(qtbot, tmp_path, station) -> None:
         qtbot.keyClick(view, Qt.Key.Key_1)
         rows = st.log.decisions()
         got = [(r["kind"], r["label_id"], r["picked_rank"], r["typed_description"]) for r in rows]
-        assert got == [("confirm", "crack", 1, ""), ("confirm", "crack", 1, ""), ("pick", third, 3, ""),
-                       ("none_of_these", None, None, "burr on the edge"), ("reject_image", None, None, ""),
-                       ("confirm", "crack", 1, "")]
+        assert got == [
+            ("confirm", "crack", 1, ""),
+            ("confirm", "crack", 1, ""),
+            ("pick", third, 3, ""),
+            ("none_of_these", None, None, "burr on the edge"),
+            ("reject_image", None, None, ""),
+            ("confirm", "crack", 1, ""),
+        ]
         inspections = [r["id"] for r in st.log.inspections()]
         assert [r["inspection_id"] for r in rows] == inspections  # each answer went to the part shown, in order
         assert all(r["operator"] == "op1" for r in rows)
@@ -180,7 +195,7 @@ def test_an_auditor_cannot_decide(qtbot, tmp_path, station) -> None:
     finally:
         _stop(view)
     # Forced past the UI, the core refuses, and the refusal is itself an event.
-    result = st.inspect(Frame(view.current.frame.rgb, datetime.now(timezone.utc), "x", 0))
+    result = st.inspect(Frame(view.current.frame.rgb, datetime.now(UTC), "x", 0))
     with pytest.raises(AccessDenied):
         st.record(result, users["aud1"])
     recorded = st.record(result, users["op1"])

@@ -45,8 +45,8 @@ def test_qa_view_has_search_and_opens_a_found_inspection(qtbot, tmp_path: Path) 
     from datetime import datetime
 
     import numpy as np
-    from fakes import HashScorer
 
+    from fakes import HashScorer
     from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
     from inspector.frame.records import Frame
     from inspector.search.indexer import backfill

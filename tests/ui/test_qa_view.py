@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +15,8 @@ import yaml
 from PySide6.QtCore import Qt
 
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
-from inspector.library.draft import Edit
 from inspector.frame.records import Decision, Frame
+from inspector.library.draft import Edit
 from inspector.station import Station
 from ui.context import AppContext
 from ui.qa.view import QAView
@@ -26,12 +26,19 @@ TEXT = {"clean": 0, "scratch": 1, "crack": 2, "fracture": 3, "gouge": 4}
 # red value -> {basis index: weight}. With the draft below (gouge joins scratch; crack loses "crack"),
 # by hand: 10 stays ok; 20 ok -> scratch; 30 crack -> scratch; 40 scratch -> crack (see test_impact.py).
 IMAGES = {10: {0: 1.0}, 20: {0: 0.1, 4: 1.0}, 30: {2: 1.0, 1: 0.3}, 40: {3: 1.0, 1: 0.7}}
-LIBRARY = {"format": 1, "name": "basis", "labels": [
-    {"id": "ok", "name": "No defect", "disposition": "accept", "descriptions": ["clean"]},
-    {"id": "scratch", "name": "Scratch", "disposition": "rework", "severity": 2, "descriptions": ["scratch"]},
-    {"id": "crack", "name": "Crack", "disposition": "scrap", "severity": 5, "descriptions": ["crack", "fracture"]}]}
-DRAFT = [Edit("add_description", "scratch", "operators call it a gouge", "gouge"),
-         Edit("retire_description", "crack", "too generic", "crack")]
+LIBRARY = {
+    "format": 1,
+    "name": "basis",
+    "labels": [
+        {"id": "ok", "name": "No defect", "disposition": "accept", "descriptions": ["clean"]},
+        {"id": "scratch", "name": "Scratch", "disposition": "rework", "severity": 2, "descriptions": ["scratch"]},
+        {"id": "crack", "name": "Crack", "disposition": "scrap", "severity": 5, "descriptions": ["crack", "fracture"]},
+    ],
+}
+DRAFT = [
+    Edit("add_description", "scratch", "operators call it a gouge", "gouge"),
+    Edit("retire_description", "crack", "too generic", "crack"),
+]
 
 
 def _unit(weights: dict[int, float]) -> np.ndarray:
@@ -74,8 +81,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, add_accounts):
         for seq, red in enumerate(IMAGES, start=1):
             rgb = np.zeros((6, 6, 3), np.uint8)
             rgb[..., 0] = red
-            ids[red] = st.record(st.inspect(Frame(rgb, datetime.now(timezone.utc), "cam", seq)),
-                                 users["operator"]).inspection_id
+            ids[red] = st.record(st.inspect(Frame(rgb, datetime.now(UTC), "cam", seq)), users["operator"]).inspection_id
         log.record_decision(Decision(ids[40], "pick", "op1", "crack", 2), users["operator"])
         log.record_decision(Decision(ids[20], "none_of_these", "op1", typed_description="a gouge"), users["operator"])
     return root, users, ids

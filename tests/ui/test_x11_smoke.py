@@ -40,8 +40,12 @@ def display():
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb; .ci/run installs it for CI)")
     read, write = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                              pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     os.close(write)
     try:
         with os.fdopen(read) as pipe:
@@ -59,13 +63,25 @@ def test_the_station_window_appears_under_xvfb(display: str, tmp_path: Path) -> 
     assert plugin is not None
     assert xcb_check.missing_libraries(plugin) == [], xcb_check.APT_LINE
     env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY",)}
-    env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT), HOME=str(tmp_path),
-               XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    env.update(
+        DISPLAY=display,
+        QT_QPA_PLATFORM="xcb",
+        PYTHONPATH=str(ROOT),
+        HOME=str(tmp_path),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+    )
     entry = Path(sys.executable).with_name("inspector-station")
     # The installed entry point (`make run` starts it) when there is one; the same main() otherwise.
     command = [str(entry)] if entry.exists() else [sys.executable, "-m", "ui.app"]
-    proc = subprocess.run([*command, "--quit-after", "3", "--model", "inspector-tiny", "--db", str(tmp_path / "s.db")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [*command, "--quit-after", "3", "--model", "inspector-tiny", "--db", str(tmp_path / "s.db")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, f"rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     assert "window shown on xcb" in proc.stdout
 

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdi
 from inspector.errors import InspectorError
 from inspector.store.users import AccountLocked, AuthenticationFailed, Session
 from ui.widgets import palette
+
 _ERROR = f"QLabel {{ background: {palette.TROUBLE['warning'][0]}; color: {palette.TEXT}; padding: 6px; }}"
 _INFO = f"QLabel {{ color: {palette.TEXT}; padding: 6px; }}"
 
@@ -76,7 +77,9 @@ class LoginView(QWidget):
         self.heading.setText("Create the administrator account" if first else "Sign in")
         self.explain.setText(
             "This station has no accounts yet. The first account administers users; it cannot answer parts."
-            if first else "Sign in with your user id and password.\nKeyboard: Tab moves, Enter signs in.")
+            if first
+            else "Sign in with your user id and password.\nKeyboard: Tab moves, Enter signs in."
+        )
         self.button.setText("Create account and sign in" if first else "Sign in")
         for edit in (self.printed, self.repeat):
             self.form.setRowVisible(edit, first)

@@ -7,14 +7,23 @@ can neither answer parts nor edit records, so this is all the admin sees.
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
-    QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QTableWidget,
-    QTableWidgetItem, QVBoxLayout, QWidget,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from inspector.errors import InspectorError
 from inspector.store.users import ROLES
-from ui.widgets import palette
 from ui.context import AppContext
+from ui.widgets import palette
 
 _COLUMNS = ("name", "role", "printed_name", "state", "changed_by", "recorded_at")
 
@@ -79,8 +88,13 @@ class UserAdminPanel(QWidget):
         """Create the account in the form (admin only, enforced by the core)."""
         try:
             self.context.station.log.users.add_user(
-                self.new_name.text().strip(), self.new_role.currentText(), self.new_password.text(),
-                self.context.user, printed_name=self.new_printed.text().strip(), reason=self.reason.text().strip())
+                self.new_name.text().strip(),
+                self.new_role.currentText(),
+                self.new_password.text(),
+                self.context.user,
+                printed_name=self.new_printed.text().strip(),
+                reason=self.reason.text().strip(),
+            )
         except InspectorError as exc:
             self._say(f"Not added: {exc}", trouble=True)
             return False

@@ -8,15 +8,15 @@ a future headless mode) can supply it; by default it asks with a folder dialog.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QGridLayout, QGroupBox, QProgressBar, QPushButton, QWidget
 
+from inspector.errors import InspectorError
 from inspector.store.audit import ExportOutcome, export_database, verify_database
 from inspector.store.chain import ChainReport
-from inspector.errors import InspectorError
 from ui.context import AppContext
 from ui.widgets.status_line import StatusLine
 from ui.widgets.workers import Task
@@ -33,7 +33,9 @@ def _export(progress, cancelled, db_path: Path, lo: str, hi: str, out: str, user
 def describe_chain(report: ChainReport) -> str:
     """The verifier's answer in one plain sentence."""
     if report.ok:
-        return f"Chain intact: {report.rows} rows verified; head seq {report.head_seq}, anchor at seq {report.anchor_seq}."
+        return (
+            f"Chain intact: {report.rows} rows verified; head seq {report.head_seq}, anchor at seq {report.anchor_seq}."
+        )
     if report.bad_table is not None:
         seq = f" (chain seq {report.bad_seq})" if report.bad_seq is not None else ""
         where = f"seq {report.bad_seq} ({report.bad_table} row {report.bad_row_id}): "
@@ -47,8 +49,9 @@ class AuditActions(QGroupBox):
 
     task_done = Signal()  # after either task has ended: both leave events in the log
 
-    def __init__(self, context: AppContext, period: Callable[[], tuple[str, str]],
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, context: AppContext, period: Callable[[], tuple[str, str]], parent: QWidget | None = None
+    ) -> None:
         super().__init__("Verification and export", parent)
         self.context = context
         self.period = period  # -> (from, to) in UTC, as the filter bar holds them
@@ -92,8 +95,11 @@ class AuditActions(QGroupBox):
         self.verify_button.setEnabled(False)
         task = self.verify_task = Task(_verify, self._db_path, self.context.user, parent=self)
         task.finished.connect(self._verified)
-        task.failed.connect(lambda message: self.verify_result.show_failure(
-            self.context, "verify", f"Verification did not run: {message}"))
+        task.failed.connect(
+            lambda message: self.verify_result.show_failure(
+                self.context, "verify", f"Verification did not run: {message}"
+            )
+        )
         task.done.connect(lambda: self.verify_button.setEnabled(self.context.can("verify")))
         task.done.connect(self.task_done)
         task.start()
@@ -116,8 +122,9 @@ class AuditActions(QGroupBox):
         self.export_button.setEnabled(False)
         task = self.export_task = Task(_export, self._db_path, lo, hi, out, self.context.user, parent=self)
         task.finished.connect(self._exported)
-        task.failed.connect(lambda message: self.export_result.show_failure(
-            self.context, "export", f"Export failed: {message}"))
+        task.failed.connect(
+            lambda message: self.export_result.show_failure(self.context, "export", f"Export failed: {message}")
+        )
         task.done.connect(self._export_done)
         task.done.connect(self.task_done)
         task.start()
@@ -149,5 +156,5 @@ class AuditActions(QGroupBox):
         parent = QFileDialog.getExistingDirectory(self, "Export into which folder?")
         if not parent:
             return None
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         return str(Path(parent) / f"inspector-export-{stamp}")  # exports never reuse a folder

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
 
-from inspector.store.audit import AuditFilter
 from inspector.library.labels import DISPOSITIONS
+from inspector.store.audit import AuditFilter
 
 ANY = "(any)"
 
@@ -38,15 +38,28 @@ class AuditFilterBar(QWidget):
         self.apply_button.clicked.connect(self.applied)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for title, widget in (("From (UTC):", self.from_edit), ("To (UTC):", self.to_edit),
-                              ("Operator:", self.operator), ("Label:", self.label), ("Verdict:", self.verdict)):
+        for title, widget in (
+            ("From (UTC):", self.from_edit),
+            ("To (UTC):", self.to_edit),
+            ("Operator:", self.operator),
+            ("Label:", self.label),
+            ("Verdict:", self.verdict),
+        ):
             layout.addWidget(QLabel(title))
             layout.addWidget(widget)
         layout.addWidget(self.apply_button)
 
     def current(self, limit: int = 1000) -> AuditFilter:
         """The filter as entered (times are checked by the core when the filter is applied)."""
+
         def value(combo: QComboBox) -> str | None:
             return None if combo.currentText() == ANY else combo.currentText()
-        return AuditFilter(self.from_edit.text().strip() or None, self.to_edit.text().strip() or None,
-                           value(self.operator), value(self.label), value(self.verdict), limit)
+
+        return AuditFilter(
+            self.from_edit.text().strip() or None,
+            self.to_edit.text().strip() or None,
+            value(self.operator),
+            value(self.label),
+            value(self.verdict),
+            limit,
+        )

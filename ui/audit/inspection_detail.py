@@ -9,12 +9,24 @@ from collections.abc import Callable
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QPushButton, QScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from inspector.store.audit import InspectionRecord
 from inspector.errors import InspectorError
 from inspector.frame.explain import Heatmap
+from inspector.store.audit import InspectionRecord
 from inspector.store.decision_log import read_evidence_image
 from ui.widgets.workers import Task, keep_alive
 
@@ -67,16 +79,25 @@ class InspectionDetail(QScrollArea):
         self.heatmap.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.heatmap.setVisible(False)
         self.heatmap_button = QPushButton("Show heatmap of #1")
-        self.heatmap_button.setToolTip("Grad-CAM of the top candidate, with the model and library version"
-                                       " that ranked this inspection")
+        self.heatmap_button.setToolTip(
+            "Grad-CAM of the top candidate, with the model and library version that ranked this inspection"
+        )
         self.heatmap_button.setEnabled(False)
         self.heatmap_button.setVisible(explain is not None)
         self.heatmap_button.clicked.connect(self.show_heatmap)
         self.heatmap_note = _value()
         self.fields: dict[str, QLabel | QLineEdit] = {}
         facts = QFormLayout()
-        for key in ("Recorded (UTC)", "Captured (UTC)", "Recorded by", "Source", "Image size", "Model id",
-                    "Library version", "Proposed verdict"):
+        for key in (
+            "Recorded (UTC)",
+            "Captured (UTC)",
+            "Recorded by",
+            "Source",
+            "Image size",
+            "Model id",
+            "Library version",
+            "Proposed verdict",
+        ):
             # A 64-digit hash cannot wrap: a read-only line shows all of it when scrolled, and copies exactly.
             self.fields[key] = _hash_field() if key == "Model id" else _value()
             facts.addRow(f"{key}:", self.fields[key])
@@ -116,28 +137,34 @@ class InspectionDetail(QScrollArea):
         self.heatmap.clear()
         self.heatmap.setVisible(False)
         self.heatmap_note.setText("")
-        self.heatmap_button.setEnabled(self._task is None and record.image_path is not None
-                                       and bool(record.candidates))
+        self.heatmap_button.setEnabled(self._task is None and record.image_path is not None and bool(record.candidates))
         verdict = record.disposition + (" (needs review)" if record.needs_review else "")
         verdict += (" (none of the listed)" if record.open_set else "") + f": {record.verdict_reason}"
-        values = {"Recorded (UTC)": record.recorded_at, "Captured (UTC)": record.captured_at,
-                  "Recorded by": record.recorded_by,
-                  "Source": record.source_id + (f" ({record.origin})" if record.origin else ""),
-                  "Image size": f"{record.width} x {record.height}", "Model id": record.model_id,
-                  "Library version": f"v{record.library_version}", "Proposed verdict": verdict}
+        values = {
+            "Recorded (UTC)": record.recorded_at,
+            "Captured (UTC)": record.captured_at,
+            "Recorded by": record.recorded_by,
+            "Source": record.source_id + (f" ({record.origin})" if record.origin else ""),
+            "Image size": f"{record.width} x {record.height}",
+            "Model id": record.model_id,
+            "Library version": f"v{record.library_version}",
+            "Proposed verdict": verdict,
+        }
         for key, text in values.items():
             self.fields[key].setText(text)
         self.fields["Model id"].setCursorPosition(0)  # show the start of the hash, as tables abbreviate it
         self.ranking.setRowCount(len(record.candidates))
         for r, c in enumerate(record.candidates):
-            for col, text in enumerate((str(c.rank), c.label_name, c.description,
-                                        f"{c.score:.3f}", f"{c.probability:.3f}", c.disposition)):
+            for col, text in enumerate(
+                (str(c.rank), c.label_name, c.description, f"{c.score:.3f}", f"{c.probability:.3f}", c.disposition)
+            ):
                 item = QTableWidgetItem(text)
                 item.setToolTip(f"{c.label_name} [{c.label_id}]: {c.description}")
                 self.ranking.setItem(r, col, item)
         rows = min(len(record.candidates), 10)  # the whole list in view for a typical library
-        self.ranking.setFixedHeight(self.ranking.horizontalHeader().height() + 4 +
-                                    sum(self.ranking.rowHeight(r) for r in range(rows)))
+        self.ranking.setFixedHeight(
+            self.ranking.horizontalHeader().height() + 4 + sum(self.ranking.rowHeight(r) for r in range(rows))
+        )
         lines = [record.describe_decision(row) for row in record.decisions]
         self.decisions.setText("\n".join(lines) or "No decision was recorded for this inspection.")
 
@@ -152,8 +179,11 @@ class InspectionDetail(QScrollArea):
             self.image.setPixmap(QPixmap())
             self.image.setText(f"The stored image cannot be shown: {exc}")
             return
-        self.image.setPixmap(pixmap.scaled(_IMAGE_BOX, _IMAGE_BOX, Qt.AspectRatioMode.KeepAspectRatio,
-                                           Qt.TransformationMode.SmoothTransformation))
+        self.image.setPixmap(
+            pixmap.scaled(
+                _IMAGE_BOX, _IMAGE_BOX, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
+        )
 
     def show_heatmap(self) -> None:
         """Compute the #1 candidate's heatmap of the record shown, in a Task; the answer is shown
@@ -179,12 +209,16 @@ class InspectionDetail(QScrollArea):
         record, heat = answer
         if record is not self.record:
             return  # the auditor moved on; this map belongs to another inspection
-        self.heatmap.setPixmap(to_pixmap(heat.overlay).scaled(
-            _IMAGE_BOX, _IMAGE_BOX, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+        self.heatmap.setPixmap(
+            to_pixmap(heat.overlay).scaled(
+                _IMAGE_BOX, _IMAGE_BOX, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
+        )
         self.heatmap.setVisible(True)
         x0, y0, x1, y1 = heat.bbox
-        self.heatmap_note.setText(f"Heatmap of #1 {heat.label_id}: hottest region x {x0}–{x1}, y {y0}–{y1}"
-                                  f" (layer {heat.layer}).")
+        self.heatmap_note.setText(
+            f"Heatmap of #1 {heat.label_id}: hottest region x {x0}–{x1}, y {y0}–{y1} (layer {heat.layer})."
+        )
 
     def _heatmap_failed(self, message: str) -> None:
         if self._task_record is self.record:

@@ -40,12 +40,19 @@ class _Relay(QObject):
 class SearchPanel(QWidget):
     """Type words (or '#ID' for parts like inspection ID) and press Enter; click a result to open it."""
 
-    def __init__(self, db_path: str | Path, scorer_of: Callable[[], Scorer], open_inspection: Callable[[int], object],
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        scorer_of: Callable[[], Scorer],
+        open_inspection: Callable[[int], object],
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.db_path, self.scorer_of, self.open_inspection = Path(db_path), scorer_of, open_inspection
         self.box = QLineEdit()
-        self.box.setPlaceholderText("Search past parts: e.g. 'crack near the edge', or #123 for parts like inspection 123")
+        self.box.setPlaceholderText(
+            "Search past parts: e.g. 'crack near the edge', or #123 for parts like inspection 123"
+        )
         self.button = QPushButton("Search")
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -97,8 +104,9 @@ class SearchPanel(QWidget):
                 if hit.image_sha256:
                     image = QImage(str(service.log.image_path(hit.image_sha256)))
                     if not image.isNull():
-                        images[hit.inspection_id] = image.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
-                                                                 Qt.TransformationMode.SmoothTransformation)
+                        images[hit.inspection_id] = image.scaled(
+                            THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+                        )
             self._relay.done.emit(answer, (images, note))
         except InspectorError as exc:
             self._relay.done.emit(None, str(exc))

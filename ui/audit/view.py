@@ -5,32 +5,55 @@ except through the core (verification and export are themselves logged there).""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
-from inspector.store.audit import AuditRows, inspection_record, search
-from inspector.store.database import parse_time, utc_stamp
 from inspector.errors import InspectorError
 from inspector.frame.explain import explain_record
+from inspector.store.audit import AuditRows, inspection_record, search
+from inspector.store.database import parse_time, utc_stamp
 from ui.audit.actions import AuditActions
 from ui.audit.filter_bar import AuditFilterBar
-from ui.context import AppContext
 from ui.audit.inspection_detail import InspectionDetail
 from ui.audit.search_panel import SearchPanel
+from ui.context import AppContext
 from ui.widgets.record_table import RecordTable
 from ui.widgets.status_line import StatusLine
 
-INSPECTION_COLUMNS = [("id", "Inspection"), ("recorded_at", "Recorded (UTC)"), ("user", "Recorded by"),
-                      ("top_label_id", "Model #1"), ("disposition", "Verdict"), ("state", "State"), ("review", "Review"),
-                      ("library_version", "Library"), ("model", "Model")]
-DECISION_COLUMNS = [("id", "Decision"), ("decided_at", "Decided (UTC)"), ("inspection_id", "Inspection"),
-                    ("operator", "Who"), ("role", "Role"), ("kind", "Answer"), ("label_id", "Label"),
-                    ("picked_rank", "Rank"), ("corrects_id", "Corrects"), ("note", "Reason / typed")]
-EVENT_COLUMNS = [("id", "Event"), ("recorded_at", "Recorded (UTC)"), ("kind", "Kind"), ("user", "User"),
-                 ("subject", "Subject"), ("detail", "Detail")]
+INSPECTION_COLUMNS = [
+    ("id", "Inspection"),
+    ("recorded_at", "Recorded (UTC)"),
+    ("user", "Recorded by"),
+    ("top_label_id", "Model #1"),
+    ("disposition", "Verdict"),
+    ("state", "State"),
+    ("review", "Review"),
+    ("library_version", "Library"),
+    ("model", "Model"),
+]
+DECISION_COLUMNS = [
+    ("id", "Decision"),
+    ("decided_at", "Decided (UTC)"),
+    ("inspection_id", "Inspection"),
+    ("operator", "Who"),
+    ("role", "Role"),
+    ("kind", "Answer"),
+    ("label_id", "Label"),
+    ("picked_rank", "Rank"),
+    ("corrects_id", "Corrects"),
+    ("note", "Reason / typed"),
+]
+EVENT_COLUMNS = [
+    ("id", "Event"),
+    ("recorded_at", "Recorded (UTC)"),
+    ("kind", "Kind"),
+    ("user", "User"),
+    ("subject", "Subject"),
+    ("detail", "Detail"),
+]
 # Events an auditor must not overlook; everything else stays in plain text.
 TROUBLE_EVENTS = ("denied", "login_failed", "account_locked", "camera_fault", "camera_stalled")
 EARLIEST = "1970-01-01T00:00:00Z"
@@ -79,7 +102,8 @@ class AuditView(QWidget):
         self.filter_bar.applied.connect(self.apply_filter)
         self.inspections.currentCellChanged.connect(lambda r, *_: self._open_row(self.inspections.row_at(r), "id"))
         self.decisions.currentCellChanged.connect(
-            lambda r, *_: self._open_row(self.decisions.row_at(r), "inspection_id"))
+            lambda r, *_: self._open_row(self.decisions.row_at(r), "inspection_id")
+        )
         self.actions.task_done.connect(self.apply_filter)  # verification and export are logged as events
         self.rows: AuditRows | None = None
         self.apply_filter()
@@ -101,14 +125,20 @@ class AuditView(QWidget):
             self.summary.show_error(f"Filter not applied: {exc}")
             return None
         self.rows = rows
-        self.inspections.set_rows([{**r, "review": "review" if r["needs_review"] else "",
-                                    "model": r["model_id"][:12]} for r in rows.inspections])
-        self.decisions.set_rows([{**r, "note": r["reason"] or r["typed_description"] or r["comment"]}
-                                 for r in rows.decisions])
+        self.inspections.set_rows(
+            [
+                {**r, "review": "review" if r["needs_review"] else "", "model": r["model_id"][:12]}
+                for r in rows.inspections
+            ]
+        )
+        self.decisions.set_rows(
+            [{**r, "note": r["reason"] or r["typed_description"] or r["comment"]} for r in rows.decisions]
+        )
         self.events.set_rows(rows.events)
         more = f" (each list stops at {rows.limit}: narrow the period)" if rows.truncated else ""
-        self.summary.show_info(f"{len(rows.inspections)} inspections, {len(rows.decisions)} decisions,"
-                               f" {len(rows.events)} events{more}.")
+        self.summary.show_info(
+            f"{len(rows.inspections)} inspections, {len(rows.decisions)} decisions, {len(rows.events)} events{more}."
+        )
         return rows
 
     def open_inspection(self, inspection_id: int) -> bool:
@@ -125,7 +155,7 @@ class AuditView(QWidget):
         """The filter's period as export bounds (UTC); open ends become the beginning and now."""
         f = self.filter_bar.current()
         lo = parse_time(f.from_ts) if f.from_ts else EARLIEST
-        hi = parse_time(f.to_ts) if f.to_ts else utc_stamp(datetime.now(timezone.utc))
+        hi = parse_time(f.to_ts) if f.to_ts else utc_stamp(datetime.now(UTC))
         return lo, hi
 
     def _open_row(self, row: dict[str, Any] | None, key: str) -> None:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from inspector.frame.records import Candidate
 from ui.widgets import palette
+
 ROW_H = 52
 MAX_ROWS = 9  # keys 1-9
 
@@ -70,8 +71,9 @@ class CandidateList(QWidget):
         trouble = palette.disposition_colours(c.disposition)
         chip_bg, chip_fg = (palette.BACKGROUND, palette.MUTED)
         if trouble is not None and not self.calm:
-            chip_bg, chip_fg = trouble if c.rank == 1 else (palette.PALE.get(c.disposition, palette.BACKGROUND),
-                                                             palette.TEXT)
+            chip_bg, chip_fg = (
+                trouble if c.rank == 1 else (palette.PALE.get(c.disposition, palette.BACKGROUND), palette.TEXT)
+            )
         if c.rank == self.selected_rank:
             p.setPen(QPen(QColor(palette.SELECTED), 2))
             p.drawRect(r.adjusted(1, 1, -2, -2))
@@ -90,12 +92,16 @@ class CandidateList(QWidget):
         p.drawText(QRect(r.x() + 40, r.y() + 27, text_w, 20), Qt.AlignmentFlag.AlignLeft, elided)
         bar = QRectF(r.right() - right + 4, r.y() + 18, 100, 14)
         p.fillRect(bar, QColor(palette.BACKGROUND))
-        p.fillRect(QRectF(bar.x(), bar.y(), bar.width() * max(0.0, min(1.0, c.probability)), bar.height()),
-                   QColor(palette.BAR))
+        p.fillRect(
+            QRectF(bar.x(), bar.y(), bar.width() * max(0.0, min(1.0, c.probability)), bar.height()), QColor(palette.BAR)
+        )
         p.setPen(QColor(palette.TEXT))
         p.setFont(normal)
-        p.drawText(QRect(int(bar.right()) + 4, r.y(), 52, r.height()),
-                   Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{100 * c.probability:.0f}%")
+        p.drawText(
+            QRect(int(bar.right()) + 4, r.y(), 52, r.height()),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            f"{100 * c.probability:.0f}%",
+        )
         p.setFont(small)
         p.setPen(QColor(palette.MUTED))
         p.drawText(QRect(int(bar.x()), r.y() + 34, 100, 16), Qt.AlignmentFlag.AlignLeft, f"score {c.score:.3f}")

@@ -11,7 +11,7 @@ import threading
 import time
 import traceback
 
-from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from inspector.errors import CameraError, InspectorError
 from inspector.frame.live import LiveCapture
@@ -25,8 +25,15 @@ class _Loop(QObject):
     recovered = Signal()
     ended = Signal()
 
-    def __init__(self, capture: LiveCapture, stop: threading.Event, paused: threading.Event, read_timeout_s: float,
-                 retry_s: float, health_every_s: float) -> None:
+    def __init__(
+        self,
+        capture: LiveCapture,
+        stop: threading.Event,
+        paused: threading.Event,
+        read_timeout_s: float,
+        retry_s: float,
+        health_every_s: float,
+    ) -> None:
         super().__init__()
         self._capture, self._stop, self._paused = capture, stop, paused
         self._timeout, self._retry, self._health_every = read_timeout_s, retry_s, health_every_s
@@ -87,8 +94,15 @@ class CaptureWorker(QObject):
     recovered = Signal()
     stopped = Signal()
 
-    def __init__(self, capture: LiveCapture, *, read_timeout_s: float = 0.25, retry_s: float = 1.0,
-                 health_every_s: float = 0.5, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        capture: LiveCapture,
+        *,
+        read_timeout_s: float = 0.25,
+        retry_s: float = 1.0,
+        health_every_s: float = 0.5,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.capture = capture
         self._stop, self._paused = threading.Event(), threading.Event()

@@ -11,7 +11,16 @@ import json
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from inspector.errors import InspectorError
 from inspector.frame.queue import answer_review, review_lane
@@ -62,8 +71,10 @@ class ReviewLaneDialog(QDialog):
         self.parts.clear()
         for r in self.rows:
             top = min(json.loads(r["candidates"]), key=lambda c: c["rank"])
-            text = (f"part {r['id']} · {r['recorded_at'][11:19]} UTC · {r['disposition']}"
-                    f" · {top['label_name']} {top['probability']:.0%}")
+            text = (
+                f"part {r['id']} · {r['recorded_at'][11:19]} UTC · {r['disposition']}"
+                f" · {top['label_name']} {top['probability']:.0%}"
+            )
             self.parts.addItem(QListWidgetItem(text))
         if self.rows:
             self.parts.setCurrentRow(0)
@@ -77,7 +88,9 @@ class ReviewLaneDialog(QDialog):
             return
         cands = sorted(json.loads(self.rows[row]["candidates"]), key=lambda c: c["rank"])
         lines = [f"#{c['rank']} {c['label_name']} ({c['probability']:.0%})" for c in cands[:9]]
-        self.candidates.setText(f"Part {self.rows[row]['id']}: {self.rows[row]['verdict_reason']}\n\n" + "\n".join(lines))
+        self.candidates.setText(
+            f"Part {self.rows[row]['id']}: {self.rows[row]['verdict_reason']}\n\n" + "\n".join(lines)
+        )
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.parts and event.type() == QEvent.Type.KeyPress and self._key(event):

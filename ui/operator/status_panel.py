@@ -14,6 +14,7 @@ from inspector.frame.records import utc_now
 from inspector.line.outputs import status_text
 from inspector.line.publisher import OutputStatus
 from ui.widgets import palette
+
 _FIELD = "QLabel {{ background: {bg}; color: {fg}; padding: 3px 8px; }}"
 SILENT_AFTER_S = 5.0  # a 1 fps line camera silent this long has stopped delivering
 _CAMERA_TROUBLE = {"stalled": "warning", "reconnecting": "warning", "failed": "fault", "closed": "fault"}

@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from inspector.frame.records import InspectionResult
 from ui.widgets import palette
+
 _STYLE = "QLabel {{ background: {bg}; color: {fg}; font-size: 20px; font-weight: bold; padding: 8px 12px; }}"
 
 
@@ -19,7 +20,10 @@ def verdict_text(result: InspectionResult) -> tuple[str, str]:
         return f"REVIEW · {v.reason}", "review"
     if v.disposition == "accept":
         return f"OK · {top.label_name} ({100 * top.probability:.0f}%)", "accept"
-    return f"{v.disposition.upper()} · {top.label_name} ({100 * top.probability:.0f}%) — {top.description}", v.disposition
+    return (
+        f"{v.disposition.upper()} · {top.label_name} ({100 * top.probability:.0f}%) — {top.description}",
+        v.disposition,
+    )
 
 
 class VerdictBanner(QLabel):

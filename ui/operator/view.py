@@ -20,22 +20,24 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt, QTi
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from inspector.store.decision_log import DecisionError
 from inspector.errors import InspectorError
 from inspector.frame.live import LiveCapture, RateMeter, SourceFactory
 from inspector.frame.queue import OperatorQueue, TooSoon, needs_attention, policy_from, review_lane
 from inspector.frame.records import InspectionResult
-from ui.widgets import palette
+from inspector.store.decision_log import DecisionError
+from ui.context import AppContext
 from ui.operator.candidate_list import CandidateList
 from ui.operator.capture_worker import CaptureWorker
-from ui.context import AppContext
 from ui.operator.evidence_panel import EvidencePanel
-from ui.operator.status_panel import StatusPanel
 from ui.operator.review_lane import ReviewLaneDialog
+from ui.operator.status_panel import StatusPanel
 from ui.operator.verdict_banner import VerdictBanner
+from ui.widgets import palette
 
-HINTS = ("Space/Enter confirm #1 · 1–9 pick #k · 0 none of these · R retake · H heatmap · C #1 vs #2"
-         " · ↑↓ select · F2 review lane")
+HINTS = (
+    "Space/Enter confirm #1 · 1–9 pick #k · 0 none of these · R retake · H heatmap · C #1 vs #2"
+    " · ↑↓ select · F2 review lane"
+)
 _DIGITS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(10)}
 
 
@@ -46,17 +48,26 @@ class OperatorView(QWidget):
     fault = Signal(str, str)  # where, message: for the window's banner (the window logs it)
     recovered = Signal(str)  # where: the fault reported from there is over
 
-    def __init__(self, context: AppContext, source_factory: SourceFactory | None = None,
-                 parent: QWidget | None = None, *, settings: QSettings | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        context: AppContext,
+        source_factory: SourceFactory | None = None,
+        parent: QWidget | None = None,
+        *,
+        settings: QSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(parent)
         self.context, self.source_factory = context, source_factory
         self.settings = settings if settings is not None else QSettings()
         self.current: InspectionResult | None = None  # the part displayed
         self.answered = ""
         # Only a role that decides holds trouble parts; others watch the line go by.
-        self.queue = OperatorQueue(context.station.log, context.user, policy_from(context.config.queue), clock) \
-            if context.can("decide") and context.station.log is not None else None
+        self.queue = (
+            OperatorQueue(context.station.log, context.user, policy_from(context.config.queue), clock)
+            if context.can("decide") and context.station.log is not None
+            else None
+        )
         self.in_review = 0
         self.review_dialog: ReviewLaneDialog | None = None
         self.rate = RateMeter()
@@ -90,8 +101,11 @@ class OperatorView(QWidget):
         self.review_button = QPushButton("Review lane (F2)", focusPolicy=Qt.FocusPolicy.NoFocus)
         self.review_button.clicked.connect(self.open_review_lane)
         self.review_button.setVisible(self.context.can("decide"))
-        self.hints = QLabel(HINTS if self.context.can("decide") else
-                            f"View only: your role ({self._role()}) may not answer parts · H heatmap · C #1 vs #2")
+        self.hints = QLabel(
+            HINTS
+            if self.context.can("decide")
+            else f"View only: your role ({self._role()}) may not answer parts · H heatmap · C #1 vs #2"
+        )
         self.hints.setWordWrap(True)
         self.hints.setStyleSheet(f"color: {palette.MUTED};")
         self.status = StatusPanel()
@@ -179,8 +193,11 @@ class OperatorView(QWidget):
                 self.none_edit.setVisible(False)
                 self.setFocus()
                 if not self.answered:
-                    self._say(f"Part {self.current.inspection_id if self.current else '?'} went to the review"
-                              " lane before the description was logged; answer it from the review lane.", True)
+                    self._say(
+                        f"Part {self.current.inspection_id if self.current else '?'} went to the review"
+                        " lane before the description was logged; answer it from the review lane.",
+                        True,
+                    )
             self._display(head)
         self._count_review()
 

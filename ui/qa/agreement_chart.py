@@ -74,8 +74,9 @@ class AgreementChart(QWidget):
             y = top + i * (2 * _BAR + _GAP) + _GAP // 2
             painter.setPen(_TEXT)
             name = metrics.elidedText(row.name, Qt.TextElideMode.ElideRight, int(name_w - 8))
-            painter.drawText(QRectF(0, y, name_w - 8, 2 * _BAR), Qt.AlignmentFlag.AlignRight |
-                             Qt.AlignmentFlag.AlignVCenter, name)
+            painter.drawText(
+                QRectF(0, y, name_w - 8, 2 * _BAR), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, name
+            )
             if row.top1 is None:
                 painter.setPen(_MUTED)
                 painter.drawText(QRectF(x0 + 4, y, x1 - x0, 2 * _BAR), Qt.AlignmentFlag.AlignVCenter, "no answers")
@@ -85,13 +86,18 @@ class AgreementChart(QWidget):
                 painter.fillRect(QRectF(x0, yy + 1, (x1 - x0) * rate, _BAR - 2), colour)
                 painter.setPen(_TEXT)
                 text = f"{rate:.0%}" + (f" (n={row.answered})" if j == 0 else "")
-                painter.drawText(QRectF(x0 + (x1 - x0) * rate + 4, yy - 2, value_w + 40, _BAR + 4),
-                                 Qt.AlignmentFlag.AlignVCenter, text)
+                painter.drawText(
+                    QRectF(x0 + (x1 - x0) * rate + 4, yy - 2, value_w + 40, _BAR + 4),
+                    Qt.AlignmentFlag.AlignVCenter,
+                    text,
+                )
         painter.end()
 
     def _legend(self, painter: QPainter, x: float) -> None:
-        for colour, text in ((TOP1, "top-1 agreement (operator confirmed #1)"),
-                             (TOP3, "top-3 (operator's label among the first three)")):
+        for colour, text in (
+            (TOP1, "top-1 agreement (operator confirmed #1)"),
+            (TOP3, "top-3 (operator's label among the first three)"),
+        ):
             painter.fillRect(QRectF(x, 6, 12, 12), colour)
             painter.setPen(_TEXT)
             width = painter.fontMetrics().horizontalAdvance(text)

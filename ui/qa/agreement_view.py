@@ -5,25 +5,45 @@ The figures come from inspector.learning.agreement over a chosen period; this vi
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QFont
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from inspector.learning.agreement import AgreementReport, compute_agreement
 from inspector.errors import InspectorError
-from ui.qa.agreement_chart import AgreementChart, ChartRow
+from inspector.learning.agreement import AgreementReport, compute_agreement
 from ui.context import AppContext
+from ui.qa.agreement_chart import AgreementChart, ChartRow
 from ui.widgets.status_line import StatusLine
 
-PERIODS: dict[str, timedelta | None] = {"Last 24 hours": timedelta(days=1), "Last 7 days": timedelta(days=7),
-                                        "Last 30 days": timedelta(days=30), "All time": None}
+PERIODS: dict[str, timedelta | None] = {
+    "Last 24 hours": timedelta(days=1),
+    "Last 7 days": timedelta(days=7),
+    "Last 30 days": timedelta(days=30),
+    "All time": None,
+}
 _COLUMNS = ("Label", "Answers", "Top-1", "Top-3", "Model #1", "Precision")
-_TIPS = ("The operator's answer", "Answered inspections with this label", "Share the model ranked #1",
-         "Share the model ranked among its first three", "Answered inspections the model ranked this label #1",
-         "Of those, the share the operators confirmed")
+_TIPS = (
+    "The operator's answer",
+    "Answered inspections with this label",
+    "Share the model ranked #1",
+    "Share the model ranked among its first three",
+    "Answered inspections the model ranked this label #1",
+    "Of those, the share the operators confirmed",
+)
 _CONFUSED = QColor("#fde9c8")  # off-diagonal counts: where the model and the operators disagree
 
 
@@ -58,8 +78,10 @@ class AgreementView(QWidget):
         self.labels_table.verticalHeader().setVisible(False)
         self.chart = AgreementChart()
         self.confusion = _table(0)
-        caption = QLabel("Confusion: rows are the model's #1 label, columns the operator's answer (corrections"
-                         " applied; rejected images left out).")
+        caption = QLabel(
+            "Confusion: rows are the model's #1 label, columns the operator's answer (corrections"
+            " applied; rejected images left out)."
+        )
         caption.setWordWrap(True)
 
         controls = QHBoxLayout()
@@ -93,10 +115,11 @@ class AgreementView(QWidget):
     def refresh(self) -> None:
         """Recompute the figures for the chosen period."""
         span = PERIODS[self.period.currentText()]
-        since = None if span is None else datetime.now(timezone.utc) - span
+        since = None if span is None else datetime.now(UTC) - span
         try:
-            report = compute_agreement(self.context.station.log, from_ts=since,
-                                       library=self.context.station.index.library)
+            report = compute_agreement(
+                self.context.station.log, from_ts=since, library=self.context.station.index.library
+            )
         except InspectorError as exc:
             self.summary.show_error(f"Cannot compute agreement: {exc}")
             return
@@ -105,26 +128,40 @@ class AgreementView(QWidget):
 
     def _show(self, report: AgreementReport) -> None:
         if report.answered:
-            text = (f"{report.answered} answered inspections: top-1 agreement {_pct(report.top1_rate)},"
-                    f" top-3 {_pct(report.top3_rate)}; {report.none_of_these} 'none of these',"
-                    f" {report.rejected} rejected images left out, {report.unanswered} without an answer.")
+            text = (
+                f"{report.answered} answered inspections: top-1 agreement {_pct(report.top1_rate)},"
+                f" top-3 {_pct(report.top3_rate)}; {report.none_of_these} 'none of these',"
+                f" {report.rejected} rejected images left out, {report.unanswered} without an answer."
+            )
         else:
             text = "No answered inspections in this period."
-        self.summary.show_info(text + (" Only the first inspections of the period were read." if report.truncated
-                                       else ""))
+        self.summary.show_info(
+            text + (" Only the first inspections of the period were read." if report.truncated else "")
+        )
         table = self.labels_table
         table.setRowCount(len(report.labels))
         for r, row in enumerate(report.labels):
-            values = (row.label_name, str(row.answered), _pct(row.top1_rate),
-                      _pct(row.top3_rate), str(row.proposed), _pct(row.precision))
+            values = (
+                row.label_name,
+                str(row.answered),
+                _pct(row.top1_rate),
+                _pct(row.top3_rate),
+                str(row.proposed),
+                _pct(row.precision),
+            )
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setToolTip(f"{row.label_name} [{row.label_id}]")
                 if c:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 table.setItem(r, c, item)
-        self.chart.set_rows([ChartRow(row.label_name, row.top1_rate, row.top3_rate, row.answered)
-                             for row in report.labels if row.answered])
+        self.chart.set_rows(
+            [
+                ChartRow(row.label_name, row.top1_rate, row.top3_rate, row.answered)
+                for row in report.labels
+                if row.answered
+            ]
+        )
         self._show_confusion(report)
 
     def _show_confusion(self, report: AgreementReport) -> None:

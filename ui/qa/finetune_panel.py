@@ -16,25 +16,41 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDoubleSpinBox,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from inspector.errors import InspectorError
 from inspector.learning.loop import FinetuneConfig, FinetuneProgress, FinetuneResult, run_finetune
 from inspector.learning.registry import DEFAULT_TOLERANCE, ModelRegistry, RegisteredModel
 from ui.context import AppContext
-from ui.qa.model_figures import ModelFigures
 from ui.model_follower import ModelFollower
+from ui.qa.model_figures import ModelFigures
 from ui.widgets.status_line import StatusLine
 from ui.widgets.workers import Task, keep_alive
 
 _COLUMNS = ("Model", "State", "Confirm. top-1", "Typed top-1", "Registered (UTC)", "By", "Reason")
 
-_INTRO = ("Fine-tune the model in use on this station's confirmed answers (picks and confirmations; rejected"
-          " images and 'none of these' are left out). A fixed share of images is held out: the new model and"
-          " the model in use are both measured on those and on the shipped typed-defect set. The result is a"
-          " candidate; it goes into production only when a QA engineer promotes it.")
+_INTRO = (
+    "Fine-tune the model in use on this station's confirmed answers (picks and confirmations; rejected"
+    " images and 'none of these' are left out). A fixed share of images is held out: the new model and"
+    " the model in use are both measured on those and on the shipped typed-defect set. The result is a"
+    " candidate; it goes into production only when a QA engineer promotes it."
+)
 
 
 def _run(progress, cancelled, db_path: str, config: FinetuneConfig, user, default_ref: str) -> FinetuneResult:
@@ -83,8 +99,13 @@ class FinetunePanel(QWidget):
         intro = QLabel(_INTRO)
         intro.setWordWrap(True)
         self.steps = QSpinBox(minimum=1, maximum=100_000, value=self.base_config.steps)
-        self.cap = QDoubleSpinBox(minimum=0.1, maximum=24 * 60, decimals=1, suffix=" min",
-                                  value=(self.base_config.max_wall_seconds or 1800) / 60)
+        self.cap = QDoubleSpinBox(
+            minimum=0.1,
+            maximum=24 * 60,
+            decimals=1,
+            suffix=" min",
+            value=(self.base_config.max_wall_seconds or 1800) / 60,
+        )
         self.cap.setToolTip("Training stops here; the model so far is evaluated. Start again to continue it.")
         self.start_button = QPushButton("Start run")
         self.cancel_button = QPushButton("Cancel")
@@ -94,8 +115,14 @@ class FinetunePanel(QWidget):
         self.stage.setWordWrap(True)
         run = QGroupBox("New run from the decision log")
         controls = QHBoxLayout()
-        for widget in (QLabel("Steps"), self.steps, QLabel("Time cap"), self.cap, self.start_button,
-                       self.cancel_button):
+        for widget in (
+            QLabel("Steps"),
+            self.steps,
+            QLabel("Time cap"),
+            self.cap,
+            self.start_button,
+            self.cancel_button,
+        ):
             controls.addWidget(widget)
         controls.addWidget(self.progress, 1)
         run_layout = QVBoxLayout(run)
@@ -120,9 +147,11 @@ class FinetunePanel(QWidget):
         self.reason.setPlaceholderText("Reason (required): why this model should run in production")
         # QA's allowance for the shipped generic set: a plant unlike it loses top-1 there as it learns.
         self.typed_drop = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=1.0, singleStep=0.05, value=DEFAULT_TOLERANCE)
-        self.typed_drop.setToolTip("Allowed drop in top-1 and MRR on the shipped typed-defect set (default "
-                                   f"{DEFAULT_TOLERANCE:.2f}). Raise it only for a plant whose parts are unlike"
-                                   " the generic defects; the promotion records the value.")
+        self.typed_drop.setToolTip(
+            "Allowed drop in top-1 and MRR on the shipped typed-defect set (default "
+            f"{DEFAULT_TOLERANCE:.2f}). Raise it only for a plant whose parts are unlike"
+            " the generic defects; the promotion records the value."
+        )
         self.promote_button = QPushButton("Promote")
         self.rollback_button = QPushButton("Roll back to this model")
         decide = QHBoxLayout()
@@ -161,7 +190,8 @@ class FinetunePanel(QWidget):
         self.follower.switched.connect(self._switched)
         self.follower.failed.connect(self.status.show_error)
         self.follower.switching.connect(
-            lambda model_id: self.in_use.setText(self.in_use.text() + f" · loading {model_id[:12]} …"))
+            lambda model_id: self.in_use.setText(self.in_use.text() + f" · loading {model_id[:12]} …")
+        )
         self._clock_timer = QTimer(self, interval=1000, timeout=self._show_progress)
 
     # --- the run ----------------------------------------------------------------------------
@@ -226,8 +256,10 @@ class FinetunePanel(QWidget):
     def _show_progress(self) -> None:
         step, total, text = self._last
         cap = self.run_config().max_wall_seconds or 0
-        self.stage.setText(f"{text} · {_clock(time.monotonic() - self._started)} elapsed"
-                           f" (training stops at the {_clock(cap)} time cap)")
+        self.stage.setText(
+            f"{text} · {_clock(time.monotonic() - self._started)} elapsed"
+            f" (training stops at the {_clock(cap)} time cap)"
+        )
 
     def _finished(self, result: FinetuneResult) -> None:
         self.refresh()
@@ -245,15 +277,19 @@ class FinetunePanel(QWidget):
     def _cancelled(self) -> None:
         step, total, _ = self._last
         self.refresh()
-        self.status.show_info(f"Run cancelled at step {step} of {total}; nothing was registered from it. Its"
-                              " training state is kept: Start with the same settings continues it.")
+        self.status.show_info(
+            f"Run cancelled at step {step} of {total}; nothing was registered from it. Its"
+            " training state is kept: Start with the same settings continues it."
+        )
 
     def _run_ended(self) -> None:
         self._clock_timer.stop()
         step, total, _ = self._last
         cap = self.run_config().max_wall_seconds or 0
-        self.stage.setText(f"Run ended after {_clock(time.monotonic() - self._started)} at step {step} of {total}"
-                           f" (time cap {_clock(cap)}).")
+        self.stage.setText(
+            f"Run ended after {_clock(time.monotonic() - self._started)} at step {step} of {total}"
+            f" (time cap {_clock(cap)})."
+        )
         self._update_buttons()
 
     # --- the registry -----------------------------------------------------------------------
@@ -270,8 +306,15 @@ class FinetunePanel(QWidget):
         self.table.setRowCount(len(self.models))
         for r, m in enumerate(self.models):
             state = m.state + (" · running" if m.model_id == running else "")
-            cells = (m.model_id[:12], state, _top1(m, "confirmations"), _top1(m, "typed_defects"),
-                     m.registered_at[:16].replace("T", " "), m.registered_by, m.reason)
+            cells = (
+                m.model_id[:12],
+                state,
+                _top1(m, "confirmations"),
+                _top1(m, "typed_defects"),
+                m.registered_at[:16].replace("T", " "),
+                m.registered_by,
+                m.reason,
+            )
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(f"{m.model_id}\n{m.checkpoint}\n{m.reason}")
@@ -326,8 +369,10 @@ class FinetunePanel(QWidget):
             return None
         self.reason.clear()
         self.refresh()
-        self.status.show_info(f"Model {model.model_id[:12]} is now active. The station loads it in the background"
-                              " and switches between two parts; the line keeps running meanwhile.")
+        self.status.show_info(
+            f"Model {model.model_id[:12]} is now active. The station loads it in the background"
+            " and switches between two parts; the line keeps running meanwhile."
+        )
         self.registry_changed.emit()
         self.follower.check()
         return model

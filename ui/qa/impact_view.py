@@ -9,8 +9,19 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
-                               QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from inspector.errors import InspectorError
 from inspector.library.impact import NONE_OF_THESE, ImpactReport, plan_impact, run_impact
@@ -35,8 +46,10 @@ class ImpactView(QWidget):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
-        self.intro = QLabel("Stage a change in the library editor, then preview what it would change on"
-                            " recently inspected parts before you publish it.")
+        self.intro = QLabel(
+            "Stage a change in the library editor, then preview what it would change on"
+            " recently inspected parts before you publish it."
+        )
         self.intro.setWordWrap(True)
         self.last_n = QSpinBox()
         self.last_n.setRange(1, 10_000)
@@ -87,8 +100,11 @@ class ImpactView(QWidget):
         """The library the editor's draft would put in force (None: nothing staged)."""
         self._draft = library
         if self.table.rowCount() or self.summary.text():
-            self.summary.show_info("The draft changed since this preview; preview it again." if library is not None
-                                   else "The draft is empty; nothing to preview.")
+            self.summary.show_info(
+                "The draft changed since this preview; preview it again."
+                if library is not None
+                else "The draft is empty; nothing to preview."
+            )
         self._update_buttons()
 
     def start(self) -> bool:
@@ -108,8 +124,9 @@ class ImpactView(QWidget):
         self._task = Task(_run, plan, self.context.station.scorer, parent=self)
         self._task.progress.connect(self._on_progress)
         self._task.finished.connect(self._show)
-        self._task.failed.connect(lambda message: self.summary.show_failure(
-            self.context, "impact_preview", f"Preview failed: {message}"))
+        self._task.failed.connect(
+            lambda message: self.summary.show_failure(self.context, "impact_preview", f"Preview failed: {message}")
+        )
         self._task.cancelled.connect(self._on_cancelled)
         self._task.done.connect(self._update_buttons)
         self._task.start()
@@ -141,8 +158,14 @@ class ImpactView(QWidget):
         self.table.setRowCount(len(report.changed))
         for r, row in enumerate(report.changed):
             answer = {None: "(no answer)", NONE_OF_THESE: "none of these"}.get(row.answer, row.answer)
-            values = (str(row.inspection_id), row.recorded_at, f"{row.old_name} ({row.old_probability:.2f})",
-                      f"{row.new_name} ({row.new_probability:.2f})", answer, _EFFECT[row.effect])
+            values = (
+                str(row.inspection_id),
+                row.recorded_at,
+                f"{row.old_name} ({row.old_probability:.2f})",
+                f"{row.new_name} ({row.new_probability:.2f})",
+                answer,
+                _EFFECT[row.effect],
+            )
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 if row.effect == "breaks":  # the one outcome a QA engineer must not miss
@@ -152,7 +175,8 @@ class ImpactView(QWidget):
         if report.changed:
             self.summary.show_info(
                 f"{len(report.changed)} of {report.checked} inspections would change their #1 label;"
-                f" {report.fixes} would now match the operator's answer, {report.breaks} would no longer match.")
+                f" {report.fixes} would now match the operator's answer, {report.breaks} would no longer match."
+            )
         else:
             self.summary.show_info(f"None of the {report.checked} inspections would change its #1 label.")
         self.notes.setText("Left out: " + "; ".join(report.notes) if report.notes else "")

@@ -8,12 +8,23 @@ published. A role without 'edit_library' gets the form disabled.
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
 
 from inspector.errors import InspectorError
-from inspector.library.labels import DISPOSITIONS, Label
 from inspector.library.draft import Edit, LabelRow, changes_from
+from inspector.library.labels import DISPOSITIONS, Label
 
 _LIVE = ("active", "changed", "new")  # label / description states that can still be edited or retired
 
@@ -68,7 +79,9 @@ class LibraryEditForm(QGroupBox):
         self.new_description.setPlaceholderText("first description, in plain words")
         self.add_label_button = QPushButton("Add label")
         self.example_file_button = QPushButton("Add example image\u2026")
-        self.example_file_button.setToolTip("A photo of this label (PNG, JPEG, TIFF, BMP); stored in the station by hash")
+        self.example_file_button.setToolTip(
+            "A photo of this label (PNG, JPEG, TIFF, BMP); stored in the station by hash"
+        )
         self.inspection_id = QSpinBox()
         self.inspection_id.setRange(1, 2**31 - 1)
         self.inspection_id.setPrefix("#")
@@ -80,10 +93,28 @@ class LibraryEditForm(QGroupBox):
         form.addRow(self.selected)
         form.addRow("Description:", _row(self.description, self.add_description_button))
         form.addRow("", _row(self.retire_description_button, self.retire_label_button))
-        form.addRow("Example:", _row(self.example_file_button, QLabel("or inspection"), self.inspection_id,
-                                     self.example_inspection_button, stretch=True))
-        form.addRow("Disposition:", _row(self.disposition, QLabel("Severity:"), self.severity,
-                                         QLabel("Threshold:"), self.threshold, self.update_button, stretch=True))
+        form.addRow(
+            "Example:",
+            _row(
+                self.example_file_button,
+                QLabel("or inspection"),
+                self.inspection_id,
+                self.example_inspection_button,
+                stretch=True,
+            ),
+        )
+        form.addRow(
+            "Disposition:",
+            _row(
+                self.disposition,
+                QLabel("Severity:"),
+                self.severity,
+                QLabel("Threshold:"),
+                self.threshold,
+                self.update_button,
+                stretch=True,
+            ),
+        )
         heading = QLabel("New label")
         heading.setStyleSheet("font-weight: bold; margin-top: 6px;")
         form.addRow(heading)
@@ -98,7 +129,10 @@ class LibraryEditForm(QGroupBox):
         self.add_label_button.clicked.connect(self._add_label)
         self.example_file_button.clicked.connect(self._example_from_file)
         self.example_inspection_button.clicked.connect(
-            lambda: self.example_requested.emit("inspection", self.inspection_id.value(), self._row.id, self.reason.text()))
+            lambda: self.example_requested.emit(
+                "inspection", self.inspection_id.value(), self._row.id, self.reason.text()
+            )
+        )
         self._row: LabelRow | None = None
         self._text: str | None = None
         self._can_edit = False
@@ -107,8 +141,11 @@ class LibraryEditForm(QGroupBox):
     def set_can_edit(self, can_edit: bool) -> None:
         """Reflect the role: without 'edit_library' nothing here can be used."""
         self._can_edit = can_edit
-        self.reason.setPlaceholderText("Why? Recorded with the new version (required)" if can_edit
-                                       else "Read-only: your role may not change the library")
+        self.reason.setPlaceholderText(
+            "Why? Recorded with the new version (required)"
+            if can_edit
+            else "Read-only: your role may not change the library"
+        )
         self._refresh()
 
     def set_selection(self, row: LabelRow | None, text: str | None) -> None:
@@ -131,13 +168,29 @@ class LibraryEditForm(QGroupBox):
     def _refresh(self) -> None:
         live = self._can_edit and self._row is not None and self._row.status in _LIVE
         text_live = live and self._text is not None and dict(self._row.descriptions).get(self._text) in _LIVE
-        for widget in (self.description, self.add_description_button, self.retire_label_button, self.disposition,
-                       self.severity, self.threshold, self.update_button, self.example_file_button,
-                       self.inspection_id, self.example_inspection_button):
+        for widget in (
+            self.description,
+            self.add_description_button,
+            self.retire_label_button,
+            self.disposition,
+            self.severity,
+            self.threshold,
+            self.update_button,
+            self.example_file_button,
+            self.inspection_id,
+            self.example_inspection_button,
+        ):
             widget.setEnabled(live)
         self.retire_description_button.setEnabled(bool(text_live))
-        for widget in (self.reason, self.new_id, self.new_name, self.new_disposition, self.new_severity,
-                       self.new_description, self.add_label_button):
+        for widget in (
+            self.reason,
+            self.new_id,
+            self.new_name,
+            self.new_disposition,
+            self.new_severity,
+            self.new_description,
+            self.add_label_button,
+        ):
             widget.setEnabled(self._can_edit)
 
     def _emit(self, build) -> None:
@@ -148,7 +201,9 @@ class LibraryEditForm(QGroupBox):
 
     def choose_example_file(self) -> str:
         """Ask for an image file ('' when cancelled); tests replace this dialog."""
-        path, _ = QFileDialog.getOpenFileName(self, "Example image", "", "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Example image", "", "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp)"
+        )
         return path
 
     def _example_from_file(self) -> None:
@@ -167,15 +222,25 @@ class LibraryEditForm(QGroupBox):
 
     def _update_label(self) -> None:
         def build() -> Edit:
-            wanted = {"disposition": self.disposition.currentText(), "severity": self.severity.value(),
-                      "threshold": self.threshold.value() or None}  # 0.0 is shown as "policy default"
+            wanted = {
+                "disposition": self.disposition.currentText(),
+                "severity": self.severity.value(),
+                "threshold": self.threshold.value() or None,
+            }  # 0.0 is shown as "policy default"
             return Edit("update_label", self._row.id, self.reason.text(), changes=changes_from(self._row, wanted))
+
         self._emit(build)
 
     def _add_label(self) -> None:
         def build() -> Edit:
             label_id = self.new_id.text().strip()
-            label = Label(label_id, self.new_name.text().strip() or label_id, self.new_disposition.currentText(),
-                          self.new_severity.value(), (self.new_description.text().strip(),))
+            label = Label(
+                label_id,
+                self.new_name.text().strip() or label_id,
+                self.new_disposition.currentText(),
+                self.new_severity.value(),
+                (self.new_description.text().strip(),),
+            )
             return Edit("add_label", label_id, self.reason.text(), label=label)
+
         self._emit(build)

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QListWidget, QListWidgetItem, QSplitter,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from inspector.errors import InspectorError
-from inspector.library.labels import Library
 from inspector.library.draft import Edit, LabelRow, apply_edits, draft_rows, publish
+from inspector.library.labels import Library
 from ui.context import AppContext
 from ui.qa.library_draft_box import DraftBox
 from ui.qa.library_edit_form import LibraryEditForm
@@ -23,9 +33,15 @@ from ui.qa.library_history import LibraryHistory
 from ui.widgets.status_line import StatusLine
 
 _COLUMNS = ("Label", "Name", "Disposition", "Sev.", "Threshold", "Texts", "Status")
-_TIPS = ("Label id", "Display name", "What the line does with the part", "Severity, 0 (none) to 5 (critical)",
-         "Probability #1 needs to stand alone (default: the station policy)", "Active descriptions (+ example images)",
-         "active, retired, or what the draft would do")
+_TIPS = (
+    "Label id",
+    "Display name",
+    "What the line does with the part",
+    "Severity, 0 (none) to 5 (critical)",
+    "Probability #1 needs to stand alone (default: the station policy)",
+    "Active descriptions (+ example images)",
+    "active, retired, or what the draft would do",
+)
 _RETIRED = QColor("#8a8a8a")
 _DRAFT = QColor("#fff6d5")  # a pale highlight for what the draft would change: not an alarm colour
 
@@ -137,8 +153,11 @@ class LibraryEditor(QWidget):
         try:
             if not reason.strip():  # before any image is written to the store
                 raise InspectorError("every library change needs a reason: say what the example shows")
-            edit = (example_from_file(log, str(value), label_id, reason) if kind == "file"
-                    else example_from_inspection(log, int(value), label_id, reason))
+            edit = (
+                example_from_file(log, str(value), label_id, reason)
+                if kind == "file"
+                else example_from_inspection(log, int(value), label_id, reason)
+            )
         except InspectorError as exc:
             self.status.show_error(f"Not staged: {exc}")
             return False
@@ -146,7 +165,7 @@ class LibraryEditor(QWidget):
 
     def remove_edit(self, index: int) -> None:
         """Drop one staged edit, unless a later edit depends on it."""
-        rest = self._edits[:index] + self._edits[index + 1:]
+        rest = self._edits[:index] + self._edits[index + 1 :]
         try:
             apply_edits(self._base, rest)
         except InspectorError as exc:
@@ -189,18 +208,25 @@ class LibraryEditor(QWidget):
         self._rows = draft_rows(self.context.station.log.library.labels(self._base_version), draft)
         active = len(self._base.labels)
         staged = f"; {len(self._edits)} staged change(s) in the draft" if self._edits else ""
-        self.header.setText(f"Library \u201c{self._base.name}\u201d, version {self._base_version} in force:"
-                            f" {active} active labels{staged}.")
+        self.header.setText(
+            f"Library \u201c{self._base.name}\u201d, version {self._base_version} in force:"
+            f" {active} active labels{staged}."
+        )
         table = self.labels_table
         table.blockSignals(True)
         table.setRowCount(len(self._rows))
         for r, row in enumerate(self._rows):
             active_texts = sum(status in ("active", "new") for _, status in row.descriptions)
             images = sum(status in ("active", "new") for _, status in row.examples)
-            values = (row.id, row.name, row.disposition, str(row.severity),
-                      "default" if row.threshold is None else f"{row.threshold:.2f}",
-                      f"{active_texts} + {images} img" if images else str(active_texts),
-                      row.status if row.status in ("active", "retired") else f"{row.status} (draft)")
+            values = (
+                row.id,
+                row.name,
+                row.disposition,
+                str(row.severity),
+                "default" if row.threshold is None else f"{row.threshold:.2f}",
+                f"{active_texts} + {images} img" if images else str(active_texts),
+                row.status if row.status in ("active", "retired") else f"{row.status} (draft)",
+            )
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 if row.status == "retired":

@@ -10,10 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from inspector.learning.registry import DEFAULT_TOLERANCE, HELDOUT_SETS, RegisteredModel, promotion_problems, tolerances_for
+from inspector.learning.registry import (
+    DEFAULT_TOLERANCE,
+    HELDOUT_SETS,
+    RegisteredModel,
+    promotion_problems,
+    tolerances_for,
+)
 
 SET_NAMES = {"confirmations": "Held-out confirmations", "typed_defects": "Typed defects (shipped)"}
 METRICS = (("top1", "Top-1"), ("top3", "Top-3"), ("mrr", "MRR"))
@@ -75,8 +88,13 @@ class ModelFigures(QWidget):
                 base = _value(figures, base_side, name, metric) if base_side else None
                 n = _value(figures, this_side, name, "n")
                 change = "" if this is None or base is None else f"{this - base:+.3f}"
-                cells = (f"{SET_NAMES[name]} (n={n})" if n is not None else SET_NAMES[name], metric_name,
-                         "-" if base is None else f"{base:.3f}", "-" if this is None else f"{this:.3f}", change)
+                cells = (
+                    f"{SET_NAMES[name]} (n={n})" if n is not None else SET_NAMES[name],
+                    metric_name,
+                    "-" if base is None else f"{base:.3f}",
+                    "-" if this is None else f"{this:.3f}",
+                    change,
+                )
                 for c, text in enumerate(cells):
                     item = QTableWidgetItem(text)
                     if c == 4 and this is not None and base is not None and this < base - self.tolerances[name]:
@@ -112,6 +130,8 @@ class ModelFigures(QWidget):
             problems.insert(0, f"it was evaluated against {str(base)[:12]}, but {active_id[:12]} is active now")
         if not problems:
             allowed = ", ".join(f"{SET_NAMES[k].lower()} {v:.2f}" for k, v in tolerances.items())
-            return (f"Promotion check: not worse than its base on top-1 or MRR beyond the allowed drop ({allowed})."
-                    " Promote it with a reason to put it into production.")
+            return (
+                f"Promotion check: not worse than its base on top-1 or MRR beyond the allowed drop ({allowed})."
+                " Promote it with a reason to put it into production."
+            )
         return "Promotion would be refused: " + "; ".join(problems) + "."

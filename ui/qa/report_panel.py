@@ -33,8 +33,13 @@ def _export(_progress, _cancelled, db_path: Path, from_ts: str, to_ts: str, out:
 class ReportPanel(QWidget):
     """Period boxes, an Export button, the result line; the drift banner above (hidden when quiet)."""
 
-    def __init__(self, db_path: str | Path, banner_text: Callable[[], str | None] = lambda: None,
-                 acknowledge: Callable[[], None] = lambda: None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        banner_text: Callable[[], str | None] = lambda: None,
+        acknowledge: Callable[[], None] = lambda: None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.db_path, self._banner_text, self._acknowledge = Path(db_path), banner_text, acknowledge
         now = datetime.now(UTC)
@@ -58,8 +63,9 @@ class ReportPanel(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.status)
         layout.addStretch(1)
-        self.choose_file: Callable[[], str | None] = lambda: QFileDialog.getSaveFileName(
-            self, "Save the PoC report", "report.html", "HTML (*.html)")[0] or None
+        self.choose_file: Callable[[], str | None] = lambda: (
+            QFileDialog.getSaveFileName(self, "Save the PoC report", "report.html", "HTML (*.html)")[0] or None
+        )
         self.task: Task | None = None
         self.export_button.clicked.connect(self.export)
         self.ack_button.clicked.connect(self._ack)

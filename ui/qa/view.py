@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
-from ui.qa.agreement_view import AgreementView
+from ui.audit.search_panel import SearchPanel
 from ui.context import AppContext
+from ui.qa.agreement_view import AgreementView
 from ui.qa.finetune_panel import FinetunePanel
 from ui.qa.impact_view import ImpactView
 from ui.qa.library_editor import LibraryEditor
 from ui.qa.report_panel import ReportPanel
-from ui.audit.search_panel import SearchPanel
 
 
 class QAView(QWidget):
@@ -34,8 +34,11 @@ class QAView(QWidget):
         self.tabs.addTab(self.finetune, "Fine-tuning")
         # issue 17: the PoC report export and the drift banner (context.drift: a DriftWatch, when running)
         drift = context.drift
-        self.report = ReportPanel(context.station.log.sdb.path, drift.banner if drift else lambda: None,
-                                  drift.monitor.acknowledge if drift else lambda: None)
+        self.report = ReportPanel(
+            context.station.log.sdb.path,
+            drift.banner if drift else lambda: None,
+            drift.monitor.acknowledge if drift else lambda: None,
+        )
         self.tabs.addTab(self.report, "Report && drift")
         self.search = SearchPanel(context.station.log.sdb.path, lambda: context.station.scorer, self._open_found)
         self.tabs.addTab(self.search, "Search")

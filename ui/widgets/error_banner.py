@@ -10,6 +10,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
 from ui.widgets import palette
+
+
 class ErrorBanner(QWidget):
     """Red strip with the message and a count of repeats; hidden when there is nothing to say."""
 

@@ -20,7 +20,6 @@ from inspector.station import Station
 from ui.widgets.workers import Task, keep_alive
 
 
-
 @dataclass(frozen=True)
 class HeatmapDone:
     """A computed heatmap, what it was asked for, and how long it took."""
@@ -30,8 +29,9 @@ class HeatmapDone:
     ms: float
 
 
-def _explain(_progress, _cancelled, station: Station, result: InspectionResult, rank: int,
-             versus: int | None, key: Hashable) -> HeatmapDone:
+def _explain(
+    _progress, _cancelled, station: Station, result: InspectionResult, rank: int, versus: int | None, key: Hashable
+) -> HeatmapDone:
     t0 = time.perf_counter()
     try:
         heat = explain_candidate(station, result, rank, versus)

@@ -15,8 +15,12 @@ _TROUBLE = QColor("#8b0000")
 class RecordTable(QTableWidget):
     """Shows rows as the decision log returns them; `row_at(r)` gives the dict back."""
 
-    def __init__(self, columns: Sequence[Column], trouble: Callable[[dict[str, Any]], bool] | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        trouble: Callable[[dict[str, Any]], bool] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(0, len(columns), parent)
         self._columns = tuple(columns)
         self._trouble = trouble

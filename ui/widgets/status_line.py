@@ -13,8 +13,9 @@ from inspector.errors import InspectorError
 from ui.context import AppContext
 
 _PLAIN = "QLabel { color: #202020; padding: 4px; }"
-_TROUBLE = ("QLabel { color: #7a0000; background: #fff0f0; border: 1px solid #c00000;"
-            " border-radius: 3px; padding: 4px; }")
+_TROUBLE = (
+    "QLabel { color: #7a0000; background: #fff0f0; border: 1px solid #c00000; border-radius: 3px; padding: 4px; }"
+)
 
 
 class StatusLine(QLabel):
