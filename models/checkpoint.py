@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import struct
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from models.durable import atomic_write
 from models.errors import CheckpointError
 
 if TYPE_CHECKING:  # factory imports this module, so the type is only needed for annotations
@@ -104,25 +103,6 @@ def trainable_keys(model: torch.nn.Module) -> set[str]:
     return keys & set(model.state_dict())  # non-persistent buffers are not part of any checkpoint
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    # Temp file in the same folder + fsync + os.replace: a crash leaves the old file or the new one, never half.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
 
@@ -187,8 +167,8 @@ def save_checkpoint(
         "software": _software(),
         **extra,
     }
-    _atomic_write(weights_path, data)
-    _atomic_write(sidecar_path, json.dumps(_jsonable(sidecar), indent=2, sort_keys=True).encode() + b"\n")
+    atomic_write(weights_path, data)
+    atomic_write(sidecar_path, json.dumps(_jsonable(sidecar), indent=2, sort_keys=True).encode() + b"\n")
     return model_id
 
 

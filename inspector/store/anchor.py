@@ -18,6 +18,7 @@ from pathlib import Path
 
 from inspector.errors import InspectorError
 from inspector.store.chain import canonical
+from models.durable import atomic_write, fsync_dir
 
 ANCHOR_TAG = b"rankclip-inspector/anchor/v1\x00"
 
@@ -353,24 +354,9 @@ def _write_slot(fd: int, slot: bytes, index: int) -> None:
 
 
 def _write_whole(path: Path, data: bytes) -> None:
-    """Create or replace the anchor file atomically: temp file, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Create or replace the anchor file atomically (models.durable.atomic_write), under the lock."""
     # Every writer holds the lock while its temp file exists, so any other one now is left over
     # from a writer that was killed mid-write: remove it, or crashes pile them up.
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
         stale.unlink(missing_ok=True)
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make the names in `folder` durable: a create or rename survives a power cut only after this."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write(path, data)

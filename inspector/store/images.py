@@ -17,8 +17,8 @@ import numpy as np
 
 from inspector.errors import InspectorError
 from inspector.frame.imageio import cv2  # through imageio: OPENCV_IO_MAX_IMAGE_PIXELS must be set first
-from inspector.store.anchor import fsync_dir
 from inspector.store.database import StorageError, storage_hint
+from models.durable import fsync_dir
 
 
 def image_file(root: Path, sha256: str) -> Path:
