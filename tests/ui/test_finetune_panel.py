@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import shiboken6
 import yaml
 from PySide6.QtCore import QSettings, Qt
 
@@ -24,6 +25,7 @@ from inspector.station import Station
 from inspector.store.decision_log import DecisionLog
 from ui.context import AppContext
 from ui.main_window import MainWindow
+from ui.model_follower import ModelFollower
 from ui.qa.finetune_panel import FinetunePanel
 from ui.widgets import workers
 
@@ -321,3 +323,21 @@ def test_signing_out_during_a_run_cancels_it_and_the_run_ends_cleanly(qtbot, sta
     assert [m.state for m in ModelRegistry(st.log).list() if m.state == "candidate"] == []
     window.station = None  # the fixture closes the station
     window.close()
+
+
+def test_a_promotion_after_the_panel_is_gone_reaches_no_deleted_widget(qtbot, station) -> None:
+    # issue 15 item 12: the window's follower outlives the QA view; after sign-out a promotion from the
+    # CLI made it emit into a deleted QLabel ("Internal C++ object (QLabel) already deleted").
+    st, users = station
+    follower = ModelFollower(st)  # like the window's: not a child of the panel
+    context = AppContext(st, _config(Path(st.log.sdb.path).parent), users["qa"], follower=follower)
+    panel = FinetunePanel(context)
+    panel.show()
+    panel.shutdown()  # sign-out: the view is shut down, then deleted
+    panel.deleteLater()
+    qtbot.waitUntil(lambda: not shiboken6.isValid(panel), timeout=5000)
+    with qtbot.captureExceptions() as exceptions:
+        follower.switching.emit("0123456789abcdef")
+        follower.switched.emit("0123456789abcdef")
+        follower.failed.emit("the station keeps model x")
+    assert exceptions == []

@@ -18,17 +18,18 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from inspector.errors import InspectorError
 from inspector.frame.live import LiveCapture, RateMeter, SourceFactory
-from inspector.frame.queue import OperatorQueue, TooSoon, needs_attention, policy_from, review_lane
+from inspector.frame.queue import OperatorQueue, TooSoon, needs_attention, policy_from
 from inspector.frame.records import InspectionResult
 from inspector.store.decision_log import DecisionError
 from ui.context import AppContext
 from ui.operator.candidate_list import CandidateList
 from ui.operator.capture_worker import CaptureWorker
 from ui.operator.evidence_panel import EvidencePanel
+from ui.operator.review_indicator import ReviewLaneIndicator
 from ui.operator.review_lane import ReviewLaneDialog
 from ui.operator.status_panel import StatusPanel
 from ui.operator.verdict_banner import VerdictBanner
@@ -68,8 +69,6 @@ class OperatorView(QWidget):
             if context.can("decide") and context.station.log is not None
             else None
         )
-        self.in_review = 0
-        self.review_dialog: ReviewLaneDialog | None = None
         self.rate = RateMeter()
         self.capture: CaptureWorker | None = None
         self.live = True  # False while another tab is shown: the capture then pauses
@@ -78,7 +77,7 @@ class OperatorView(QWidget):
         self.candidates.selected.connect(self.evidence.select)
         self._tick = QTimer(self, interval=500, timeout=self._on_tick)
         self._tick.start()
-        self._count_review()
+        self.lane.recount()
         self.status.set_model(context.station.model_id, context.station.index.library_version)
 
     def _build(self) -> None:
@@ -97,10 +96,10 @@ class OperatorView(QWidget):
         self.none_edit.installEventFilter(self)
         self.message = QLabel()
         self.message.setWordWrap(True)
-        self.queue_label = QLabel()
-        self.review_button = QPushButton("Review lane (F2)", focusPolicy=Qt.FocusPolicy.NoFocus)
+        self.lane = ReviewLaneIndicator(self.context, self.queue, self)
+        self.lane.answered.connect(self.decided)
+        self.queue_label, self.review_button = self.lane.label, self.lane.button
         self.review_button.clicked.connect(self.open_review_lane)
-        self.review_button.setVisible(self.context.can("decide"))
         self.hints = QLabel(
             HINTS
             if self.context.can("decide")
@@ -164,8 +163,7 @@ class OperatorView(QWidget):
                 self.queue.sign_out()
             except InspectorError as exc:
                 self.fault.emit("operator queue", f"waiting parts could not be moved to the review lane: {exc}")
-        if self.review_dialog is not None:
-            self.review_dialog.close()
+        self.lane.close()
         return ended
 
     def show_result(self, result: InspectionResult) -> None:
@@ -199,7 +197,7 @@ class OperatorView(QWidget):
                         True,
                     )
             self._display(head)
-        self._count_review()
+        self.lane.recount()
 
     def _display(self, result: InspectionResult) -> None:
         self.current, self.answered = result, ""
@@ -207,7 +205,7 @@ class OperatorView(QWidget):
         calm = not needs_attention(result)
         self.candidates.set_candidates(result.ranking.candidates, calm=calm)
         self.evidence.show_part(result, calm=calm)
-        self._update_queue_label()
+        self.lane.refresh()
 
     def _on_tick(self) -> None:
         self._refresh_rate()
@@ -221,29 +219,22 @@ class OperatorView(QWidget):
         if moved:
             self._sync()
 
-    def _count_review(self) -> None:
-        if self.context.can("decide") and self.context.station.log is not None:
-            self.in_review = len(review_lane(self.context.station.log))
-        self._update_queue_label()
+    @property
+    def in_review(self) -> int:
+        """Parts in the review lane, as last counted."""
+        return self.lane.in_review
 
-    def _update_queue_label(self) -> None:
-        waiting = self.queue.waiting if self.queue is not None else 0
-        self.queue_label.setText(f"{waiting} waiting · {self.in_review} in review" if self.queue is not None else "")
-        self.review_button.setText(f"Review lane: {self.in_review} (F2)")
+    @property
+    def review_dialog(self) -> ReviewLaneDialog | None:
+        """The review list, once opened."""
+        return self.lane.dialog
 
     def open_review_lane(self) -> ReviewLaneDialog | None:
         """The review list (operator or QA): parts moved to the review lane, answerable with the same keys."""
         if not self.context.can("decide"):
             self._say(f"Your role ({self._role()}) may not answer parts.", trouble=True)
             return None
-        if self.review_dialog is None:
-            self.review_dialog = ReviewLaneDialog(self.context, self)
-            self.review_dialog.answered.connect(lambda _id: self._count_review())
-            self.review_dialog.answered.connect(self.decided)
-        self.review_dialog.reload()
-        self.review_dialog.show()
-        self.review_dialog.raise_()
-        return self.review_dialog
+        return self.lane.open()
 
     # --- keys and answers -----------------------------------------------------------------
 
@@ -314,7 +305,7 @@ class OperatorView(QWidget):
         self._say(f"Logged decision {decision_id} for part {self.current.inspection_id}: {self.answered}.")
         self.decided.emit(decision_id)
         self._sync()
-        self._update_queue_label()
+        self.lane.refresh()
         return decision_id
 
     def start_none_of_these(self) -> bool:
