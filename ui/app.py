@@ -115,8 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except InspectorError as exc:
             window.show_fatal(str(exc))
             return
-        window.side_services = start_side_services(station, config)  # issue 17: search indexer, drift watch
-        window.attach_station(station, prepared.source_factory)
+        window.side_services = services = start_side_services(station, config)  # search, drift, the line
+        factory = prepared.source_factory
+        if services.line is not None:  # the line's triggers carry a part id into each frame's record
+            line, plain = services.line, factory
+            factory = lambda on_event: line.wrap(plain(on_event), on_event)  # noqa: E731
+        window.attach_station(station, factory)
 
     loader = Task(prepare, config, args.source, args.fps)
     loader.progress.connect(lambda done, total, text: window.loading.setText(f"Loading… {text} ({done + 1}/{total})"))

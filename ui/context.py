@@ -23,6 +23,8 @@ class AppContext:
     follower: ModelFollower | None = None
     # issue 17: the drift watch (inspector.drift.watch.DriftWatch) when the app started one; QA shows its banner.
     drift: Any = None
+    # The line's outputs (inspector.line.outputs.LineOutputs) when the station has any; the status shows them.
+    line: Any = None
 
     def can(self, permission: str) -> bool:
         """Whether the signed-in user's role has `permission` (the core enforces it regardless)."""

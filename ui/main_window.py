@@ -154,6 +154,7 @@ class MainWindow(QMainWindow):
             user,
             self.follower,
             drift=getattr(getattr(self, "side_services", None), "drift", None),
+            line=getattr(getattr(self, "side_services", None), "line", None),
         )  # issue 17
         self.tabs = QTabWidget()
         for name in ROLE_TABS.get(user.role, ()):

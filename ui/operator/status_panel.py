@@ -6,7 +6,9 @@ closed) — the only colour on this line.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from inspector.capture.base import SourceHealth
@@ -93,6 +95,13 @@ class StatusPanel(QWidget):
         """Per-stage milliseconds of the last frame, in pipeline order."""
         parts = [f"{stage} {ms:.0f}" if ms >= 1 else f"{stage} {ms:.1f}" for stage, ms in timings_ms.items()]
         self.latency.setText("ms: " + " · ".join(parts) if parts else "latency: –")
+
+    def watch_outputs(self, statuses: Callable[[], list[OutputStatus]], every_ms: int = 1000) -> None:
+        """Show the line outputs' state every `every_ms` (the call is cheap and never blocks on the network)."""
+        self._outputs_timer = QTimer(self)
+        self._outputs_timer.timeout.connect(lambda: self.set_outputs(statuses()))
+        self._outputs_timer.start(every_ms)
+        self.set_outputs(statuses())
 
     def set_outputs(self, statuses: list[OutputStatus]) -> None:
         """Each line output's connection and backlog; amber while one is down (verdicts wait in the outbox)."""
