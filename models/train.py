@@ -5,6 +5,7 @@ A step: global batch -> this rank's slice -> forward -> all-gather features -> R
 (models.freeze, models.tower_cache): with both towers frozen the pooled outputs are cached, and with the image tower's
 last N blocks open the activations at the first open block are cached, so a step runs only what
 trains. Resumable state is safetensors + JSON only (models.train_state); nothing is pickled.
+TrainConfig, StepInfo, FitResult, the LR schedule and the config check live in models.train_config.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,82 +31,12 @@ from models.factory import ModelBundle
 from models.freeze import TrainError, apply_freezing, eval_frozen
 from models.loss import RankClipLoss, ranking_weight
 from models.tower_cache import CachedForward, TowerCache, caption_of, pad_token_id, trim_padding
+from models.train_config import FitResult, StepInfo, TrainConfig, check_config, lr_at
 from models.train_state import load_state, save_state
 
 __all__ = ["FitResult", "StepInfo", "TrainConfig", "TrainError", "fit", "lr_at"]
 
 MAX_LOG_SCALE = math.log(100.0)  # s = exp(theta) <= 100 after every step (spec 2, P18)
-
-
-@dataclass
-class TrainConfig:
-    """Everything fit() needs besides the model and the data. batch_size is the GLOBAL batch."""
-
-    steps: int = 1000
-    batch_size: int = 64  # global; each rank gets batch_size // world_size
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 100
-    grad_clip: float | None = 1.0
-    loss_variant: str = "rankclip"
-    numerics: str = "official"
-    weight_cap: float = 2.0
-    position_decay: str | None = None
-    row_chunk: int | None = None
-    freeze_image: bool = True  # projections and the logit scale always train
-    freeze_text: bool = True
-    unfreeze_image_blocks: int = 0  # the last N blocks of a frozen tower train
-    unfreeze_text_blocks: int = 0
-    # Frozen work never changes: with both towers frozen, cache the pooled outputs (no open blocks)
-    # or the image activations at the first open block, and the text outputs per caption.
-    cache_tower_outputs: bool = True
-    amp: bool = True  # bf16 (else fp16) autocast on CUDA only; ignored on CPU
-    seed: int = 0
-    num_workers: int = 0
-    log_path: str | None = None  # JSONL, one line per step with every loss term
-    checkpoint_dir: str | None = None
-    checkpoint_every: int = 0
-    resume: bool = False
-    max_wall_seconds: float | None = None
-    device: str | None = None
-    progress_bar: bool = True
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    """What the loop reports to on_step after each optimizer step (step is 1-based)."""
-
-    step: int
-    total_steps: int
-    lr: float
-    losses: dict[str, float]
-    total_loss: float
-    logit_scale: float
-    ranking_weight: float
-    elapsed_s: float
-    samples_per_s: float
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """How a fit() call ended."""
-
-    steps_done: int
-    completed: bool
-    cancelled: bool
-    reason: str
-    final_losses: dict[str, float]
-    history_path: str | None
-    wall_s: float
-    checkpoint_path: str | None = None
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """LR for 0-based step: linear warm-up, then cosine to 0; identical for every loss variant (P11)."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
 # ---------------------------------------------------------------- data: a pure (seed, step) -> batch schedule
@@ -221,17 +151,6 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _check_config(cfg: TrainConfig, n: int, world: int) -> None:
-    if cfg.steps < 1 or cfg.batch_size < 2:
-        raise TrainError(f"need steps >= 1 and batch_size >= 2, got steps={cfg.steps}, batch_size={cfg.batch_size}")
-    if cfg.batch_size % world:
-        raise TrainError(f"batch_size={cfg.batch_size} (global) is not divisible by the world size {world}")
-    if cfg.batch_size > n:
-        raise TrainError(f"batch_size={cfg.batch_size} exceeds the dataset size {n}: lower batch_size or add data")
-    if cfg.resume and cfg.checkpoint_dir is None:
-        raise TrainError("resume=True needs checkpoint_dir")
-
-
 def _check_cache(cache: TowerCache, bundle: ModelBundle, dataset: Any, cfg: TrainConfig) -> None:
     if cache.size != len(dataset) or cache.n_open != cfg.unfreeze_image_blocks:
         raise TrainError(
@@ -281,7 +200,7 @@ def _fit(
     if not info.distributed:
         device = select_device(cfg.device) if cfg.device else next(bundle.model.parameters()).device
         info = DistInfo(device=device)
-    _check_config(cfg, len(dataset), info.world_size)
+    check_config(cfg, len(dataset), info.world_size)
     loss_fn = RankClipLoss(cfg.loss_variant, cfg.numerics, cfg.weight_cap, cfg.position_decay, cfg.row_chunk)
     model = bundle.model.to(info.device)
     bundle.device = info.device  # keep the bundle truthful for the scorer that uses it afterwards

@@ -3,100 +3,29 @@
 A version is a full snapshot of the labels and their descriptions, each flagged active or
 retired: nothing is deleted, so an old inspection's library version can always be shown as it
 was. The library in force is the latest version with its active labels and descriptions.
-Text embeddings are cached per (model id, description text); that cache is not a record, but each
-row is MAC'ed with the station key and used only when its MAC holds (else recomputed).
+The MAC'ed text-embedding cache it also carries lives in inspector.library.embedding_cache.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from inspector.errors import LibraryError
+from inspector.library.embedding_cache import EmbeddingCache
 from inspector.library.labels import Example, Label, Library
-from inspector.store.chain import canonical
+from inspector.library.snapshot import LABEL_FIELDS, Snapshot, StoredLabel, from_label
 from inspector.store.database import StationDB, event_row
 from inspector.store.users import Session, authorize
 
 
-@dataclass(frozen=True)
-class StoredLabel:
-    """A label as one library version holds it, retired parts included."""
+class LibraryStore(EmbeddingCache):
+    """Versioned library over a StationDB; edits need the 'edit_library' permission (QA).
 
-    id: str
-    name: str
-    disposition: str
-    severity: int
-    threshold: float | None
-    scope: dict[str, str]
-    retired: bool
-    descriptions: tuple[tuple[str, bool], ...]  # (text, retired) in the library's order
-    examples: tuple[tuple[Example, bool], ...] = ()  # (stored example, retired) in the library's order
-
-    @property
-    def active_descriptions(self) -> tuple[str, ...]:
-        return tuple(text for text, retired in self.descriptions if not retired)
-
-    @property
-    def active_examples(self) -> tuple[Example, ...]:
-        return tuple(example for example, retired in self.examples if not retired)
-
-    def to_label(self) -> Label:
-        """The Label in force (active descriptions and examples only); validates it."""
-        return Label(
-            self.id,
-            self.name,
-            self.disposition,
-            self.severity,
-            self.active_descriptions,
-            self.threshold,
-            dict(self.scope),
-            self.active_examples,
-        )
-
-    def retired_all(self) -> StoredLabel:
-        """This label retired with every description and example (kept in the history)."""
-        return replace(
-            self,
-            retired=True,
-            descriptions=tuple((t, True) for t, _ in self.descriptions),
-            examples=tuple((e, True) for e, _ in self.examples),
-        )
-
-
-def _from_label(label: Label, old: StoredLabel | None = None) -> StoredLabel:
-    kept = [(text, True) for text, _ in (old.descriptions if old else ()) if text not in label.descriptions]
-    texts = tuple((text, False) for text in label.descriptions) + tuple(kept)
-    shas = {e.sha256 for e in label.examples}
-    gone = [(e, True) for e, _ in (old.examples if old else ()) if e.sha256 not in shas]
-    examples = tuple((e, False) for e in label.examples) + tuple(gone)
-    return StoredLabel(
-        label.id,
-        label.name,
-        label.disposition,
-        label.severity,
-        label.threshold,
-        dict(label.scope),
-        False,
-        texts,
-        examples,
-    )
-
-
-Snapshot = dict[str, StoredLabel]
-# What update_label may change; the id is the label's identity and descriptions have their own edits.
-LABEL_FIELDS: tuple[str, ...] = ("name", "disposition", "severity", "threshold")
-
-
-class LibraryStore:
-    """Versioned library over a StationDB; edits need the 'edit_library' permission (QA)."""
+    It also carries the text-embedding cache (get_cached_embeddings / put_embeddings)."""
 
     def __init__(self, sdb: StationDB) -> None:
         self.sdb = sdb
@@ -176,7 +105,7 @@ class LibraryStore:
         library = import_examples(library, self.sdb.image_root)
 
         def change(old: Snapshot) -> Snapshot:
-            new = {label.id: _from_label(label, old.get(label.id)) for label in library.labels}
+            new = {label.id: from_label(label, old.get(label.id)) for label in library.labels}
             for label_id, stored in old.items():
                 if label_id not in new:
                     new[label_id] = stored.retired_all()
@@ -199,7 +128,7 @@ class LibraryStore:
                 library.description,
                 "system",
                 f"seeded from {source}",
-                {label.id: _from_label(label, None) for label in library.labels},
+                {label.id: from_label(label, None) for label in library.labels},
             )
             self.sdb.append(
                 "events", event_row("library_seeded", "system", f"library v{v}", {"version": v, "source": source})
@@ -212,7 +141,7 @@ class LibraryStore:
         def change(old: Snapshot) -> Snapshot:
             if label.id in old and not old[label.id].retired:
                 raise LibraryError(f"label {label.id!r} exists; add descriptions to it or retire it first")
-            return {**old, label.id: _from_label(label, old.get(label.id))}
+            return {**old, label.id: from_label(label, old.get(label.id))}
 
         return self._change(user, reason, "add_label", change)
 
@@ -295,43 +224,6 @@ class LibraryStore:
         from inspector.library.examples import export_library
 
         return export_library(self.library(version), Path(path), self.sdb.image_root)
-
-    def get_cached_embeddings(self, model_id: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """{text: float32 vector} for the texts cached for this model; missing texts are absent."""
-        found: dict[str, np.ndarray] = {}
-        unique = list(dict.fromkeys(texts))
-        for start in range(0, len(unique), 500):  # stay under SQLite's bound-parameter limit
-            chunk = unique[start : start + 500]
-            sql = (
-                "SELECT text, dim, vector, mac FROM embeddings WHERE model_id = ? AND text IN ("
-                + ",".join("?" * len(chunk))
-                + ")"
-            )
-            for row in self.sdb.db.query(sql, [model_id, *chunk]):
-                expected = self._mac(model_id, row["text"], row["dim"], row["vector"])
-                if row["mac"] is not None and hmac.compare_digest(str(row["mac"]), expected):
-                    found[row["text"]] = np.frombuffer(row["vector"], dtype="<f4").astype(np.float32)
-        return found
-
-    def _mac(self, model_id: str, text: str, dim: int, vector: bytes) -> str:
-        """HMAC of one cache row with the station key: a vector moved to another row or model fails it."""
-        body = canonical(
-            {"model_id": model_id, "text": text, "dim": int(dim), "vector": hashlib.sha256(vector).hexdigest()}
-        )
-        return hmac.new(self.sdb.key, b"rankclip-inspector/embedding/v1\x00" + body, "sha256").hexdigest()
-
-    def put_embeddings(self, model_id: str, texts: Sequence[str], array: np.ndarray) -> None:
-        """Cache one row of `array` (n x d, finite) per text for this model."""
-        array = np.asarray(array)
-        if array.ndim != 2 or array.shape[0] != len(texts) or not np.isfinite(array).all():
-            raise LibraryError(f"embeddings must be a finite {len(texts)} x d array, got shape {array.shape}")
-        rows = [(model_id, text, array.shape[1], array[i].astype("<f4").tobytes()) for i, text in enumerate(texts)]
-        with self.sdb.transaction() as db:
-            for row in rows:
-                db.execute(
-                    "INSERT OR REPLACE INTO embeddings (model_id, text, dim, vector, mac) VALUES (?, ?, ?, ?, ?)",
-                    [*row, self._mac(*row)],
-                )
 
     def _meta(self, version: int) -> tuple[str, str]:
         rows = list(self.sdb.db.query("SELECT name, description FROM library_versions WHERE id = ?", [version]))

@@ -108,8 +108,8 @@ class OperatorView(QWidget):
         self.hints.setWordWrap(True)
         self.hints.setStyleSheet(f"color: {palette.MUTED};")
         self.status = StatusPanel()
-        if context.line is not None:  # the line's outputs: connection and backlog
-            self.status.watch_outputs(context.line.status)
+        if self.context.line is not None:  # the line's outputs: connection and backlog
+            self.status.watch_outputs(self.context.line.status)
         side = QVBoxLayout()
         side.addWidget(self.candidates)
         side.addWidget(self.none_edit)
