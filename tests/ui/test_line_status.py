@@ -19,3 +19,31 @@ def test_outputs_are_shown_and_a_down_output_is_amber(qtbot):
     panel.set_outputs([up, down])
     assert panel.line.text() == "mqtt: connected · 0 waiting · opcua: DOWN · 37 waiting"
     assert palette.TROUBLE["warning"][0] in panel.line.styleSheet() and "port in use" in panel.line.toolTip()
+
+
+def test_the_app_runs_configured_outputs_and_the_status_follows_them(qtbot, tmp_path):
+    """A station with [output.mqtt] pointing at a broker that is not there: the side services start the
+    publisher, and the operator's status shows it DOWN with its backlog, refreshed by the panel's timer."""
+    from fakes import HashScorer
+    from inspector.config import config_from_dict
+    from inspector.station import Station
+    from ui.side_services import start_side_services
+
+    config = config_from_dict(
+        {"database": {"path": str(tmp_path / "s.db")}, "output": {"mqtt": {"host": "127.0.0.1", "port": 9}}}
+    )
+    with Station.open(config, scorer=HashScorer("hash-model", dim=64)) as station:
+        services = start_side_services(station, config)
+        _status_follows(qtbot, services)
+
+
+def _status_follows(qtbot, services) -> None:
+    try:
+        assert services.line is not None
+        panel = StatusPanel()
+        qtbot.addWidget(panel)
+        panel.watch_outputs(services.line.status, every_ms=50)
+        qtbot.waitUntil(lambda: "mqtt: DOWN" in panel.line.text(), timeout=10_000)
+        assert palette.TROUBLE["warning"][0] in panel.line.styleSheet()
+    finally:
+        services.stop()
