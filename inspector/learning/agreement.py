@@ -16,7 +16,8 @@ from typing import Any
 
 from inspector.library.labels import Library
 from inspector.store.database import parse_time
-from inspector.store.decision_log import DecisionLog, TimeArg
+from inspector.store.decision_log import DecisionLog
+from inspector.store.queries import TimeArg
 
 NONE_OF_THESE = "none_of_these"
 # Decision kinds whose answer names a label (by its rank in the stored ranking).

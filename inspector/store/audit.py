@@ -17,8 +17,9 @@ from inspector.errors import InspectorError
 from inspector.frame.records import Candidate
 from inspector.store.chain import ChainReport
 from inspector.store.database import parse_time
-from inspector.store.decision_log import DecisionLog, TimeArg
+from inspector.store.decision_log import DecisionLog
 from inspector.store.export import ExportReport, ExportSummary, verify_export
+from inspector.store.queries import TimeArg
 from inspector.store.states import inspection_states
 from inspector.store.users import Session
 

@@ -8,7 +8,6 @@ rename); the database holds their hashes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import replace
@@ -20,9 +19,8 @@ from inspector.errors import InspectorError, LibraryError
 from inspector.frame.records import Decision, InspectionResult
 from inspector.library.store import LibraryStore
 from inspector.line.outbox import part_event
-from inspector.store.account_state import ADMIN_SET_SQL
 from inspector.store.chain import ChainReport
-from inspector.store.database import StationDB, event_row, open_database, parse_time, utc_stamp
+from inspector.store.database import StationDB, event_row, open_database, utc_stamp
 from inspector.store.export import ExportSummary, export_bundle
 
 # images first: it imports cv2 through inspector.frame.imageio, which must set OPENCV_IO_MAX_IMAGE_PIXELS first
@@ -36,6 +34,7 @@ from inspector.store.images import (  # noqa: F401  # noqa: F401 - re-exported
     staging_dir,
     store_image,
 )
+from inspector.store.queries import RecordQueries
 from inspector.store.users import LOCKOUT_S, AccessDenied, Session, UserStore, authorize
 from inspector.witness.note import NoteError, load_identity
 from inspector.witness.publisher import Publisher, check_with_witness, running_publisher
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
 
     from inspector.config import WitnessConfig
 
-TimeArg = datetime | str | None
 # What the station records on its own (user None): camera and capture faults, model loading, storage.
 SYSTEM_EVENT_KINDS = frozenset(
     {
@@ -98,13 +96,7 @@ class DecisionError(InspectorError):
     """A decision does not fit its inspection (wrong rank, second answer, missing reason)."""
 
 
-def _where(clauses: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
-    # The SQL snippets are constants from this module; only the values are data, and they are bound.
-    used = [(sql, value) for sql, value in clauses if value is not None]
-    return (" WHERE " + " AND ".join(sql for sql, _ in used)) if used else "", [v for _, v in used]
-
-
-class DecisionLog:
+class DecisionLog(RecordQueries):
     """The station database as the application sees it: records, users, library, verify, export."""
 
     def __init__(self, sdb: StationDB, max_failures: int = 5, lockout_s: float = LOCKOUT_S) -> None:
@@ -229,22 +221,6 @@ class DecisionLog:
                 self.sdb.append("events", part_event(inspection_id, frame.part))
         return inspection_id
 
-    def scoring_config(self, inspection_id: int) -> str | None:
-        """The canonical JSON of the scoring configuration an inspection was ranked with (None if unrecorded)."""
-        rows = list(
-            self.sdb.db.query(
-                "SELECT c.json AS json FROM inspection_scoring s JOIN scoring_configs c ON c.id = s.scoring_config_id"
-                " WHERE s.inspection_id = ?",
-                [inspection_id],
-            )
-        )
-        return rows[0]["json"] if rows else None
-
-    def has_frame(self, frame_sha256: str) -> bool:
-        """Whether an inspection of these frame bytes is already recorded (a watched folder's backlog)."""
-        rows = self.sdb.db.query("SELECT 1 AS x FROM inspections WHERE frame_sha256 = ? LIMIT 1", [frame_sha256])
-        return any(True for _ in rows)
-
     def record_decision(self, decision: Decision, user: Session) -> int:
         """Commit the operator's first answer to an inspection; returns the decision id."""
         authorize(self.sdb, user, "decide", "record_decision")
@@ -347,91 +323,6 @@ class DecisionLog:
             event_id = self.sdb.append("events", event_row(kind, user.name if user else None, subject, detail))
         return event_id
 
-    def inspections(
-        self,
-        *,
-        from_ts: TimeArg = None,
-        to_ts: TimeArg = None,
-        label: str | None = None,
-        verdict: str | None = None,
-        operator: str | None = None,
-        limit: int = 1000,
-        newest_first: bool = False,
-    ) -> list[dict[str, Any]]:
-        """Inspection rows, oldest first (newest_first: the latest `limit` rows, newest first);
-        label = top-ranked label id, verdict = proposed disposition."""
-        where, params = _where(
-            [
-                ("recorded_at >= ?", _t(from_ts)),
-                ("recorded_at < ?", _t(to_ts)),
-                ("top_label_id = ?", label),
-                ("disposition = ?", verdict),
-                ("user = ?", operator),
-            ]
-        )
-        order = " ORDER BY id DESC" if newest_first else " ORDER BY id"
-        return list(self.sdb.db.query("SELECT * FROM inspections" + where + order + " LIMIT ?", [*params, limit]))
-
-    def inspection(self, inspection_id: int) -> dict[str, Any] | None:
-        """One inspection row by id, or None."""
-        rows = list(self.sdb.db.query("SELECT * FROM inspections WHERE id = ?", [int(inspection_id)]))
-        return rows[0] if rows else None
-
-    def decisions(
-        self,
-        *,
-        from_ts: TimeArg = None,
-        to_ts: TimeArg = None,
-        operator: str | None = None,
-        label: str | None = None,
-        kind: str | None = None,
-        inspection_id: int | None = None,
-        limit: int = 1000,
-    ) -> list[dict[str, Any]]:
-        """Decision rows, oldest first, each with `corrected_by` (the id of a later correction, or None) and
-        `admin_set_password` (1 when the operator's password was still the one an admin set; from the chain)."""
-        where, params = _where(
-            [
-                ("recorded_at >= ?", _t(from_ts)),
-                ("recorded_at < ?", _t(to_ts)),
-                ("operator = ?", operator),
-                ("label_id = ?", label),
-                ("kind = ?", kind),
-                ("inspection_id = ?", inspection_id),
-            ]
-        )
-        return list(
-            self.sdb.db.query(
-                "SELECT d.*, (SELECT MIN(id) FROM decisions c WHERE c.corrects_id = d.id) AS corrected_by, IFNULL("
-                + ADMIN_SET_SQL
-                + ", 0) AS admin_set_password FROM decisions d"
-                " LEFT JOIN chain cd ON cd.tbl = 'decisions' AND cd.row_id = d.id" + where + " ORDER BY id LIMIT ?",
-                [*params, limit],
-            )
-        )
-
-    def events(
-        self,
-        *,
-        from_ts: TimeArg = None,
-        to_ts: TimeArg = None,
-        kind: str | None = None,
-        user: str | None = None,
-        subject: str | None = None,
-        limit: int = 1000,
-    ) -> list[dict[str, Any]]:
-        """Event rows, oldest first."""
-        where, params = _where(
-            [
-                ("recorded_at >= ?", _t(from_ts)),
-                ("recorded_at < ?", _t(to_ts)),
-                ("kind = ?", kind),
-                ("user = ?", user),
-                ("subject = ?", subject),
-            ]
-        )
-        return list(self.sdb.db.query("SELECT * FROM events" + where + " ORDER BY id LIMIT ?", [*params, limit]))
-
     def verify(
         self, user: Session | None = None, witness_url: str | None = None, witness_key: str | None = None
     ) -> ChainReport:
@@ -451,28 +342,6 @@ class DecisionLog:
                 "verification", {"ok": report.ok, "rows": report.rows, "problem": report.problem}, user, "chain"
             )
         return report
-
-    def verify_images(self) -> ChainReport:
-        """Re-hash every stored evidence image against its inspection's recorded SHA-256 (`log verify --images`)."""
-        problems, checked = [], 0
-        for inspection_id, sha in self.sdb.conn.execute(
-            "SELECT id, image_sha256 FROM inspections WHERE image_sha256 IS NOT NULL ORDER BY id"
-        ):
-            path = self.image_path(sha)
-            checked += 1
-            try:
-                with open(path, "rb") as f:
-                    digest = hashlib.file_digest(f, "sha256").hexdigest()
-            except OSError:
-                problems.append(f"inspection {inspection_id}: image {sha[:12]}... is missing")
-                continue
-            if digest != sha:
-                problems.append(f"inspection {inspection_id}: image {sha[:12]}... was replaced (its SHA-256 differs)")
-        if problems:
-            return ChainReport(
-                False, checked, 0, f"{len(problems)} of {checked} images fail: " + "; ".join(problems[:20])
-            )
-        return ChainReport(True, checked, 0, witness=f"{checked} stored images match their recorded SHA-256")
 
     def _witness_check(self, report: ChainReport, url: str, key: str) -> ChainReport:
         try:
@@ -498,7 +367,3 @@ class DecisionLog:
     ) -> ExportSummary:
         """Write an audit bundle (see inspector.store.export.export_bundle)."""
         return export_bundle(self.sdb, from_ts, to_ts, out_dir, user)
-
-
-def _t(value: TimeArg) -> str | None:
-    return None if value is None else parse_time(value)
