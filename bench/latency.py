@@ -237,6 +237,22 @@ def run_model(
     return out
 
 
+_SIZE_HEADERS = [
+    "descriptions",
+    "labels",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "decode",
+    "preprocess",
+    "encoder",
+    "rank+verdict",
+    "other",
+    "not encoder",
+    "text embeddings",
+]
+
+
 def _size_rows(res: dict[str, Any]) -> list[list[Any]]:
     rows = []
     for m, s in res["sizes"].items():
@@ -345,20 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{w}x{h} PNG frames, batch 1, {args.frames} frames per row",
         "",
         md_table(
-            [
-                "descriptions",
-                "labels",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "decode",
-                "preprocess",
-                "encoder",
-                "rank+verdict",
-                "other",
-                "not encoder",
-                "text embeddings",
-            ],
+            _SIZE_HEADERS,
             _size_rows(main_res),
             align="rrrrrrrrrrrl",
         ),
@@ -397,20 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"## {r['model']} (random weights, open_clip config, no download; loaded in {r['load_s']:.1f} s)",
                 "",
                 md_table(
-                    [
-                        "descriptions",
-                        "labels",
-                        "p50 ms",
-                        "p95 ms",
-                        "p99 ms",
-                        "decode",
-                        "preprocess",
-                        "encoder",
-                        "rank+verdict",
-                        "other",
-                        "not encoder",
-                        "text embeddings",
-                    ],
+                    _SIZE_HEADERS,
                     _size_rows(r),
                     align="rrrrrrrrrrrl",
                 ),

@@ -39,3 +39,26 @@ def atomic_write(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def create_secret_file(path: Path, nbytes: int = 32) -> bool:
+    """Create `path` (0600, exclusively) holding `nbytes` random bytes as hex; False if it already exists.
+
+    The bytes are fsynced and the name made durable; a file that could not be written whole is
+    removed again, since a half-written key would lock its owner out later. OSError otherwise.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(os.urandom(nbytes).hex() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(path.parent)
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+    return True

@@ -278,22 +278,8 @@ class Explainer:
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=0.0,
         )
-        heat = np.clip(np.nan_to_num(heat, nan=0.0), 0.0, None)
-        if heat.max() > 0:
-            heat = heat / heat.max()  # interpolation can shave the peak: keep max == 1
-        heat = heat.astype(np.float32)
-        peak, bbox = _hottest_region(heat)
-        overlay = show_cam_on_image(
-            frame.astype(np.float32) / 255.0, heat, use_rgb=True, image_weight=OVERLAY_IMAGE_WEIGHT
-        )
-        return Explanation(
-            heatmap=heat,
-            overlay=overlay,
-            bbox=bbox,
-            peak=peak,
-            target="similarity" if versus is None else "contrast",
-            layer=self.layer,
-        )
+        # Interpolation can shave the peak: _explanation rescales to max == 1.
+        return _explanation(frame, np.clip(np.nan_to_num(heat, nan=0.0), 0.0, None), versus, self.layer)
 
 
 DENSE_LAYER = "visual.trunk.bn2 (dense)"  # Grad-CAM's layer for this tower, computed without a backward pass
@@ -312,6 +298,11 @@ def dense_explanation(
     frame = _as_rgb(image)
     h, w = frame.shape[:2]
     heat = cam_map(features, unit(text_embedding), None if versus is None else unit(versus), h, w, kind)
+    return _explanation(frame, heat, versus, DENSE_LAYER)
+
+
+def _explanation(frame: np.ndarray, heat: np.ndarray, versus: np.ndarray | None, layer: str) -> Explanation:
+    """A frame-sized map scaled to max 1 (NaN -> 0), its hottest region and the overlay: both paths end here."""
     heat = np.nan_to_num(heat, nan=0.0)
     if heat.max() > 0:
         heat = heat / heat.max()
@@ -324,5 +315,5 @@ def dense_explanation(
         bbox=bbox,
         peak=peak,
         target="similarity" if versus is None else "contrast",
-        layer=DENSE_LAYER,
+        layer=layer,
     )

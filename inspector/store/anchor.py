@@ -18,7 +18,7 @@ from pathlib import Path
 
 from inspector.errors import InspectorError
 from inspector.store.chain import canonical
-from models.durable import atomic_write, fsync_dir
+from models.durable import atomic_write, create_secret_file
 
 ANCHOR_TAG = b"rankclip-inspector/anchor/v1\x00"
 
@@ -43,26 +43,12 @@ def load_key(path: Path, create: bool) -> bytes:
     """The station HMAC key (32 random bytes, hex in a 0600 file); created only when asked."""
     if create:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
+            create_secret_file(path)
         except OSError as exc:
             raise AnchorError(
                 f"station key {path} cannot be created: {exc.strerror or exc}; the folder must be"
                 " writable and have free space"
             ) from None
-        else:
-            try:
-                with os.fdopen(fd, "w", encoding="ascii") as f:
-                    f.write(os.urandom(32).hex() + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                fsync_dir(path.parent)
-            except OSError as exc:  # a half-written key would lock the station out later: remove it
-                path.unlink(missing_ok=True)
-                raise AnchorError(
-                    f"station key {path} cannot be written: {exc.strerror or exc}; free disk space and retry"
-                ) from None
     try:
         if os.name == "posix" and path.stat().st_mode & 0o077:
             raise AnchorError(f"station key {path} is readable by other users; run `chmod 600 {path}`")

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from inspector.errors import InspectorError
+from models.durable import create_secret_file
 
 ED25519 = 0x01  # signed-note Ed25519 signature
 COSIGNATURE = 0x04  # tlog-cosignature/v1, timestamped Ed25519
@@ -88,16 +89,9 @@ def load_identity(path: Path, create: bool) -> Ed25519PrivateKey:
     """An Ed25519 private key kept as 64 hex digits in a 0600 file; created on first use when asked."""
     if create:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
+            create_secret_file(path)
         except OSError as exc:
             raise NoteError(f"identity key {path} cannot be created: {exc.strerror or exc}") from None
-        else:
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(os.urandom(32).hex() + "\n")
-                f.flush()
-                os.fsync(f.fileno())
     try:
         if os.name == "posix" and path.stat().st_mode & 0o077:
             raise NoteError(f"identity key {path} is readable by other users; run `chmod 600 {path}`")
