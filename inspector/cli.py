@@ -22,18 +22,28 @@ COMMAND_MODULES: tuple[str, ...] = ("inspect", "log", "user", "library_db", "mod
 
 
 def _cmd_library_check(args: argparse.Namespace) -> int:
-    from inspector.library.examples import check_examples
-    from inspector.library.labels import load_library
+    from inspector.library.check import check_library_file, label_table
 
-    for path in args.files:
-        library = load_library(path)
+    bad = 0
+    for path in args.files:  # every file, every problem: one pass shows all there is to fix
+        check = check_library_file(path)
+        if not check.ok:
+            bad += 1
+            # flushed, so that a terminal shows each file's count before its problems (stderr)
+            print(f"{path}: {len(check.problems)} problem{'s' if len(check.problems) != 1 else ''}", flush=True)
+            for problem in check.problems:
+                print(f"inspector: error: {problem}", file=sys.stderr, flush=True)
+            continue
+        library = check.library
         n_desc = sum(len(label.descriptions) for label in library.labels)
-        n_examples = check_examples(library)  # decodes each example with the safe decoder
         print(
             f"{path}: ok: library {library.name!r}, {len(library.labels)} labels, {n_desc} descriptions,"
-            f" {n_examples} examples"
+            f" {check.examples} examples"
         )
-    return 0
+        print("\n".join(label_table(library)))
+    if len(args.files) > 1:
+        print(f"checked {len(args.files)} files: {len(args.files) - bad} ok, {bad} with problems")
+    return 2 if bad else 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -58,15 +68,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(metrics))
     else:
-        for key in ("n", "top1", "top3", "mrr", "ndcg5", "auroc_defect_vs_ok", "modality_gap"):
-            print(f"{key:>20}: {metrics.get(key)}")
-        for label, recall in metrics["per_label_recall"].items():
-            print(f"{'recall ' + label:>20}: {recall}")
-        if "examples" in metrics:  # ranked with words and examples (library format 2 or --shots)
-            print(
-                f"{'examples':>20}: {metrics['examples']}"
-                + (f" (--shots {metrics['shots']} --seed {metrics['seed']})" if metrics["shots"] else "")
-            )
+        from inspector.learning.eval_report import eval_text
+        from inspector.library.labels import load_library
+
+        print(eval_text(metrics, load_library(args.library)))
     return 0
 
 

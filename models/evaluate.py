@@ -59,8 +59,13 @@ def evaluate(
     ok_labels: Sequence[str] = ("ok",),
     aggregate: str = "mean",
     batch_size: int = 32,
+    per_image: bool = False,
 ) -> dict[str, Any]:
-    """Score labelled images against label_texts; return a JSON-serialisable metrics dict."""
+    """Score labelled images against label_texts; return a JSON-serialisable metrics dict.
+
+    per_image adds each image's rank of its true label and defect score ("per_image"), from which
+    the caller can draw confidence intervals; it is off by default to keep the JSON small.
+    """
     _check_inputs(images, labels, label_texts, aggregate)
     names = list(label_texts)
     index = {name: j for j, name in enumerate(names)}
@@ -80,13 +85,14 @@ def evaluate(
     # temperature: the same calibration the station's ranking shows the operator.
     ok_idx = [index[name] for name in ok_labels if name in index]
     is_defect = ~np.isin(y, ok_idx)
-    auroc = None
+    auroc = defect_score = None
     if ok_idx and 0 < is_defect.sum() < len(y):
         probs = metrics.softmax(scores, scorer.logit_scale)
-        auroc = metrics.auroc(1.0 - probs[:, ok_idx].max(axis=1), is_defect)
+        defect_score = 1.0 - probs[:, ok_idx].max(axis=1)
+        auroc = metrics.auroc(defect_score, is_defect)
     # Modality gap between the images and the descriptions of their own labels (one row per pair).
     pair_text = np.concatenate([text_emb[owners == j] for j in y])
-    return {
+    result = {
         "n": int(len(y)),
         "top1": metrics.topk_accuracy(scores, y, 1),
         "top3": metrics.topk_accuracy(scores, y, 3),
@@ -99,3 +105,10 @@ def evaluate(
         "aggregate": aggregate,
         "model_id": bundle.model_id,
     }
+    if per_image:
+        result["per_image"] = {
+            "rank": metrics.true_label_ranks(scores, y).tolist(),
+            "is_defect": is_defect.tolist(),
+            "defect_score": None if defect_score is None else defect_score.tolist(),
+        }
+    return result

@@ -29,10 +29,13 @@ def _stop_flag() -> tuple[threading.Event, Any]:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
+    from inspector.commands.finetune_summary import training_set_json, training_set_text
     from inspector.config import load_config
     from inspector.learning.job import _progress, config_from_args
     from inspector.learning.loop import run_finetune, training_set_from
     from inspector.learning.pairs import write_pairs_jsonl
+    from inspector.learning.readiness import data_needs
+    from inspector.learning.reliability import is_small
     from inspector.store.users import authorize
 
     with open_log(args) as log:
@@ -47,11 +50,13 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
                 seed=args.split_seed,
                 station_keys=args.station_key,
             )
-            print(f"{len(ts.train)} training / {len(ts.heldout)} held-out confirmations; left out: {dict(ts.excluded)}")
-            for label, (n_train, n_held) in ts.label_counts().items():
-                print(f"  {label:<24} train {n_train:>5}  held-out {n_held:>5}")
-            for p in ts.proposals:
-                print(f"  proposed by {p.operator} (model said {p.model_top_label}): {p.text!r}")
+            version, library = log.library.in_force()
+            names = {label.id: label.name for label in library.labels} if version else {}
+            needs = data_needs(ts, config_from_args(args).min_train_pairs, names)
+            if args.json and not args.write_pairs:
+                print(json.dumps(training_set_json(ts, needs), indent=1, sort_keys=True))
+            else:
+                print(training_set_text(ts, needs))
             if args.write_pairs:
                 print(f"wrote {write_pairs_jsonl(ts, args.write_pairs)}")
             return 0
@@ -84,6 +89,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
                     "figures": o.figures,
                     "steps_done": o.steps_done,
                     "completed": o.completed,
+                    # held-out sets of fewer than SMALL_SET images: their figures are unreliable
+                    "small_sets": sorted(k for k, v in (o.figures.get("candidate") or {}).items() if is_small(v)),
                 },
                 indent=1,
                 sort_keys=True,
@@ -165,7 +172,7 @@ def _finetune_arguments(p: argparse.ArgumentParser) -> None:
     add_training_arguments(p, max_minutes=FinetuneConfig.max_wall_seconds / 60)
     p.add_argument("--dry-run", action="store_true", help="show the training set and proposals; train nothing")
     p.add_argument("--write-pairs", help="write the pairs as JSONL (for inspector.learning.job --pairs) and stop")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object (also with --dry-run)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

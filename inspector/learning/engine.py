@@ -26,6 +26,8 @@ import numpy as np
 
 from inspector.errors import DataError, InspectorError
 from inspector.learning.pairs import TrainingPair, TrainingSet
+from inspector.learning.readiness import data_needs
+from inspector.learning.reliability import figure_intervals
 from inspector.learning.training import model_errors
 
 LOSSES = ("rankclip", "clip")
@@ -148,14 +150,15 @@ def label_texts_for(
 
 
 def _metrics(result: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: result.get(k) for k in METRIC_KEYS}
+    # The per-image ranks and scores give the intervals, then are dropped: registry rows stay small.
+    return {**{k: result.get(k) for k in METRIC_KEYS}, "ci": figure_intervals(result)}
 
 
 def _evaluate_both(bundle: Any, sets: Mapping[str, tuple[list, list, dict, tuple]]) -> dict[str, Any]:
     from models.evaluate import evaluate
 
     return {
-        name: _metrics(evaluate(bundle, images, labels, texts, ok_labels=ok))
+        name: _metrics(evaluate(bundle, images, labels, texts, ok_labels=ok, per_image=True))
         for name, (images, labels, texts, ok) in sets.items()
     }
 
@@ -192,13 +195,9 @@ def _train_config(cfg: FinetuneConfig, n: int, world: int, state_dir: Path) -> A
 
 
 def _check_data(ts: TrainingSet, cfg: FinetuneConfig) -> None:
-    labels = {p.label_id for p in ts.train}
-    if len(ts.train) < cfg.min_train_pairs or len(labels) < 2 or not ts.heldout:
-        raise FinetuneError(
-            f"not enough confirmed decisions: {len(ts.train)} training images over {len(labels)} labels and"
-            f" {len(ts.heldout)} held-out (need >= {cfg.min_train_pairs} over >= 2 labels, and >= 1 held out);"
-            " confirm more parts, add other stations' export bundles, or change the held-out fraction"
-        )
+    needs = data_needs(ts, cfg.min_train_pairs)
+    if not needs.ready:
+        raise FinetuneError(f"not enough confirmed decisions: {needs.shortfall()}")
 
 
 def train_candidate(

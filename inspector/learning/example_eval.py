@@ -92,6 +92,10 @@ def evaluate_with_examples(
         "top3": metrics.topk_accuracy(scores, y, 3),
         "mrr": metrics.mean_reciprocal_rank(scores, y),
         "per_label_recall": {n: (None if np.isnan(r) else float(r)) for n, r in zip(names, recall)},
+        "confusion": {
+            "labels": names,
+            "matrix": metrics.confusion_matrix(y, metrics.predictions(scores), len(names)).tolist(),
+        },
         "auroc_defect_vs_ok": auroc,
         "model_id": scorer.model_id,
         "examples": {lab.id: len(lab.examples) for lab in library.labels},

@@ -25,6 +25,7 @@ from inspector.learning.engine import (
 )
 from inspector.learning.pairs import ProposedDescription, TrainingPair, TrainingSet, build_training_set
 from inspector.learning.registry import ModelRegistry, RegisteredModel, active_model_ref
+from inspector.learning.reliability import figure_lines
 from inspector.learning.sources import training_set_from
 from inspector.store.decision_log import DecisionLog
 from inspector.store.users import Session, authorize
@@ -66,11 +67,7 @@ class FinetuneResult:
             return f"{head}; cancelled after {o.steps_done} steps ({o.reason}); resume to continue"
         lines = [f"{head}; {o.steps_done} steps ({o.reason}); candidate {self.candidate.model_id[:12]} registered"]
         for name in ("confirmations", "typed_defects"):
-            b, c = o.figures["baseline"][name], o.figures["candidate"][name]
-            lines.append(
-                f"  {name:>13}: top-1 {b['top1']:.3f} -> {c['top1']:.3f}, top-3 {b['top3']:.3f} -> "
-                f"{c['top3']:.3f}, MRR {b['mrr']:.3f} -> {c['mrr']:.3f} (n={c['n']})"
-            )
+            lines += figure_lines(name, o.figures["baseline"][name], o.figures["candidate"][name])
         if ts.proposals:
             lines.append(f"  {len(ts.proposals)} 'none of these' descriptions await QA (inspector finetune --dry-run)")
         return "\n".join(lines)

@@ -144,6 +144,13 @@ class Library:
 
 def library_from_dict(data: Any, source: str = "<dict>", base_dir: Path | None = None) -> Library:
     """Validate a parsed YAML document and build the Library; example paths resolve against base_dir."""
+    version, name, description, raw_labels = library_header(data, source)
+    labels = tuple(label_from_dict(item, source, i, version, base_dir) for i, item in enumerate(raw_labels, 1))
+    return Library(name=name, labels=labels, description=description)
+
+
+def library_header(data: Any, source: str = "<dict>") -> tuple[int, str, str, list]:
+    """(format, name, description, raw `labels:` entries) of a parsed document; LibraryError if malformed."""
     if not isinstance(data, dict):
         raise LibraryError(f"{source}: expected a mapping with 'name' and 'labels' at the top level")
     version = data.get("format", 1)
@@ -158,13 +165,17 @@ def library_from_dict(data: Any, source: str = "<dict>", base_dir: Path | None =
     raw_labels = data.get("labels")
     if not isinstance(raw_labels, list):
         raise LibraryError(f"{source}: 'labels' must be a list")
-    labels = tuple(
-        _label_from_dict(item, f"{source}: labels[{i}]", version, base_dir) for i, item in enumerate(raw_labels)
-    )
     description = data.get("description", "")
     if not isinstance(description, str):
         raise LibraryError(f"{source}: 'description' must be a string")
-    return Library(name=name.strip(), labels=labels, description=description.strip())
+    return version, name.strip(), description.strip(), raw_labels
+
+
+def label_from_dict(item: Any, source: str, position: int, version: int = 1, base_dir: Path | None = None) -> Label:
+    """One `labels:` entry as a Label; errors name it as a reader counts (from 1) and by its id."""
+    label_id = item.get("id") if isinstance(item, dict) else None
+    where = f"{source}: label {position}" + (f" ({label_id!r})" if isinstance(label_id, str) else "")
+    return _label_from_dict(item, where, version, base_dir)
 
 
 def _label_from_dict(item: Any, where: str, version: int = 1, base_dir: Path | None = None) -> Label:
@@ -209,8 +220,11 @@ def _label_from_dict(item: Any, where: str, version: int = 1, base_dir: Path | N
             scope=dict(scope),
             examples=_examples_from_list(item.get("examples"), where, base_dir),
         )
-    except LibraryError as exc:
-        raise LibraryError(f"{where}: {exc}") from None
+    except LibraryError as exc:  # the label's own message names it again: drop that, `where` has it
+        message = str(exc)
+        for prefix in (f"label {label_id!r}: ", f"label {label_id!r} "):
+            message = message.removeprefix(prefix)
+        raise LibraryError(f"{where}: {message}") from None
 
 
 def _examples_from_list(raw: Any, where: str, base_dir: Path | None) -> tuple[Example, ...]:
@@ -273,6 +287,11 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 def load_library(path: str | Path) -> Library:
     """Read a library YAML file (safe loader, no aliases, at most MAX_LIBRARY_BYTES)."""
+    return library_from_dict(read_library_document(path), str(path), base_dir=Path(path).resolve().parent)
+
+
+def read_library_document(path: str | Path) -> Any:
+    """The parsed YAML of a library file, not yet validated; LibraryError if unreadable or not YAML."""
     path = Path(path)
     try:
         if path.stat().st_size > MAX_LIBRARY_BYTES:
@@ -283,10 +302,9 @@ def load_library(path: str | Path) -> Library:
     except (OSError, UnicodeDecodeError) as exc:
         raise LibraryError(f"cannot read library file {path}: {exc}") from None
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass: no Python objects
+        return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass: no Python objects
     except yaml.YAMLError as exc:
         raise LibraryError(f"library file {path} is not valid YAML: {exc}") from None
-    return library_from_dict(data, str(path), base_dir=path.resolve().parent)
 
 
 def library_to_dict(library: Library) -> dict[str, Any]:

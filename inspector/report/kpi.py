@@ -25,6 +25,7 @@ from inspector.learning.agreement import (
     answers_in_force,
 )
 from inspector.library.labels import DISPOSITIONS
+from inspector.report.intervals import bootstrap_interval
 from inspector.store.database import parse_time
 from inspector.store.decision_log import DecisionLog
 
@@ -109,9 +110,7 @@ def kpi(
     if per_part:
         values = np.asarray(per_part)
         cost = 1000 * float(values.mean())
-        rng = np.random.default_rng(seed)
-        means = values[rng.integers(0, len(values), (boot, len(values)))].mean(axis=1) * 1000
-        ci = (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+        ci = bootstrap_interval(lambda rows: values[rows].mean(axis=1) * 1000, [np.arange(len(values))], boot, seed)
     return KPI(
         name,
         n,

@@ -40,6 +40,7 @@ class FinetunePanel(QWidget):
         self._build(FinetuneConfig(device=context.config.model.device))
         self._wire()
         self.refresh()
+        self.count_data()
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -85,6 +86,7 @@ class FinetunePanel(QWidget):
         self.run_box.failed.connect(self._failed)
         self.run_box.cancelled.connect(self._cancelled)
         self.run_box.ended.connect(self._update_buttons)
+        self.run_box.ended.connect(self.count_data)  # the run may have added nothing, but answers keep coming
         # The follower may be the window's and outlive this panel (issue 15 item 12): bound methods of
         # the panel only, which Qt disconnects when the panel is deleted; shutdown() disconnects them sooner.
         self.follower.switched.connect(self._switched)
@@ -102,6 +104,13 @@ class FinetunePanel(QWidget):
     @base_config.setter
     def base_config(self, config: FinetuneConfig) -> None:
         self.run_box.base_config = config
+        self.count_data()  # the held-out share and the minimum come from it
+
+    def count_data(self) -> Task | None:
+        """Count (in the background) what a run would have to learn from; Start waits for enough."""
+        if self.context.user is None:
+            return None
+        return self.run_box.count_data(str(self.context.station.log.sdb.path), self.context.user)
 
     @property
     def task(self) -> Task | None:
@@ -118,6 +127,9 @@ class FinetunePanel(QWidget):
     def start(self) -> bool:
         """Start a run in the background; False if one is running. The core checks the role."""
         if self.running() or self.context.user is None:
+            return False
+        if self.run_box.ready is False:  # the core would refuse it too; say what is missing instead
+            self.status.show_error(f"Not enough data for a run: {self.run_box.needs.shortfall()}")
             return False
         self.status.show_info("Fine-tuning runs in the background; the station keeps inspecting meanwhile.")
         self.run_box.start(str(self.context.station.log.sdb.path), self.context.user, self.context.config.model.ref)
@@ -148,7 +160,7 @@ class FinetunePanel(QWidget):
         self.registry_changed.emit()
 
     def _failed(self, message: str) -> None:
-        self.status.show_failure(self.context, "finetune", f"The run failed: {message}")
+        self.status.show_failure(self.context, "finetune", f"The run FAILED; nothing was registered: {message}")
 
     def _cancelled(self) -> None:
         step, total, _ = self.run_box.last

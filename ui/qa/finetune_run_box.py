@@ -24,7 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.learning.loop import FinetuneConfig, FinetuneProgress, FinetuneResult, run_finetune
+from inspector.learning.readiness import DataNeeds, station_data_needs
 from inspector.store.users import Session
+from ui.widgets import palette
 from ui.widgets.workers import Task, keep_alive
 
 _INTRO = (
@@ -40,6 +42,15 @@ def _run(progress, cancelled, db_path: str, config: FinetuneConfig, user, defaul
         progress(p.step, p.total, f"{p.stage}: {p.message}")
 
     return run_finetune(db_path, None, config, report, cancelled, user=user, default_ref=default_ref)
+
+
+def _count(progress, cancelled, db_path: str, config: FinetuneConfig, user, generation: int) -> tuple[int, DataNeeds]:
+    return generation, station_data_needs(db_path, config, user)
+
+
+def _note_style(trouble: str | None) -> str:
+    bg, fg = palette.TROUBLE[trouble] if trouble else ("transparent", palette.TEXT)
+    return f"QLabel {{ background: {bg}; color: {fg}; padding: 3px; }}"
 
 
 def _clock(seconds: float) -> str:
@@ -62,6 +73,13 @@ class FinetuneRunBox(QGroupBox):
         self._task: Task | None = None
         self._started = 0.0
         self._last = (0, 0, "")
+        self._outcome = ""  # how the last run ended: finished, failed (with the message) or cancelled
+        self._failure = ""
+        # What a run needs and what the station has (counted in the background); None until known.
+        self.needs: DataNeeds | None = None
+        self._count_task: Task | None = None
+        self._generation = 0
+        self._may = False
         intro = QLabel(_INTRO)
         intro.setWordWrap(True)
         self.steps = QSpinBox(minimum=1, maximum=100_000, value=base_config.steps)
@@ -79,6 +97,8 @@ class FinetuneRunBox(QGroupBox):
         self.progress.setFormat("%v of %m steps")
         self.stage = QLabel("No run yet in this session.")
         self.stage.setWordWrap(True)
+        self.needs_note = QLabel("Counting this station's confirmed answers …")
+        self.needs_note.setWordWrap(True)
         controls = QHBoxLayout()
         for widget in (
             QLabel("Steps"),
@@ -92,6 +112,7 @@ class FinetuneRunBox(QGroupBox):
         controls.addWidget(self.progress, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
+        layout.addWidget(self.needs_note)
         layout.addLayout(controls)
         layout.addWidget(self.stage)
         self.cancel_button.clicked.connect(self.cancel)
@@ -110,6 +131,43 @@ class FinetuneRunBox(QGroupBox):
     def running(self) -> bool:
         return self._task is not None and self._task.is_running()
 
+    @property
+    def ready(self) -> bool | None:
+        """Whether the station has the data a run needs; None while not counted (the core checks anyway)."""
+        return None if self.needs is None else self.needs.ready
+
+    def count_data(self, db_path: str, user: Session) -> Task:
+        """Count the station's usable confirmations for base_config in the background (never on the
+        GUI thread: a station's decision log can be large); show_needs() gets the answer."""
+        self._generation += 1  # a count for older settings may end after this one: it is ignored
+        task = Task(_count, db_path, self.base_config, user, self._generation)
+        keep_alive(task, task.done)
+        task.finished.connect(self._counted)
+        task.failed.connect(self._count_failed)
+        self._count_task = task
+        task.start()
+        return task
+
+    def _counted(self, answer: tuple[int, DataNeeds]) -> None:
+        if answer[0] == self._generation:
+            self.show_needs(answer[1])
+
+    def show_needs(self, needs: DataNeeds) -> None:
+        """The minimum data note; Start is disabled, with the reason, while there is not enough."""
+        self.needs = needs
+        if needs.ready:
+            self.needs_note.setText(f"{needs.have()} Enough for a run. {needs.requirement()}")
+            self.needs_note.setStyleSheet(_note_style(None))
+        else:
+            self.needs_note.setText(f"Not enough data for a run yet. {needs.have()} {needs.requirement()}")
+            self.needs_note.setStyleSheet(_note_style("warning"))
+        self.set_allowed(self._may)
+
+    def _count_failed(self, message: str) -> None:
+        self.needs = None
+        self.needs_note.setText(f"Could not count this station's confirmed answers: {message}")
+        self.needs_note.setStyleSheet(_note_style("warning"))
+
     def run_config(self) -> FinetuneConfig:
         """The settings a Start would use: the form's steps and cap over base_config."""
         return replace(self.base_config, steps=self.steps.value(), max_wall_seconds=60 * self.cap.value())
@@ -124,13 +182,15 @@ class FinetuneRunBox(QGroupBox):
         # Bound methods only: Qt drops these connections when the box is deleted.
         task.progress.connect(self._on_progress)
         task.finished.connect(self._finished)
-        task.failed.connect(self.failed)
-        task.cancelled.connect(self.cancelled)
+        task.failed.connect(self._failed)
+        task.cancelled.connect(self._cancelled)
         task.done.connect(self._run_ended)
         self._task = task
         self.progress.setRange(0, config.steps)
         self.progress.setValue(0)
         self._started, self._last = time.monotonic(), (0, config.steps, "starting")
+        self._outcome, self._failure = "", ""
+        self.stage.setStyleSheet(_note_style(None))
         task.start()
         self._clock_timer.start()
         self._show_progress()
@@ -149,9 +209,15 @@ class FinetuneRunBox(QGroupBox):
             self.stage.setText(self.stage.text() + " · stopping after this step …")
 
     def set_allowed(self, may: bool) -> None:
-        """Enable the form for a role that may fine-tune and while no run is going."""
+        """Enable the form for a role that may fine-tune, while no run is going and (once counted)
+        while the station has the data a run needs."""
+        self._may = may
         running = self.running()
-        self.start_button.setEnabled(may and not running)
+        self.start_button.setEnabled(may and not running and self.ready is not False)
+        if may and self.ready is False:
+            self.start_button.setToolTip(f"Not enough data: {self.needs.shortfall()}")
+        elif may:
+            self.start_button.setToolTip("")
         self.cancel_button.setEnabled(running)
         self.steps.setEnabled(may and not running)
         self.cap.setEnabled(may and not running)
@@ -173,14 +239,27 @@ class FinetuneRunBox(QGroupBox):
     def _finished(self, result: FinetuneResult) -> None:
         if result.candidate is not None:
             self.progress.setValue(self.progress.maximum())
+        self._outcome = "finished" if result.candidate is not None else "cancelled"
         self.finished.emit(result)
+
+    def _failed(self, message: str) -> None:
+        self._outcome, self._failure = "failed", (message.strip().splitlines() or [""])[0]
+        self.failed.emit(message)
+
+    def _cancelled(self) -> None:
+        self._outcome = "cancelled"
+        self.cancelled.emit()
 
     def _run_ended(self) -> None:
         self._clock_timer.stop()
         step, total, _ = self._last
         cap = self.run_config().max_wall_seconds or 0
-        self.stage.setText(
-            f"Run ended after {_clock(time.monotonic() - self._started)} at step {step} of {total}"
-            f" (time cap {_clock(cap)})."
-        )
+        after = f"after {_clock(time.monotonic() - self._started)} at step {step} of {total}"
+        if self._outcome == "failed":  # must not read like a finish: say so, in the trouble colour
+            self.stage.setText(f"Run FAILED {after}; nothing was registered. {self._failure}")
+            self.stage.setStyleSheet(_note_style("fault"))
+        elif self._outcome == "cancelled":
+            self.stage.setText(f"Run cancelled {after}; nothing was registered.")
+        else:
+            self.stage.setText(f"Run finished {after} (time cap {_clock(cap)}).")
         self.ended.emit()

@@ -1,8 +1,10 @@
 """A registered model's held-out figures beside those of the model it was trained from.
 
 Two held-out sets (the station's own held-out confirmations, and the shipped typed-defect set that
-catches forgetting) times top-1 / top-3 / MRR, and whether the core's promotion rule would pass.
-Layout only: the figures were computed by the fine-tuning engine and stored in the registry.
+catches forgetting) times top-1 / top-3 / MRR / AUROC, and whether the core's promotion rule would
+pass. A set of fewer than inspector.learning.reliability.SMALL_SET images is flagged, and its
+figures carry their 95 % interval in brackets. Layout only: the figures were computed by the
+fine-tuning engine and stored in the registry.
 """
 
 from __future__ import annotations
@@ -27,16 +29,26 @@ from inspector.learning.registry import (
     promotion_problems,
     tolerances_for,
 )
+from inspector.learning.reliability import interval, is_small, small_set_warning
+from ui.widgets import palette
 
 SET_NAMES = {"confirmations": "Held-out confirmations", "typed_defects": "Typed defects (shipped)"}
-METRICS = (("top1", "Top-1"), ("top3", "Top-3"), ("mrr", "MRR"))
+METRICS = (("top1", "Top-1"), ("top3", "Top-3"), ("mrr", "MRR"), ("auroc_defect_vs_ok", "AUROC defect vs ok"))
 _COLUMNS = ("Held-out set", "Metric", "Base model", "This model", "Change")
 _WORSE = QColor("#8b0000")  # a drop beyond the tolerance: the one figure QA must not miss
 
 
-def _value(figures: dict[str, Any], side: str, name: str, metric: str) -> float | None:
-    value = (figures.get(side) or {}).get(name, {}) or {}
-    return value.get(metric)
+def _set(figures: dict[str, Any], side: str | None, name: str) -> dict[str, Any]:
+    return ((figures.get(side) or {}).get(name) or {}) if side else {}
+
+
+def _cell(value: float | None, metrics: dict[str, Any], metric: str, small: bool) -> tuple[str, str]:
+    """(text, tooltip): a small set's figure shows its 95 % interval in brackets; others in the tooltip."""
+    if value is None:
+        return "-", ""
+    ci = interval(metrics, metric)
+    tip = f"95 % interval {ci[0]:.2f}–{ci[1]:.2f} (n={metrics.get('n')})" if ci else ""
+    return (f"{value:.3f} [{ci[0]:.2f}–{ci[1]:.2f}]" if small and ci else f"{value:.3f}"), tip
 
 
 class ModelFigures(QWidget):
@@ -60,10 +72,15 @@ class ModelFigures(QWidget):
             self.table.setRowHeight(r, 26)
         self.check = QLabel()
         self.check.setWordWrap(True)
+        self.reliability = QLabel()  # the warning for a small held-out set; hidden otherwise
+        self.reliability.setWordWrap(True)
+        bg, fg = palette.TROUBLE["warning"]
+        self.reliability.setStyleSheet(f"QLabel {{ background: {bg}; color: {fg}; padding: 3px; }}")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
         layout.addWidget(self.table)
+        layout.addWidget(self.reliability)
         layout.addWidget(self.check)
         self.tolerances = tolerances_for(DEFAULT_TOLERANCE)
         self._shown: tuple[RegisteredModel | None, str | None] = (None, None)
@@ -81,26 +98,39 @@ class ModelFigures(QWidget):
         has_candidate = "candidate" in figures
         # A base model registered by a run carries only the figures it had as the base.
         this_side, base_side = ("candidate", "baseline") if has_candidate else ("baseline", None)
-        row = 0
+        row, warnings = 0, []
         for name in HELDOUT_SETS:
+            this_set, base_set = _set(figures, this_side, name), _set(figures, base_side, name)
+            small = is_small(this_set)
+            n = this_set.get("n")
+            if small:
+                warnings.append(small_set_warning(SET_NAMES[name], int(n)))
             for metric, metric_name in METRICS:
-                this = _value(figures, this_side, name, metric)
-                base = _value(figures, base_side, name, metric) if base_side else None
-                n = _value(figures, this_side, name, "n")
+                this, base = this_set.get(metric), base_set.get(metric)
                 change = "" if this is None or base is None else f"{this - base:+.3f}"
+                base_text, base_tip = _cell(base, base_set, metric, is_small(base_set))
+                this_text, this_tip = _cell(this, this_set, metric, small)
+                where = f"{SET_NAMES[name]} (n={n})" if n is not None else SET_NAMES[name]
                 cells = (
-                    f"{SET_NAMES[name]} (n={n})" if n is not None else SET_NAMES[name],
-                    metric_name,
-                    "-" if base is None else f"{base:.3f}",
-                    "-" if this is None else f"{this:.3f}",
-                    change,
+                    (where + (" — small, unreliable" if small else ""), ""),
+                    (metric_name, ""),
+                    (base_text, base_tip),
+                    (this_text, this_tip),
+                    (change, ""),
                 )
-                for c, text in enumerate(cells):
+                for c, (text, tip) in enumerate(cells):
                     item = QTableWidgetItem(text)
+                    item.setToolTip(tip)
+                    if c == 0 and small:  # amber: a figure here must not be read as firm
+                        bg, fg = palette.TROUBLE["warning"]
+                        item.setBackground(QBrush(QColor(bg)))
+                        item.setForeground(QBrush(QColor(fg)))
                     if c == 4 and this is not None and base is not None and this < base - self.tolerances[name]:
                         item.setForeground(QBrush(_WORSE))
                     self.table.setItem(row, c, item)
                 row += 1
+        self.reliability.setVisible(bool(warnings))
+        self.reliability.setText("\n".join(warnings) + ("\n[a–b]: the figure's 95 % interval." if warnings else ""))
         self.title.setText(self._title(model, active_id))
         self.check.setText(self._check(model, active_id, self.tolerances))
 
