@@ -26,7 +26,7 @@ def training_set_text(ts: TrainingSet, needs: DataNeeds) -> str:
     a run can start (and what is missing), a small held-out set, and the proposals."""
     lines = [
         f"Training set: {len(ts.train)} training / {len(ts.heldout)} held-out confirmations"
-        f" (held-out fraction {ts.heldout_fraction:.0%}, split seed {ts.seed})",
+        f" (held-out fraction {100 * ts.heldout_fraction:.0f} %, split seed {ts.seed})",
         f"  {'label':<32}{'training':>9}{'held out':>10}",
     ]
     for label, (n_train, n_held) in needs.per_label.items():
@@ -40,11 +40,12 @@ def training_set_text(ts: TrainingSet, needs: DataNeeds) -> str:
     if needs.ready:
         lines.append("Ready: a run can start.")
     else:
-        lines.append(f"Not ready: {needs.shortfall()}")
+        lines.append(f"Not ready: {needs.shortfall()} Other stations' export bundles can add data (--bundle).")
         lines.append(f"  ({needs.requirement()})")
     if 0 < len(ts.heldout) < SMALL_SET:
         lines.append(
-            f"Small held-out set: {len(ts.heldout)} images (fewer than {SMALL_SET}); the run's figures on it"
+            f"Small held-out set: {len(ts.heldout)} image{'s' if len(ts.heldout) != 1 else ''} (fewer than"
+            f" {SMALL_SET}); the run's figures on it"
             " will be flagged as unreliable and shown with 95 % intervals."
         )
     if ts.proposals:

@@ -233,10 +233,17 @@ class LiveCapture:
 
 
 class RateMeter:
-    """Events per minute over a sliding window (parts per minute on the status line)."""
+    """Events per minute over a sliding window (parts per minute on the status line).
 
-    def __init__(self, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.window_s, self._clock = window_s, clock
+    No figure until the events span min_span_s: two parts 0.6 s apart at start-up would read as
+    100 parts/min on a 1 part/s line. The rate is counted over real time, from the window's first
+    event to now, so it also falls when the line stops.
+    """
+
+    def __init__(
+        self, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic, min_span_s: float = 10.0
+    ) -> None:
+        self.window_s, self.min_span_s, self._clock = window_s, min_span_s, clock
         self._times: deque[float] = deque()
 
     def tick(self) -> None:
@@ -245,12 +252,15 @@ class RateMeter:
         self._trim()
 
     def per_minute(self) -> float | None:
-        """Events per minute in the window; None before two events (one part is not a rate)."""
+        """Events per minute in the window; None before two events or before they span min_span_s."""
         self._trim()
         if len(self._times) < 2:
             return None
+        span = self._clock() - self._times[0]
+        if span < self.min_span_s:
+            return None
         # n events span n-1 intervals; measured up to now, so the figure falls when the line stops.
-        return 60.0 * (len(self._times) - 1) / max(self._clock() - self._times[0], 1e-9)
+        return 60.0 * (len(self._times) - 1) / span
 
     def _trim(self) -> None:
         cutoff = self._clock() - self.window_s

@@ -17,7 +17,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from inspector.frame.example_cache import CARRIED, ExampleCache, blend, text_scores
-from inspector.frame.records import Candidate, Ranking, Verdict
+from inspector.frame.records import Candidate, Ranking, Verdict, percent
 from inspector.library.labels import Library
 from models.metrics import segment_label_scores, softmax
 
@@ -199,7 +199,7 @@ def decide(ranking: Ranking, index: RankingIndex, policy: VerdictPolicy = Verdic
             "review",
             True,
             False,
-            f"{top.label_name}: probability {top.probability:.2f} is below its threshold {threshold:.2f}",
+            f"{top.label_name}: probability {percent(top.probability)} is below its threshold {percent(threshold)}",
         )
     if ranking.margin < policy.min_margin:
         second = ranking.candidates[1]
@@ -207,6 +207,7 @@ def decide(ranking: Ranking, index: RankingIndex, policy: VerdictPolicy = Verdic
             "review",
             True,
             False,
-            f"{top.label_name} vs {second.label_name}: margin {ranking.margin:.2f} is below {policy.min_margin:.2f}",
+            f"{top.label_name} {percent(top.probability)} vs {second.label_name} {percent(second.probability)}:"
+            f" margin {percent(ranking.margin)} is below {percent(policy.min_margin)}",
         )
-    return Verdict(top.disposition, top.disposition == "review", False, f"{top.label_name} ({top.probability:.2f})")
+    return Verdict(top.disposition, top.disposition == "review", False, f"{top.label_name} ({percent(top.probability)})")

@@ -18,6 +18,11 @@ DecisionKind = Literal["confirm", "pick", "none_of_these", "reject_image"]
 DECISION_KINDS: tuple[str, ...] = ("confirm", "pick", "none_of_these", "reject_image")
 
 
+def percent(probability: float) -> str:
+    """A confidence as the operator reads it everywhere (banner, candidates, review lane): '99 %'."""
+    return f"{100 * probability:.0f} %"
+
+
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC (records never hold naive times)."""
     return datetime.now(UTC)

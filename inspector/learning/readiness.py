@@ -55,7 +55,7 @@ class DataNeeds:
         """The rule in one sentence."""
         return (
             f"A run needs at least {self.min_train} confirmed images for training, over at least {MIN_LABELS}"
-            f" labels, and at least {MIN_HELDOUT} held-out image; {self.heldout_fraction:.0%} of the confirmed"
+            f" labels, and at least {MIN_HELDOUT} held-out image; {100 * self.heldout_fraction:.0f} % of the confirmed"
             " images are held out (always the same ones, chosen by image content) to measure the result."
         )
 
@@ -87,8 +87,7 @@ class DataNeeds:
             return ""
         return (
             f"{self.train} training images over {self.trained_labels} label(s) and {self.heldout} held out;"
-            f" still needed: {'; '.join(missing)}. Confirm more parts on the line, or add other stations'"
-            " export bundles (inspector finetune --bundle)."
+            f" still needed: {'; '.join(missing)}. Confirm more parts on the line."
         )
 
     def as_dict(self) -> dict:

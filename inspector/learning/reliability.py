@@ -64,12 +64,19 @@ def is_small(metrics: Mapping[str, Any] | None) -> bool:
     return n is not None and int(n) < SMALL_SET
 
 
-def small_set_warning(set_name: str, n: int) -> str:
-    """One sentence for a small held-out set."""
+def small_set_warning(n: int, advice: str = "") -> str:
+    """One sentence for a held-out set of n < SMALL_SET images (the caller names the set)."""
     return (
-        f"{set_name}: only {n} image{'s' if n != 1 else ''} (fewer than {SMALL_SET}), so these figures are"
-        " unreliable; the 95 % intervals show how far they may be off. Confirm more parts for firmer figures."
+        f"only {n} image{'s' if n != 1 else ''} (fewer than {SMALL_SET}), so these figures are unreliable;"
+        f" the 95 % intervals show how far they may be off.{' ' + advice if advice else ''}"
     )
+
+
+# What makes each held-out set bigger.
+ADVICE = {
+    "confirmations": "Confirm more parts for firmer figures.",
+    "typed_defects": "Its size is the run's forgetting_n setting.",
+}
 
 
 def with_interval(value: float | None, ci: tuple[float, float] | None, digits: int = 3) -> str:
@@ -92,7 +99,8 @@ def figure_lines(name: str, base: Mapping[str, Any], candidate: Mapping[str, Any
     if not is_small(candidate):
         figures = ", ".join(f"{label} {with_interval(base.get(m), None)} -> {candidate[m]:.3f}" for m, label in shown)
         return [f"  {title} (n={candidate.get('n')}): {figures}"]
-    lines = [f"  {title} (n={candidate.get('n')}): WARNING: {small_set_warning(title, int(candidate['n']))}"]
+    warning = small_set_warning(int(candidate["n"]), ADVICE.get(name, ""))
+    lines = [f"  {title} (n={candidate.get('n')}): WARNING: {warning}"]
     for m, label in shown:
         lines.append(
             f"    {label:<18} {with_interval(base.get(m), interval(base, m))}"

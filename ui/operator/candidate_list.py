@@ -11,7 +11,7 @@ from PySide6.QtCore import QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from inspector.frame.records import Candidate
+from inspector.frame.records import Candidate, percent
 from ui.widgets import palette
 
 ROW_H = 52
@@ -100,7 +100,7 @@ class CandidateList(QWidget):
         p.drawText(
             QRect(int(bar.right()) + 4, r.y(), 52, r.height()),
             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-            f"{100 * c.probability:.0f}%",
+            percent(c.probability),
         )
         p.setFont(small)
         p.setPen(QColor(palette.MUTED))

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from inspector.errors import InspectorError
 from inspector.frame.queue import answer_review, review_lane
+from inspector.frame.records import percent
 from ui.context import AppContext
 from ui.widgets import palette
 
@@ -73,7 +74,7 @@ class ReviewLaneDialog(QDialog):
             top = min(json.loads(r["candidates"]), key=lambda c: c["rank"])
             text = (
                 f"part {r['id']} · {r['recorded_at'][11:19]} UTC · {r['disposition']}"
-                f" · {top['label_name']} {top['probability']:.0%}"
+                f" · {top['label_name']} {percent(top['probability'])}"
             )
             self.parts.addItem(QListWidgetItem(text))
         if self.rows:
@@ -87,7 +88,7 @@ class ReviewLaneDialog(QDialog):
         if not 0 <= row < len(self.rows):
             return
         cands = sorted(json.loads(self.rows[row]["candidates"]), key=lambda c: c["rank"])
-        lines = [f"#{c['rank']} {c['label_name']} ({c['probability']:.0%})" for c in cands[:9]]
+        lines = [f"#{c['rank']} {c['label_name']} ({percent(c['probability'])})" for c in cands[:9]]
         self.candidates.setText(
             f"Part {self.rows[row]['id']}: {self.rows[row]['verdict_reason']}\n\n" + "\n".join(lines)
         )

@@ -89,7 +89,9 @@ class StatusPanel(QWidget):
         self.library.setText(f"library v{library_version}")
 
     def set_rate(self, per_minute: float | None) -> None:
-        self.rate.setText("– parts/min" if per_minute is None else f"{per_minute:.0f} parts/min")
+        """Parts per minute (inspector.frame.live.RateMeter); '—' until it has enough parts and time."""
+        self.rate.setText("— parts/min" if per_minute is None else f"{per_minute:.0f} parts/min")
+        self.rate.setToolTip("Parts over the last minute; shown once parts have come for 10 s.")
 
     def set_latency(self, timings_ms: dict[str, float]) -> None:
         """Per-stage milliseconds of the last frame, in pipeline order."""

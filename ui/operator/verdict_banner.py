@@ -5,23 +5,24 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
-from inspector.frame.records import InspectionResult
+from inspector.frame.records import InspectionResult, percent
 from ui.widgets import palette
 
 _STYLE = "QLabel {{ background: {bg}; color: {fg}; font-size: 20px; font-weight: bold; padding: 8px 12px; }}"
 
 
 def verdict_text(result: InspectionResult) -> tuple[str, str]:
-    """(headline, colour key) for a result; the key is 'accept' or a palette.TROUBLE key."""
+    """(headline, colour key) for a result; the key is 'accept' or a palette.TROUBLE key. Confidences
+    read as percent (inspector.frame.records.percent), here and in the verdict's reason alike."""
     v, top = result.verdict, result.ranking.top
     if v.open_set:
         return f"REVIEW · not in the library — {v.reason}", "review"
     if v.needs_review:
         return f"REVIEW · {v.reason}", "review"
     if v.disposition == "accept":
-        return f"OK · {top.label_name} ({100 * top.probability:.0f}%)", "accept"
+        return f"OK · {top.label_name} ({percent(top.probability)})", "accept"
     return (
-        f"{v.disposition.upper()} · {top.label_name} ({100 * top.probability:.0f}%) — {top.description}",
+        f"{v.disposition.upper()} · {top.label_name} ({percent(top.probability)}) — {top.description}",
         v.disposition,
     )
 

@@ -29,7 +29,7 @@ from inspector.learning.registry import (
     promotion_problems,
     tolerances_for,
 )
-from inspector.learning.reliability import interval, is_small, small_set_warning
+from inspector.learning.reliability import ADVICE, interval, is_small, small_set_warning
 from ui.widgets import palette
 
 SET_NAMES = {"confirmations": "Held-out confirmations", "typed_defects": "Typed defects (shipped)"}
@@ -104,15 +104,15 @@ class ModelFigures(QWidget):
             small = is_small(this_set)
             n = this_set.get("n")
             if small:
-                warnings.append(small_set_warning(SET_NAMES[name], int(n)))
+                warnings.append(f"{SET_NAMES[name]}: {small_set_warning(int(n), ADVICE.get(name, ''))}")
             for metric, metric_name in METRICS:
                 this, base = this_set.get(metric), base_set.get(metric)
                 change = "" if this is None or base is None else f"{this - base:+.3f}"
                 base_text, base_tip = _cell(base, base_set, metric, is_small(base_set))
                 this_text, this_tip = _cell(this, this_set, metric, small)
-                where = f"{SET_NAMES[name]} (n={n})" if n is not None else SET_NAMES[name]
+                where = f"{SET_NAMES[name]}\n(n={n})" if n is not None else SET_NAMES[name]
                 cells = (
-                    (where + (" — small, unreliable" if small else ""), ""),
+                    (where + ("\nsmall set:\nunreliable" if small else ""), ""),
                     (metric_name, ""),
                     (base_text, base_tip),
                     (this_text, this_tip),
@@ -129,6 +129,8 @@ class ModelFigures(QWidget):
                         item.setForeground(QBrush(_WORSE))
                     self.table.setItem(row, c, item)
                 row += 1
+            # One cell spans the set's metric rows, so its name, size and flag can be read whole.
+            self.table.setSpan(row - len(METRICS), 0, len(METRICS), 1)
         self.reliability.setVisible(bool(warnings))
         self.reliability.setText("\n".join(warnings) + ("\n[a–b]: the figure's 95 % interval." if warnings else ""))
         self.title.setText(self._title(model, active_id))
