@@ -210,4 +210,6 @@ def decide(ranking: Ranking, index: RankingIndex, policy: VerdictPolicy = Verdic
             f"{top.label_name} {percent(top.probability)} vs {second.label_name} {percent(second.probability)}:"
             f" margin {percent(ranking.margin)} is below {percent(policy.min_margin)}",
         )
-    return Verdict(top.disposition, top.disposition == "review", False, f"{top.label_name} ({percent(top.probability)})")
+    return Verdict(
+        top.disposition, top.disposition == "review", False, f"{top.label_name} ({percent(top.probability)})"
+    )

@@ -107,3 +107,19 @@ def test_sample_parts_feed_a_simulated_camera() -> None:
     with sample_camera(parts, fps=100) as camera:
         frames = [camera.read(1.0) for _ in range(9)]
     assert all(f is not None for f in frames) and np.array_equal(frames[8].rgb, parts[0].rgb)  # it loops
+
+
+def test_rate_meter_waits_for_a_real_window_at_one_part_per_second() -> None:
+    """Issue 15 item 16: two parts 0.6 s apart at start-up read as 100 parts/min on a 1 part/s line."""
+    clock = ManualClock()
+    meter = RateMeter(window_s=60, clock=clock)
+    meter.tick()
+    clock.sleep(0.6)
+    meter.tick()
+    assert meter.per_minute() is None  # two parts, but not 10 s of them
+    seen = []
+    for _ in range(30):
+        clock.sleep(1.0)
+        meter.tick()
+        seen.append(meter.per_minute())
+    assert seen[:8] == [None] * 8 and all(r is not None and 55 <= r <= 66 for r in seen[9:])
