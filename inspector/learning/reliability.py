@@ -33,16 +33,18 @@ def figure_intervals(result: Mapping[str, Any], boot: int = BOOT, seed: int = 0)
     out = {
         "top1": list(wilson_interval(int((ranks <= 1).sum()), len(ranks))),
         "top3": list(wilson_interval(int((ranks <= 3).sum()), len(ranks))),
-        "mrr": list(
-            bootstrap_interval(lambda rows: (1 / ranks[rows]).mean(axis=1), [np.arange(len(ranks))], boot, seed)
-        ),
     }
+    every = [np.arange(len(ranks))]
+    boots = {"mrr": bootstrap_interval(lambda rows: (1 / ranks[rows]).mean(axis=1), every, boot, seed)}
     if per.get("defect_score") is not None:
         score, defect = np.asarray(per["defect_score"]), np.asarray(per["is_defect"], dtype=bool)
         strata = [np.flatnonzero(defect), np.flatnonzero(~defect)]
-        out["auroc_defect_vs_ok"] = list(
-            bootstrap_interval(lambda rows: np.array([auroc(score[r], defect[r]) for r in rows]), strata, boot, seed)
+        boots["auroc_defect_vs_ok"] = bootstrap_interval(
+            lambda rows: np.array([auroc(score[r], defect[r]) for r in rows]), strata, boot, seed
         )
+    # A resample can only repeat what the sample shows: when every image scored alike (all ranked
+    # first, say) the bootstrap gives a zero-width interval, which would read as certainty. Left out.
+    out.update({k: list(v) for k, v in boots.items() if v[1] > v[0]})
     return out
 
 
@@ -91,6 +93,13 @@ SET_NAMES = {"confirmations": "held-out confirmations", "typed_defects": "typed 
 METRICS = (("top1", "top-1"), ("top3", "top-3"), ("mrr", "MRR"), ("auroc_defect_vs_ok", "AUROC defect vs ok"))
 
 
+def _flagged(metrics: Mapping[str, Any], metric: str) -> str:
+    value, ci = metrics.get(metric), interval(metrics, metric)
+    return with_interval(value, ci) + (
+        " (95 % CI n/a: the images scored alike)" if value is not None and not ci else ""
+    )
+
+
 def figure_lines(name: str, base: Mapping[str, Any], candidate: Mapping[str, Any]) -> list[str]:
     """Lines for the CLI: base -> candidate per metric on one held-out set; with the intervals and a
     warning when the set is small."""
@@ -102,8 +111,5 @@ def figure_lines(name: str, base: Mapping[str, Any], candidate: Mapping[str, Any
     warning = small_set_warning(int(candidate["n"]), ADVICE.get(name, ""))
     lines = [f"  {title} (n={candidate.get('n')}): WARNING: {warning}"]
     for m, label in shown:
-        lines.append(
-            f"    {label:<18} {with_interval(base.get(m), interval(base, m))}"
-            f" -> {with_interval(candidate[m], interval(candidate, m))}"
-        )
+        lines.append(f"    {label:<19}{_flagged(base, m)} -> {_flagged(candidate, m)}")
     return lines

@@ -202,6 +202,12 @@ def test_a_run_shows_progress_and_finishes_with_a_candidate_and_its_figures(qtbo
     cells = [panel.figures.table.item(r, 3).text() for r in range(panel.figures.table.rowCount())]
     assert len(cells) == 8 and all(cells[r] != "-" for r in (0, 1, 2, 4, 5, 6))  # top-1/top-3/MRR on both sets
     assert "Run finished" in panel.stage.text()
+    held = panel.selected().figures["candidate"]["confirmations"]  # a real run stores its intervals
+    assert held["n"] < 30 and "[" in panel.figures.table.item(0, 3).text() and panel.figures.reliability.isVisible()
+    if os.environ.get("SCREENSHOT_DIR"):
+        panel.resize(1280, 860)
+        qtbot.wait(200)
+        panel.grab().save(str(Path(os.environ["SCREENSHOT_DIR"]) / "qa-finetune-small-set.png"))
     states = {panel.table.item(r, 0).text(): panel.table.item(r, 1).text() for r in range(panel.table.rowCount())}
     assert states[candidates[0].model_id[:12]] == "candidate" and states[in_use[:12]] == "active · running"
     assert st.model_id == in_use  # a candidate is not in production until promoted

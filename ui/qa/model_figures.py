@@ -47,8 +47,12 @@ def _cell(value: float | None, metrics: dict[str, Any], metric: str, small: bool
     if value is None:
         return "-", ""
     ci = interval(metrics, metric)
-    tip = f"95 % interval {ci[0]:.2f}–{ci[1]:.2f} (n={metrics.get('n')})" if ci else ""
-    return (f"{value:.3f} [{ci[0]:.2f}–{ci[1]:.2f}]" if small and ci else f"{value:.3f}"), tip
+    if ci is None:  # figures from before intervals were stored, or a sample with no variation
+        return (f"{value:.3f} [n/a]" if small else f"{value:.3f}"), (
+            "no 95 % interval: the images all scored alike, or the run predates stored intervals"
+        )
+    tip = f"95 % interval {ci[0]:.2f}–{ci[1]:.2f} (n={metrics.get('n')})"
+    return (f"{value:.3f} [{ci[0]:.2f}–{ci[1]:.2f}]" if small else f"{value:.3f}"), tip
 
 
 class ModelFigures(QWidget):
