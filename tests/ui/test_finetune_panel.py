@@ -234,6 +234,7 @@ def test_an_operator_is_refused_by_the_core_and_sees_its_message(qtbot, station,
     panel = _panel(qtbot, st, users["op"])
     assert panel.select(new_id)
     assert not panel.promote_button.isEnabled() and not panel.start_button.isEnabled()
+    assert panel.run_box.needs is None and panel.run_box.needs_note.isHidden()  # nothing counted for an operator
     assert panel.promote(new_id, "I like it") is None  # forced past the disabled button
     assert panel.status.is_error and "may not promote model" in panel.status.text()
     denied = st.log.events(kind="denied")[-1]

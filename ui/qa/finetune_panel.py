@@ -108,7 +108,8 @@ class FinetunePanel(QWidget):
 
     def count_data(self) -> Task | None:
         """Count (in the background) what a run would have to learn from; Start waits for enough."""
-        if self.context.user is None:
+        if self.context.user is None or not self.context.can("promote_model"):
+            self.run_box.needs_note.hide()  # only those who may start a run are told what it needs
             return None
         return self.run_box.count_data(str(self.context.station.log.sdb.path), self.context.user)
 
