@@ -16,6 +16,7 @@ from typing import Any
 from inspector.errors import InspectorError
 from inspector.frame.records import Candidate
 from inspector.store.chain import ChainReport
+from inspector.store.corrections import correction_counts
 from inspector.store.database import parse_time
 from inspector.store.decision_log import DecisionLog
 from inspector.store.export import ExportReport, ExportSummary, verify_export
@@ -64,7 +65,10 @@ def search(log: DecisionLog, f: AuditFilter) -> AuditRows:
         from_ts=lo, to_ts=hi, operator=f.operator, label=f.label, verdict=f.verdict, limit=f.limit
     )
     states = inspection_states(log.sdb.conn, (r["id"] for r in inspections))
-    inspections = [{**r, "state": states.get(int(r["id"]), "open")} for r in inspections]  # derived, not stored
+    fixes = correction_counts(log, (r["id"] for r in inspections))
+    inspections = [  # derived, not stored
+        {**r, "state": states.get(int(r["id"]), "open"), "corrections": fixes.get(int(r["id"]), 0)} for r in inspections
+    ]
     decisions = log.decisions(from_ts=lo, to_ts=hi, operator=f.operator, label=f.label, limit=f.limit)
     events = log.events(from_ts=lo, to_ts=hi, user=f.operator, limit=f.limit)
     return AuditRows(inspections, decisions, events, f.limit)

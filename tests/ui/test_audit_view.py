@@ -1,6 +1,7 @@
 """Audit view: opens for every role with the actions it allows, filters work, an inspection opens
 in full, verification shows intact and then the first bad row after tampering, an export runs
-in a Task and its bundle verifies."""
+in a Task and its bundle verifies; QA corrects an inspection through a dialog (the core enforces the
+role and the reason) and the list and detail show the correction."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.frame.records import Decision, Frame
 from inspector.library.labels import seed_library_dir
 from inspector.station import Station
+from inspector.store.audit import inspection_record
 from inspector.store.export import verify_export
+from ui.audit.correction_dialog import CorrectionDialog
 from ui.audit.view import INSPECTION_COLUMNS, AuditView
 from ui.context import AppContext
 
@@ -231,3 +234,63 @@ def test_a_heatmap_for_a_record_no_longer_shown_is_dropped(qtbot, setup) -> None
     qtbot.waitUntil(lambda: not detail.busy(), timeout=5_000)
     assert detail.heatmap.isVisible() and not detail.heatmap.pixmap().isNull()
     assert f"#1 {second.candidates[0].label_id}" in detail.heatmap_note.text()
+
+
+def _column(title: str) -> int:
+    return [t for _key, t in INSPECTION_COLUMNS].index(title)
+
+
+def test_qa_corrects_an_inspection_and_the_view_shows_it(qtbot, setup) -> None:
+    st, users = setup
+    view = _view(qtbot, st, users["qa1"])
+    view.inspections.setCurrentCell(0, 0)
+    detail = view.detail
+    first = detail.record
+    assert not detail.correct_button.isHidden() and detail.correct_button.isEnabled()
+    assert detail.corrections.isHidden() and "corrected" not in detail.title.text()
+    asked = []
+    view.ask_correction = lambda record: asked.append(record.id) or ("ok", "  the mark wipes off  ")
+    with qtbot.waitSignal(detail.correct_requested, timeout=1000):
+        detail.correct_button.click()
+    assert asked == [first.id]
+    rows = st.log.decisions(inspection_id=first.id)
+    assert len(rows) == 2 and rows[1]["corrects_id"] == rows[0]["id"] and rows[1]["label_id"] == "ok"
+    assert rows[1]["reason"] == "the mark wipes off" and rows[1]["operator"] == "qa1"
+    assert view.inspections.item(0, _column("Corrected")).text() == "yes"
+    assert view.inspections.item(1, _column("Corrected")).text() == ""
+    assert detail.record.id == first.id and detail.title.text().endswith("(corrected by QA)")
+    text = detail.corrections.text()
+    assert not detail.corrections.isHidden() and "QA1 [qa1, qa]" in text
+    assert "scratch (#1) → ok (#" in text and "Reason: the mark wipes off" in text
+    assert "Correction recorded" in view.summary.text() and st.log.verify().ok
+    view.ask_correction = lambda record: None  # cancelled: nothing written
+    assert not view.correct(detail.record) and len(st.log.decisions(inspection_id=first.id)) == 2
+
+
+def test_other_roles_get_no_button_and_the_core_refuses_them(qtbot, setup) -> None:
+    st, users = setup
+    view = _view(qtbot, st, users["aud1"])
+    view.inspections.setCurrentCell(0, 0)
+    assert view.detail.correct_button.isHidden()
+    view.ask_correction = lambda record: ("ok", "auditor tries anyway")
+    assert not view.correct(view.detail.record)  # the core, not the button, is what refuses
+    assert view.summary.is_error and "may not correct" in view.summary.text()
+    assert len(st.log.decisions(inspection_id=view.detail.record.id)) == 1
+    assert st.log.events(kind="denied")[-1]["user"] == "aud1"
+
+
+def test_the_dialog_needs_another_label_and_a_reason(qtbot, setup) -> None:
+    st, _ = setup
+    record = inspection_record(st.log, st.log.inspections()[0]["id"])
+    dialog = CorrectionDialog(record)
+    qtbot.addWidget(dialog)
+    assert dialog.label.currentData() == "scratch" and not dialog.ok.isEnabled()  # the recorded label, preselected
+    assert [dialog.label.itemData(i) for i in range(dialog.label.count())] == [c.label_id for c in record.candidates]
+    dialog.label.setCurrentIndex(dialog.label.findData("crack"))
+    assert not dialog.ok.isEnabled() and "reason" in dialog.hint.text()
+    dialog.reason.setPlainText("   ")
+    assert not dialog.ok.isEnabled()
+    dialog.reason.setPlainText("a crack runs under the scratch")
+    assert dialog.ok.isEnabled() and dialog.chosen() == ("crack", "a crack runs under the scratch")
+    dialog.label.setCurrentIndex(dialog.label.findData("scratch"))
+    assert not dialog.ok.isEnabled()
