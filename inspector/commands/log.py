@@ -27,7 +27,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
             f"--from {args.from_ts} is not before --to {args.to_ts}: the range is empty; nothing exported"
         )
     with open_log(args) as log:
-        summary = log.export(args.from_ts, args.to_ts, args.out, sign_in(log, args.user))
+        user = sign_in(log, args.user)
+        selection = None
+        if args.operator or args.label or args.verdict:  # only what the audit filter would list
+            from inspector.store.audit import AuditFilter
+            from inspector.store.export_filter import plan_export
+
+            plan = plan_export(log, AuditFilter(args.from_ts, args.to_ts, args.operator, args.label, args.verdict))
+            print(plan.describe())
+            selection = plan.selection()
+        summary = log.export(args.from_ts, args.to_ts, args.out, user, selection)
     if not summary.rows:
         print(f"no records between {args.from_ts} and {args.to_ts}: the bundle {summary.out_dir} holds no rows")
         return 0
@@ -104,6 +113,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--from", dest="from_ts", required=True, help="UTC start, ISO 8601 (e.g. 2026-05-01)")
     c.add_argument("--to", dest="to_ts", required=True, help="UTC end, exclusive (e.g. 2026-06-01T00:00Z)")
     c.add_argument("--out", required=True, help="a new folder for the bundle (never an existing one)")
+    c.add_argument("--operator", help="only inspections recorded by (and events of) this user, as the audit filter")
+    c.add_argument("--label", help="only inspections whose #1 label was this label id")
+    c.add_argument("--verdict", help="only inspections with this proposed disposition")
     add_user_argument(c)
     add_db_argument(c)
     c.set_defaults(func=_cmd_export)

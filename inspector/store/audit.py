@@ -8,6 +8,7 @@ a sqlite connection belongs to the thread that opened it, and both run on worker
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -171,10 +172,16 @@ class ExportOutcome:
 
 
 def export_database(
-    db_path: str | Path, from_ts: datetime | str, to_ts: datetime | str, out_dir: str | Path, user: Session
+    db_path: str | Path,
+    from_ts: datetime | str,
+    to_ts: datetime | str,
+    out_dir: str | Path,
+    user: Session,
+    selection: Mapping[str, Collection[int]] | None = None,
 ) -> ExportOutcome:
-    """Export [from_ts, to_ts) to a new folder, then check the bundle as an auditor would (with the key)."""
+    """Export [from_ts, to_ts) (only `selection`'s rows, if given: inspector.store.export_filter) to a
+    new folder, then check the bundle as an auditor would (with the key)."""
     with DecisionLog.open(db_path, create=False) as log:
-        summary = log.export(from_ts, to_ts, out_dir, user)
+        summary = log.export(from_ts, to_ts, out_dir, user, selection)
         key = log.sdb.key
     return ExportOutcome(summary, verify_export(summary.out_dir, key))

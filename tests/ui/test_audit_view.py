@@ -167,6 +167,8 @@ def test_export_runs_in_a_task_and_the_bundle_verifies(qtbot, setup, tmp_path: P
     st, users = setup
     view = _view(qtbot, st, users["aud1"])
     out = tmp_path / "bundle"
+    said = []
+    view.actions.confirm = lambda text: said.append(text) or True
     view.choose_folder = lambda: str(out)
     with qtbot.waitSignal(view.actions.task_done, timeout=20_000):
         assert view.actions.export()
@@ -175,6 +177,7 @@ def test_export_runs_in_a_task_and_the_bundle_verifies(qtbot, setup, tmp_path: P
     assert "bundle intact" in view.actions.export_result.text() and view.actions.export_progress.value() == 1
     report = verify_export(out, st.log.sdb.key)
     assert report.ok and report.hmac_checked and len(list((out / "images").iterdir())) == 3
+    assert said[0].startswith("Export 3 inspections") and "with images (3 image files)" in said[0]
     assert view.events.row_at(view.events.row_count() - 1)["kind"] == "export"
     view.choose_folder = lambda: str(out)  # the same folder again: the core refuses, the view says so
     with qtbot.waitSignal(view.actions.task_done, timeout=10_000):
@@ -294,3 +297,37 @@ def test_the_dialog_needs_another_label_and_a_reason(qtbot, setup) -> None:
     assert dialog.ok.isEnabled() and dialog.chosen() == ("crack", "a crack runs under the scratch")
     dialog.label.setCurrentIndex(dialog.label.findData("scratch"))
     assert not dialog.ok.isEnabled()
+
+
+def _bundle_ids(out: Path, table: str) -> list[int]:
+    return [json.loads(line)["row"]["id"] for line in (out / f"{table}.jsonl").read_text().splitlines()]
+
+
+def test_export_writes_only_what_the_filter_lists_and_says_so_first(qtbot, setup, tmp_path: Path) -> None:
+    st, users = setup
+    view = _view(qtbot, st, users["aud1"])
+    view.filter_bar.operator.setCurrentText("op2")
+    view.apply_filter()
+    listed = [view.inspections.row_at(r)["id"] for r in range(view.inspections.row_count())]
+    said, asked = [], []
+    view.actions.confirm = lambda text: said.append(text) or False  # the auditor reads it and cancels
+    view.choose_folder = lambda: asked.append(1) or str(tmp_path / "never")
+    assert not view.actions.export() and not asked and not (tmp_path / "never").exists()
+    assert said[0].startswith("Export 2 inspections, recorded ") and "with their 2 decisions" in said[0]
+    assert "with images (2 image files)" in said[0] and "Only: operator op2." in said[0]
+    out = tmp_path / "filtered"
+    view.actions.confirm = lambda text: True
+    view.choose_folder = lambda: str(out)
+    with qtbot.waitSignal(view.actions.task_done, timeout=20_000):
+        assert view.actions.export()
+    assert not view.actions.export_result.is_error, view.actions.export_result.text()
+    assert "Exported 2 inspections, 2 decisions" in view.actions.export_result.text()
+    assert verify_export(out, st.log.sdb.key).ok
+    assert _bundle_ids(out, "inspections") == listed and len(list((out / "images").iterdir())) == 2
+    assert {st.log.inspection(i)["user"] for i in _bundle_ids(out, "inspections")} == {"op2"}
+    assert {d["inspection_id"] for d in st.log.decisions() if d["id"] in _bundle_ids(out, "decisions")} == set(listed)
+    assert {json.loads(line)["row"]["user"] for line in (out / "events.jsonl").read_text().splitlines()} == {"op2"}
+    view.filter_bar.operator.setCurrentText("admin")  # the admin recorded no inspection
+    view.filter_bar.from_edit.setText("2999-01-01")
+    view.apply_filter()
+    assert not view.actions.export() and view.actions.export_result.text().startswith("Nothing to export")

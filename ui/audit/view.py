@@ -5,17 +5,16 @@ except through the core (verification and export are themselves logged there).""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from inspector.errors import InspectorError
 from inspector.frame.explain import explain_record
 from inspector.store.audit import AuditRows, InspectionRecord, inspection_record, search
 from inspector.store.corrections import correct_label
-from inspector.store.database import parse_time, utc_stamp
+from inspector.store.export_filter import ExportPlan, plan_export
 from ui.audit.actions import AuditActions
 from ui.audit.correction_dialog import ask_correction
 from ui.audit.filter_bar import AuditFilterBar
@@ -59,7 +58,6 @@ EVENT_COLUMNS = [
 ]
 # Events an auditor must not overlook; everything else stays in plain text.
 TROUBLE_EVENTS = ("denied", "login_failed", "account_locked", "camera_fault", "camera_stalled")
-EARLIEST = "1970-01-01T00:00:00Z"
 
 
 def _corrected(count: int) -> str:
@@ -73,7 +71,7 @@ def _trouble_event(row: dict[str, Any]) -> bool:
 class AuditView(QWidget):
     """Filter bar, three record tables, inspection detail, verification and export."""
 
-    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+    def __init__(self, context: AppContext, parent: QWidget | None = None, settings: QSettings | None = None) -> None:
         super().__init__(parent)
         self.context = context
         log = context.station.log
@@ -98,7 +96,7 @@ class AuditView(QWidget):
         )
         # (record) -> (label id, reason) or None: the dialog by default, injectable for tests
         self.ask_correction: Callable[[InspectionRecord], tuple[str, str] | None] = lambda r: ask_correction(r, self)
-        self.actions = AuditActions(context, self.export_period)
+        self.actions = AuditActions(context, self.export_plan, settings=settings)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.tabs)
         split.addWidget(self.detail)
@@ -187,12 +185,9 @@ class AuditView(QWidget):
         self.summary.show_info(f"Correction recorded: inspection {record.id} is now {label} (decision {decision_id}).")
         return True
 
-    def export_period(self) -> tuple[str, str]:
-        """The filter's period as export bounds (UTC); open ends become the beginning and now."""
-        f = self.filter_bar.current()
-        lo = parse_time(f.from_ts) if f.from_ts else EARLIEST
-        hi = parse_time(f.to_ts) if f.to_ts else utc_stamp(datetime.now(UTC))
-        return lo, hi
+    def export_plan(self) -> ExportPlan:
+        """What an export of the filter in force would write (InspectorError for a mistyped time)."""
+        return plan_export(self.context.station.log, self.filter_bar.current())
 
     def _open_row(self, row: dict[str, Any] | None, key: str) -> None:
         if row is not None:
