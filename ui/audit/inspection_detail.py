@@ -126,6 +126,8 @@ class InspectionDetail(QScrollArea):
         self.corrections_title = QLabel("Corrections by QA:")
         self.corrections = _value()  # who corrected what, from -> to, and why
         self.corrections.setStyleSheet("QLabel { background: #fff7e0; border: 1px solid #e0c070; padding: 4px; }")
+        self.corrections.setVisible(False)
+        self.corrections_title.setVisible(False)
         self.correct_button = QPushButton("Correct…")
         self.correct_button.setToolTip(
             "Record a correction of this inspection's answer (QA): a new record with a reason"
@@ -135,6 +137,8 @@ class InspectionDetail(QScrollArea):
         self.correct_button.clicked.connect(self._correct_clicked)
         layout = QVBoxLayout(body)
         layout.addWidget(self.title)
+        layout.addWidget(self.corrections_title)  # under the title: what is in force is read first
+        layout.addWidget(self.corrections)
         images = QHBoxLayout()
         images.addWidget(self.image)
         images.addWidget(self.heatmap)
@@ -149,8 +153,6 @@ class InspectionDetail(QScrollArea):
         decided.addWidget(self.correct_button)
         layout.addLayout(decided)
         layout.addWidget(self.decisions)
-        layout.addWidget(self.corrections_title)
-        layout.addWidget(self.corrections)
         layout.addWidget(QLabel("Ranked list as the operator saw it:"))
         layout.addWidget(self.ranking)
         layout.addStretch(1)
