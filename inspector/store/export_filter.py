@@ -52,17 +52,27 @@ class ExportPlan:
             )
         n = len(self.inspections)
         when = f", recorded {self.first_recorded} to {self.last_recorded}" if n else ""
-        fixes = f", {self.corrections} of them corrections" if self.corrections else ""
+        k = self.corrections
+        fixes = "" if not k else f", {k} of them {'a correction' if k == 1 else 'corrections'}"
         if self.images:
-            pictures = f"with images ({self.images} image files"
-            pictures += f"; {self.without_image} inspections have none stored)" if self.without_image else ")"
+            pictures = f"with images ({_count(self.images, 'image file')}"
+            pictures += f"; {_count(self.without_image, 'inspection')} without one)" if self.without_image else ")"
         else:
             pictures = "without images (none is stored with these inspections)" if n else "without images"
         only = f" Only: {self.conditions}." if self.conditions else ""
-        return (
-            f"Export {n} inspections{when}, with their {len(self.decisions)} decisions{fixes}, {pictures},"
-            f" and {len(self.events)} events. Period (UTC): {self.from_ts} to {self.to_ts}.{only}"
+        return "\n".join(
+            (
+                f"Export {_count(n, 'inspection')}{when},",
+                f"with their {_count(len(self.decisions), 'decision')}{fixes},",
+                f"{pictures},",
+                f"and {_count(len(self.events), 'event')}.",
+                f"Period (UTC): {self.from_ts} to {self.to_ts}.{only}",
+            )
         )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def plan_export(log: DecisionLog, f: AuditFilter, now: datetime | None = None) -> ExportPlan:

@@ -73,7 +73,7 @@ def test_only_the_filtered_rows_are_exported_and_the_bundle_verifies(station, tm
     op2 = [r["id"] for r in log.inspections(operator="op2")]
     assert list(plan.inspections) == op2 and len(plan.decisions) == 4 and plan.corrections == 1
     assert plan.describe().startswith("Export 3 inspections, recorded ")
-    assert "with their 4 decisions, 1 of them corrections, with images (3 image files)" in plan.describe()
+    assert "with their 4 decisions, 1 of them a correction,\nwith images (3 image files)," in plan.describe()
     out = tmp_path / "op2"
     summary = log.export(plan.from_ts, plan.to_ts, out, users["aud"], plan.selection())
     report = verify_export(out, log.sdb.key)
