@@ -237,6 +237,35 @@ def _audit(context: AppContext, data: dict, out: Path) -> None:
     view.close()
 
 
+def _audit_correction(context: AppContext, data: dict, out: Path) -> None:
+    """QA corrects an answered inspection from the audit detail: the dialog, then the corrected record."""
+    view_class = _optional("ui.audit.view", "AuditView")
+    if view_class is None:
+        return
+    from inspector.store.audit import inspection_record
+    from inspector.store.corrections import in_force
+    from ui.audit.correction_dialog import CorrectionDialog
+
+    log = context.station.log
+    answered = [r.inspection_id for _p, r in data["results"] if in_force(log.decisions(inspection_id=r.inspection_id))]
+    if not answered:
+        print("skipped audit-correction*.png: no sample part was answered")
+        return
+    view = view_class(context)
+    view.open_inspection(answered[0])
+    record = inspection_record(log, answered[0])
+    dialog = CorrectionDialog(record, view)
+    dialog.label.setCurrentIndex(1 if dialog.label.currentIndex() != 1 else 2)
+    before, after = record.candidates[0].label_name.lower(), dialog.label.currentText().split(" [")[0].lower()
+    dialog.reason.setPlainText(f"Checked the part under the lamp: {after}, not {before}.")
+    _save(dialog, out, "audit-correction-dialog.png", (560, 300))
+    view.ask_correction = lambda _record: dialog.chosen()
+    view.correct(record)
+    _save(view, out, "audit-corrected.png")
+    dialog.close()
+    view.close()
+
+
 def _finetune(context: AppContext, data: dict, out: Path) -> None:
     """The fine-tuning tab after a real run on the recorded answers: the candidate and its figures."""
     view_class = _optional("ui.qa.view", "QAView")
@@ -260,7 +289,7 @@ def _finetune(context: AppContext, data: dict, out: Path) -> None:
 
 
 def render(out: Path, only: str | None = None) -> int:
-    """Render every view into `out` (only="finetune": just that one); 0 on success."""
+    """Render every view into `out` (only="finetune" / "review" / "correction": just those); 0 on success."""
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(["screenshots"])
     app.setStyleSheet("")
@@ -281,6 +310,9 @@ def render(out: Path, only: str | None = None) -> int:
             if only == "finetune":
                 _finetune(AppContext(station, config, data["users"]["qa1"]), data, out)
                 return 0
+            if only == "correction":
+                _audit_correction(AppContext(station, config, data["users"]["qa1"]), data, out)
+                return 0
             if only == "review":
                 trouble = next((p for p, r in data["results"] if needs_attention(r)), data["results"][0][0])
                 _review_lane(station, config, settings, trouble, out)
@@ -294,6 +326,7 @@ def render(out: Path, only: str | None = None) -> int:
             users = data["users"]
             _qa(AppContext(station, config, users["qa1"]), out)
             _audit(AppContext(station, config, users["aud1"]), data, out)
+            _audit_correction(AppContext(station, config, users["qa1"]), data, out)
             from ui.admin.users_panel import UserAdminPanel
 
             _save(UserAdminPanel(AppContext(station, config, users["admin"])), out, "users.png", (1000, 600))
@@ -302,15 +335,15 @@ def render(out: Path, only: str | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m ui.screenshots [OUT_DIR] [--only finetune|review]`."""
+    """`python -m ui.screenshots [OUT_DIR] [--only finetune|review|correction]`."""
     args = list(sys.argv[1:] if argv is None else argv)
     only = None
     if "--only" in args:
         at = args.index("--only")
         only = args[at + 1] if at + 1 < len(args) else ""
         del args[at : at + 2]
-        if only not in ("finetune", "review"):
-            print("--only takes: finetune, review", file=sys.stderr)
+        if only not in ("finetune", "review", "correction"):
+            print("--only takes: finetune, review, correction", file=sys.stderr)
             return 2
     return render(Path(args[0] if args else "docs/screenshots"), only)
 

@@ -1,4 +1,4 @@
-"""`inspector log export|verify|verify-export`: the auditor's commands.
+"""`inspector log export|verify|verify-export`: the auditor's commands; `log correct`: QA's correction.
 
 `log verify` exits 0 when the chain and its anchor are intact and 1 naming the first bad row (3: a
 witness was asked but could not be, and the output says what was not checked);
@@ -27,7 +27,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
             f"--from {args.from_ts} is not before --to {args.to_ts}: the range is empty; nothing exported"
         )
     with open_log(args) as log:
-        summary = log.export(args.from_ts, args.to_ts, args.out, sign_in(log, args.user))
+        user = sign_in(log, args.user)
+        selection = None
+        if args.operator or args.label or args.verdict:  # only what the audit filter would list
+            from inspector.store.audit import AuditFilter
+            from inspector.store.export_filter import plan_export
+
+            plan = plan_export(log, AuditFilter(args.from_ts, args.to_ts, args.operator, args.label, args.verdict))
+            print(plan.describe())
+            selection = plan.selection()
+        summary = log.export(args.from_ts, args.to_ts, args.out, user, selection)
     if not summary.rows:
         print(f"no records between {args.from_ts} and {args.to_ts}: the bundle {summary.out_dir} holds no rows")
         return 0
@@ -60,6 +69,19 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 3 if report.unchecked else 0
 
 
+def _cmd_correct(args: argparse.Namespace) -> int:
+    from inspector.store.corrections import correct_label, corrections
+
+    if not args.reason.strip():
+        raise InspectorError("--reason is empty: a correction needs a reason; say why the original answer was wrong")
+    with open_log(args) as log:
+        user = sign_in(log, args.user)
+        decision_id = correct_label(log, args.inspection, args.label, args.reason, user)
+        done = [c for c in corrections(log.decisions(inspection_id=args.inspection)) if c.decision_id == decision_id]
+    print(f"inspection {args.inspection}: decision {decision_id} corrects decision {done[0].corrects_id}: {done[0]}")
+    return 0
+
+
 def _cmd_identity(args: argparse.Namespace) -> int:
     from inspector.witness.note import signer_verifier, station_origin
 
@@ -85,12 +107,15 @@ def _cmd_verify_export(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `log` and its subcommands to the top-level subparsers."""
-    p = sub.add_parser("log", help="the decision log: export and verify")
+    p = sub.add_parser("log", help="the decision log: export, verify, and QA's corrections")
     log = p.add_subparsers(dest="log_command", required=True)
     c = log.add_parser("export", help="write an audit bundle (CSV, JSONL, images, chain, manifest)")
     c.add_argument("--from", dest="from_ts", required=True, help="UTC start, ISO 8601 (e.g. 2026-05-01)")
     c.add_argument("--to", dest="to_ts", required=True, help="UTC end, exclusive (e.g. 2026-06-01T00:00Z)")
     c.add_argument("--out", required=True, help="a new folder for the bundle (never an existing one)")
+    c.add_argument("--operator", help="only inspections recorded by (and events of) this user, as the audit filter")
+    c.add_argument("--label", help="only inspections whose #1 label was this label id")
+    c.add_argument("--verdict", help="only inspections with this proposed disposition")
     add_user_argument(c)
     add_db_argument(c)
     c.set_defaults(func=_cmd_export)
@@ -104,6 +129,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--witness-key", help="the witness's verifier key (`inspector witness key` prints it)")
     c.add_argument("--images", action="store_true", help="also re-hash every stored evidence image (a longer pass)")
     c.set_defaults(func=_cmd_verify)
+    c = log.add_parser(
+        "correct",
+        help="QA: correct the decision in force for an inspection to another label (a new record with a reason)",
+    )
+    c.add_argument("inspection", type=int, help="the inspection id (the audit view's 'Inspection' column)")
+    c.add_argument("--label", required=True, help="the right label id (one the inspection was ranked against)")
+    c.add_argument("--reason", required=True, help="why the recorded answer was wrong (required, on the record)")
+    add_user_argument(c)
+    add_db_argument(c)
+    c.set_defaults(func=_cmd_correct)
     c = log.add_parser("identity", help="print the station's public key (verifies checkpoints and bundles)")
     add_db_argument(c)
     c.set_defaults(func=_cmd_identity)

@@ -82,20 +82,21 @@ def explain_record(station, record, rank: int = 1, versus_rank: int | None = Non
 
     Only with the model that ranked it and the library version it was ranked against: a map from
     another model would explain a ranking the operator never saw, which is worse than none in an audit.
-    The stored image is the lossless PNG of the very frame that was ranked.
+    An earlier model (before a promotion) is loaded again from the registry (inspector.past_models:
+    seconds on first use, then cached; call this off the GUI thread). The stored image is the
+    lossless PNG of the very frame that was ranked.
     """
     from inspector.store.decision_log import read_evidence_image
 
-    model = station.model  # one snapshot: the station may switch model while this runs
-    if model.explainer is None:
-        raise InspectorError("this station's model cannot explain its rankings (no Grad-CAM for it)")
     if record.image_path is None:
         raise InspectorError("no image was stored with this inspection, so there is nothing to explain")
+    model = station.model  # one snapshot: the station may switch model while this runs
     if record.model_id != model.model_id:
-        raise InspectorError(
-            f"this inspection was ranked by model {record.model_id[:12]}, the station now runs"
-            f" {model.model_id[:12]}: a heatmap from another model would not explain this ranking"
-        )
+        from inspector.past_models import past_models
+
+        model = past_models(station).get(station, record.model_id, record.library_version)
+    if model.explainer is None:
+        raise InspectorError("this station's model cannot explain its rankings (no Grad-CAM for it)")
     candidates = record.candidates
     if not 1 <= rank <= len(candidates) or (versus_rank is not None and not 1 <= versus_rank <= len(candidates)):
         raise InspectorError(f"candidate ranks run from 1 to {len(candidates)}")

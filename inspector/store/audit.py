@@ -8,6 +8,7 @@ a sqlite connection belongs to the thread that opened it, and both run on worker
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from inspector.errors import InspectorError
 from inspector.frame.records import Candidate
 from inspector.store.chain import ChainReport
+from inspector.store.corrections import correction_counts
 from inspector.store.database import parse_time
 from inspector.store.decision_log import DecisionLog
 from inspector.store.export import ExportReport, ExportSummary, verify_export
@@ -64,7 +66,10 @@ def search(log: DecisionLog, f: AuditFilter) -> AuditRows:
         from_ts=lo, to_ts=hi, operator=f.operator, label=f.label, verdict=f.verdict, limit=f.limit
     )
     states = inspection_states(log.sdb.conn, (r["id"] for r in inspections))
-    inspections = [{**r, "state": states.get(int(r["id"]), "open")} for r in inspections]  # derived, not stored
+    fixes = correction_counts(log, (r["id"] for r in inspections))
+    inspections = [  # derived, not stored
+        {**r, "state": states.get(int(r["id"]), "open"), "corrections": fixes.get(int(r["id"]), 0)} for r in inspections
+    ]
     decisions = log.decisions(from_ts=lo, to_ts=hi, operator=f.operator, label=f.label, limit=f.limit)
     events = log.events(from_ts=lo, to_ts=hi, user=f.operator, limit=f.limit)
     return AuditRows(inspections, decisions, events, f.limit)
@@ -167,10 +172,16 @@ class ExportOutcome:
 
 
 def export_database(
-    db_path: str | Path, from_ts: datetime | str, to_ts: datetime | str, out_dir: str | Path, user: Session
+    db_path: str | Path,
+    from_ts: datetime | str,
+    to_ts: datetime | str,
+    out_dir: str | Path,
+    user: Session,
+    selection: Mapping[str, Collection[int]] | None = None,
 ) -> ExportOutcome:
-    """Export [from_ts, to_ts) to a new folder, then check the bundle as an auditor would (with the key)."""
+    """Export [from_ts, to_ts) (only `selection`'s rows, if given: inspector.store.export_filter) to a
+    new folder, then check the bundle as an auditor would (with the key)."""
     with DecisionLog.open(db_path, create=False) as log:
-        summary = log.export(from_ts, to_ts, out_dir, user)
+        summary = log.export(from_ts, to_ts, out_dir, user, selection)
         key = log.sdb.key
     return ExportOutcome(summary, verify_export(summary.out_dir, key))

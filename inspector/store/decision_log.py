@@ -9,7 +9,7 @@ rename); the database holds their hashes.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -363,7 +363,12 @@ class DecisionLog(RecordQueries):
         return replace(report, witness=found.message)
 
     def export(
-        self, from_ts: datetime | str, to_ts: datetime | str, out_dir: str | Path, user: Session
+        self,
+        from_ts: datetime | str,
+        to_ts: datetime | str,
+        out_dir: str | Path,
+        user: Session,
+        selection: Mapping[str, Collection[int]] | None = None,
     ) -> ExportSummary:
-        """Write an audit bundle (see inspector.store.export.export_bundle)."""
-        return export_bundle(self.sdb, from_ts, to_ts, out_dir, user)
+        """Write an audit bundle (see inspector.store.export.export_bundle; selection: only those rows)."""
+        return export_bundle(self.sdb, from_ts, to_ts, out_dir, user, selection)

@@ -6,19 +6,21 @@ and an RFC 4180 CSV (spreadsheet formulas neutralised), the images, the anchor f
 manifest.json with the SHA-256 of every file, HMAC'ed with the station key and signed with the
 station's Ed25519 identity (manifest.sig). Every file name is
 generated here; nothing stored in the database becomes a path.
+
+A selection (the audit filter's inspections, their decisions, its events: inspector.store.export_filter)
+exports only those rows of the three record lists, with the whole chain segment around them: every
+chain entry is there, so links still verify, and the rows left out are named in the signed manifest.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import hmac
-import io
 import json
 import os
 import re
-import unicodedata
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 from inspector.errors import InspectorError
 from inspector.store.anchor import AnchorError, anchor_record
 from inspector.store.chain import RECORD_TABLES, canonical, entry_hash
+from inspector.store.csv_cells import csv_bytes, neutralise  # noqa: F401  # neutralise: re-exported
 from inspector.store.database import StationDB, event_row, parse_time, utc_stamp
+from inspector.store.export_segment import selected_bounds
 from inspector.store.states import inspection_states
 from inspector.store.users import Session, authorize
 from inspector.witness.note import Verifier, load_identity, signer_verifier, station_origin
@@ -42,25 +46,6 @@ SIGNATURE = "manifest.sig"
 _SIGNED_TAG = "rankclip-inspector/export/v1"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SAFE_NAME = re.compile(r"^(images/[0-9a-f]{64}\.png|[a-z_]+\.(csv|jsonl|json))$")
-# OWASP: a cell starting with one of these is a formula (or hides one) in a spreadsheet. Spreadsheets
-# also skip leading blanks and invisible characters and read full-width signs as their ASCII ones.
-_FORMULA_START = (
-    "=",
-    "+",
-    "-",
-    "@",
-    "\t",
-    "\r",
-    "\n",
-    "\0",
-    "\uff1d",
-    "\uff0b",
-    "\uff0d",
-    "\uff20",
-    "\ufe62",
-    "\ufe63",
-    "\u2212",
-)
 
 
 class ExportError(InspectorError):
@@ -110,29 +95,6 @@ class ExportReport:
         return "bundle NOT intact:\n  " + "\n  ".join(self.problems)
 
 
-def neutralise(value: Any) -> Any:
-    """A CSV cell that a spreadsheet shows as text: formula-like strings get a leading '."""
-    if isinstance(value, str) and (value.startswith(_FORMULA_START) or _visible(value).startswith(_FORMULA_START)):
-        return "'" + value
-    return value
-
-
-def _visible(text: str) -> str:
-    """The text without leading whitespace and format characters (zero-width spaces, joiners, BOM)."""
-    i = 0
-    while i < len(text) and (text[i].isspace() or unicodedata.category(text[i]) in ("Cf", "Zs", "Cc")):
-        i += 1
-    return text[i:]
-
-
-def _csv_bytes(columns: list[str], rows: list[list[Any]]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")  # RFC 4180: CRLF, quotes doubled, quoted when needed
-    writer.writerow(columns)
-    writer.writerows([[neutralise(v) for v in row] for row in rows])
-    return buf.getvalue().encode("utf-8")
-
-
 def _write_new(root: Path, name: str, data: bytes) -> str:
     """Create root/name exclusively (no overwrite, no symlink followed); returns the SHA-256 of data."""
     if not _SAFE_NAME.match(name) and name != SIGNATURE:
@@ -154,9 +116,17 @@ def _manifest_mac(key: bytes, manifest: dict[str, Any]) -> str:
 
 
 def export_bundle(
-    sdb: StationDB, from_ts: datetime | str, to_ts: datetime | str, out_dir: str | Path, user: Session
+    sdb: StationDB,
+    from_ts: datetime | str,
+    to_ts: datetime | str,
+    out_dir: str | Path,
+    user: Session,
+    selection: Mapping[str, Collection[int]] | None = None,
 ) -> ExportSummary:
-    """Write the records of [from_ts, to_ts) to a new folder out_dir; an 'export' event records it."""
+    """Write the records of [from_ts, to_ts) to a new folder out_dir; an 'export' event records it.
+
+    selection ({table: row ids} for inspections, decisions, events): only those rows of these tables,
+    in the chain segment that spans them (the period then only names what was asked for)."""
     authorize(sdb, user, "export", "export")
     lo, hi = parse_time(from_ts), parse_time(to_ts)
     out = Path(out_dir).absolute()
@@ -167,7 +137,11 @@ def export_bundle(
     root = out.resolve()
     sdb.conn.execute("BEGIN")  # one read snapshot: the segment and its rows agree
     try:
-        bounds = sdb.conn.execute("SELECT MIN(seq), MAX(seq) FROM chain WHERE ts >= ? AND ts < ?", (lo, hi)).fetchone()
+        bounds = (
+            sdb.conn.execute("SELECT MIN(seq), MAX(seq) FROM chain WHERE ts >= ? AND ts < ?", (lo, hi)).fetchone()
+            if selection is None
+            else selected_bounds(sdb.conn, selection)
+        )
         first, last = (bounds[0], bounds[1]) if bounds[0] is not None else (1, 0)
         cols = ("seq", "table", "row_id", "ts", "prev_hash", "hash")
         chain = [
@@ -184,7 +158,11 @@ def export_bundle(
                 " AND seq BETWEEN ? AND ?) ORDER BY id",
                 (table, first, last),
             )
-            tables[table] = ([d[0] for d in cur.description], [list(r) for r in cur])
+            chosen = None if selection is None else selection.get(table)
+            tables[table] = (
+                [d[0] for d in cur.description],
+                [list(r) for r in cur if chosen is None or r[0] in chosen],
+            )
         # Derived at export time (answered / pending_review / passed / open), beside the chained rows.
         states = inspection_states(sdb.conn, (r[0] for r in tables["inspections"][1]))
     finally:
@@ -202,12 +180,12 @@ def export_bundle(
             )
         files[f"{table}.jsonl"] = _write_new(root, f"{table}.jsonl", b"".join(lines))
         csv_rows = [[*values, links[(table, values[0])]["seq"], links[(table, values[0])]["hash"]] for values in rows]
-        csv_data = _csv_bytes([*columns, "chain_seq", "chain_hash"], csv_rows)
+        csv_data = csv_bytes([*columns, "chain_seq", "chain_hash"], csv_rows)
         files[f"{table}.csv"] = _write_new(root, f"{table}.csv", csv_data)
     files["inspection_states.csv"] = _write_new(
         root,
         "inspection_states.csv",
-        _csv_bytes(["inspection_id", "state"], [[i, s] for i, s in sorted(states.items())]),
+        csv_bytes(["inspection_id", "state"], [[i, s] for i, s in sorted(states.items())]),
     )
     (root / "images").mkdir(mode=0o700)
     columns, rows = tables["inspections"]
@@ -242,6 +220,8 @@ def export_bundle(
         "files": files,
         "warnings": warnings,
     }
+    if selection is not None:  # signed with the rest: which rows of the segment were chosen
+        manifest["selection"] = {t: sorted(int(i) for i in ids) for t, ids in sorted(selection.items())}
     manifest["hmac"] = _manifest_mac(sdb.key, manifest)
     manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8")
     manifest_sha = _write_new(root, MANIFEST, manifest_bytes)
@@ -253,7 +233,14 @@ def export_bundle(
                 "export",
                 user.name,
                 str(out),
-                {"from": lo, "to": hi, "rows": len(chain), "manifest_sha256": manifest_sha, "warnings": len(warnings)},
+                {
+                    "from": lo,
+                    "to": hi,
+                    "rows": len(chain),
+                    "manifest_sha256": manifest_sha,
+                    "warnings": len(warnings),
+                    **({} if selection is None else {"selected": {t: len(i) for t, i in selection.items()}}),
+                },
             ),
         )
     return ExportSummary(
@@ -336,7 +323,7 @@ def verify_export(bundle_dir: str | Path, key: bytes | None = None, station_key:
         elif name.startswith("images/") and digest != name[len("images/") : -len(".png")]:
             problems.append(f"{name} does not hash to its name")
     try:
-        rows = _check_records(root, segment, problems)
+        rows = _check_records(root, segment, problems, manifest.get("selection"))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         problems.append(f"the bundle's records are malformed ({exc!r})")
         rows = 0
@@ -351,8 +338,12 @@ def _read_jsonl(path: Path, problems: list[str]) -> list[dict[str, Any]]:
         return []
 
 
-def _check_records(root: Path, segment: dict[str, Any], problems: list[str]) -> int:
-    """Chain links from the segment's prev_hash to its head, and every row against its entry's hash."""
+def _check_records(
+    root: Path, segment: dict[str, Any], problems: list[str], selection: dict[str, list[int]] | None = None
+) -> int:
+    """Chain links from the segment's prev_hash to its head, and every row against its entry's hash
+    (a selection's rows left out by the manifest are not missing; any other row is)."""
+    chosen = {t: set(ids) for t, ids in (selection or {}).items()}
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     for table in RECORD_TABLES:
         if not (root / f"{table}.jsonl").exists():
@@ -368,6 +359,8 @@ def _check_records(root: Path, segment: dict[str, Any], problems: list[str]) -> 
         where = f"seq {e['seq']} ({e['table']} row {e['row_id']})"
         if e["seq"] != expected or e["prev_hash"] != prev:
             problems.append(f"{where}: does not link to the previous entry (entries removed or reordered)")
+        elif item is None and e["table"] in chosen and e["row_id"] not in chosen[e["table"]]:
+            pass  # left out by the selection the signed manifest names
         elif item is None:
             problems.append(f"{where}: the row is missing from {e['table']}.jsonl")
         elif (
@@ -380,6 +373,10 @@ def _check_records(root: Path, segment: dict[str, Any], problems: list[str]) -> 
         problems.append("the chain segment does not end at the manifest's head hash (entries cut off)")
     for table, row_id in sorted(rows):
         problems.append(f"{table} row {row_id} is not in the chain segment")
+    for table, ids in chosen.items():
+        present = {item["row"]["id"] for item in _read_jsonl(root / f"{table}.jsonl", [])}
+        if missing := sorted(ids - present):
+            problems.append(f"{table} rows {missing[:20]} are in the manifest's selection but not in the bundle")
     for item in _read_jsonl(root / "inspections.jsonl", []):
         sha = item["row"].get("image_sha256")
         if sha and not (root / "images" / f"{sha}.png").is_file():

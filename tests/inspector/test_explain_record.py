@@ -1,5 +1,5 @@
 """Heatmaps of logged inspections, as an auditor asks for them: from the stored image, with the
-model and the library version that ranked it; refused plainly when the station runs another model."""
+model and the library version that ranked it; refused plainly when nothing records that model."""
 
 from __future__ import annotations
 
@@ -79,10 +79,10 @@ def test_an_older_library_version_is_explained_with_that_version(logged) -> None
     np.testing.assert_allclose(again.heatmap, heat.heatmap, atol=1e-5)
 
 
-def test_another_model_is_refused_plainly(logged) -> None:
-    station, record, _, _ = logged
+def test_a_model_nothing_records_is_refused_plainly(logged) -> None:
+    station, record, _, _ = logged  # an earlier model is loaded again (tests/inspector/test_past_models.py)
     moved = type(record)(**{**record.__dict__, "model_id": "f" * 64})
-    with pytest.raises(InspectorError, match="ranked by model ffffffffffff.*would not explain"):
+    with pytest.raises(InspectorError, match="ranked this inspection .ffffffffffff. is not in the model registry"):
         explain_record(station, moved, 1)
 
 

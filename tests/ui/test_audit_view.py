@@ -1,6 +1,7 @@
 """Audit view: opens for every role with the actions it allows, filters work, an inspection opens
 in full, verification shows intact and then the first bad row after tampering, an export runs
-in a Task and its bundle verifies."""
+in a Task and its bundle verifies; QA corrects an inspection through a dialog (the core enforces the
+role and the reason) and the list and detail show the correction."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.frame.records import Decision, Frame
 from inspector.library.labels import seed_library_dir
 from inspector.station import Station
+from inspector.store.audit import inspection_record
 from inspector.store.export import verify_export
+from ui.audit.correction_dialog import CorrectionDialog
 from ui.audit.view import INSPECTION_COLUMNS, AuditView
 from ui.context import AppContext
 
@@ -164,6 +167,8 @@ def test_export_runs_in_a_task_and_the_bundle_verifies(qtbot, setup, tmp_path: P
     st, users = setup
     view = _view(qtbot, st, users["aud1"])
     out = tmp_path / "bundle"
+    said = []
+    view.actions.confirm = lambda text: said.append(text) or True
     view.choose_folder = lambda: str(out)
     with qtbot.waitSignal(view.actions.task_done, timeout=20_000):
         assert view.actions.export()
@@ -172,6 +177,7 @@ def test_export_runs_in_a_task_and_the_bundle_verifies(qtbot, setup, tmp_path: P
     assert "bundle intact" in view.actions.export_result.text() and view.actions.export_progress.value() == 1
     report = verify_export(out, st.log.sdb.key)
     assert report.ok and report.hmac_checked and len(list((out / "images").iterdir())) == 3
+    assert said[0].startswith("Export 3 inspections") and "with images (3 image files)" in said[0]
     assert view.events.row_at(view.events.row_count() - 1)["kind"] == "export"
     view.choose_folder = lambda: str(out)  # the same folder again: the core refuses, the view says so
     with qtbot.waitSignal(view.actions.task_done, timeout=10_000):
@@ -231,3 +237,97 @@ def test_a_heatmap_for_a_record_no_longer_shown_is_dropped(qtbot, setup) -> None
     qtbot.waitUntil(lambda: not detail.busy(), timeout=5_000)
     assert detail.heatmap.isVisible() and not detail.heatmap.pixmap().isNull()
     assert f"#1 {second.candidates[0].label_id}" in detail.heatmap_note.text()
+
+
+def _column(title: str) -> int:
+    return [t for _key, t in INSPECTION_COLUMNS].index(title)
+
+
+def test_qa_corrects_an_inspection_and_the_view_shows_it(qtbot, setup) -> None:
+    st, users = setup
+    view = _view(qtbot, st, users["qa1"])
+    view.inspections.setCurrentCell(0, 0)
+    detail = view.detail
+    first = detail.record
+    assert not detail.correct_button.isHidden() and detail.correct_button.isEnabled()
+    assert detail.corrections.isHidden() and "corrected" not in detail.title.text()
+    asked = []
+    view.ask_correction = lambda record: asked.append(record.id) or ("ok", "  the mark wipes off  ")
+    with qtbot.waitSignal(detail.correct_requested, timeout=1000):
+        detail.correct_button.click()
+    assert asked == [first.id]
+    rows = st.log.decisions(inspection_id=first.id)
+    assert len(rows) == 2 and rows[1]["corrects_id"] == rows[0]["id"] and rows[1]["label_id"] == "ok"
+    assert rows[1]["reason"] == "the mark wipes off" and rows[1]["operator"] == "qa1"
+    assert view.inspections.item(0, _column("Corrected")).text() == "yes"
+    assert view.inspections.item(1, _column("Corrected")).text() == ""
+    assert detail.record.id == first.id and detail.title.text().endswith("(corrected by QA)")
+    text = detail.corrections.text()
+    assert not detail.corrections.isHidden() and "QA1 [qa1, qa]" in text
+    assert "scratch (#1) → ok (#" in text and "Reason: the mark wipes off" in text
+    assert "Correction recorded" in view.summary.text() and st.log.verify().ok
+    view.ask_correction = lambda record: None  # cancelled: nothing written
+    assert not view.correct(detail.record) and len(st.log.decisions(inspection_id=first.id)) == 2
+
+
+def test_other_roles_get_no_button_and_the_core_refuses_them(qtbot, setup) -> None:
+    st, users = setup
+    view = _view(qtbot, st, users["aud1"])
+    view.inspections.setCurrentCell(0, 0)
+    assert view.detail.correct_button.isHidden()
+    view.ask_correction = lambda record: ("ok", "auditor tries anyway")
+    assert not view.correct(view.detail.record)  # the core, not the button, is what refuses
+    assert view.summary.is_error and "may not correct" in view.summary.text()
+    assert len(st.log.decisions(inspection_id=view.detail.record.id)) == 1
+    assert st.log.events(kind="denied")[-1]["user"] == "aud1"
+
+
+def test_the_dialog_needs_another_label_and_a_reason(qtbot, setup) -> None:
+    st, _ = setup
+    record = inspection_record(st.log, st.log.inspections()[0]["id"])
+    dialog = CorrectionDialog(record)
+    qtbot.addWidget(dialog)
+    assert dialog.label.currentData() == "scratch" and not dialog.ok.isEnabled()  # the recorded label, preselected
+    assert [dialog.label.itemData(i) for i in range(dialog.label.count())] == [c.label_id for c in record.candidates]
+    dialog.label.setCurrentIndex(dialog.label.findData("crack"))
+    assert not dialog.ok.isEnabled() and "reason" in dialog.hint.text()
+    dialog.reason.setPlainText("   ")
+    assert not dialog.ok.isEnabled()
+    dialog.reason.setPlainText("a crack runs under the scratch")
+    assert dialog.ok.isEnabled() and dialog.chosen() == ("crack", "a crack runs under the scratch")
+    dialog.label.setCurrentIndex(dialog.label.findData("scratch"))
+    assert not dialog.ok.isEnabled()
+
+
+def _bundle_ids(out: Path, table: str) -> list[int]:
+    return [json.loads(line)["row"]["id"] for line in (out / f"{table}.jsonl").read_text().splitlines()]
+
+
+def test_export_writes_only_what_the_filter_lists_and_says_so_first(qtbot, setup, tmp_path: Path) -> None:
+    st, users = setup
+    view = _view(qtbot, st, users["aud1"])
+    view.filter_bar.operator.setCurrentText("op2")
+    view.apply_filter()
+    listed = [view.inspections.row_at(r)["id"] for r in range(view.inspections.row_count())]
+    said, asked = [], []
+    view.actions.confirm = lambda text: said.append(text) or False  # the auditor reads it and cancels
+    view.choose_folder = lambda: asked.append(1) or str(tmp_path / "never")
+    assert not view.actions.export() and not asked and not (tmp_path / "never").exists()
+    assert said[0].startswith("Export 2 inspections, recorded ") and "with their 2 decisions" in said[0]
+    assert "with images (2 image files)" in said[0] and "Only: operator op2." in said[0]
+    out = tmp_path / "filtered"
+    view.actions.confirm = lambda text: True
+    view.choose_folder = lambda: str(out)
+    with qtbot.waitSignal(view.actions.task_done, timeout=20_000):
+        assert view.actions.export()
+    assert not view.actions.export_result.is_error, view.actions.export_result.text()
+    assert "Exported 2 inspections, 2 decisions" in view.actions.export_result.text()
+    assert verify_export(out, st.log.sdb.key).ok
+    assert _bundle_ids(out, "inspections") == listed and len(list((out / "images").iterdir())) == 2
+    assert {st.log.inspection(i)["user"] for i in _bundle_ids(out, "inspections")} == {"op2"}
+    assert {d["inspection_id"] for d in st.log.decisions() if d["id"] in _bundle_ids(out, "decisions")} == set(listed)
+    assert {json.loads(line)["row"]["user"] for line in (out / "events.jsonl").read_text().splitlines()} == {"op2"}
+    view.filter_bar.operator.setCurrentText("admin")  # the admin recorded no inspection
+    view.filter_bar.from_edit.setText("2999-01-01")
+    view.apply_filter()
+    assert not view.actions.export() and view.actions.export_result.text().startswith("Nothing to export")

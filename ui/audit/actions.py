@@ -1,22 +1,24 @@
 """Verify the chain and export a period, each in a Task, with the outcome stated plainly.
 
 Both run on their own database connection in the worker (inspector.store.audit.verify_database /
-export_database). The export folder comes from `choose_folder`, a plain callable so tests (and
-a future headless mode) can supply it; by default it asks with a folder dialog.
+export_database). An export writes what the filter lists (inspector.store.export_filter), says
+first what that is (`confirm`), then asks for the folder (`choose_folder`); both are plain
+callables so tests (and a future headless mode) can supply them; by default they ask with dialogs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFileDialog, QGridLayout, QGroupBox, QProgressBar, QPushButton, QWidget
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import QGridLayout, QGroupBox, QMessageBox, QProgressBar, QPushButton, QWidget
 
 from inspector.errors import InspectorError
 from inspector.store.audit import ExportOutcome, export_database, verify_database
 from inspector.store.chain import ChainReport
+from inspector.store.export_filter import ExportPlan
+from ui.audit.export_folder import ask_export_folder
 from ui.context import AppContext
 from ui.widgets.status_line import StatusLine
 from ui.widgets.workers import Task
@@ -26,8 +28,10 @@ def _verify(progress, cancelled, db_path: Path, user) -> ChainReport:
     return verify_database(db_path, user)
 
 
-def _export(progress, cancelled, db_path: Path, lo: str, hi: str, out: str, user) -> ExportOutcome:
-    return export_database(db_path, lo, hi, out, user)
+def _export(
+    progress, cancelled, db_path: Path, lo: str, hi: str, out: str, user, selection: Mapping[str, Collection[int]]
+) -> ExportOutcome:
+    return export_database(db_path, lo, hi, out, user, selection)
 
 
 def describe_chain(report: ChainReport) -> str:
@@ -50,14 +54,25 @@ class AuditActions(QGroupBox):
     task_done = Signal()  # after either task has ended: both leave events in the log
 
     def __init__(
-        self, context: AppContext, period: Callable[[], tuple[str, str]], parent: QWidget | None = None
+        self,
+        context: AppContext,
+        plan: Callable[[], ExportPlan],
+        parent: QWidget | None = None,
+        settings: QSettings | None = None,
     ) -> None:
         super().__init__("Verification and export", parent)
         self.context = context
-        self.period = period  # -> (from, to) in UTC, as the filter bar holds them
-        self.choose_folder: Callable[[], str | None] = self._ask_folder
+        self.plan = plan  # -> what the filter in force would export (InspectorError for a mistyped time)
+        self.settings = settings if settings is not None else QSettings()  # the last export folder
+        self.choose_folder: Callable[[], str | None] = lambda: ask_export_folder(self, self.settings)
+        self.confirm: Callable[[str], bool] = self._ask_confirm
+        self._plan: ExportPlan | None = None
         self.verify_button = QPushButton("Verify chain")
-        self.export_button = QPushButton("Export period ...")
+        self.export_button = QPushButton("Export filtered records…")
+        self.export_button.setToolTip(
+            "Exports what the filter lists: its inspections with all their decisions and corrections,"
+            " their images, and its events; says what before it asks for a folder"
+        )
         self.verify_result, self.export_result = StatusLine(), StatusLine()
         self.export_progress = QProgressBar()
         self.export_progress.setRange(0, 1)
@@ -106,21 +121,32 @@ class AuditActions(QGroupBox):
         return True
 
     def export(self) -> bool:
-        """Ask for a new folder and export the filter's period into it; False if nothing started."""
+        """Say what the filter would export, ask to go on and for a folder, export; False if nothing started."""
         if self.export_task is not None and self.export_task.is_running():
             return False
         try:
-            lo, hi = self.period()
-        except InspectorError as exc:  # a mistyped bound: say so before asking for a folder
+            plan = self.plan()
+        except InspectorError as exc:  # a mistyped bound: say so before asking anything
             self.export_result.show_error(f"Export not started: {exc}")
             return False
-        out = self.choose_folder()
+        if plan.empty:
+            self.export_result.show_error(plan.describe())
+            return False
+        if not self.confirm(plan.describe()):
+            return False
+        try:
+            out = self.choose_folder()
+        except ValueError as exc:  # a file was chosen, not a folder
+            self.export_result.show_error(f"Export not started: {exc}")
+            return False
         if not out:
             return False
-        self.export_result.show_info(f"Exporting [{lo}, {hi}) to {out} ...")
+        self._plan = plan
+        self.export_result.show_info(f"Exporting {len(plan.inspections)} inspections to {out} …")
         self.export_progress.setRange(0, 0)  # the core reports no steps: a busy bar, honestly
         self.export_button.setEnabled(False)
-        task = self.export_task = Task(_export, self._db_path, lo, hi, out, self.context.user, parent=self)
+        args = (plan.from_ts, plan.to_ts, out, self.context.user, plan.selection())
+        task = self.export_task = Task(_export, self._db_path, *args, parent=self)
         task.finished.connect(self._exported)
         task.failed.connect(
             lambda message: self.export_result.show_failure(self.context, "export", f"Export failed: {message}")
@@ -138,8 +164,16 @@ class AuditActions(QGroupBox):
             self.verify_result.show_error(text)
 
     def _exported(self, outcome: ExportOutcome) -> None:
-        s = outcome.summary
-        text = f"Exported {s.rows} records and {s.images} images to {s.out_dir}. Offline check: {outcome.check}"
+        s, plan = outcome.summary, self._plan
+        what = (
+            f"{len(plan.inspections)} inspections, {len(plan.decisions)} decisions, {len(plan.events)} events"
+            if plan is not None
+            else "the records"
+        )
+        text = (
+            f"Exported {what} and {s.images} images to {s.out_dir} (chain segment of {s.rows}"
+            f" entries). Offline check: {outcome.check}"
+        )
         if s.warnings:
             text += " Warnings: " + "; ".join(s.warnings)
         if outcome.check.ok and not s.warnings:
@@ -152,9 +186,12 @@ class AuditActions(QGroupBox):
         self.export_progress.setValue(1)
         self.export_button.setEnabled(self.context.can("export"))
 
-    def _ask_folder(self) -> str | None:
-        parent = QFileDialog.getExistingDirectory(self, "Export into which folder?")
-        if not parent:
-            return None
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        return str(Path(parent) / f"inspector-export-{stamp}")  # exports never reuse a folder
+    def _ask_confirm(self, description: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Export these records?",
+            description + "\n\nNext you choose the folder.",
+            QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Ok,
+        )
+        return answer == QMessageBox.StandardButton.Ok

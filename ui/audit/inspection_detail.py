@@ -1,13 +1,13 @@
-"""One inspection as an auditor reviews it: the image (and, on request, the Grad-CAM heatmap of its
-#1 candidate, computed in a Task), the ranked list with scores, the model id, the library version,
-the proposed verdict, and who decided what and when (UTC)."""
+"""One inspection as an auditor reviews it: the image (and, on request, where the model that ranked
+it looked for its #1 candidate, computed in a Task), the ranked list with scores, the model id, the
+library version, the proposed verdict, who decided what and when (UTC), and QA's corrections."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from inspector.errors import InspectorError
 from inspector.frame.explain import Heatmap
 from inspector.store.audit import InspectionRecord
+from inspector.store.corrections import corrections, in_force
 from inspector.store.decision_log import read_evidence_image
 from ui.widgets.workers import Task, keep_alive
 
@@ -59,11 +60,22 @@ def _hash_field() -> QLineEdit:
 
 
 class InspectionDetail(QScrollArea):
-    """Read-only detail of one InspectionRecord; empty until set_record()."""
+    """Read-only detail of one InspectionRecord; empty until set_record(). With `can_correct` (QA) a
+    [Correct…] button asks for a correction through `correct_requested`; the view writes it."""
 
-    def __init__(self, explain: ExplainFn | None = None, parent: QWidget | None = None) -> None:
+    correct_requested = Signal(object)  # the InspectionRecord shown
+
+    def __init__(
+        self,
+        explain: ExplainFn | None = None,
+        parent: QWidget | None = None,
+        *,
+        current_model: Callable[[], str] | None = None,
+        can_correct: bool = False,
+    ) -> None:
         super().__init__(parent)
         self._explain = explain
+        self._current_model = current_model  # the station's model id now: an earlier one is loaded first
         self._task: Task | None = None
         self._task_record: InspectionRecord | None = None
         self.setWidgetResizable(True)
@@ -78,9 +90,10 @@ class InspectionDetail(QScrollArea):
         self.heatmap = QLabel()  # the #1 candidate's heatmap over the stored image, when asked for
         self.heatmap.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.heatmap.setVisible(False)
-        self.heatmap_button = QPushButton("Show heatmap of #1")
+        self.heatmap_button = QPushButton("Show where the model looked (#1)")
         self.heatmap_button.setToolTip(
-            "Grad-CAM of the top candidate, with the model and library version that ranked this inspection"
+            "A heatmap over the image: where the model that ranked this inspection looked when it chose"
+            " its #1 label (an earlier model is loaded again from the model registry)"
         )
         self.heatmap_button.setEnabled(False)
         self.heatmap_button.setVisible(explain is not None)
@@ -110,8 +123,22 @@ class InspectionDetail(QScrollArea):
         self.ranking.setWordWrap(False)
         self.decisions = _value()  # who decided what and when: a few lines, selectable for a report
         self.decisions.setStyleSheet("QLabel { background: white; border: 1px solid #c8c8c8; padding: 4px; }")
+        self.corrections_title = QLabel("Corrections by QA:")
+        self.corrections = _value()  # who corrected what, from -> to, and why
+        self.corrections.setStyleSheet("QLabel { background: #fff7e0; border: 1px solid #e0c070; padding: 4px; }")
+        self.corrections.setVisible(False)
+        self.corrections_title.setVisible(False)
+        self.correct_button = QPushButton("Correct…")
+        self.correct_button.setToolTip(
+            "Record a correction of this inspection's answer (QA): a new record with a reason"
+        )
+        self.correct_button.setVisible(can_correct)
+        self.correct_button.setEnabled(False)
+        self.correct_button.clicked.connect(self._correct_clicked)
         layout = QVBoxLayout(body)
         layout.addWidget(self.title)
+        layout.addWidget(self.corrections_title)  # under the title: what is in force is read first
+        layout.addWidget(self.corrections)
         images = QHBoxLayout()
         images.addWidget(self.image)
         images.addWidget(self.heatmap)
@@ -121,7 +148,10 @@ class InspectionDetail(QScrollArea):
         heat_row.addWidget(self.heatmap_note, 1)
         layout.addLayout(heat_row)
         layout.addLayout(facts)
-        layout.addWidget(QLabel("Decisions (answers and corrections), oldest first:"))
+        decided = QHBoxLayout()
+        decided.addWidget(QLabel("Decisions (answers and corrections), oldest first:"), 1)
+        decided.addWidget(self.correct_button)
+        layout.addLayout(decided)
         layout.addWidget(self.decisions)
         layout.addWidget(QLabel("Ranked list as the operator saw it:"))
         layout.addWidget(self.ranking)
@@ -132,7 +162,8 @@ class InspectionDetail(QScrollArea):
     def set_record(self, record: InspectionRecord) -> None:
         """Show one inspection."""
         self.record = record
-        self.title.setText(f"Inspection {record.id}")
+        fixes = corrections(record.decisions)
+        self.title.setText(f"Inspection {record.id}" + (" (corrected by QA)" if fixes else ""))
         self._show_image(record)
         self.heatmap.clear()
         self.heatmap.setVisible(False)
@@ -167,6 +198,21 @@ class InspectionDetail(QScrollArea):
         )
         lines = [record.describe_decision(row) for row in record.decisions]
         self.decisions.setText("\n".join(lines) or "No decision was recorded for this inspection.")
+        self.corrections.setText(
+            "\n".join(f"{c.decided_at}  {c.who}: {c.before} → {c.after}. Reason: {c.reason}" for c in fixes)
+        )
+        self.corrections.setVisible(bool(fixes))
+        self.corrections_title.setVisible(bool(fixes))
+        self.correct_button.setEnabled(in_force(list(record.decisions)) is not None)
+        self.correct_button.setToolTip(
+            "Record a correction of this inspection's answer (QA): a new record with a reason"
+            if self.correct_button.isEnabled()
+            else "Nothing to correct: this inspection has no answer yet"
+        )
+
+    def _correct_clicked(self) -> None:
+        if self.record is not None:
+            self.correct_requested.emit(self.record)
 
     def _show_image(self, record: InspectionRecord) -> None:
         if record.image_path is None:
@@ -192,7 +238,12 @@ class InspectionDetail(QScrollArea):
             return
         record, explain = self.record, self._explain
         self.heatmap_button.setEnabled(False)
-        self.heatmap_note.setText("Computing the heatmap…")
+        earlier = self._current_model is not None and record.model_id != self._current_model()
+        self.heatmap_note.setText(
+            "Loading the earlier model that ranked this inspection, then computing where it looked…"
+            if earlier
+            else "Computing where the model looked…"
+        )
         task = Task(lambda _progress, _cancelled: (record, explain(record, 1)))
         # Bound methods, not lambdas: Qt drops the connection if this widget is deleted first.
         task.finished.connect(self._heatmap_ready)
@@ -217,12 +268,13 @@ class InspectionDetail(QScrollArea):
         self.heatmap.setVisible(True)
         x0, y0, x1, y1 = heat.bbox
         self.heatmap_note.setText(
-            f"Heatmap of #1 {heat.label_id}: hottest region x {x0}–{x1}, y {y0}–{y1} (layer {heat.layer})."
+            f"Where the model looked for #1 {heat.label_id}: mostly at x {x0}–{x1}, y {y0}–{y1} (pixels)."
+            f" The model that ranked this inspection ({record.model_id[:12]}) made this map."
         )
 
     def _heatmap_failed(self, message: str) -> None:
         if self._task_record is self.record:
-            self.heatmap_note.setText(f"No heatmap: {message}")
+            self.heatmap_note.setText(f"No heatmap: {message[:1].upper()}{message[1:]}")
 
     def _task_done(self) -> None:
         self._task = None

@@ -5,17 +5,18 @@ except through the core (verification and export are themselves logged there).""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from inspector.errors import InspectorError
 from inspector.frame.explain import explain_record
-from inspector.store.audit import AuditRows, inspection_record, search
-from inspector.store.database import parse_time, utc_stamp
+from inspector.store.audit import AuditRows, InspectionRecord, inspection_record, search
+from inspector.store.corrections import correct_label
+from inspector.store.export_filter import ExportPlan, plan_export
 from ui.audit.actions import AuditActions
+from ui.audit.correction_dialog import ask_correction
 from ui.audit.filter_bar import AuditFilterBar
 from ui.audit.inspection_detail import InspectionDetail
 from ui.audit.search_panel import SearchPanel
@@ -30,6 +31,7 @@ INSPECTION_COLUMNS = [
     ("top_label_id", "Model #1"),
     ("disposition", "Verdict"),
     ("state", "State"),
+    ("corrected", "Corrected"),
     ("review", "Review"),
     ("library_version", "Library"),
     ("model", "Model"),
@@ -56,7 +58,10 @@ EVENT_COLUMNS = [
 ]
 # Events an auditor must not overlook; everything else stays in plain text.
 TROUBLE_EVENTS = ("denied", "login_failed", "account_locked", "camera_fault", "camera_stalled")
-EARLIEST = "1970-01-01T00:00:00Z"
+
+
+def _corrected(count: int) -> str:
+    return "" if not count else "yes" if count == 1 else f"yes ({count}x)"
 
 
 def _trouble_event(row: dict[str, Any]) -> bool:
@@ -66,7 +71,7 @@ def _trouble_event(row: dict[str, Any]) -> bool:
 class AuditView(QWidget):
     """Filter bar, three record tables, inspection detail, verification and export."""
 
-    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+    def __init__(self, context: AppContext, parent: QWidget | None = None, settings: QSettings | None = None) -> None:
         super().__init__(parent)
         self.context = context
         log = context.station.log
@@ -84,8 +89,14 @@ class AuditView(QWidget):
         # issue 17: search the history by words or example; a click opens the inspection here
         self.search = SearchPanel(log.sdb.path, lambda: context.station.scorer, self.open_inspection)
         self.tabs.addTab(self.search, "Search")
-        self.detail = InspectionDetail(lambda record, rank: explain_record(context.station, record, rank))
-        self.actions = AuditActions(context, self.export_period)
+        self.detail = InspectionDetail(
+            lambda record, rank: explain_record(context.station, record, rank),
+            current_model=lambda: context.station.model_id,
+            can_correct=context.can("correct"),
+        )
+        # (record) -> (label id, reason) or None: the dialog by default, injectable for tests
+        self.ask_correction: Callable[[InspectionRecord], tuple[str, str] | None] = lambda r: ask_correction(r, self)
+        self.actions = AuditActions(context, self.export_plan, settings=settings)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.tabs)
         split.addWidget(self.detail)
@@ -105,6 +116,7 @@ class AuditView(QWidget):
             lambda r, *_: self._open_row(self.decisions.row_at(r), "inspection_id")
         )
         self.actions.task_done.connect(self.apply_filter)  # verification and export are logged as events
+        self.detail.correct_requested.connect(self.correct)
         self.rows: AuditRows | None = None
         self.apply_filter()
 
@@ -127,7 +139,12 @@ class AuditView(QWidget):
         self.rows = rows
         self.inspections.set_rows(
             [
-                {**r, "review": "review" if r["needs_review"] else "", "model": r["model_id"][:12]}
+                {
+                    **r,
+                    "review": "review" if r["needs_review"] else "",
+                    "model": r["model_id"][:12],
+                    "corrected": _corrected(r["corrections"]),
+                }
                 for r in rows.inspections
             ]
         )
@@ -151,12 +168,26 @@ class AuditView(QWidget):
         self.detail.set_record(record)
         return True
 
-    def export_period(self) -> tuple[str, str]:
-        """The filter's period as export bounds (UTC); open ends become the beginning and now."""
-        f = self.filter_bar.current()
-        lo = parse_time(f.from_ts) if f.from_ts else EARLIEST
-        hi = parse_time(f.to_ts) if f.to_ts else utc_stamp(datetime.now(UTC))
-        return lo, hi
+    def correct(self, record: InspectionRecord) -> bool:
+        """Ask QA for the right label and a reason, and record the correction through the core (which
+        checks the role and the reason); True when recorded. One small insert: it runs on this thread."""
+        answer = self.ask_correction(record)
+        if answer is None:
+            return False
+        label, reason = answer
+        try:
+            decision_id = correct_label(self.context.station.log, record.id, label, reason, self.context.user)
+        except InspectorError as exc:
+            self.summary.show_error(f"Correction not recorded: {exc}")
+            return False
+        self.apply_filter()
+        self.open_inspection(record.id)
+        self.summary.show_info(f"Correction recorded: inspection {record.id} is now {label} (decision {decision_id}).")
+        return True
+
+    def export_plan(self) -> ExportPlan:
+        """What an export of the filter in force would write (InspectorError for a mistyped time)."""
+        return plan_export(self.context.station.log, self.filter_bar.current())
 
     def _open_row(self, row: dict[str, Any] | None, key: str) -> None:
         if row is not None:
