@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -142,6 +143,22 @@ ADMIN_SET_SQL = (
     " WHERE e.subject = d.operator AND e.kind IN ('first_admin_created', 'user_added', 'password_changed',"
     " 'password_reset_local') AND ce.seq < cd.seq ORDER BY ce.seq DESC LIMIT 1)"
 )
+
+
+def admin_set_flags(conn: sqlite3.Connection, decision_ids: Iterable[int]) -> dict[int, int]:
+    """{decision id: 1 or 0}: ADMIN_SET_SQL for these decisions (the export's decision_flags.csv)."""
+    wanted = sorted({int(i) for i in decision_ids})
+    out: dict[int, int] = {}
+    for start in range(0, len(wanted), 500):  # sqlite's bound-parameter limit
+        chunk = wanted[start : start + 500]
+        sql = (
+            "SELECT d.id, IFNULL(" + ADMIN_SET_SQL + ", 0) FROM decisions d"
+            " LEFT JOIN chain cd ON cd.tbl = 'decisions' AND cd.row_id = d.id WHERE d.id IN ("
+            + ",".join("?" * len(chunk))
+            + ")"
+        )
+        out.update({int(r[0]): int(r[1]) for r in conn.execute(sql, chunk)})
+    return out
 
 
 def _detail(text: str) -> dict:
