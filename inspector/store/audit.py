@@ -106,9 +106,9 @@ class InspectionRecord:
             what = f"correction of decision {row['corrects_id']}: {what}; reason: {row['reason']}"
         if row.get("comment"):
             what += f"; comment: {row['comment']}"
-        if row.get("admin_set_password"):  # the admin knew the password: this may not be the operator's own act
-            what += f"; ADMIN-SET PASSWORD (not yet changed by {row['operator']})"
         who = f"{row['printed_name']} [{row['operator']}, {row['role']}]"
+        if row.get("admin_set_password"):  # the admin knew the password: this may not be the operator's own act
+            who = "[ADMIN-SET PASSWORD] " + who
         return f"{row['decided_at']}  {who}: {what}"
 
 
