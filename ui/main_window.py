@@ -20,6 +20,7 @@ from inspector.frame.live import SourceFactory
 from inspector.station import Station
 from inspector.store.users import Session
 from ui.admin.login_view import LoginView
+from ui.admin.password_dialog import ChangePasswordDialog
 from ui.admin.users_panel import UserAdminPanel
 from ui.context import AppContext
 from ui.idle_lock import IdleLock, idle_seconds
@@ -80,7 +81,12 @@ class MainWindow(QMainWindow):
         self.sign_out_button = QToolButton(text="Sign out (Ctrl+L)", focusPolicy=Qt.FocusPolicy.NoFocus)
         self.sign_out_button.clicked.connect(lambda: self.sign_out("signed out"))
         self.sign_out_button.setVisible(False)
+        self.password_button = QToolButton(text="Change password", focusPolicy=Qt.FocusPolicy.NoFocus)
+        self.password_button.clicked.connect(self.change_password)
+        self.password_button.setVisible(False)
+        self.password_dialog: ChangePasswordDialog | None = None
         self.statusBar().addPermanentWidget(self.user_label)
+        self.statusBar().addPermanentWidget(self.password_button)
         self.statusBar().addPermanentWidget(self.sign_out_button)
         sign_out = QAction("Sign out", self, shortcut=QKeySequence("Ctrl+L"))
         sign_out.triggered.connect(lambda: self.sign_out("signed out"))
@@ -168,6 +174,7 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._tab_changed)
         self.user_label.setText(f"{user.printed_name} ({user.name}, {user.role})")
         self.sign_out_button.setVisible(True)
+        self.password_button.setVisible(True)
         self.idle.arm()
         self._tab_changed(self.tabs.currentIndex())  # before start(): a hidden operator tab starts paused
         if self.operator_view is not None:
@@ -209,6 +216,17 @@ class MainWindow(QMainWindow):
             if shown:
                 self.operator_view.setFocus()  # the operator's keys must work without a click
 
+    def change_password(self) -> ChangePasswordDialog | None:
+        """Open 'Change your password' for the signed-in user (not modal: the line keeps running)."""
+        if self.context is None or self.context.user is None or self.station is None:
+            return None
+        if self.password_dialog is not None:
+            self.password_dialog.close()
+        self.password_dialog = ChangePasswordDialog(self.station.log, self.context.user, self)
+        self.password_dialog.changed.connect(lambda: self.statusBar().showMessage("Your password was changed.", 10_000))
+        self.password_dialog.show()
+        return self.password_dialog
+
     def sign_out(self, reason: str) -> None:
         """End the session (sign-out or idle lock): stop workers, revoke the token, back to sign-in."""
         if self.context is None or self.context.user is None:
@@ -225,6 +243,10 @@ class MainWindow(QMainWindow):
 
     def _teardown(self) -> None:
         self.idle.disarm()
+        if self.password_dialog is not None:  # never left open for the next person at the station
+            self.password_dialog.close()
+            self.password_dialog = None
+        self.password_button.setVisible(False)
         if self.tabs is not None:
             for i in range(self.tabs.count()):
                 view = self.tabs.widget(i)

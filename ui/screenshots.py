@@ -327,11 +327,39 @@ def render(out: Path, only: str | None = None) -> int:
             _qa(AppContext(station, config, users["qa1"]), out)
             _audit(AppContext(station, config, users["aud1"]), data, out)
             _audit_correction(AppContext(station, config, users["qa1"]), data, out)
-            from ui.admin.users_panel import UserAdminPanel
-
-            _save(UserAdminPanel(AppContext(station, config, users["admin"])), out, "users.png", (1000, 600))
+            users_shots(station, config, users, out)
             _finetune(AppContext(station, config, users["qa1"]), data, out)  # last: it adds parts and models
     return 0
+
+
+def users_shots(station: Station, config: StationConfig, users: dict, out: Path) -> None:
+    """The Users view with an account in each state, the sign-in form's forced-change step, and
+    'Change your password'. Needs signed-in "admin" and "op1" in `users`; adds op2, op3 and qa2."""
+    from ui.admin.password_dialog import ChangePasswordDialog
+    from ui.admin.users_panel import UserAdminPanel
+
+    log, admin = station.log, users["admin"]
+    for name, role, printed in (("op2", "operator", "Otto Operator"), ("op3", "operator", "Ola Operator")):
+        log.users.add_user(name, role, f"{name}-pass-12", admin, printed_name=printed, reason="screenshots")
+    log.users.add_user("qa2", "qa", "qa2-pass-12", admin, printed_name="Quentin QA", reason="screenshots")
+    for _ in range(log.users.max_failures):  # op2 mistypes until the account locks
+        try:
+            log.login("op2", "not-my-password")
+        except InspectorError:
+            pass
+    log.users.set_active("op3", False, admin, "left the company")
+    log.users.change_password("qa2", "temporary-pass-1", admin, "forgot the password")
+    panel = UserAdminPanel(AppContext(station, config, admin))
+    panel.select("op1")
+    panel.actions.role.setCurrentText("qa")
+    panel.actions.reason.setText("moved to quality assurance")
+    _save(panel, out, "users.png", (1100, 650))
+    login = LoginView(log)
+    login.name.setText("qa2")
+    login.password.setText("temporary-pass-1")
+    login.submit()  # the admin-set password is right: the form now asks for the user's own
+    _save(login, out, "login-new-password.png", (900, 560))
+    _save(ChangePasswordDialog(log, users["op1"]), out, "change-password.png", (480, 230))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

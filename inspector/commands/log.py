@@ -53,11 +53,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if bool(args.witness) != bool(args.witness_key):
         raise InspectorError("--witness and --witness-key go together (the key: `inspector witness key`)")
     from inspector.store.account_state import credential_problems
+    from inspector.store.row_seal import user_row_problems
 
     with open_log(args) as log:
         user = sign_in(log, args.user) if args.user else None
         report = log.verify(user, args.witness, args.witness_key)
         credentials = credential_problems(log.sdb.conn)  # password hashes are checked against their chained seals
+        credentials += user_row_problems(log.sdb.conn, log.sdb.key)  # each account's row, as sign-in checks it
         images = log.verify_images() if args.images else None
     print(report)
     for problem in credentials:

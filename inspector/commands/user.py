@@ -53,11 +53,11 @@ def say_default_database(path: str) -> None:
 
 def sign_in(log: DecisionLog, name: str) -> Session:
     """Authenticate `name` with $INSPECTOR_PASSWORD or a prompt; a failure names the database asked."""
-    from inspector.store.users import AccountLocked, AuthenticationFailed, PasswordChangeRequired
+    from inspector.store.users import AccountLocked, AccountTampered, AuthenticationFailed, PasswordChangeRequired
 
     try:
         return log.login(name, _current_password(name))
-    except (AccountLocked, PasswordChangeRequired):
+    except (AccountLocked, AccountTampered, PasswordChangeRequired):
         raise
     except AuthenticationFailed as exc:
         raise AuthenticationFailed(f"{exc} (checked against database {log.sdb.path}; is it the right --db?)") from None

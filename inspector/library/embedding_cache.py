@@ -47,7 +47,15 @@ class EmbeddingCache:
         return hmac.new(self.sdb.key, b"rankclip-inspector/embedding/v1\x00" + body, "sha256").hexdigest()
 
     def put_embeddings(self, model_id: str, texts: Sequence[str], array: np.ndarray) -> None:
-        """Cache one row of `array` (n x d, finite) per text for this model."""
+        """Cache one row of `array` (n x d, finite) per text for this model.
+
+        No permission check, on purpose: no user action reaches this with vectors of its own. The
+        station calls it (station_model.embed_cached, library.examples) with what the loaded model just
+        computed from these texts, as a side effect of ranking with a library already authorised. A
+        caller outside the station cannot corrupt the cache either: a row is used only if its MAC
+        holds with the station key (a row written with sqlite3, or MAC'd with any other key, is a cache
+        miss and is recomputed), and without the key file this method writes nothing.
+        """
         array = np.asarray(array)
         if array.ndim != 2 or array.shape[0] != len(texts) or not np.isfinite(array).all():
             raise LibraryError(f"embeddings must be a finite {len(texts)} x d array, got shape {array.shape}")

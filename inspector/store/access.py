@@ -47,6 +47,10 @@ class AccountLocked(AuthenticationFailed):
     """Too many consecutive failed logins; the lock runs out, or an admin unlocks it."""
 
 
+class AccountTampered(AuthenticationFailed):
+    """The account's users row or password hash is not what the application wrote: sign-in is refused."""
+
+
 class PasswordChangeRequired(AuthenticationFailed):
     """The password is right but was set by an admin: the user must choose their own before signing in."""
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from inspector.store.chain import fetch_row
 from inspector.store.passwords import fingerprint
+from inspector.store.row_seal import entry_problem
 
 # Events that end a run of sign-in attempts (a correct password, an unlock, a new password, an expired lock).
 RESETS = (
@@ -87,21 +90,29 @@ def password_origin(conn: sqlite3.Connection, name: str) -> tuple[bool, bool]:
     return admin_set, bool(_detail(detail).get("forced"))
 
 
-def credential_sealed(conn: sqlite3.Connection, name: str) -> tuple[str | None, bool]:
-    """(encoded, ok): the newest credential row of `name` and whether the newest chained seal names it."""
+def credential_sealed(conn: sqlite3.Connection, name: str, key: bytes | None = None) -> tuple[str | None, bool]:
+    """(encoded, ok): the newest credential row of `name` and whether the newest seal names it.
+
+    With the station `key` (sign-in) the seal event must also match its MAC'd chain entry: an events
+    row inserted or edited with sqlite3 seals nothing. `log verify` checks the whole chain instead.
+    """
     found = conn.execute(
         "SELECT encoded FROM credentials WHERE user_name = ? ORDER BY id DESC LIMIT 1", [name]
     ).fetchone()
     if found is None:
         return None, False
     marks = ", ".join("?" * len(CREDENTIAL_EVENTS))
-    for (detail,) in conn.execute(
-        f"SELECT detail FROM events WHERE subject = ? AND kind IN ({marks}) ORDER BY id DESC",
+    for event_id, detail in conn.execute(
+        f"SELECT id, detail FROM events WHERE subject = ? AND kind IN ({marks}) ORDER BY id DESC",
         [name, *CREDENTIAL_EVENTS],
     ):
         seal = _detail(detail).get("credential")
         if seal is not None:
-            return found[0], seal == fingerprint(name, found[0])
+            ok = seal == fingerprint(name, found[0])
+            if ok and key is not None:
+                event = fetch_row(conn, "events", event_id)
+                ok = event is not None and not entry_problem(conn, key, "events", event)
+            return found[0], ok
     return found[0], False
 
 
@@ -132,6 +143,22 @@ ADMIN_SET_SQL = (
     " WHERE e.subject = d.operator AND e.kind IN ('first_admin_created', 'user_added', 'password_changed',"
     " 'password_reset_local') AND ce.seq < cd.seq ORDER BY ce.seq DESC LIMIT 1)"
 )
+
+
+def admin_set_flags(conn: sqlite3.Connection, decision_ids: Iterable[int]) -> dict[int, int]:
+    """{decision id: 1 or 0}: ADMIN_SET_SQL for these decisions (the export's decision_flags.csv)."""
+    wanted = sorted({int(i) for i in decision_ids})
+    out: dict[int, int] = {}
+    for start in range(0, len(wanted), 500):  # sqlite's bound-parameter limit
+        chunk = wanted[start : start + 500]
+        sql = (
+            "SELECT d.id, IFNULL(" + ADMIN_SET_SQL + ", 0) FROM decisions d"
+            " LEFT JOIN chain cd ON cd.tbl = 'decisions' AND cd.row_id = d.id WHERE d.id IN ("
+            + ",".join("?" * len(chunk))
+            + ")"
+        )
+        out.update({int(r[0]): int(r[1]) for r in conn.execute(sql, chunk)})
+    return out
 
 
 def _detail(text: str) -> dict:

@@ -112,6 +112,8 @@ class InspectionRecord:
         if row.get("comment"):
             what += f"; comment: {row['comment']}"
         who = f"{row['printed_name']} [{row['operator']}, {row['role']}]"
+        if row.get("admin_set_password"):  # the admin knew the password: this may not be the operator's own act
+            who = "[ADMIN-SET PASSWORD] " + who
         return f"{row['decided_at']}  {who}: {what}"
 
 

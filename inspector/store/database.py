@@ -27,6 +27,7 @@ from inspector.store.anchor import Anchor, AnchorError, load_key, read_anchor, w
 from inspector.store.chain import RECORD_TABLES, ChainReport, append_entry, head, verify_chain
 from inspector.store.migrations import MIGRATIONS
 from inspector.store.passwords import fingerprint
+from inspector.store.row_seal import USER_ROW_SEAL, seal_user_rows
 
 # Writers wait this long for another process's transaction before giving up (D1: >= 5 s).
 BUSY_TIMEOUT_MS = 10_000
@@ -322,6 +323,10 @@ def open_database(path: str | Path, *, create: bool = True, anchor_every: int = 
                     station.append("events", event_row("schema_migration", None, name))
                 if "0006_credential_seals" in pending:
                     seal_credentials(station)
+                if "0010_user_row_seals" in pending:
+                    seal_user_rows(
+                        station.conn, lambda name, d: station.append("events", event_row(USER_ROW_SEAL, None, name, d))
+                    )
     except (sqlite3.Error, OSError) as exc:
         if conn is not None:
             conn.close()

@@ -77,6 +77,7 @@ _CORE_EVENT_KINDS = frozenset(
         "password_change_required",
         "password_reset_local",
         "credential_sealed",
+        "user_row_sealed",
         "first_admin_created",
         "denied",
         "schema_migration",

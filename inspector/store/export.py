@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inspector.errors import InspectorError
+from inspector.store.account_state import admin_set_flags
 from inspector.store.anchor import AnchorError, anchor_record
 from inspector.store.chain import RECORD_TABLES, canonical, entry_hash
 from inspector.store.csv_cells import csv_bytes, neutralise  # noqa: F401  # neutralise: re-exported
@@ -165,6 +166,7 @@ def export_bundle(
             )
         # Derived at export time (answered / pending_review / passed / open), beside the chained rows.
         states = inspection_states(sdb.conn, (r[0] for r in tables["inspections"][1]))
+        flags = admin_set_flags(sdb.conn, (r[0] for r in tables["decisions"][1]))  # derived from the chain too
     finally:
         sdb.conn.execute("COMMIT")
     links = {(e["table"], e["row_id"]): e for e in chain}
@@ -186,6 +188,10 @@ def export_bundle(
         root,
         "inspection_states.csv",
         csv_bytes(["inspection_id", "state"], [[i, s] for i, s in sorted(states.items())]),
+    )
+    flag_rows = [[i, f] for i, f in sorted(flags.items())]
+    files["decision_flags.csv"] = _write_new(
+        root, "decision_flags.csv", _csv_bytes(["decision_id", "admin_set_password"], flag_rows)
     )
     (root / "images").mkdir(mode=0o700)
     columns, rows = tables["inspections"]

@@ -22,6 +22,7 @@ from inspector.store.access import (
     ROLES,
     AccessDenied,
     AccountLocked,
+    AccountTampered,
     AuthenticationFailed,
     PasswordChangeRequired,
     Session,
@@ -35,6 +36,7 @@ from inspector.store.access import (
 from inspector.store.account_state import credential_sealed, lock_state, password_origin
 from inspector.store.database import StationDB, event_row, utc_stamp
 from inspector.store.passwords import check_password, fingerprint, hash_password, needs_rehash
+from inspector.store.row_seal import user_row_problem
 
 # Re-exported: callers hash, and check roles and sessions, through this module.
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "ROLES",
     "AccessDenied",
     "AccountLocked",
+    "AccountTampered",
     "AuthenticationFailed",
     "PasswordChangeRequired",
     "Session",
@@ -69,8 +72,9 @@ class UserStore:
         return latest_user(self.sdb, name)
 
     def accounts(self) -> list[dict[str, Any]]:
-        """The latest version of every user, by name, with its state now: `state` (active, locked or
-        inactive), `locked_until` (UTC text or None), `must_change_password`, `admin_set_password`."""
+        """The latest version of every user, by name, with its state now: `state` (active, locked, inactive,
+        or tampered: changed outside the application, see row_seal), `locked_until` (UTC text or None),
+        `must_change_password`, `admin_set_password`."""
         rows = list(
             self.sdb.db.query(
                 "SELECT * FROM users u WHERE version = (SELECT MAX(version) FROM users WHERE name = u.name)"
@@ -79,9 +83,13 @@ class UserStore:
         )
         now = datetime.now(UTC)
         for row in rows:
+            # Before any key is added to the row (the check hashes it as stored); sign-in refuses such an account.
+            tampered = bool(user_row_problem(self.sdb.conn, self.sdb.key, row))
+            tampered = tampered or not credential_sealed(self.sdb.conn, row["name"], self.sdb.key)[1]
             lock = lock_state(self.sdb.conn, row["name"], self.max_failures, self.lockout_s, now)
             locked = lock.locked_until is not None and not lock.expired
             row["state"] = "inactive" if not row["active"] else "locked" if locked else "active"
+            row["state"] = "tampered" if tampered else row["state"]
             until = lock.locked_until if locked and lock.locked_until.year < 9999 else None
             row["locked_until"] = utc_stamp(until) if until else ("until unlocked" if locked else None)
             row["admin_set_password"], row["must_change_password"] = password_origin(self.sdb.conn, row["name"])
@@ -157,10 +165,14 @@ class UserStore:
         )
 
     def unlock(self, name: str, user: Session, reason: str) -> None:
-        """Clear a lockout (admin only)."""
+        """Clear a lockout (admin only, reason required)."""
         authorize(self.sdb, user, "manage_users", "unlock_user")
+        if not reason.strip():
+            raise UserError("unlocking an account needs a reason (kept in the audit trail)")
+        if self.get(name) is None:
+            raise UserError(f"there is no user {name!r}")
         with self.sdb.transaction():
-            self.sdb.append("events", event_row("user_unlocked", user.name, name, {"reason": reason}))
+            self.sdb.append("events", event_row("user_unlocked", user.name, name, {"reason": reason.strip()}))
 
     def unlock_local(self, name: str, reason: str, new_password: str | None = None) -> None:
         """Break-glass: clear a lockout (and optionally set a password that must be changed at the next
@@ -208,6 +220,13 @@ class UserStore:
     def _checked(self, name: str, password: str) -> tuple[dict[str, Any], str]:
         """The user row and stored hash once `password` is right; counts the attempt before checking it."""
         row = self.get(name)
+        problem = user_row_problem(self.sdb.conn, self.sdb.key, row) if row is not None else ""
+        if problem:  # a role raised or an account re-activated with sqlite3: refused before any password check
+            self._log("login_failed", name, {"reason": "account record changed outside the application"})
+            raise AccountTampered(
+                f"account {name!r}: {problem} (changed outside the application); sign-in refused:"
+                " run `inspector log verify` and tell the admin"
+            )
         if row is None or not row["active"]:
             check_password(password, _dummy_hash())  # same work as a real check: no user-enumeration by timing
             # Only known names are stored: a password typed into the name field must not reach the log.
@@ -233,7 +252,7 @@ class UserStore:
         """In one write transaction: refuse a locked account, else record the attempt (atomic check-and-count)."""
         problem, locked = "", False
         with self.sdb.transaction():
-            encoded, sealed = credential_sealed(self.sdb.conn, name)
+            encoded, sealed = credential_sealed(self.sdb.conn, name, self.sdb.key)
             lock = lock_state(self.sdb.conn, name, self.max_failures, self.lockout_s, datetime.now(UTC))
             if encoded is None or not sealed:
                 problem = "no password" if encoded is None else "a password hash that no chained event set"
@@ -246,7 +265,7 @@ class UserStore:
                     self.sdb.append("events", event_row("lockout_expired", None, name, {"attempts": lock.attempts}))
                 self.sdb.append("events", event_row("login_attempt", None, name))
         if problem:
-            raise AuthenticationFailed(
+            raise AccountTampered(
                 f"account {name!r} has {problem} (the credentials were changed outside the"
                 " application); sign-in refused: run `inspector log verify` and tell the admin"
             )

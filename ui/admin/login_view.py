@@ -1,7 +1,9 @@
 """Sign-in, and on a new station the creation of its first (admin) account.
 
 Failures and lockouts are shown in the form itself (no dialog). Authentication goes through the
-decision log, which logs every outcome and enforces the lockout; this view only reflects it.
+decision log, which logs every outcome and enforces the lockout; this view only reflects it. After
+an admin reset the password, the right password leads to a second step in the same form: the user
+chooses their own (the core refuses a session until then) and is then signed in with it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from inspector.errors import InspectorError
-from inspector.store.users import AccountLocked, AuthenticationFailed, Session
+from inspector.store.users import (
+    AccountLocked,
+    AccountTampered,
+    AuthenticationFailed,
+    PasswordChangeRequired,
+    Session,
+)
 from ui.widgets import palette
 
 _ERROR = f"QLabel {{ background: {palette.TROUBLE['warning'][0]}; color: {palette.TEXT}; padding: 6px; }}"
@@ -25,6 +33,7 @@ class LoginView(QWidget):
     def __init__(self, log, parent: QWidget | None = None) -> None:  # log: inspector.store.decision_log.DecisionLog
         super().__init__(parent)
         self.log = log
+        self._forced_from: str | None = None  # the admin-set password just proven, while a change is forced
         self.heading = QLabel()
         self.heading.setStyleSheet("font-size: 20px; font-weight: bold;")
         self.explain = QLabel()
@@ -35,6 +44,7 @@ class LoginView(QWidget):
         self.repeat = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
         self.button = QPushButton()
         self.button.setDefault(True)
+        self.back = QPushButton("Back to sign-in")  # leave the forced-change step without changing anything
         self.feedback = QLabel()
         self.feedback.setWordWrap(True)
         self.form = QFormLayout()
@@ -52,6 +62,7 @@ class LoginView(QWidget):
             inner.addWidget(w)
         inner.addLayout(self.form)
         inner.addWidget(self.button)
+        inner.addWidget(self.back)
         inner.addWidget(self.feedback)
         row = QHBoxLayout()
         row.addStretch(1)
@@ -64,6 +75,7 @@ class LoginView(QWidget):
         for edit in (self.name, self.printed, self.password, self.repeat):
             edit.returnPressed.connect(self.submit)
         self.button.clicked.connect(self.submit)
+        self.back.clicked.connect(lambda: self.reset())
         self.reset()
 
     @property
@@ -71,8 +83,17 @@ class LoginView(QWidget):
         """No account exists yet: the form creates the admin."""
         return not self.log.users.has_users()
 
+    @property
+    def choosing_password(self) -> bool:
+        """The second step after an admin reset: the form asks for the user's own new password."""
+        return self._forced_from is not None
+
     def reset(self, message: str = "") -> None:
         """Back to an empty form (after sign-out or idle lock), with an optional reason shown."""
+        self._forced_from = None
+        self.name.setReadOnly(False)
+        self.form.labelForField(self.password).setText("Password")
+        self.form.labelForField(self.repeat).setText("Password again")
         first = self.first_run
         self.heading.setText("Create the administrator account" if first else "Sign in")
         self.explain.setText(
@@ -81,6 +102,7 @@ class LoginView(QWidget):
             else "Sign in with your user id and password.\nKeyboard: Tab moves, Enter signs in."
         )
         self.button.setText("Create account and sign in" if first else "Sign in")
+        self.back.setVisible(False)
         for edit in (self.printed, self.repeat):
             self.form.setRowVisible(edit, first)
         for edit in (self.password, self.repeat, self.printed):
@@ -93,6 +115,8 @@ class LoginView(QWidget):
     def submit(self) -> Session | None:
         """Create the admin (first run) and/or sign in; the Session, or None with the reason shown."""
         name, password = self.name.text().strip(), self.password.text()
+        if self.choosing_password:
+            return self._choose_password(name, password)
         if not name or not password:
             self.show_error("Enter your user id and password.")
             return None
@@ -110,6 +134,13 @@ class LoginView(QWidget):
             self.show_error(f"Locked: {exc}")
             self.password.clear()
             return None
+        except PasswordChangeRequired:
+            self._ask_new_password(name, password)
+            return None
+        except AccountTampered as exc:
+            self.show_error(f"Refused, the account was tampered with: {exc}.")
+            self.password.clear()
+            return None
         except AuthenticationFailed as exc:
             self.show_error(f"Not signed in: {exc}.")
             self.password.clear()
@@ -120,6 +151,45 @@ class LoginView(QWidget):
             return None
         self.password.clear()
         self.repeat.clear()
+        self.signed_in.emit(session)
+        return session
+
+    def _ask_new_password(self, name: str, current: str) -> None:
+        """Second step: the admin-set password was right; the user must now choose their own."""
+        self._forced_from = current
+        self.heading.setText("Choose your own password")
+        self.explain.setText(
+            f"An admin set the password of {name}. Choose your own (8 or more characters) to continue;"
+            " the admin will not know it."
+        )
+        self.name.setReadOnly(True)
+        self.form.labelForField(self.password).setText("New password")
+        self.form.labelForField(self.repeat).setText("New password again")
+        self.form.setRowVisible(self.repeat, True)
+        self.form.setRowVisible(self.printed, False)
+        self.button.setText("Set password and sign in")
+        self.back.setVisible(True)
+        self.password.clear()
+        self.repeat.clear()
+        self.show_info("")
+        self.password.setFocus()
+
+    def _choose_password(self, name: str, new: str) -> Session | None:
+        if new != self.repeat.text():
+            self.show_error("The two new passwords differ; type them again.")
+            self.password.clear()
+            self.repeat.clear()
+            self.password.setFocus()
+            return None
+        try:
+            self.log.users.change_own_password(name, self._forced_from or "", new)
+            session = self.log.login(name, new)
+        except InspectorError as exc:  # too short, same as the admin's, or the account locked meanwhile
+            self.show_error(f"Not changed: {exc}")
+            self.password.clear()
+            self.repeat.clear()
+            return None
+        self.reset()
         self.signed_in.emit(session)
         return session
 

@@ -42,6 +42,7 @@ DECISION_COLUMNS = [
     ("inspection_id", "Inspection"),
     ("operator", "Who"),
     ("role", "Role"),
+    ("password", "Password"),  # "admin-set": decided before the operator chose their own password
     ("kind", "Answer"),
     ("label_id", "Label"),
     ("picked_rank", "Rank"),
@@ -149,7 +150,14 @@ class AuditView(QWidget):
             ]
         )
         self.decisions.set_rows(
-            [{**r, "note": r["reason"] or r["typed_description"] or r["comment"]} for r in rows.decisions]
+            [
+                {
+                    **r,
+                    "note": r["reason"] or r["typed_description"] or r["comment"],
+                    "password": "admin-set" if r.get("admin_set_password") else "",
+                }
+                for r in rows.decisions
+            ]
         )
         self.events.set_rows(rows.events)
         more = f" (each list stops at {rows.limit}: narrow the period)" if rows.truncated else ""
