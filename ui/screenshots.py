@@ -219,6 +219,12 @@ def _qa(context: AppContext, out: Path) -> None:
     _save(view, out, "qa-impact.png")
     view.tabs.setCurrentWidget(view.agreement)
     _save(view, out, "qa-agreement.png")
+    view.tabs.setCurrentWidget(view.texts)  # the operators' "none of these" texts, grouped
+    _save(view, out, "qa-none-of-these.png")
+    view.tabs.setCurrentWidget(view.editor)
+    if view.editor.request_publish():  # the staged changes, asked once before they go into force
+        _save(view.editor.confirm, out, "qa-publish-confirm.png", (640, 480))
+        view.editor.confirm.reject()  # nothing is published: the fine-tuning shot works on the same library
     view.close()
 
 
@@ -260,7 +266,7 @@ def _finetune(context: AppContext, data: dict, out: Path) -> None:
 
 
 def render(out: Path, only: str | None = None) -> int:
-    """Render every view into `out` (only="finetune": just that one); 0 on success."""
+    """Render every view into `out` (only="finetune", "review" or "qa": just those); 0 on success."""
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(["screenshots"])
     app.setStyleSheet("")
@@ -280,6 +286,9 @@ def render(out: Path, only: str | None = None) -> int:
             data = _populate(station)
             if only == "finetune":
                 _finetune(AppContext(station, config, data["users"]["qa1"]), data, out)
+                return 0
+            if only == "qa":
+                _qa(AppContext(station, config, data["users"]["qa1"]), out)
                 return 0
             if only == "review":
                 trouble = next((p for p, r in data["results"] if needs_attention(r)), data["results"][0][0])
@@ -302,15 +311,15 @@ def render(out: Path, only: str | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m ui.screenshots [OUT_DIR] [--only finetune|review]`."""
+    """`python -m ui.screenshots [OUT_DIR] [--only finetune|review|qa]`."""
     args = list(sys.argv[1:] if argv is None else argv)
     only = None
     if "--only" in args:
         at = args.index("--only")
         only = args[at + 1] if at + 1 < len(args) else ""
         del args[at : at + 2]
-        if only not in ("finetune", "review"):
-            print("--only takes: finetune, review", file=sys.stderr)
+        if only not in ("finetune", "review", "qa"):
+            print("--only takes: finetune, review, qa", file=sys.stderr)
             return 2
     return render(Path(args[0] if args else "docs/screenshots"), only)
 

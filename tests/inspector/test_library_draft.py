@@ -127,4 +127,7 @@ def test_a_failing_edit_publishes_nothing(store_and_users) -> None:
     ]
     with pytest.raises(LibraryError, match="no active description"):
         publish(log.library, base, edits, qa)
-    assert log.library.current_version() == base and "a long gouge" not in log.library.library().label("scratch").descriptions
+    assert (
+        log.library.current_version() == base
+        and "a long gouge" not in log.library.library().label("scratch").descriptions
+    )
