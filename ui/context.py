@@ -26,6 +26,13 @@ class AppContext:
     # The line's outputs (inspector.line.outputs.LineOutputs) when the station has any; the status shows them.
     line: Any = None
 
+    def refresh_library(self) -> bool:
+        """Pick up a newly published library version; through the follower when there is one, so every
+        view following its `library_changed` (the operator's footer, the status bar) shows it."""
+        if self.follower is not None:
+            return self.follower.refresh_library()
+        return self.station.refresh_library()
+
     def can(self, permission: str) -> bool:
         """Whether the signed-in user's role has `permission` (the core enforces it regardless)."""
         return self.user is not None and permission in MATRIX.get(self.user.role, frozenset())

@@ -121,6 +121,9 @@ class MainWindow(QMainWindow):
             )
         )
         self.follower.failed.connect(lambda message: self.report("model", message, logged=True))
+        self.follower.library_changed.connect(
+            lambda version: self.statusBar().showMessage(f"library v{version} in force")
+        )
         self.login = LoginView(station.log)
         self.login.signed_in.connect(self._signed_in)
         self.stack.addWidget(self.login)
@@ -186,6 +189,8 @@ class MainWindow(QMainWindow):
             self.operator_view = OperatorView(self.context, self.source_factory, settings=self.settings)
             self.operator_view.fault.connect(lambda where, msg: self.report(where, msg, logged=where == "camera"))
             self.operator_view.recovered.connect(self._recovered)
+            if self.follower is not None:  # the footer follows the library in force, not only each new part
+                self.follower.library_changed.connect(self.operator_view.status.set_library)
             return self.operator_view
         if name == "Users":
             return UserAdminPanel(self.context)
@@ -265,8 +270,8 @@ class MainWindow(QMainWindow):
 
     def _refresh_library(self) -> None:
         try:
-            if self.station is not None and self.station.refresh_library():
-                self.statusBar().showMessage(f"library v{self.station.index.library_version} in force")
+            if self.follower is not None:
+                self.follower.refresh_library()  # the status bar and the footer follow library_changed
         except InspectorError as exc:
             self.report("library", str(exc))
         if self.follower is not None:

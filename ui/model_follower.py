@@ -5,6 +5,8 @@ same database) changes the registry; `check()` notices it with one small query, 
 and compiles the library for it in a Task, then swaps it in on the GUI thread (Station.adopt: one
 assignment, so the capture thread ranks each frame wholly with the old or wholly with the new
 model). A model that fails to load is reported once and the station keeps the model it had.
+It also follows the library in force: `refresh_library()` (the window's poll, a QA publish) and a
+model switch emit `library_changed(version)`, so every view shows the version the station ranks with.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class ModelFollower(QObject):
     switching = Signal(str)  # model id being loaded
     switched = Signal(str)  # model id now in use
     failed = Signal(str)  # why the station kept its model (already logged as an event)
+    library_changed = Signal(int)  # the library version the station now ranks with
 
     def __init__(self, station: Station, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -70,6 +73,13 @@ class ModelFollower(QObject):
         self.switching.emit(choice.model_id or choice.ref)
         return True
 
+    def refresh_library(self) -> bool:
+        """Pick up a newly published library version (GUI thread); True and `library_changed` if it changed."""
+        changed = self.station.refresh_library()
+        if changed:
+            self.library_changed.emit(self.station.index.library_version)
+        return changed
+
     def stop(self, wait_ms: int = 60_000) -> bool:
         """Shutdown: finish a running load and drop its result; True if nothing is left running."""
         self._stopped = True
@@ -78,6 +88,7 @@ class ModelFollower(QObject):
     def _adopt(self, state: ModelState) -> None:
         if self._stopped:
             return
+        before = self.station.index.library_version
         try:
             self.station.adopt(state, reason="the registry's active model changed (promotion or rollback)")
         except InspectorError as exc:
@@ -85,6 +96,8 @@ class ModelFollower(QObject):
             return
         self._failed_at = None
         self.switched.emit(state.model_id)
+        if self.station.index.library_version != before:  # a version published while the model loaded
+            self.library_changed.emit(self.station.index.library_version)
 
     def _failed(self, message: str) -> None:
         choice = self._choice

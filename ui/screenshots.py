@@ -219,6 +219,12 @@ def _qa(context: AppContext, out: Path) -> None:
     _save(view, out, "qa-impact.png")
     view.tabs.setCurrentWidget(view.agreement)
     _save(view, out, "qa-agreement.png")
+    view.tabs.setCurrentWidget(view.texts)  # the operators' "none of these" texts, grouped
+    _save(view, out, "qa-none-of-these.png")
+    view.tabs.setCurrentWidget(view.editor)
+    if view.editor.request_publish():  # the staged changes, asked once before they go into force
+        _save(view.editor.confirm, out, "qa-publish-confirm.png", (640, 480))
+        view.editor.confirm.reject()  # nothing is published: the fine-tuning shot works on the same library
     view.close()
 
 
@@ -289,7 +295,7 @@ def _finetune(context: AppContext, data: dict, out: Path) -> None:
 
 
 def render(out: Path, only: str | None = None) -> int:
-    """Render every view into `out` (only="finetune" / "review" / "correction": just those); 0 on success."""
+    """Render every view into `out` (only="finetune", "review", "correction" or "qa": just those); 0 on success."""
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(["screenshots"])
     app.setStyleSheet("")
@@ -312,6 +318,9 @@ def render(out: Path, only: str | None = None) -> int:
                 return 0
             if only == "correction":
                 _audit_correction(AppContext(station, config, data["users"]["qa1"]), data, out)
+                return 0
+            if only == "qa":
+                _qa(AppContext(station, config, data["users"]["qa1"]), out)
                 return 0
             if only == "review":
                 trouble = next((p for p, r in data["results"] if needs_attention(r)), data["results"][0][0])
@@ -363,15 +372,15 @@ def users_shots(station: Station, config: StationConfig, users: dict, out: Path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m ui.screenshots [OUT_DIR] [--only finetune|review|correction]`."""
+    """`python -m ui.screenshots [OUT_DIR] [--only finetune|review|correction|qa]`."""
     args = list(sys.argv[1:] if argv is None else argv)
     only = None
     if "--only" in args:
         at = args.index("--only")
         only = args[at + 1] if at + 1 < len(args) else ""
         del args[at : at + 2]
-        if only not in ("finetune", "review", "correction"):
-            print("--only takes: finetune, review, correction", file=sys.stderr)
+        if only not in ("finetune", "review", "correction", "qa"):
+            print("--only takes: finetune, review, correction, qa", file=sys.stderr)
             return 2
     return render(Path(args[0] if args else "docs/screenshots"), only)
 

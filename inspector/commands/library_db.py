@@ -36,7 +36,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    from inspector.library.labels import Label
+    from inspector.library.draft import Edit, publish
+    from inspector.library.labels import NEW_LABEL_DISPOSITION, NEW_LABEL_SEVERITY, Label
 
     with open_log(args) as log:
         qa = sign_in(log, args.user)
@@ -48,19 +49,14 @@ def _cmd_add(args: argparse.Namespace) -> int:
                     f"label {args.label!r} exists; {', '.join(given)} only apply to a new label"
                     " (retire it and add it again to change its fields)"
                 )
-            for text in args.description:
-                version = log.library.add_description(args.label, text, qa, args.reason)
-        else:
-            if not args.disposition:
-                raise LibraryError(
-                    f"{args.label!r} is not an active label; a new label needs --disposition"
-                    " (accept, rework, scrap or review)"
-                )
+            edits = [Edit("add_description", args.label, args.reason, text) for text in args.description]
+            version = publish(log.library, log.library.current_version(), edits, qa)  # one version for all
+        else:  # a new label: review and severity NEW_LABEL_SEVERITY unless QA says otherwise
             label = Label(
                 args.label,
                 args.name or args.label,
-                args.disposition,
-                args.severity or 0,
+                args.disposition or NEW_LABEL_DISPOSITION,
+                NEW_LABEL_SEVERITY if args.severity is None else args.severity,
                 tuple(t.strip() for t in args.description),
                 args.threshold,
             )
@@ -152,6 +148,8 @@ def _library_subparsers(sub: argparse._SubParsersAction) -> argparse._SubParsers
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add list/add/retire/import/export under the existing `library` command."""
+    from inspector.library.labels import NEW_LABEL_DISPOSITION, NEW_LABEL_SEVERITY
+
     lib = _library_subparsers(sub)
     c = lib.add_parser("list", help="labels and descriptions of the library in the database")
     c.add_argument("--version", type=int, help="a past version (default: the one in force)")
@@ -161,8 +159,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("label", help="label id")
     c.add_argument("--description", action="append", required=True, help="a description; repeat for more")
     c.add_argument("--name", help="display name of a new label")
-    c.add_argument("--disposition", help="for a new label: accept, rework, scrap or review")
-    c.add_argument("--severity", type=int, help="for a new label: 0 (none) to 5 (critical)")
+    c.add_argument(
+        "--disposition", help=f"for a new label: accept, rework, scrap or review (default: {NEW_LABEL_DISPOSITION})"
+    )
+    c.add_argument(
+        "--severity", type=int, help=f"for a new label: 0 (none) to 5 (critical) (default: {NEW_LABEL_SEVERITY})"
+    )
     c.add_argument("--threshold", type=float, help="for a new label: probability below which a part needs review")
     c.set_defaults(func=_cmd_add)
     c = lib.add_parser("retire", help="retire a label or one of its descriptions (QA); nothing is deleted")

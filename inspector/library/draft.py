@@ -1,10 +1,11 @@
-"""Draft library edits: staged, previewed (impact preview), then published one version per edit.
+"""Draft library edits: staged, previewed (impact preview), then published as ONE new version.
 
 A draft is a list of Edit records against the version that was in force when it was started.
 `apply_edits` gives the Library the draft would put in force (validated, nothing stored);
-`publish` hands each edit to the LibraryStore, which checks the 'edit_library' permission and
-records a new version with the edit's reason. One version per edit keeps every reason next to
-the change it explains in the history.
+`publish` hands the whole draft to the LibraryStore, which checks the 'edit_library' permission
+and records one version, all or nothing: a draft is reviewed (impact preview, the staged-changes
+list) as a whole, so it goes into force as a whole. Each edit's reason is kept in the version's
+reason and, per change, in its 'library_edit' event.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from inspector.errors import InspectorError, LibraryError
+from inspector.errors import LibraryError
 from inspector.library.labels import Example, Label, Library
-from inspector.library.store import LABEL_FIELDS, LibraryStore, StoredLabel
+from inspector.library.store import LABEL_FIELDS, LibraryStore, Step, StoredLabel
 from inspector.store.users import Session
 
 EDIT_ACTIONS: tuple[str, ...] = (
@@ -40,6 +41,9 @@ class Edit:
     label: Label | None = None  # the new label (add_label)
     changes: tuple[tuple[str, Any], ...] = ()  # (field, value) pairs (update_label)
     example: Example | None = None  # a stored example (add_example / retire_example; inspector.library.examples)
+    # The operators' "none of these" decisions this edit adopts (inspector.library.typed_texts): recorded
+    # with the published version, so they leave QA's list once the text is in force.
+    typed_from: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.action not in EDIT_ACTIONS:
@@ -122,11 +126,11 @@ def apply_edits(library: Library, edits: Sequence[Edit]) -> Library:
     return library
 
 
-def publish(store: LibraryStore, base_version: int, edits: Sequence[Edit], user: Session) -> list[int]:
-    """Record each edit as a new version (the store enforces 'edit_library'); returns the versions.
+def publish(store: LibraryStore, base_version: int, edits: Sequence[Edit], user: Session) -> int:
+    """Record the whole draft as ONE new version (the store enforces 'edit_library'); returns it.
 
     Refused when another version was published since the draft began: the draft was previewed
-    against a library that is no longer in force.
+    against a library that is no longer in force. Nothing is recorded when any edit fails.
     """
     if not edits:
         raise LibraryError("the draft is empty; stage a change first")
@@ -136,34 +140,21 @@ def publish(store: LibraryStore, base_version: int, edits: Sequence[Edit], user:
             f"library v{current} was published since this draft began (on v{base_version});"
             " discard the draft and make the change again on the library in force"
         )
-    versions: list[int] = []
-    for edit in edits:
-        try:
-            versions.append(_publish_one(store, edit, user))
-        except InspectorError as exc:
-            if not versions:
-                raise
-            done = ", ".join(f"v{v}" for v in versions)
-            raise LibraryError(
-                f"published {len(versions)} of {len(edits)} changes ({done}); then {edit.describe()} failed: {exc}"
-            ) from exc
-    return versions
+    steps = [_step(store, edit) for edit in edits]
+    reason = edits[0].reason if len(edits) == 1 else "; ".join(f"{e.describe()}: {e.reason}" for e in edits)
+    changes = [
+        {"action": e.action, "label_id": e.label_id, "change": e.describe(), "reason": e.reason}
+        | ({"typed_from": list(e.typed_from)} if e.typed_from else {})
+        for e in edits
+    ]
+    return store.publish_steps(steps, user, reason, detail={"changes": changes})
 
 
-def _publish_one(store: LibraryStore, edit: Edit, user: Session) -> int:
-    if edit.action == "add_label":
-        return store.add_label(edit.label, user, edit.reason)
-    if edit.action == "add_description":
-        return store.add_description(edit.label_id, edit.text, user, edit.reason)
-    if edit.action == "retire_description":
-        return store.retire_description(edit.label_id, edit.text, user, edit.reason)
-    if edit.action == "retire_label":
-        return store.retire_label(edit.label_id, user, edit.reason)
-    if edit.action == "add_example":
-        return store.add_example(edit.label_id, edit.example, user, edit.reason)
-    if edit.action == "retire_example":
-        return store.retire_example(edit.label_id, edit.example.sha256, user, edit.reason)
-    return store.update_label(edit.label_id, dict(edit.changes), user, edit.reason)
+def _step(store: LibraryStore, edit: Edit) -> Step:
+    example = edit.example
+    return store.step(
+        edit.action, edit.label_id, text=edit.text, label=edit.label, changes=dict(edit.changes), example=example
+    )
 
 
 def changes_from(label: Label | LabelRow, fields: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:

@@ -20,6 +20,11 @@ import yaml
 from inspector.errors import LibraryError
 
 DISPOSITIONS = ("accept", "rework", "scrap", "review")
+# A label added at the station is a defect nobody has judged yet: a person looks at its parts
+# (review) until QA sets what the line does with them; severity 0 would mean harmless, so the
+# middle of the scale. The GUI's new-label form and `inspector library add` start from these.
+NEW_LABEL_DISPOSITION = "review"
+NEW_LABEL_SEVERITY = 3
 FORMAT_VERSION = 2  # written when a label carries examples; format 1 files are still read
 READ_FORMATS = (1, 2)
 _LABEL_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")

@@ -9,7 +9,7 @@ The MAC'ed text-embedding cache it also carries lives in inspector.library.embed
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from inspector.library.labels import Example, Label, Library
 from inspector.library.snapshot import LABEL_FIELDS, Snapshot, StoredLabel, from_label
 from inspector.store.database import StationDB, event_row
 from inspector.store.users import Session, authorize
+
+Step = Callable[[Snapshot], Snapshot]  # one change of the library, applied to the version in force
 
 
 class LibraryStore(EmbeddingCache):
@@ -137,87 +139,85 @@ class LibraryStore(EmbeddingCache):
 
     def add_label(self, label: Label, user: Session, reason: str) -> int:
         """Add a new label (or bring a retired one back with these fields and descriptions)."""
-
-        def change(old: Snapshot) -> Snapshot:
-            if label.id in old and not old[label.id].retired:
-                raise LibraryError(f"label {label.id!r} exists; add descriptions to it or retire it first")
-            return {**old, label.id: from_label(label, old.get(label.id))}
-
-        return self._change(user, reason, "add_label", change)
+        return self._change(user, reason, "add_label", self.step("add_label", label.id, label=label))
 
     def add_description(self, label_id: str, text: str, user: Session, reason: str) -> int:
         """Add a description to an active label (a retired identical text is brought back)."""
-
-        def change(old: Snapshot) -> Snapshot:
-            stored = self._active(old, label_id)
-            texts = [(t, r) for t, r in stored.descriptions if t != text.strip()] + [(text.strip(), False)]
-            return {**old, label_id: replace(stored, descriptions=tuple(texts))}
-
-        return self._change(user, reason, "add_description", change)
+        return self._change(user, reason, "add_description", self.step("add_description", label_id, text=text))
 
     def update_label(self, label_id: str, changes: Mapping[str, Any], user: Session, reason: str) -> int:
         """Change an active label's name, disposition, severity or threshold; descriptions stay."""
-        unknown = sorted(set(changes) - set(LABEL_FIELDS))
-        if unknown:
-            raise LibraryError(
-                f"cannot change {', '.join(unknown)}; a label's editable fields are {', '.join(LABEL_FIELDS)}"
-            )
-
-        def change(old: Snapshot) -> Snapshot:
-            return {**old, label_id: replace(self._active(old, label_id), **changes)}
-
-        return self._change(user, reason, "update_label", change)
+        return self._change(user, reason, "update_label", self.step("update_label", label_id, changes=changes))
 
     def retire_label(self, label_id: str, user: Session, reason: str) -> int:
         """Retire a label with its descriptions and examples; it stays in the history."""
-
-        def change(old: Snapshot) -> Snapshot:
-            return {**old, label_id: self._active(old, label_id).retired_all()}
-
-        return self._change(user, reason, "retire_label", change)
+        return self._change(user, reason, "retire_label", self.step("retire_label", label_id))
 
     def add_example(self, label_id: str, example: Example, user: Session, reason: str) -> int:
         """Add a stored example (by its SHA-256, see inspector.library.examples) to an active label."""
-        if not example.sha256:
-            raise LibraryError(
-                "store the example image first (inspector.library.examples); the library names it by hash"
-            )
-        from inspector.library.examples import read_example
-
-        read_example(example, label_id, self.sdb.image_root)  # the image is there, decodes, and the box fits
-
-        def change(old: Snapshot) -> Snapshot:
-            stored = self._active(old, label_id)
-            kept = [(e, r) for e, r in stored.examples if e.sha256 != example.sha256]
-            return {**old, label_id: replace(stored, examples=(*kept, (example, False)))}
-
-        return self._change(user, reason, "add_example", change)
+        return self._change(user, reason, "add_example", self.step("add_example", label_id, example=example))
 
     def retire_example(self, label_id: str, sha256: str, user: Session, reason: str) -> int:
         """Retire one example of a label (the image stays in the store and in the history)."""
-
-        def change(old: Snapshot) -> Snapshot:
-            stored = self._active(old, label_id)
-            if sha256 not in {e.sha256 for e in stored.active_examples}:
-                raise LibraryError(f"label {label_id!r} has no active example {sha256[:12]!r}")
-            examples = tuple((e, r or e.sha256 == sha256) for e, r in stored.examples)
-            return {**old, label_id: replace(stored, examples=examples)}
-
-        return self._change(user, reason, "retire_example", change)
+        step = self.step("retire_example", label_id, example=Example(sha256=sha256))
+        return self._change(user, reason, "retire_example", step)
 
     def retire_description(self, label_id: str, text: str, user: Session, reason: str) -> int:
         """Retire one description of a label (not its last: retire the label instead)."""
+        return self._change(user, reason, "retire_description", self.step("retire_description", label_id, text=text))
+
+    def publish_steps(
+        self, steps: Sequence[Step], user: Session, reason: str, detail: Mapping[str, Any] | None = None
+    ) -> int:
+        """Several changes (from `step`) recorded as ONE new version, applied in order; all or nothing."""
+        if not steps:
+            raise LibraryError("nothing to publish; stage a change first")
 
         def change(old: Snapshot) -> Snapshot:
-            stored = self._active(old, label_id)
-            if text not in stored.active_descriptions:
-                raise LibraryError(f"label {label_id!r} has no active description {text!r}")
-            if len(stored.active_descriptions) == 1 and not stored.active_examples:
-                raise LibraryError(f"{text!r} is the last description of label {label_id!r}; retire the label instead")
-            texts = tuple((t, r or t == text) for t, r in stored.descriptions)
-            return {**old, label_id: replace(stored, descriptions=texts)}
+            for step in steps:
+                old = step(old)
+            return old
 
-        return self._change(user, reason, "retire_description", change)
+        return self._change(user, reason, "publish_draft", change, detail=detail)
+
+    def step(
+        self,
+        action: str,
+        label_id: str,
+        *,
+        text: str = "",
+        label: Label | None = None,
+        changes: Mapping[str, Any] | None = None,
+        example: Example | None = None,
+    ) -> Step:
+        """One change as a Snapshot -> Snapshot function (checked when applied); `publish_steps` records several."""
+        if action == "add_label":
+            return lambda old: _add_label(old, label)
+        if action == "add_description":
+            return lambda old: _add_description(old, label_id, text.strip())
+        if action == "retire_description":
+            return lambda old: _retire_description(old, label_id, text)
+        if action == "retire_label":
+            return lambda old: {**old, label_id: _active(old, label_id).retired_all()}
+        if action == "update_label":
+            unknown = sorted(set(changes or {}) - set(LABEL_FIELDS))
+            if unknown:
+                raise LibraryError(
+                    f"cannot change {', '.join(unknown)}; a label's editable fields are {', '.join(LABEL_FIELDS)}"
+                )
+            return lambda old: {**old, label_id: replace(_active(old, label_id), **dict(changes or {}))}
+        if action == "add_example":
+            if not example.sha256:
+                raise LibraryError(
+                    "store the example image first (inspector.library.examples); the library names it by hash"
+                )
+            from inspector.library.examples import read_example
+
+            read_example(example, label_id, self.sdb.image_root)  # the image is there, decodes, and the box fits
+            return lambda old: _add_example(old, label_id, example)
+        if action == "retire_example":
+            return lambda old: _retire_example(old, label_id, example.sha256)
+        raise LibraryError(f"unknown library change {action!r}")
 
     def export_yaml(self, path: str | Path, version: int | None = None) -> Path:
         """Write a version (default: in force) as library YAML, its examples in FILE.examples/; never overwrites."""
@@ -233,13 +233,6 @@ class LibraryStore(EmbeddingCache):
             )
         return rows[0]["name"], rows[0]["description"]
 
-    @staticmethod
-    def _active(old: Snapshot, label_id: str) -> StoredLabel:
-        if label_id not in old or old[label_id].retired:
-            active = ", ".join(k for k, v in old.items() if not v.retired)
-            raise LibraryError(f"there is no active label {label_id!r}; active labels: {active or 'none'}")
-        return old[label_id]
-
     def _change(
         self,
         user: Session,
@@ -247,6 +240,7 @@ class LibraryStore(EmbeddingCache):
         action: str,
         change: Callable[[Snapshot], Snapshot],
         meta: tuple[str, str] | None = None,
+        detail: Mapping[str, Any] | None = None,
     ) -> int:
         authorize(self.sdb, user, "edit_library", f"library_{action}")
         if not reason.strip():
@@ -265,7 +259,7 @@ class LibraryStore(EmbeddingCache):
                     "library_edit",
                     user.name,
                     f"library v{v}",
-                    {"action": action, "version": v, "reason": reason.strip()},
+                    {"action": action, "version": v, "reason": reason.strip(), **(detail or {})},
                 ),
             )
         return v
@@ -313,3 +307,44 @@ class LibraryStore(EmbeddingCache):
                     },
                 )
         return v
+
+
+def _active(old: Snapshot, label_id: str) -> StoredLabel:
+    if label_id not in old or old[label_id].retired:
+        active = ", ".join(k for k, v in old.items() if not v.retired)
+        raise LibraryError(f"there is no active label {label_id!r}; active labels: {active or 'none'}")
+    return old[label_id]
+
+
+def _add_label(old: Snapshot, label: Label) -> Snapshot:
+    if label.id in old and not old[label.id].retired:
+        raise LibraryError(f"label {label.id!r} exists; add descriptions to it or retire it first")
+    return {**old, label.id: from_label(label, old.get(label.id))}
+
+
+def _add_description(old: Snapshot, label_id: str, text: str) -> Snapshot:
+    stored = _active(old, label_id)
+    texts = [(t, r) for t, r in stored.descriptions if t != text] + [(text, False)]
+    return {**old, label_id: replace(stored, descriptions=tuple(texts))}
+
+
+def _retire_description(old: Snapshot, label_id: str, text: str) -> Snapshot:
+    stored = _active(old, label_id)
+    if text not in stored.active_descriptions:
+        raise LibraryError(f"label {label_id!r} has no active description {text!r}")
+    if len(stored.active_descriptions) == 1 and not stored.active_examples:
+        raise LibraryError(f"{text!r} is the last description of label {label_id!r}; retire the label instead")
+    return {**old, label_id: replace(stored, descriptions=tuple((t, r or t == text) for t, r in stored.descriptions))}
+
+
+def _add_example(old: Snapshot, label_id: str, example: Example) -> Snapshot:
+    stored = _active(old, label_id)
+    kept = [(e, r) for e, r in stored.examples if e.sha256 != example.sha256]
+    return {**old, label_id: replace(stored, examples=(*kept, (example, False)))}
+
+
+def _retire_example(old: Snapshot, label_id: str, sha256: str) -> Snapshot:
+    stored = _active(old, label_id)
+    if sha256 not in {e.sha256 for e in stored.active_examples}:
+        raise LibraryError(f"label {label_id!r} has no active example {sha256[:12]!r}")
+    return {**old, label_id: replace(stored, examples=tuple((e, r or e.sha256 == sha256) for e, r in stored.examples))}

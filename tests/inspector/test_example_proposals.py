@@ -49,7 +49,7 @@ def test_operator_proposes_qa_accepts(tmp_path: Path) -> None:
             publish(log.library, 1, [edit], op)  # the operator alone cannot change the library
         with pytest.raises(AccessDenied):
             settle_proposal(log, pid, True, op)
-        assert publish(log.library, 1, [edit], qa) == [2]
+        assert publish(log.library, 1, [edit], qa) == 2
         settle_proposal(log, pid, True, qa)
         assert open_proposals(log) == []
         assert log.library.library(2).label("dent").examples[0].sha256 == log.inspection(inspection)["image_sha256"]

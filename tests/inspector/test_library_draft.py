@@ -1,7 +1,8 @@
-"""Draft library edits: applied as the store would, published one version per edit, roles enforced."""
+"""Draft library edits: applied as the store would, published as one version, roles enforced."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -48,11 +49,14 @@ def test_apply_matches_what_publishing_stores(store_and_users) -> None:
     assert [label.id for label in draft.labels] == ["scratch", "dent"]
     assert draft.label("scratch").descriptions == ("a thin scratch", "a long gouge")
     assert (draft.label("scratch").disposition, draft.label("scratch").threshold) == ("scrap", 0.5)
-    versions = publish(log.library, base, edits, qa)
-    assert versions == list(range(base + 1, base + 6))
+    assert publish(log.library, base, edits, qa) == base + 1  # the whole draft is ONE version
+    assert log.library.current_version() == base + 1
     assert log.library.library() == draft
-    history = log.library.history()[-5:]
-    assert [h["reason"] for h in history] == [e.reason for e in edits] and {h["user"] for h in history} == {"qa1"}
+    last = log.library.history()[-1]
+    assert last["user"] == "qa1" and all(e.reason in last["reason"] for e in edits)
+    event = json.loads(log.events(kind="library_edit")[-1]["detail"])
+    assert event["action"] == "publish_draft" and event["version"] == base + 1
+    assert [(c["action"], c["reason"]) for c in event["changes"]] == [(e.action, e.reason) for e in edits]
     assert "gouge" in edits[0].describe() and "disposition = scrap" in edits[3].describe()
 
 
@@ -80,7 +84,7 @@ def test_operator_is_refused_and_logged_stale_draft_is_refused(store_and_users) 
         publish(log.library, base, edits, op)
     assert log.library.current_version() == base
     denied = log.events(kind="denied")
-    assert denied and denied[-1]["user"] == "op1" and denied[-1]["subject"] == "library_add_description"
+    assert denied and denied[-1]["user"] == "op1" and denied[-1]["subject"] == "library_publish_draft"
     log.library.add_description("ok", "a spotless part", qa, "someone else's edit")
     with pytest.raises(LibraryError, match="since this draft began"):
         publish(log.library, base, edits, qa)
@@ -112,3 +116,18 @@ def test_draft_rows_lay_the_draft_over_the_version_in_force(store_and_users) -> 
     assert rows["dent"].status == "new" and rows["dent"].descriptions == (("a dent", "new"),)
     unchanged = draft_rows(log.library.labels(), log.library.library())
     assert [r.status for r in unchanged] == ["active", "active"]
+
+
+def test_a_failing_edit_publishes_nothing(store_and_users) -> None:
+    log, qa, _ = store_and_users
+    base = log.library.current_version()
+    edits = [
+        Edit("add_description", "scratch", "operators say gouge", "a long gouge"),
+        Edit("retire_description", "ok", "a stale draft", "not there"),  # refused by the store
+    ]
+    with pytest.raises(LibraryError, match="no active description"):
+        publish(log.library, base, edits, qa)
+    assert (
+        log.library.current_version() == base
+        and "a long gouge" not in log.library.library().label("scratch").descriptions
+    )

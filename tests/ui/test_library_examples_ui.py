@@ -56,7 +56,8 @@ def test_qa_attaches_examples_from_a_logged_part_and_a_file(qtbot, setup, tmp_pa
     )
 
     qtbot.mouseClick(editor.draft_box.publish_button, Qt.MouseButton.LeftButton)
-    assert st.log.library.current_version() == 3 and st.index.examples is not None
+    qtbot.mouseClick(editor.confirm.publish_button, Qt.MouseButton.LeftButton)  # the staged changes, asked once
+    assert st.log.library.current_version() == 2 and st.index.examples is not None  # both examples: one version
     assert st.index.library.label("scratch").examples[0].reason == "gouges are scratches on this line"
     rgb[..., 0] = 20
     from datetime import datetime

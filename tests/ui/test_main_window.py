@@ -139,6 +139,26 @@ def test_capture_pauses_when_the_operator_tab_is_hidden(qtbot, window) -> None:
     qtbot.waitUntil(lambda: len(window.station.log.inspections()) > count, timeout=5000)
 
 
+def test_footer_follows_the_library_in_force_while_the_line_is_paused(qtbot, window) -> None:
+    """Issue 15 item 8: QA publishes (the operator tab hidden, so no new part) and the footer shows the
+    new version at once, as the status bar does; so does a version published from the CLI."""
+    from inspector.library.draft import Edit
+
+    _sign_in(window, "qa1")
+    footer = window.operator_view.status.library
+    qtbot.waitUntil(lambda: window.operator_view.current is not None, timeout=5000)
+    assert footer.text() == "library v1"
+    window.tabs.setCurrentIndex(1)  # QA: the capture pauses, no part arrives to carry the version
+    editor = window.tabs.widget(1).editor
+    assert editor.stage(Edit("add_description", "scratch", "operators call it a gouge", "a long gouge"))
+    assert editor.publish_draft() == 2
+    assert footer.text() == "library v2" and window.statusBar().currentMessage() == "library v2 in force"
+    qa = window.context.user
+    window.station.log.library.add_description("ok", "a spotless part", qa, "from the CLI")  # another writer
+    window._refresh_library()  # the window's poll
+    assert footer.text() == "library v3" and window.statusBar().currentMessage() == "library v3 in force"
+
+
 def test_sign_out_state_and_clean_shutdown(qtbot, window) -> None:
     _sign_in(window, "qa1")
     view: OperatorView = window.operator_view

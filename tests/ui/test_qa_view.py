@@ -22,7 +22,7 @@ from ui.context import AppContext
 from ui.qa.view import QAView
 
 DIM = 8
-TEXT = {"clean": 0, "scratch": 1, "crack": 2, "fracture": 3, "gouge": 4}
+TEXT = {"clean": 0, "scratch": 1, "crack": 2, "fracture": 3, "gouge": 4, "a gouge": 4}
 # red value -> {basis index: weight}. With the draft below (gouge joins scratch; crack loses "crack"),
 # by hand: 10 stays ok; 20 ok -> scratch; 30 crack -> scratch; 40 scratch -> crack (see test_impact.py).
 IMAGES = {10: {0: 1.0}, 20: {0: 0.1, 4: 1.0}, 30: {2: 1.0, 1: 0.3}, 40: {3: 1.0, 1: 0.7}}
@@ -108,7 +108,7 @@ def test_view_opens_for_each_role_and_edit_actions_follow_it(qtbot, setup, role:
     view.show()
     editable = role == "qa"
     form = view.editor.form
-    assert view.tabs.count() == 6 and view.editor.labels_table.rowCount() == 3
+    assert view.tabs.count() == 7 and view.editor.labels_table.rowCount() == 3
     assert form.add_label_button.isEnabled() is editable and form.reason.isEnabled() is editable
     assert form.add_description_button.isEnabled() is editable  # the first label is selected
     assert not view.editor.draft_box.publish_button.isEnabled()  # nothing staged yet
@@ -125,7 +125,7 @@ def test_operator_forced_publish_is_refused_by_the_core_and_logged(qtbot, setup)
     assert view.editor.status.is_error and "may not edit library" in view.editor.status.text()
     assert st.log.library.current_version() == 1
     denied = st.log.events(kind="denied")[-1]
-    assert (denied["user"], denied["subject"]) == ("op1", "library_add_description")
+    assert (denied["user"], denied["subject"]) == ("op1", "library_publish_draft")
 
 
 def test_qa_edit_through_the_form_publishes_a_new_version(qtbot, setup) -> None:
@@ -139,6 +139,8 @@ def test_qa_edit_through_the_form_publishes_a_new_version(qtbot, setup) -> None:
     assert [e.describe() for e in editor.edits] == ["scratch: add description 'gouge'"]
     assert editor.labels_table.item(1, 6).text() == "changed (draft)"
     qtbot.mouseClick(editor.draft_box.publish_button, Qt.MouseButton.LeftButton)
+    assert editor.confirm.isVisible() and st.log.library.current_version() == 1  # asked first
+    qtbot.mouseClick(editor.confirm.publish_button, Qt.MouseButton.LeftButton)
     assert st.log.library.current_version() == 2 and editor.edits == ()
     assert st.index.library_version == 2 and "gouge" in st.index.library.label("scratch").descriptions
     assert editor.history.item(0, 0).text() == "v2" and editor.history.item(0, 2).text() == "qa1"
@@ -209,3 +211,85 @@ def test_agreement_figures_and_plot(qtbot, setup) -> None:
     assert confusion.columnCount() == 2 and confusion.horizontalHeaderItem(1).text() == "None of these"
     image = view.agreement.chart.grab().toImage()
     assert image.width() > 0 and image.pixelColor(image.width() // 2, image.height() // 2).isValid()
+
+
+def test_none_of_these_texts_are_adopted_through_the_draft_and_published_once(qtbot, setup, tmp_path) -> None:
+    """Issue 15 item 5: the operator's text shows in QA; adopting it stages a draft edit; publishing
+    (asked once, the staged changes listed) makes one version and the text leaves the list."""
+    st, users, ids = setup
+    view = _view(qtbot, st, users["qa"])
+    view.resize(1280, 800)
+    view.show()
+    view.tabs.setCurrentWidget(view.texts)
+    texts = view.texts
+    row = [texts.table.item(0, c).text() for c in range(5)]
+    assert texts.table.rowCount() == 1 and row[0] == "a gouge" and row[2:] == [f"#{ids[20]}", "op1", "1"]
+    texts.label_choice.setCurrentIndex(texts.label_choice.findData("scratch"))
+    assert texts.adopt_button.text() == "Adopt as description of Scratch [scratch]"
+    qtbot.mouseClick(texts.adopt_button, Qt.MouseButton.LeftButton)  # no reason yet
+    assert view.editor.edits == () and texts.status.is_error and "reason" in texts.status.text()
+    texts.reason.setText("operators call it a gouge")
+    qtbot.mouseClick(texts.adopt_button, Qt.MouseButton.LeftButton)
+    [edit] = view.editor.edits
+    assert (edit.action, edit.label_id, edit.text) == ("add_description", "scratch", "a gouge") and edit.typed_from
+    assert texts.table.item(0, 0).text() == "a gouge (staged in the draft)" and st.log.library.current_version() == 1
+    assert texts.grab().save(str(tmp_path / "qa_none_of_these.png"))  # looked at while writing this test
+
+    view.tabs.setCurrentWidget(view.editor)
+    assert view.editor.stage(DRAFT[1])  # a second change in the same draft
+    qtbot.mouseClick(view.editor.draft_box.publish_button, Qt.MouseButton.LeftButton)
+    confirm = view.editor.confirm
+    assert confirm.isVisible() and "2 staged changes as ONE library version, v2" in confirm.heading.text()
+    assert confirm.lines() == [
+        "~ label Scratch [scratch]",
+        "    + description \u201ca gouge\u201d",
+        "~ label Crack [crack]",
+        "    \u2212 description \u201ccrack\u201d",
+    ]
+    assert confirm.grab().save(str(tmp_path / "qa_publish_confirm.png"))
+    qtbot.mouseClick(confirm.publish_button, Qt.MouseButton.LeftButton)
+    assert st.log.library.current_version() == 2 and len(st.log.library.history()) == 2  # one version for both
+    assert "a gouge" in st.index.library.label("scratch").descriptions
+    view.tabs.setCurrentWidget(view.texts)
+    assert texts.table.rowCount() == 0  # adopted and in force: no longer open
+
+
+def test_dismissing_a_text_needs_a_reason_and_follows_the_role(qtbot, setup) -> None:
+    st, users, _ = setup
+    view = _view(qtbot, st, users["qa"])
+    texts = view.texts
+    qtbot.mouseClick(texts.dismiss_button, Qt.MouseButton.LeftButton)
+    assert texts.status.is_error and "why" in texts.status.text() and texts.table.rowCount() == 1
+    texts.reason.setText("a tool mark from the test rig, not on production parts")
+    qtbot.mouseClick(texts.dismiss_button, Qt.MouseButton.LeftButton)
+    assert texts.table.rowCount() == 0 and not texts.status.is_error
+    [event] = st.log.events(kind="none_of_these_dismissed")
+    assert event["user"] == "qa1" and "tool mark" in event["detail"]
+    assert _view(qtbot, st, users["qa"]).texts.table.rowCount() == 0  # not shown again
+    auditor = _view(qtbot, st, users["auditor"]).texts
+    assert not auditor.dismiss_button.isEnabled() and not auditor.adopt_button.isEnabled()
+    operator = _view(qtbot, st, users["operator"]).texts
+    assert operator.table.rowCount() == 0 and "may not see" in operator.status.text()
+
+
+def test_publish_can_be_declined_and_a_new_label_defaults_to_review(qtbot, setup) -> None:
+    """Issue 15 item 7: a new label starts at review, severity 3; Cancel keeps the draft unpublished."""
+    st, users, _ = setup
+    view = _view(qtbot, st, users["qa"])
+    form = view.editor.form
+    assert (form.new_disposition.currentText(), form.new_severity.value()) == ("review", 3)
+    form.reason.setText("seen on line 2")
+    form.new_id.setText("burr")
+    form.new_description.setText("a sharp burr on the edge")
+    qtbot.mouseClick(form.add_label_button, Qt.MouseButton.LeftButton)
+    [edit] = view.editor.edits
+    assert (edit.label.disposition, edit.label.severity) == ("review", 3)
+    assert (form.new_disposition.currentText(), form.new_severity.value()) == ("review", 3)  # reset for the next
+    qtbot.mouseClick(view.editor.draft_box.publish_button, Qt.MouseButton.LeftButton)
+    assert view.editor.confirm.lines() == [
+        "+ new label burr [burr]: review, severity 3",
+        "    + description \u201ca sharp burr on the edge\u201d",
+    ]
+    view.editor.confirm.reject()
+    assert st.log.library.current_version() == 1 and len(view.editor.edits) == 1
+    assert "Not published" in view.editor.status.text()

@@ -86,7 +86,11 @@ class StatusPanel(QWidget):
     def set_model(self, model_id: str, library_version: int) -> None:
         self.model.setText(f"model {model_id[:12]}")
         self.model.setToolTip(model_id)
-        self.library.setText(f"library v{library_version}")
+        self.set_library(library_version)
+
+    def set_library(self, version: int) -> None:
+        """The library version in force (also between parts: a version published while the line is quiet)."""
+        self.library.setText(f"library v{version}")
 
     def set_rate(self, per_minute: float | None) -> None:
         """Parts per minute (inspector.frame.live.RateMeter); '—' until it has enough parts and time."""

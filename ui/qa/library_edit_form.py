@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from inspector.errors import InspectorError
 from inspector.library.draft import Edit, LabelRow, changes_from
-from inspector.library.labels import DISPOSITIONS, Label
+from inspector.library.labels import DISPOSITIONS, NEW_LABEL_DISPOSITION, NEW_LABEL_SEVERITY, Label
 
 _LIVE = ("active", "changed", "new")  # label / description states that can still be edited or retired
 
@@ -66,6 +66,8 @@ class LibraryEditForm(QGroupBox):
             spin.setRange(0, 5)
             spin.setToolTip("0 = none ... 5 = critical")
             spin.setMaximumWidth(70)
+        self._new_label_defaults()
+        self.new_disposition.setToolTip("A new defect starts at review: a person looks at its parts until QA decides")
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.0, 1.0)
         self.threshold.setSingleStep(0.05)
@@ -164,6 +166,12 @@ class LibraryEditForm(QGroupBox):
         """After a change was staged: every change needs its own reason."""
         for field in (self.reason, self.description, self.new_id, self.new_name, self.new_description):
             field.clear()
+        self._new_label_defaults()
+
+    def _new_label_defaults(self) -> None:
+        # Never 'accept', severity 0: an unjudged new defect must not pass parts (issue 15 item 7).
+        self.new_disposition.setCurrentText(NEW_LABEL_DISPOSITION)
+        self.new_severity.setValue(NEW_LABEL_SEVERITY)
 
     def _refresh(self) -> None:
         live = self._can_edit and self._row is not None and self._row.status in _LIVE

@@ -1,9 +1,10 @@
 """The QA engineer's library editor: labels, descriptions, the draft, publishing and the history.
 
 Changes are staged in a draft (inspector.library.draft) laid over the version in force, so the
-impact preview can show what they would do before anything is published. Publishing hands
-each edit to the LibraryStore, which enforces 'edit_library' and records a new version with the
-edit's reason; the station then picks the new version up for the next part.
+impact preview can show what they would do before anything is published. Publish first shows
+the staged changes as a diff and asks once (PublishConfirm); the whole draft then goes to the
+LibraryStore, which enforces 'edit_library' and records ONE new version with every edit's reason;
+the station picks it up for the next part.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from PySide6.QtWidgets import (
 
 from inspector.errors import InspectorError
 from inspector.library.draft import Edit, LabelRow, apply_edits, draft_rows, publish
+from inspector.library.draft_diff import staged_changes
 from inspector.library.labels import Library
 from ui.context import AppContext
 from ui.qa.library_draft_box import DraftBox
 from ui.qa.library_edit_form import LibraryEditForm
 from ui.qa.library_history import LibraryHistory
+from ui.qa.publish_confirm import PublishConfirm
 from ui.widgets.status_line import StatusLine
 
 _COLUMNS = ("Label", "Name", "Disposition", "Sev.", "Threshold", "Texts", "Status")
@@ -86,6 +89,9 @@ class LibraryEditor(QWidget):
         self.draft_box = DraftBox()
         self.history = LibraryHistory()
         self.status = StatusLine()
+        self.confirm = PublishConfirm(self)  # opened window-modal (not exec): the GUI thread keeps running
+        self.confirm.accepted.connect(self.publish_draft)
+        self.confirm.rejected.connect(lambda: self.status.show_info("Not published; the draft is kept."))
 
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(_titled(QLabel("Labels (the draft laid over the version in force)"), self.labels_table))
@@ -112,7 +118,7 @@ class LibraryEditor(QWidget):
         self.draft_box.remove_requested.connect(self.remove_edit)
         self.draft_box.discard_requested.connect(self.discard)
         self.draft_box.preview_requested.connect(self.preview_requested)
-        self.draft_box.publish_requested.connect(self.publish_draft)
+        self.draft_box.publish_requested.connect(self.request_publish)
         self._rows: list[LabelRow] = []
         self._edits: list[Edit] = []
         self.reload()
@@ -180,23 +186,38 @@ class LibraryEditor(QWidget):
         self.status.show_info("Draft discarded; nothing was published.")
         self._draft_edited()
 
-    def publish_draft(self) -> list[int] | None:
-        """Publish every staged edit as a new version (the core checks the role); the versions or None."""
+    def request_publish(self) -> bool:
+        """The Publish button: show the staged changes as a diff and ask once; True if the question is open."""
+        if not self._edits:
+            return False
+        try:
+            lines = staged_changes(self.context.station.log.library.labels(self._base_version), self.draft_library())
+        except InspectorError as exc:
+            self.status.show_error(f"Not published: {exc}")
+            return False
+        self.confirm.set_draft(lines, self._edits, self._base_version)
+        self.confirm.open()
+        return True
+
+    def publish_draft(self) -> int | None:
+        """Publish every staged edit as ONE new version (the core checks the role); the version or None."""
         store = self.context.station.log.library
         try:
-            versions = publish(store, self._base_version, self._edits, self.context.user)
+            version = publish(store, self._base_version, self._edits, self.context.user)
         except InspectorError as exc:
             self.status.show_error(f"Not published: {exc}")
             if store.current_version() != self._base_version:
-                self.reload()  # part of it (or someone else's edit) is in force now: show what is
+                self.reload()  # someone else's edit is in force now: show what is
             return None
-        self.context.station.refresh_library()  # live on the next part, no retraining
+        count = len(self._edits)
+        self.context.refresh_library()  # live on the next part, no retraining; every view hears of it
         self.reload()
-        first, last = versions[0], versions[-1]
-        span = f"v{first}" if first == last else f"v{first} to v{last}"
-        self.status.show_info(f"Published {span}; the station ranks the next part with v{last}.")
-        self.published.emit(last)
-        return versions
+        self.status.show_info(
+            f"Published v{version} ({count} change{'s' if count != 1 else ''});"
+            f" the station ranks the next part with v{version}."
+        )
+        self.published.emit(version)
+        return version
 
     def _draft_edited(self) -> None:
         self._render()

@@ -1,7 +1,8 @@
-"""The QA engineer's view: library editor, impact preview, agreement figures, fine-tuning.
+"""The QA engineer's view: library editor, operators' texts, impact preview, agreement, fine-tuning.
 
-A composition only: the editor's draft feeds the impact preview, and a published version
-refreshes the agreement figures' label names. Every action goes through inspector/.
+A composition only: the editor's draft feeds the impact preview, an adopted "none of these" text
+is staged in the editor's draft, and a published version refreshes the agreement figures' label
+names and the texts list. Every action goes through inspector/.
 """
 
 from __future__ import annotations
@@ -15,20 +16,23 @@ from ui.qa.finetune_panel import FinetunePanel
 from ui.qa.impact_view import ImpactView
 from ui.qa.library_editor import LibraryEditor
 from ui.qa.report_panel import ReportPanel
+from ui.qa.typed_texts_view import TypedTextsView
 
 
 class QAView(QWidget):
-    """Tabs: Library, Impact preview, Agreement, Fine-tuning, Report & drift, Search."""
+    """Tabs: Library, None of these, Impact preview, Agreement, Fine-tuning, Report & drift, Search."""
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
         self.editor = LibraryEditor(context)
+        self.texts = TypedTextsView(context, lambda: {i for e in self.editor.edits for i in e.typed_from})
         self.impact = ImpactView(context)
         self.agreement = AgreementView(context)
         self.finetune = FinetunePanel(context)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.editor, "Library")
+        self.tabs.addTab(self.texts, "None of these")
         self.tabs.addTab(self.impact, "Impact preview")
         self.tabs.addTab(self.agreement, "Agreement")
         self.tabs.addTab(self.finetune, "Fine-tuning")
@@ -52,6 +56,8 @@ class QAView(QWidget):
         self.editor.draft_changed.connect(self.impact.set_draft)
         self.editor.preview_requested.connect(self.preview)
         self.editor.published.connect(lambda _version: self.agreement.refresh())
+        self.editor.draft_changed.connect(lambda _draft: self.texts.refresh())  # staged / discarded / published
+        self.texts.adopted.connect(self._adopt)
         self.tabs.currentChanged.connect(self._tab_changed)
 
     def shutdown(self) -> None:
@@ -63,9 +69,20 @@ class QAView(QWidget):
         self.tabs.setCurrentWidget(self.impact)
         return self.impact.start()
 
+    def _adopt(self, edit) -> None:
+        """An adopted "none of these" text: staged in the library draft, published with it."""
+        if self.editor.stage(edit):
+            self.texts.status.show_info(
+                f"Staged in the library draft: {edit.describe()}. Preview and publish it from the Library tab."
+            )
+        else:
+            self.texts.status.show_error(self.editor.status.text())
+
     def _tab_changed(self, _index: int) -> None:
         if self.tabs.currentWidget() is self.agreement:
             self.agreement.refresh()  # decisions keep arriving while QA works on the library
+        elif self.tabs.currentWidget() is self.texts:
+            self.texts.refresh()  # so do operators' "none of these" answers
 
     def _open_found(self, inspection_id: int) -> None:
         """A search result clicked in QA: the inspection in full, in a window beside the view (issue 17)."""
