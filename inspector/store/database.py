@@ -23,6 +23,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from inspector.errors import DataError, InspectorError
+from inspector.store import model_aliases
 from inspector.store.anchor import Anchor, AnchorError, load_key, read_anchor, write_anchor
 from inspector.store.chain import RECORD_TABLES, ChainReport, append_entry, head, verify_chain
 from inspector.store.migrations import MIGRATIONS
@@ -322,6 +323,9 @@ def open_database(path: str | Path, *, create: bool = True, anchor_every: int = 
                     station.append("events", event_row("schema_migration", None, name))
                 if "0006_credential_seals" in pending:
                     seal_credentials(station)
+                if model_aliases.MIGRATION in pending:
+                    for kind, subject, detail in model_aliases.legacy_bindings(station.conn):
+                        station.append("events", event_row(kind, None, subject, detail))
     except (sqlite3.Error, OSError) as exc:
         if conn is not None:
             conn.close()

@@ -88,6 +88,9 @@ _CORE_EVENT_KINDS = frozenset(
         "model_rolled_back",
         "library_seeded",
         "library_edit",
+        "model_id_aliased",
+        "model_id_unbound",
+        "images_archived",
     }
 )
 

@@ -172,3 +172,11 @@ def _line_outbox(db: Database) -> None:
     db.execute(
         "CREATE TABLE line_outbox (output TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at TEXT NOT NULL) STRICT"
     )
+
+
+@MIGRATIONS(name="0010_model_config_ids")
+def _model_config_ids(db: Database) -> None:
+    # Model ids now cover the weights and the sidecar's configuration (models.model_id). The legacy ids
+    # that records and registry rows name are bound to the new ones by chained events, written by
+    # inspector.store.model_aliases.bind_legacy_ids() right after this runs (it needs the station key).
+    pass
