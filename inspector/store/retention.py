@@ -85,6 +85,21 @@ def archived_hashes(conn: Any) -> dict[str, str]:
     return found
 
 
+def locate_image(sdb: Any, sha: str) -> Path:
+    """Where an image is: the station's store, else the archive folder it was moved to (when that copy
+    exists). Readers still check the bytes against the hash (read_evidence_image, verify-export)."""
+    here = image_file(sdb.image_root, sha)
+    if here.exists():
+        return here
+    for (detail,) in sdb.conn.execute(  # hex digests only, so the LIKE pattern holds no wildcard
+        "SELECT detail FROM events WHERE kind = ? AND detail LIKE ? ORDER BY id DESC", (ARCHIVED, f"%{sha}%")
+    ):
+        copy = image_file(Path(json.loads(detail)["folder"]) / "images" / "sha256", sha)
+        if copy.exists():
+            return copy
+    return here
+
+
 def _copy_verified(src: Path, dst: Path, sha: str) -> None:
     """Copy src to dst through a temp file, fsync file and folders, then re-hash the copy on disk."""
     if _digest(dst) != sha:

@@ -104,3 +104,19 @@ def test_a_failed_archive_copy_removes_nothing(station, tmp_path, monkeypatch) -
             archive_images(log, cutoff, tmp_path / "archive", admin, "disk full")
         assert not archived_hashes(log.sdb.conn) and log.verify().ok
     assert all(p.exists() for p in paths)
+
+
+def test_archived_images_are_still_read_and_exported_from_the_archive(station, tmp_path) -> None:
+    from inspector.store.decision_log import read_evidence_image
+    from inspector.store.export import verify_export
+
+    db, cutoff, paths = station
+    archive = tmp_path / "archive"
+    with DecisionLog.open(db, create=False) as log:
+        archive_images(log, cutoff, archive, log.login("admin", "admin-pass-1"), "retention")
+        where = log.image_path(paths[0].stem)
+        assert archive in where.parents and read_evidence_image(where).shape == (3, 3, 3)  # hash-checked read
+        qa = log.login("qa1", "qa-pass-123")
+        summary = log.export("2000-01-01", "2100-01-01", tmp_path / "bundle", qa)
+        assert summary.images == 3 and not summary.warnings
+        assert verify_export(tmp_path / "bundle", log.sdb.key).ok
