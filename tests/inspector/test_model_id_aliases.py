@@ -41,14 +41,25 @@ def upgraded(tiny_bundle, tmp_path: Path):
         )
     with sqlite3.connect(db) as raw:  # as if 0010 had not run yet: the next open upgrades
         raw.execute("DELETE FROM _sqlite_migrations WHERE name = '0010_model_config_ids'")
+    return db, path, legacy, new_id
+
+
+def test_an_id_that_cannot_be_bound_at_the_upgrade_is_recorded_and_not_run(upgraded) -> None:
+    db, path, legacy, new_id = upgraded
+    path.with_name("m.json").unlink()  # the checkpoint is incomplete at the upgrade
     with DecisionLog.open(db, create=False) as log:
         assert log.verify().ok
-    return db, path, legacy, new_id
+        row = log.sdb.conn.execute(
+            "SELECT detail FROM events WHERE kind = 'model_id_unbound' AND subject = ?", [legacy]
+        )
+        assert "cannot be read" in row.fetchone()[0]
+        assert choose_model(log, "unused").model_id == legacy  # no new id stands in for it
 
 
 def test_legacy_ids_are_bound_at_the_upgrade_and_still_resolve(upgraded) -> None:
     db, path, legacy, new_id = upgraded
     with DecisionLog.open(db, create=False) as log:
+        assert log.verify().ok  # the bindings are chained events, written in the upgrade's transaction
         assert ModelRegistry(log).get(new_id).model_id == legacy  # the old row, found by either id
         choice = choose_model(log, "unused")
         assert choice.model_id == new_id
