@@ -50,6 +50,8 @@ class DatabaseConfig:
     # Sign-in: this many failed attempts in a row lock an account for lockout_minutes (0: until an admin unlocks).
     max_failed_logins: int = 5
     lockout_minutes: float = 15.0
+    # Evidence images older than this many days go to an archive (`inspector log archive`); 0 keeps them all.
+    image_retention_days: float = 0.0
 
 
 @dataclass(frozen=True)

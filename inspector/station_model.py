@@ -22,6 +22,7 @@ from inspector.frame.scorer import Scorer, load_scorer
 from inspector.learning.registry import ModelRegistry
 from inspector.library.examples import example_compiler
 from inspector.library.labels import Library
+from inspector.store import model_aliases
 from inspector.store.decision_log import DecisionLog
 
 SOURCES = ("registry", "configuration", "caller")
@@ -51,10 +52,12 @@ class ModelChoice:
 
 def choose_model(log: DecisionLog | None, configured_ref: str) -> ModelChoice:
     """The registry's active model when the database has one, else the configured model."""
-    active = ModelRegistry(log).active() if log is not None else None
-    if active is None:
+    registry = ModelRegistry(log) if log is not None else None
+    active = registry.active() if registry is not None else None
+    if registry is None or active is None:
         return ModelChoice(configured_ref, "configuration")
-    return ModelChoice(active.checkpoint, "registry", active.model_id)
+    # A row registered under a legacy (weights-only) id must load as the id bound at the upgrade.
+    return ModelChoice(active.checkpoint, "registry", registry.current_id(active.model_id))
 
 
 def check_identity(scorer: Scorer, choice: ModelChoice) -> None:
@@ -62,7 +65,8 @@ def check_identity(scorer: Scorer, choice: ModelChoice) -> None:
     if choice.model_id is not None and scorer.model_id != choice.model_id:
         raise ModelLoadError(
             f"{choice.ref} holds model {scorer.model_id[:12]}, not the registered model {choice.model_id[:12]}:"
-            " the checkpoint was replaced after it was registered; restore the registered file from a backup"
+            " the checkpoint's weights or its sidecar's configuration changed after it was registered;"
+            " restore the registered files from a backup"
         )
 
 
@@ -125,10 +129,16 @@ class ModelState:
     source: str
     memory: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
     templates: tuple[str, ...] = ()  # caption templates around each description ([scoring])
+    # Legacy (weights-only) ids bound to this model at the upgrade: records under them are its rankings.
+    legacy_ids: frozenset[str] = frozenset()
 
     @property
     def model_id(self) -> str:
         return self.scorer.model_id
+
+    def ranked(self, model_id: str) -> bool:
+        """Whether a ranking recorded under `model_id` was made by this model (its id or a bound legacy id)."""
+        return model_id == self.model_id or model_id in self.legacy_ids
 
     @property
     def why(self) -> str:
@@ -173,4 +183,5 @@ def compile_model(
         version,
         example_compiler(library, scorer.embed_images, scorer.model_id, log),
     )
-    return ModelState(scorer, index, ref, source, memory, tuple(templates))
+    legacy = model_aliases.legacy_ids(log.sdb.conn, scorer.model_id) if log is not None else frozenset()
+    return ModelState(scorer, index, ref, source, memory, tuple(templates), legacy)

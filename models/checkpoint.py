@@ -1,7 +1,8 @@
 """Self-describing checkpoints: ``NAME.safetensors`` plus a ``NAME.json`` sidecar.
 
-The model id is the SHA-256 of the weights file. Loading hashes the very bytes it then
-deserialises, so nothing unverified is ever parsed, and nothing is ever unpickled.
+The sidecar records the weights file's SHA-256; the model id hashes that together with the
+sidecar's configuration (models.model_id), so neither can change under the same id. Loading hashes
+the very bytes it then deserialises, so nothing unverified is ever parsed, and nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from safetensors.torch import save as st_save
 
 from models.durable import atomic_write
 from models.errors import CheckpointError
+from models.model_id import config_of, model_id_for
 
 if TYPE_CHECKING:  # factory imports this module, so the type is only needed for annotations
     from models.factory import ModelBundle
@@ -78,7 +80,7 @@ def serialize_state(state: Mapping[str, torch.Tensor], header: Mapping[str, str]
 
 
 def state_sha256(model: torch.nn.Module) -> str:
-    """Model id of an in-memory model: SHA-256 of what a full save_checkpoint would write."""
+    """SHA-256 of the weights file a full save_checkpoint would write (the weights part of the model id)."""
     return hashlib.sha256(serialize_state(model.state_dict())).hexdigest()
 
 
@@ -117,7 +119,7 @@ def _software() -> dict[str, str]:
 def save_checkpoint(
     bundle: ModelBundle, path: str | Path, *, metadata: dict | None = None, trainable_only: bool = False
 ) -> str:
-    """Write NAME.safetensors + NAME.json atomically; return the weights' SHA-256 (the new model id)."""
+    """Write NAME.safetensors + NAME.json atomically; return the new model id (weights + config)."""
     weights_path, sidecar_path = checkpoint_paths(path)
     extra = dict(metadata or {})
     clash = sorted(RESERVED_KEYS & extra.keys())
@@ -143,7 +145,7 @@ def save_checkpoint(
         header = {"inspector.partial": "true", "inspector.base": base, "inspector.frozen_sha256": frozen}
         state = {k: state[k] for k in keys}
     data = serialize_state(state, header)
-    model_id = hashlib.sha256(data).hexdigest()
+    weights_sha = hashlib.sha256(data).hexdigest()
     from models.architectures import tower_sources  # lazy: it imports open_clip
 
     sidecar = {
@@ -155,7 +157,7 @@ def save_checkpoint(
         "model_cfg": bundle.model_cfg,
         "preprocess_cfg": dict(getattr(bundle.model.visual, "preprocess_cfg", {})),
         "weights_file": weights_path.name,
-        "weights_sha256": model_id,
+        "weights_sha256": weights_sha,
         "frozen_sha256": frozen,
         # The bundle's id is the parent (fit() trains in place and leaves model_id as it was loaded).
         "parent_model_id": extra.pop("parent_model_id", bundle.model_id),
@@ -167,9 +169,10 @@ def save_checkpoint(
         "software": _software(),
         **extra,
     }
+    sidecar = _jsonable(sidecar)
     atomic_write(weights_path, data)
-    atomic_write(sidecar_path, json.dumps(_jsonable(sidecar), indent=2, sort_keys=True).encode() + b"\n")
-    return model_id
+    atomic_write(sidecar_path, json.dumps(sidecar, indent=2, sort_keys=True).encode() + b"\n")
+    return model_id_for(weights_sha, config_of(sidecar))
 
 
 def read_sidecar(path: str | Path) -> dict:
@@ -275,9 +278,10 @@ def _parse_header(weights_path: Path, data: bytes) -> dict[str, str]:
 
 
 def verify_checkpoint(path: str | Path) -> str:
-    """Recompute the weights' SHA-256 and compare it with the sidecar; return the model id."""
+    """Recompute the weights' SHA-256 and compare it with the sidecar; return the model id (weights + config)."""
     weights_path, _ = checkpoint_paths(path)
-    return _read_verified(weights_path, read_sidecar(path))[1]
+    sidecar = read_sidecar(path)
+    return model_id_for(_read_verified(weights_path, sidecar)[1], config_of(sidecar))
 
 
 def _read_verified(weights_path: Path, sidecar: dict) -> tuple[bytes, str]:
@@ -299,7 +303,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, di
     weights_path, _ = checkpoint_paths(path)
     refuse_pickle(weights_path)
     sidecar = read_sidecar(path)
-    data, model_id = _read_verified(weights_path, sidecar)
+    data, weights_sha = _read_verified(weights_path, sidecar)
+    model_id = model_id_for(weights_sha, config_of(sidecar))
     _sniff(weights_path, data[:8])
     header = _parse_header(weights_path, data)
     try:

@@ -22,11 +22,7 @@ from models import checkpoint, towers
 from models.architectures import arch_config, list_architectures
 from models.device import inference_dtype, select_device
 from models.errors import CheckpointError, ModelError
-
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-# Shipped, trained models (trainable-only checkpoints in models/weights/, see models/MODEL_CARD.md):
-# name -> checkpoint stem. "default" is the station's default model.
-SHIPPED_MODELS = {"inspector-default-v1": "inspector-default-v1", "default": "inspector-default-v1"}
+from models.model_id import SHIPPED_MODELS, WEIGHTS_DIR, config_of, model_id_for
 
 
 @dataclass
@@ -123,7 +119,10 @@ def _finish(
 ) -> ModelBundle:
     set_model_preprocess_cfg(model, preprocess_cfg)
     preprocess, train_preprocess = _transforms(preprocess_cfg)
-    model_id = model_id or checkpoint.state_sha256(model)  # before moving: hashing reads CPU tensors
+    if model_id is None:  # built, not loaded: the id a full save_checkpoint of it would get
+        config = {"arch": arch, "base": arch, "partial": False, "model_cfg": model_cfg}
+        config["preprocess_cfg"] = dict(model.visual.preprocess_cfg)
+        model_id = model_id_for(checkpoint.state_sha256(model), config_of(config))  # CPU tensors: before .to()
     model.to(device).eval()
     return ModelBundle(
         model=model,

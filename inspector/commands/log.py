@@ -1,4 +1,5 @@
-"""`inspector log export|verify|verify-export`: the auditor's commands; `log correct`: QA's correction.
+"""`inspector log export|verify|archive|verify-export|correct`: the auditor's commands,
+the admin's `archive` and QA's `correct`.
 
 `log verify` exits 0 when the chain and its anchor are intact and 1 naming the first bad row (3: a
 witness was asked but could not be, and the output says what was not checked);
@@ -60,12 +61,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         report = log.verify(user, args.witness, args.witness_key)
         credentials = credential_problems(log.sdb.conn)  # password hashes are checked against their chained seals
         credentials += user_row_problems(log.sdb.conn, log.sdb.key)  # each account's row, as sign-in checks it
-        images = log.verify_images() if args.images else None
+        images = log.verify_images(args.archive) if args.images else None
     print(report)
     for problem in credentials:
         print(f"credentials NOT intact: {problem}")
-    if images is not None:
-        print(f"images: {images.witness}" if images.ok else f"images: {images.problem}")
+    if images is not None:  # archived images are not a failure; missing or replaced ones are
+        print(f"images: {images}")
     if not report.ok or credentials or (images is not None and not images.ok):
         return 1
     return 3 if report.unchecked else 0
@@ -81,6 +82,27 @@ def _cmd_correct(args: argparse.Namespace) -> int:
         decision_id = correct_label(log, args.inspection, args.label, args.reason, user)
         done = [c for c in corrections(log.decisions(inspection_id=args.inspection)) if c.decision_id == decision_id]
     print(f"inspection {args.inspection}: decision {decision_id} corrects decision {done[0].corrects_id}: {done[0]}")
+    return 0
+
+
+def _cmd_archive(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from inspector.config import load_config
+    from inspector.store.retention import archive_images
+
+    before = args.before
+    if before is None:
+        days = load_config(args.config).database.image_retention_days
+        if not days:
+            raise InspectorError("give --before DATE, or set [database] image_retention_days in the --config file")
+        before = (datetime.now(UTC) - timedelta(days=days)).isoformat()
+    with open_log(args) as log:
+        summary = archive_images(log, before, args.to, sign_in(log, args.user), args.reason)
+    print(f"archived {summary.archived} images recorded before {before} to {summary.folder}")
+    if summary.missing:
+        print(f"{len(summary.missing)} earlier images were not in the store (archived before, or missing):")
+        print("  `inspector log verify --images --archive DIR` tells which")
     return 0
 
 
@@ -129,7 +151,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_argument(c)
     c.add_argument("--witness", help="witness URL: also check for a cut tail or a whole-station rollback")
     c.add_argument("--witness-key", help="the witness's verifier key (`inspector witness key` prints it)")
-    c.add_argument("--images", action="store_true", help="also re-hash every stored evidence image (a longer pass)")
+    c.add_argument(
+        "--images",
+        action="store_true",
+        help="also re-hash every evidence image: present, archived, missing (exit 1) or replaced (exit 1)",
+    )
+    c.add_argument("--archive", help="with --images: the archive folder, to check each archived image there too")
     c.set_defaults(func=_cmd_verify)
     c = log.add_parser(
         "correct",
@@ -141,6 +168,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_user_argument(c)
     add_db_argument(c)
     c.set_defaults(func=_cmd_correct)
+    c = log.add_parser("archive", help="move evidence images recorded before a date to an archive folder (admin)")
+    c.add_argument("--before", help="UTC date, ISO 8601 (default: now minus [database] image_retention_days)")
+    c.add_argument("--to", required=True, help="archive folder (content-addressed: images/sha256/ab/cd/HASH.png)")
+    c.add_argument("--reason", required=True)
+    c.add_argument("--config", help="station TOML (its image_retention_days when --before is not given)")
+    add_user_argument(c)
+    add_db_argument(c)
+    c.set_defaults(func=_cmd_archive)
     c = log.add_parser("identity", help="print the station's public key (verifies checkpoints and bundles)")
     add_db_argument(c)
     c.set_defaults(func=_cmd_identity)

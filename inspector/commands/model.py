@@ -146,7 +146,10 @@ def _cmd_change(args: argparse.Namespace) -> int:
         user = sign_in(log, args.user)
         registry = ModelRegistry(log)
         if args.model_command == "register":
-            model = register_checkpoint(log, args.checkpoint, user, args.reason)
+            from inspector.config import load_config
+
+            default = load_config(args.config).model.ref  # the baseline when no model is active
+            model = register_checkpoint(log, args.checkpoint, user, args.reason, default_ref=default)
         elif args.model_command == "promote":
             model = registry.promote(args.model, user, args.reason, args.tolerance, _set_tolerances(args.set_tolerance))
         else:
@@ -188,8 +191,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = models.add_parser("list", help="registered models with their state and held-out top-1")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_cmd_list)
-    c = models.add_parser("register", help="register a candidate written by inspector.learning.job (QA)")
+    c = models.add_parser(
+        "register",
+        help="register a candidate written by inspector.learning.job (QA); the station measures its figures",
+    )
     c.add_argument("checkpoint")
+    c.add_argument("--config", help="station TOML (its model is the baseline when nothing is active)")
     c.add_argument("--reason", default="candidate from a fine-tuning job")
     add_user_argument(c)
     c.set_defaults(func=_cmd_change)

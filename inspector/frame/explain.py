@@ -46,7 +46,7 @@ def explain_candidate(station, result: InspectionResult, rank: int = 1, versus_r
     model = station.model  # one snapshot: the station may switch model while this runs
     if model.explainer is None:
         raise InspectorError("this station's model cannot explain its rankings (no Grad-CAM for it)")
-    if result.ranking.model_id != model.model_id:
+    if not model.ranked(result.ranking.model_id):
         raise InspectorError(
             f"this part was ranked by model {result.ranking.model_id[:12]}, the station now runs"
             f" {model.model_id[:12]}: a heatmap from another model would not explain this ranking"
@@ -63,7 +63,7 @@ def localize_candidates(station, result: InspectionResult) -> list[Heatmap]:
     """One map per ranked candidate (same order), from ONE forward of the front end where the tower
     allows it (Grad-CAM per candidate otherwise)."""
     model = station.model
-    if result.ranking.model_id != model.model_id:
+    if not model.ranked(result.ranking.model_id):
         raise InspectorError(
             f"this part was ranked by model {result.ranking.model_id[:12]}, the station now runs"
             f" {model.model_id[:12]}: its maps would not explain this ranking"
@@ -91,7 +91,7 @@ def explain_record(station, record, rank: int = 1, versus_rank: int | None = Non
     if record.image_path is None:
         raise InspectorError("no image was stored with this inspection, so there is nothing to explain")
     model = station.model  # one snapshot: the station may switch model while this runs
-    if record.model_id != model.model_id:
+    if not model.ranked(record.model_id):  # another model ranked it (a bound legacy id is this one)
         from inspector.past_models import past_models
 
         model = past_models(station).get(station, record.model_id, record.library_version)

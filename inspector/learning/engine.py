@@ -194,6 +194,45 @@ def _train_config(cfg: FinetuneConfig, n: int, world: int, state_dir: Path) -> A
     )
 
 
+def evaluate_candidate(
+    ts: TrainingSet,
+    base_ref: str,
+    candidate_ref: str,
+    cfg: FinetuneConfig,
+    *,
+    library: Mapping[str, Sequence[str]] | None = None,
+    ok_labels: Sequence[str] = ("ok",),
+) -> dict[str, Any]:
+    """The station's own figures for a candidate made elsewhere: it and the base on the same held-out sets.
+
+    Same sets and metrics as train_candidate. The figures in a checkpoint's sidecar were written by
+    whoever made the file, so a promotion never rests on them (issue 14, finding 8).
+    """
+    from models.factory import load_model
+
+    if not ts.heldout:
+        raise FinetuneError(
+            "this station has no held-out confirmations to measure the candidate on; confirm more parts first"
+        )
+    with model_errors():
+        base, candidate = load_model(base_ref, device=cfg.device), load_model(candidate_ref, device=cfg.device)
+        texts = label_texts_for([*ts.train, *ts.heldout], library)
+        held = PairDataset(ts.heldout)
+        sets = {
+            "confirmations": (
+                [held.load_image(i) for i in range(len(held))],
+                held.labels,
+                texts,
+                tuple(x for x in ok_labels if x in texts),
+            ),
+            "typed_defects": _forgetting_set(cfg),
+        }
+        figures = {"baseline_model_id": base.model_id, "baseline": _evaluate_both(base, sets)}
+        figures.update(candidate_model_id=candidate.model_id, candidate=_evaluate_both(candidate, sets))
+    figures["evaluated_by"] = {"station": True, "split_seed": ts.seed, "heldout_fraction": ts.heldout_fraction}
+    return figures
+
+
 def _check_data(ts: TrainingSet, cfg: FinetuneConfig) -> None:
     needs = data_needs(ts, cfg.min_train_pairs)
     if not needs.ready:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inspector.config import DEFAULT_MODEL
 from inspector.learning.engine import (
     EngineOutcome,
     FinetuneConfig,
@@ -173,21 +174,47 @@ def run_finetune(
 
 
 def register_checkpoint(
-    log: DecisionLog, path: str | Path, user: Session, reason: str = "candidate from a fine-tuning job"
+    log: DecisionLog,
+    path: str | Path,
+    user: Session,
+    reason: str = "candidate from a fine-tuning job",
+    *,
+    default_ref: str = DEFAULT_MODEL,
+    config: FinetuneConfig = FinetuneConfig(),
 ) -> RegisteredModel:
-    """Register a candidate written by inspector.learning.job (e.g. under torchrun): its sidecar
-    carries the parent, the data hash, the recipe and the figures; the weights are verified first."""
+    """Register a candidate written by inspector.learning.job (e.g. under torchrun), measured by this station.
+
+    The sidecar gives the parent, the data hash and the recipe (provenance, kept as the job's claim);
+    the figures that gate its promotion are the station's own: the candidate and the model in use
+    (the active one, else `default_ref`) evaluated here on the station's held-out confirmations and
+    the typed-defect set. The sidecar's figures are recorded beside them as "claimed", never used.
+    """
     from inspector.errors import model_errors
+    from inspector.learning.engine import evaluate_candidate
     from models.checkpoint import read_sidecar, verify_checkpoint
 
+    authorize(log.sdb, user, "promote_model", "register_model")  # before minutes of evaluation
     with model_errors():
         model_id = verify_checkpoint(path)
         sidecar = read_sidecar(path)
-    figures = sidecar.get("metrics", {})
-    if "candidate" not in figures or "baseline" not in figures:
+    claimed = sidecar.get("metrics", {})
+    if "candidate" not in claimed or "baseline" not in claimed:
         raise FinetuneError(f"{path} carries no held-out figures; only fine-tuned candidates can be registered")
     stem = Path(path)
     stem = stem.with_suffix("") if stem.suffix in (".safetensors", ".json") else stem
+    ts = training_set_from(log, [], heldout_fraction=config.heldout_fraction, seed=config.split_seed)
+    version, library = log.library.in_force()
+    figures = evaluate_candidate(
+        ts,
+        active_model_ref(log) or default_ref,
+        str(stem.absolute()),
+        config,
+        library=library.label_texts() if version else None,
+        ok_labels=library.ok_label_ids if version else ("ok",),
+    )
+    if figures.pop("candidate_model_id") != model_id:  # the file changed while it was being measured
+        raise FinetuneError(f"{path} changed while the station evaluated it; register it again")
+    figures["claimed"] = {k: claimed.get(k) for k in ("baseline", "candidate", "baseline_model_id")}
     return ModelRegistry(log).register(
         model_id,
         str(stem.absolute()),

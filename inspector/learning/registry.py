@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.errors import InspectorError
+from inspector.store import model_aliases
 from inspector.store.database import event_row
 from inspector.store.decision_log import DecisionLog
 from inspector.store.users import Session, authorize
@@ -116,10 +117,19 @@ class ModelRegistry:
             for r in rows
         ]
 
+    def current_id(self, model_id: str) -> str:
+        """The id a registered model has now: a legacy (weights-only) id resolves to the one bound at the upgrade."""
+        return model_aliases.resolve(self.sdb.conn, model_id)
+
     def get(self, model_id: str) -> RegisteredModel:
-        """The model with this id, or a unique prefix of it (at least 8 hex digits)."""
+        """The model with this id (or the id bound to its legacy id), or a unique prefix (8+ hex digits)."""
         prefix = len(model_id) >= 8  # shorter prefixes match too much to name a model safely
-        found = [m for m in self.list() if m.model_id == model_id or (prefix and m.model_id.startswith(model_id))]
+        aliases = model_aliases.alias_map(self.sdb.conn)
+        found = [
+            m
+            for m in self.list()
+            if model_id in (m.model_id, aliases.get(m.model_id)) or (prefix and m.model_id.startswith(model_id))
+        ]
         if len(found) != 1:
             what = "is not registered" if not found else "is ambiguous; give more digits"
             raise RegistryError(f"model {model_id!r} {what}; `inspector model list` shows the registry")
@@ -157,7 +167,9 @@ class ModelRegistry:
         if state not in STATES:
             raise RegistryError(f"state {state!r} is not one of {', '.join(STATES)}")
         with self.sdb.transaction():
-            if list(self.sdb.db.query("SELECT 1 AS x FROM model_registry WHERE model_id = ?", [model_id])):
+            if list(self.sdb.db.query("SELECT 1 AS x FROM model_registry WHERE model_id = ?", [model_id])) or (
+                model_id in model_aliases.alias_map(self.sdb.conn).values()
+            ):
                 raise RegistryError(f"model {model_id[:12]} is already registered; a model is registered once")
             if state == "active" and self._active_id() is not None:
                 raise RegistryError("another model is active; register as a candidate and promote it")
@@ -212,9 +224,10 @@ class ModelRegistry:
         with self.sdb.transaction():  # the active model is read under the write lock: no promotion race
             current = self._active_id()
             baseline = model.figures.get("baseline_model_id")
+            same = current is None or self.current_id(current) == self.current_id(str(baseline))
             problems = (
                 []
-                if current in (None, baseline)
+                if same
                 else [
                     f"it was evaluated against model {str(baseline)[:12]}, but {current[:12]} is active now;"
                     " fine-tune again from the active model"

@@ -23,6 +23,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from inspector.errors import DataError, InspectorError
+from inspector.store import model_aliases
 from inspector.store.anchor import Anchor, AnchorError, load_key, read_anchor, write_anchor
 from inspector.store.chain import RECORD_TABLES, ChainReport, append_entry, head, verify_chain
 from inspector.store.migrations import MIGRATIONS
@@ -327,6 +328,9 @@ def open_database(path: str | Path, *, create: bool = True, anchor_every: int = 
                     seal_user_rows(
                         station.conn, lambda name, d: station.append("events", event_row(USER_ROW_SEAL, None, name, d))
                     )
+                if model_aliases.MIGRATION in pending:
+                    for kind, subject, detail in model_aliases.legacy_bindings(station.conn):
+                        station.append("events", event_row(kind, None, subject, detail))
     except (sqlite3.Error, OSError) as exc:
         if conn is not None:
             conn.close()

@@ -35,6 +35,7 @@ from inspector.store.images import (  # noqa: F401  # noqa: F401 - re-exported
     store_image,
 )
 from inspector.store.queries import RecordQueries
+from inspector.store.retention import locate_image
 from inspector.store.users import LOCKOUT_S, AccessDenied, Session, UserStore, authorize
 from inspector.witness.note import NoteError, load_identity
 from inspector.witness.publisher import Publisher, check_with_witness, running_publisher
@@ -89,6 +90,9 @@ _CORE_EVENT_KINDS = frozenset(
         "model_rolled_back",
         "library_seeded",
         "library_edit",
+        "model_id_aliased",
+        "model_id_unbound",
+        "images_archived",
     }
 )
 
@@ -157,7 +161,7 @@ class DecisionLog(RecordQueries):
         return self.users.authenticate(name, password)
 
     def image_path(self, sha256: str) -> Path:
-        return image_file(self.sdb.image_root, sha256)
+        return locate_image(self.sdb, sha256)  # an archived image is read from its archive folder
 
     def record_inspection(self, result: InspectionResult, user: Session, store_image_file: bool = True) -> int:
         """Commit a ranked frame (image, full ranking, model id, library version, verdict); returns its id."""

@@ -33,6 +33,7 @@ from inspector.store.chain import RECORD_TABLES, canonical, entry_hash
 from inspector.store.csv_cells import csv_bytes, neutralise  # noqa: F401  # neutralise: re-exported
 from inspector.store.database import StationDB, event_row, parse_time, utc_stamp
 from inspector.store.export_segment import selected_bounds
+from inspector.store.retention import locate_image
 from inspector.store.states import inspection_states
 from inspector.store.users import Session, authorize
 from inspector.witness.note import Verifier, load_identity, signer_verifier, station_origin
@@ -196,8 +197,8 @@ def export_bundle(
     (root / "images").mkdir(mode=0o700)
     columns, rows = tables["inspections"]
     for sha in sorted({r[columns.index("image_sha256")] for r in rows} - {None}):
-        source = sdb.image_root / str(sha)[:2] / str(sha)[2:4] / f"{sha}.png"
-        if not _HEX64.match(str(sha)) or not source.is_file():
+        source = locate_image(sdb, str(sha)) if _HEX64.match(str(sha)) else None  # archived: from the archive
+        if source is None or not source.is_file():
             warnings.append(f"image {str(sha)[:80]!r} is not a valid stored image; not exported")
             continue
         files[f"images/{sha}.png"] = _write_new(root, f"images/{sha}.png", source.read_bytes())

@@ -180,3 +180,11 @@ def _user_row_seals(db: Database) -> None:
     # rows chained before 0004_chain_mac have none, so open_database seals them right after this runs
     # with chained `user_row_sealed` events (they need the station key, which migrations do not hold).
     pass
+
+
+@MIGRATIONS(name="0011_model_config_ids")
+def _model_config_ids(db: Database) -> None:
+    # Model ids now cover the weights and the sidecar's configuration (models.model_id). The legacy ids
+    # that records and registry rows name are bound to the new ones by chained events, written by
+    # inspector.store.model_aliases.bind_legacy_ids() right after this runs (it needs the station key).
+    pass

@@ -6,14 +6,13 @@ DecisionLog mixes RecordQueries in; these methods only read and check no permiss
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from inspector.store.account_state import ADMIN_SET_SQL
-from inspector.store.chain import ChainReport
 from inspector.store.database import StationDB, parse_time
-from inspector.store.images import image_file
+from inspector.store.retention import ImageReport, image_report
 
 TimeArg = datetime | str | None
 
@@ -130,27 +129,10 @@ class RecordQueries:
         )
         return list(self.sdb.db.query("SELECT * FROM events" + where + " ORDER BY id LIMIT ?", [*params, limit]))
 
-    def verify_images(self) -> ChainReport:
-        """Re-hash every stored evidence image against its inspection's recorded SHA-256 (`log verify --images`)."""
-        problems, checked = [], 0
-        for inspection_id, sha in self.sdb.conn.execute(
-            "SELECT id, image_sha256 FROM inspections WHERE image_sha256 IS NOT NULL ORDER BY id"
-        ):
-            path = image_file(self.sdb.image_root, sha)
-            checked += 1
-            try:
-                with open(path, "rb") as f:
-                    digest = hashlib.file_digest(f, "sha256").hexdigest()
-            except OSError:
-                problems.append(f"inspection {inspection_id}: image {sha[:12]}... is missing")
-                continue
-            if digest != sha:
-                problems.append(f"inspection {inspection_id}: image {sha[:12]}... was replaced (its SHA-256 differs)")
-        if problems:
-            return ChainReport(
-                False, checked, 0, f"{len(problems)} of {checked} images fail: " + "; ".join(problems[:20])
-            )
-        return ChainReport(True, checked, 0, witness=f"{checked} stored images match their recorded SHA-256")
+    def verify_images(self, archive: str | Path | None = None) -> ImageReport:
+        """Each recorded evidence image re-hashed: present, archived (found in `archive` if given), missing,
+        or replaced (`log verify --images`; inspector.store.retention)."""
+        return image_report(self, archive)
 
 
 def _t(value: TimeArg) -> str | None:

@@ -275,3 +275,32 @@ def test_torchrun_job_trains_one_model_from_an_export_on_two_processes(station, 
     assert model.model_id == job["model_id"] and model.state == "candidate"
     assert model.figures["candidate"]["confirmations"]["n"] == job["n_heldout"]
     assert registered.get(job["model_id"]).data_hash == job["data_hash"]
+
+
+def test_doctored_sidecar_figures_do_not_pass_the_promotion_gate(station, tmp_path: Path) -> None:
+    """Issue 14, finding 8: a job's checkpoint whose sidecar claims a large gain is measured by the
+    station itself; the registry keeps the station's figures, and the gate refuses a worse model."""
+    import torch
+
+    from models.checkpoint import save_checkpoint
+    from models.factory import load_model
+
+    log, qa = station
+    bundle = load_model("inspector-tiny", device="cpu")
+    with torch.no_grad():  # a candidate that ranks backwards: the opposite image direction
+        bundle.model.visual.proj.mul_(-1.0)
+    good = {"n": 18, "top1": 0.99, "top3": 1.0, "mrr": 0.99, "per_label_recall": {}, "auroc_defect_vs_ok": 1.0}
+    bad = {**good, "top1": 0.1, "mrr": 0.2}
+    claimed = {"baseline": {"confirmations": bad, "typed_defects": bad}, "candidate": {"confirmations": good}}
+    claimed["candidate"]["typed_defects"] = good
+    claimed["baseline_model_id"] = load_model("inspector-tiny", device="cpu").model_id
+    path = tmp_path / "doctored"
+    save_checkpoint(bundle, path, metadata={"metrics": claimed, "training": {"base": "inspector-tiny"}})
+    model = register_checkpoint(log, path, qa, default_ref="inspector-tiny", config=FAST)
+    own = model.figures
+    assert own["claimed"]["candidate"]["confirmations"]["top1"] == 0.99  # kept for the audit, not used
+    assert own["candidate"]["confirmations"] != good and own["baseline_model_id"] == claimed["baseline_model_id"]
+    assert own["candidate"]["confirmations"]["n"] == len(training_set_from(log, heldout_fraction=0.25).heldout)
+    assert promotion_problems(own, 0.0), own  # the station's own numbers: the reversed model is worse
+    with pytest.raises(PromotionRefused):
+        ModelRegistry(log).promote(model.model_id, qa, "the job says it is better", tolerance=0.0)

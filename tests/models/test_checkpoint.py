@@ -51,7 +51,7 @@ def tiny_ckpt(tiny_bundle, tmp_path):
 def test_tiny_round_trip(tiny_bundle, tiny_ckpt):
     path, model_id = tiny_ckpt
     weights = path.with_name("tiny.safetensors")
-    assert model_id == _sha256(weights) == verify_checkpoint(path)
+    assert model_id == verify_checkpoint(path) and read_sidecar(path)["weights_sha256"] == _sha256(weights)
     expected = _embeddings(tiny_bundle)
     for ref in (weights, path.with_name("tiny.json"), str(path)):
         loaded = load_model(ref, device="cpu")
@@ -67,7 +67,7 @@ def test_full_save_of_a_fresh_build_keeps_its_id(tiny_bundle, tiny_ckpt):
 def test_sidecar_describes_the_checkpoint(tiny_bundle, tiny_ckpt):
     path, model_id = tiny_ckpt
     sidecar = read_sidecar(path)
-    assert sidecar["weights_sha256"] == model_id and sidecar["partial"] is False
+    assert sidecar["weights_sha256"] == _sha256(path.with_name("tiny.safetensors")) and sidecar["partial"] is False
     assert sidecar["arch"] == sidecar["base"] == "inspector-tiny"
     assert sidecar["parent_model_id"] == tiny_bundle.model_id
     assert sidecar["model_cfg"] == tiny_bundle.model_cfg
@@ -207,7 +207,8 @@ def test_partial_default_round_trip(default_bundle, tmp_path):
     )
     full_id = save_checkpoint(trained, tmp_path / "full")
     partial_file, full_file = tmp_path / "lit.safetensors", tmp_path / "full.safetensors"
-    assert model_id == _sha256(partial_file) and full_id == _sha256(full_file)
+    assert read_sidecar(tmp_path / "lit")["weights_sha256"] == _sha256(partial_file)
+    assert model_id == verify_checkpoint(tmp_path / "lit") and full_id == verify_checkpoint(tmp_path / "full")
     assert partial_file.stat().st_size * 20 < full_file.stat().st_size  # towers are not duplicated
     sidecar = read_sidecar(tmp_path / "lit")
     assert sidecar["partial"] is True and sidecar["base"] == "inspector-default"
