@@ -50,6 +50,24 @@ def confirmed_good_parts(log: DecisionLog) -> tuple[tuple[TrainingPair, ...], tu
     return tuple(filter(good, pairs.train)), tuple(filter(good, pairs.heldout))
 
 
+def check_can_build(
+    log: DecisionLog, user: Session, reason: str
+) -> tuple[tuple[TrainingPair, ...], tuple[TrainingPair, ...]]:
+    """The (bank, calibration) parts, after checking the user (QA), the reason and the counts; a caller
+    may run it before loading a model, so a build that cannot happen fails at once."""
+    authorize(log.sdb, user, "edit_library", "good_model_build")
+    if not reason.strip():
+        raise InspectorError("building a good-part model needs a reason (it is recorded)")
+    bank_pairs, cal_pairs = confirmed_good_parts(log)
+    if len(bank_pairs) < MIN_BANK_PARTS or len(cal_pairs) < MIN_CALIBRATION_PARTS:
+        raise InspectorError(
+            f"too few confirmed good parts for a good-part model: {len(bank_pairs)} for the bank (need"
+            f" {MIN_BANK_PARTS}) and {len(cal_pairs)} held out for its threshold (need {MIN_CALIBRATION_PARTS});"
+            " confirm more good parts first"
+        )
+    return bank_pairs, cal_pairs
+
+
 def build_good_model(
     log: DecisionLog,
     scorer: Scorer,
@@ -64,16 +82,7 @@ def build_good_model(
 
     QA only (edit_library). Refused, with the counts, when there are too few confirmed good parts.
     """
-    authorize(log.sdb, user, "edit_library", "good_model_build")
-    if not reason.strip():
-        raise InspectorError("building a good-part model needs a reason (it is recorded)")
-    bank_pairs, cal_pairs = confirmed_good_parts(log)
-    if len(bank_pairs) < MIN_BANK_PARTS or len(cal_pairs) < MIN_CALIBRATION_PARTS:
-        raise InspectorError(
-            f"too few confirmed good parts for a good-part model: {len(bank_pairs)} for the bank (need"
-            f" {MIN_BANK_PARTS}) and {len(cal_pairs)} held out for its threshold (need {MIN_CALIBRATION_PARTS});"
-            " confirm more good parts first"
-        )
+    bank_pairs, cal_pairs = check_can_build(log, user, reason)
     total, done = len(bank_pairs) + len(cal_pairs), 0
     basis: dict | None = None
     encoded: list[list] = [[], []]
@@ -155,6 +164,7 @@ __all__ = [
     "GoodModelError",
     "active_good_model_id",
     "build_good_model",
+    "check_can_build",
     "confirmed_good_parts",
     "good_model_history",
     "load_active",

@@ -154,3 +154,43 @@ def test_verdict_only_tightened() -> None:
     assert (out.disposition, out.needs_review, out.open_set) == ("review", True, True)
     scrap = Verdict("scrap", False, False, "crack (0.80)")
     assert review_if_unlike(scrap, flagged, "crack", "scrap").disposition == "scrap"  # never relaxed
+
+
+def test_cli_refuses_clearly_and_shows_history(tmp_path: Path, monkeypatch, capsys) -> None:
+    from inspector.cli import main
+
+    with _station(tmp_path) as st:
+        log = st.log
+        qa, op = log.login("qa", "Qa-pass-123456"), log.login("op", "Op-pass-1234567")
+        for seq in range(30):
+            _confirm(st, seq, seq, "ok", op)
+    db = str(tmp_path / "s.db")
+    monkeypatch.setenv("INSPECTOR_PASSWORD", "Op-pass-1234567")
+    assert main(["library", "good-model", "build", "--db", db, "--user", "op", "--reason", "r"]) == 2
+    assert "inspector: error:" in capsys.readouterr().err
+    monkeypatch.setenv("INSPECTOR_PASSWORD", "Qa-pass-123456")
+    assert main(["library", "good-model", "retire", "--db", db, "--user", "qa", "--reason", "r"]) == 2
+    assert "no good-part model is in force" in capsys.readouterr().err
+    with Station.open(
+        StationConfig(
+            library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")), database=DatabaseConfig(db)
+        ),
+        scorer=NoisyScorer(dim=64),
+    ) as st:
+        qa = st.log.login("qa", "Qa-pass-123456")
+        model = build_good_model(st.log, st.scorer, st.scoring, qa, "from the CLI test")
+    assert main(["library", "good-model", "show", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert f"in force: {model.sha256}" in out and "from the CLI test" in out
+
+
+def test_cli_build_needs_enough_parts_before_loading_a_model(tmp_path: Path, monkeypatch, capsys) -> None:
+    from inspector.cli import main
+
+    with _station(tmp_path) as st:
+        op = st.log.login("op", "Op-pass-1234567")
+        for seq in range(3):
+            _confirm(st, seq, seq, "ok", op)
+    monkeypatch.setenv("INSPECTOR_PASSWORD", "Qa-pass-123456")
+    code = main(["library", "good-model", "build", "--db", str(tmp_path / "s.db"), "--user", "qa", "--reason", "r"])
+    assert code == 2 and "too few confirmed good parts" in capsys.readouterr().err
