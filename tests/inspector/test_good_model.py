@@ -4,17 +4,16 @@ scoring configuration, and sending a part unlike every good part to review."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fakes import HashScorer, text_vector
+from goodstation import NoisyScorer, confirm_part, open_station, part_frame
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.errors import InspectorError
 from inspector.frame.good_parts import GoodModelError, GoodPartCheck, fit, load, review_if_unlike, save
-from inspector.frame.records import Decision, Frame, Verdict
+from inspector.frame.records import Verdict
 from inspector.learning.good_model import (
     build_good_model,
     confirmed_good_parts,
@@ -27,59 +26,16 @@ from inspector.station import Station
 from inspector.store.users import AccessDenied
 
 
-class NoisyScorer(HashScorer):
-    """Good parts (red < 100) embed near one direction, each a little apart; defects (red >= 100) elsewhere."""
-
-    def embed_images(self, images):
-        out = []
-        for im in images:
-            red = int(im[0, 0, 0])
-            base = text_vector("good surface" if red < 100 else "cracked surface", self.dim)
-            noise = np.random.default_rng(red).normal(size=self.dim).astype(np.float32) * 0.03
-            v = base + noise
-            out.append(v / np.linalg.norm(v))
-        return np.stack(out)
-
-
-def _station(tmp_path: Path) -> Station:
-    config = StationConfig(
-        library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
-        database=DatabaseConfig(str(tmp_path / "s.db")),
-    )
-    st = Station.open(config, scorer=NoisyScorer(dim=64))
-    log = st.log
-    log.users.create_first_admin("admin", "Admin-pass-1234")
-    admin = log.login("admin", "Admin-pass-1234")
-    log.users.add_user("qa", "qa", "Qa-pass-123456", admin)
-    log.users.add_user("op", "operator", "Op-pass-1234567", admin)
-    return st
-
-
-def _frame(red: int, seq: int) -> Frame:
-    rgb = np.full((12, 12, 3), 40, np.uint8)
-    rgb[0, 0, 0] = red
-    rgb[5, 5, 1] = seq % 251  # distinct images, distinct hashes
-    return Frame(rgb, datetime.now(UTC), "cam", seq)
-
-
-def _confirm(st: Station, red: int, seq: int, label: str, user) -> int:
-    result = st.record(st.inspect(_frame(red, seq)), user)
-    rank = next(c.rank for c in result.ranking.candidates if c.label_id == label)
-    kind = "confirm" if rank == 1 else "pick"
-    st.log.record_decision(Decision(result.inspection_id, kind, user.name, label, rank), user)
-    return result.inspection_id
-
-
 def test_built_from_confirmed_good_parts_and_named_in_the_record(tmp_path: Path) -> None:
-    with _station(tmp_path) as st:
+    with open_station(tmp_path) as st:
         log = st.log
         qa, op = log.login("qa", "Qa-pass-123456"), log.login("op", "Op-pass-1234567")
         with pytest.raises(InspectorError, match="too few confirmed good parts"):
             build_good_model(log, st.scorer, st.scoring, qa, "first model")
         for seq in range(40):
-            _confirm(st, seq, seq, "ok", op)
-        unconfirmed = st.record(st.inspect(_frame(250, 99)), op).inspection_id  # a pass nobody confirmed
-        defect = _confirm(st, 120, 100, "crack", op)  # confirmed, but a defect label
+            confirm_part(st, seq, seq, "ok", op)
+        unconfirmed = st.record(st.inspect(part_frame(250, 99)), op).inspection_id  # a pass nobody confirmed
+        defect = confirm_part(st, 120, 100, "crack", op)  # confirmed, but a defect label
         bank, calibration = confirmed_good_parts(log)
         used = {p.inspection_id for p in bank + calibration}
         assert len(used) == 40 and unconfirmed not in used and defect not in used
@@ -92,8 +48,8 @@ def test_built_from_confirmed_good_parts_and_named_in_the_record(tmp_path: Path)
         assert good_model_history(log)[0]["subject"] == model.sha256
         assert st.good_model is None and st.refresh_library() and st.good_model.sha256 == model.sha256
 
-        good = st.record(st.inspect(_frame(50, 200)), op)
-        bad = st.record(st.inspect(_frame(130, 201)), op)
+        good = st.record(st.inspect(part_frame(50, 200)), op)
+        bad = st.record(st.inspect(part_frame(130, 201)), op)
         assert bad.good_part.flagged and bad.good_part.score > good.good_part.score
         assert not good.good_part.flagged
         for result in (good, bad):
@@ -103,16 +59,16 @@ def test_built_from_confirmed_good_parts_and_named_in_the_record(tmp_path: Path)
 
         retire_good_model(log, qa, "line changed")
         assert st.refresh_library() and st.good_model is None
-        after = st.record(st.inspect(_frame(50, 202)), op)
+        after = st.record(st.inspect(part_frame(50, 202)), op)
         assert "good_model" not in json.loads(log.scoring_config(after.inspection_id))
 
 
 def test_altered_model_file_is_not_used(tmp_path: Path) -> None:
-    with _station(tmp_path) as st:
+    with open_station(tmp_path) as st:
         log = st.log
         qa, op = log.login("qa", "Qa-pass-123456"), log.login("op", "Op-pass-1234567")
         for seq in range(30):
-            _confirm(st, seq, seq, "ok", op)
+            confirm_part(st, seq, seq, "ok", op)
         model = build_good_model(log, st.scorer, st.scoring, qa, "thirty parts")
         path = model_folder(log) / f"{model.sha256}.safetensors"
         data = bytearray(path.read_bytes())
@@ -120,7 +76,7 @@ def test_altered_model_file_is_not_used(tmp_path: Path) -> None:
         path.write_bytes(bytes(data))
         assert not st.refresh_library() and st.good_model is None
         assert [e["kind"] for e in log.events(kind="good_model_load_failed")] == ["good_model_load_failed"]
-        result = st.inspect(_frame(130, 300))
+        result = st.inspect(part_frame(130, 300))
         assert result.good_part is None and "good_model" not in json.loads(result.ranking.scoring_config_json)
 
 
@@ -159,11 +115,11 @@ def test_verdict_only_tightened() -> None:
 def test_cli_refuses_clearly_and_shows_history(tmp_path: Path, monkeypatch, capsys) -> None:
     from inspector.cli import main
 
-    with _station(tmp_path) as st:
+    with open_station(tmp_path) as st:
         log = st.log
         qa, op = log.login("qa", "Qa-pass-123456"), log.login("op", "Op-pass-1234567")
         for seq in range(30):
-            _confirm(st, seq, seq, "ok", op)
+            confirm_part(st, seq, seq, "ok", op)
     db = str(tmp_path / "s.db")
     monkeypatch.setenv("INSPECTOR_PASSWORD", "Op-pass-1234567")
     assert main(["library", "good-model", "build", "--db", db, "--user", "op", "--reason", "r"]) == 2
@@ -187,10 +143,10 @@ def test_cli_refuses_clearly_and_shows_history(tmp_path: Path, monkeypatch, caps
 def test_cli_build_needs_enough_parts_before_loading_a_model(tmp_path: Path, monkeypatch, capsys) -> None:
     from inspector.cli import main
 
-    with _station(tmp_path) as st:
+    with open_station(tmp_path) as st:
         op = st.log.login("op", "Op-pass-1234567")
         for seq in range(3):
-            _confirm(st, seq, seq, "ok", op)
+            confirm_part(st, seq, seq, "ok", op)
     monkeypatch.setenv("INSPECTOR_PASSWORD", "Qa-pass-123456")
     code = main(["library", "good-model", "build", "--db", str(tmp_path / "s.db"), "--user", "qa", "--reason", "r"])
     assert code == 2 and "too few confirmed good parts" in capsys.readouterr().err
