@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from inspector.errors import InspectorError
 from inspector.store.anchor import AnchorError, anchor_record
+from inspector.store.bundle_images import missing_images, referenced_images
 from inspector.store.chain import RECORD_TABLES, canonical, entry_hash
 from inspector.store.database import StationDB, event_row, parse_time, utc_stamp
 from inspector.store.states import inspection_states
@@ -210,8 +211,7 @@ def export_bundle(
         _csv_bytes(["inspection_id", "state"], [[i, s] for i, s in sorted(states.items())]),
     )
     (root / "images").mkdir(mode=0o700)
-    columns, rows = tables["inspections"]
-    for sha in sorted({r[columns.index("image_sha256")] for r in rows} - {None}):
+    for sha in sorted(referenced_images(tables)):  # frames and library examples (bundle_images)
         source = sdb.image_root / str(sha)[:2] / str(sha)[2:4] / f"{sha}.png"
         if not _HEX64.match(str(sha)) or not source.is_file():
             warnings.append(f"image {str(sha)[:80]!r} is not a valid stored image; not exported")
@@ -380,10 +380,7 @@ def _check_records(root: Path, segment: dict[str, Any], problems: list[str]) -> 
         problems.append("the chain segment does not end at the manifest's head hash (entries cut off)")
     for table, row_id in sorted(rows):
         problems.append(f"{table} row {row_id} is not in the chain segment")
-    for item in _read_jsonl(root / "inspections.jsonl", []):
-        sha = item["row"].get("image_sha256")
-        if sha and not (root / "images" / f"{sha}.png").is_file():
-            problems.append(f"inspection {item['row']['id']}: image {str(sha)[:80]!r} is missing from the bundle")
+    problems.extend(missing_images(root))
     anchor = root / "anchor.json"
     if anchor.is_file():  # the station's checkpoint: where it falls inside the segment it must agree
         seq, digest = (lambda a: (a.get("seq"), a.get("hash")))(json.loads(anchor.read_text(encoding="utf-8")))
