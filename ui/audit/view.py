@@ -16,6 +16,7 @@ from inspector.frame.explain import explain_record
 from inspector.store.audit import AuditRows, inspection_record, search
 from inspector.store.database import parse_time, utc_stamp
 from ui.audit.actions import AuditActions
+from ui.audit.example_strip import ExampleStrip
 from ui.audit.filter_bar import AuditFilterBar
 from ui.audit.inspection_detail import InspectionDetail
 from ui.audit.search_panel import SearchPanel
@@ -88,7 +89,13 @@ class AuditView(QWidget):
         self.actions = AuditActions(context, self.export_period)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.tabs)
-        split.addWidget(self.detail)
+        self.examples = ExampleStrip()  # what the ranking compared the part with (library examples)
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.detail, 1)
+        column.addWidget(self.examples)
+        split.addWidget(right)
         split.setSizes([640, 640])
         note = QLabel("All times are UTC. Records are never edited: a correction is a new decision with a reason.")
         note.setWordWrap(True)
@@ -149,6 +156,7 @@ class AuditView(QWidget):
             self.summary.show_error(f"Cannot open inspection {inspection_id}: {exc}")
             return False
         self.detail.set_record(record)
+        self.examples.set_record(self.context.station.log, record)
         return True
 
     def export_period(self) -> tuple[str, str]:
