@@ -86,3 +86,16 @@ def test_escape_cancels_and_an_auditor_has_no_button(qtbot, tmp_path, station) -
     assert not view.proposer.open and open_proposals(st.log) == []
     auditor = _view(qtbot, tmp_path, station, "aud1")
     assert not auditor.proposer.isVisible() and not auditor.proposer.start()
+
+
+def test_screenshot_with_the_reason_line_open(qtbot, tmp_path, station) -> None:
+    import os
+
+    st, _config, users = station
+    view = _view(qtbot, tmp_path, station, "op1")
+    view.show_result(_part(st, CRACK, users["op1"]))
+    qtbot.keyClick(view, Qt.Key.Key_E)
+    qtbot.keyClicks(view.proposer.reason, "hairline crack along the upper edge")
+    assert view.proposer.open and view.proposer.button.isVisible()
+    if os.environ.get("SCREENSHOT_DIR"):
+        view.grab().save(str(Path(os.environ["SCREENSHOT_DIR"]) / "operator_propose.png"))
