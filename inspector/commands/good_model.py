@@ -12,6 +12,7 @@ import sys
 
 from inspector.commands.library_db import _library_subparsers
 from inspector.commands.user import add_db_argument, add_user_argument, open_log, sign_in
+from inspector.frame.good_parts import DEFAULT_INPUT_SIZE
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -73,7 +74,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = gm.add_subparsers(dest="good_model_command", required=True)
     c = cmds.add_parser("build", help="build it from every confirmed good part and put it in force (QA)")
     c.add_argument("--config", help="station TOML: its model and [scoring] front end (default: embedded defaults)")
-    c.add_argument("--max-bank", type=int, default=4096, help="local features kept in the bank (coreset)")
+    c.add_argument("--max-bank", type=int, default=4096, help="rows kept in the bank (coreset)")
+    c.add_argument(
+        "--cells",
+        choices=("global", "local"),
+        default="global",
+        help="compare whole-part embeddings (default: better on validation) or the feature grid's cells",
+    )
+    c.add_argument(
+        "--input-size",
+        type=int,
+        default=DEFAULT_INPUT_SIZE,
+        help=f"short side px of its forward (default {DEFAULT_INPUT_SIZE}; 0: the ranking's, no second forward)",
+    )
     c.set_defaults(func=_cmd_build)
     c = cmds.add_parser("show", help="the model in force and every build and retirement")
     c.set_defaults(func=_cmd_show)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,15 @@ from safetensors.numpy import save as st_save
 
 from inspector.errors import InspectorError
 from inspector.frame.records import Verdict
+from inspector.frame.scorer import ScoredFrame, Scorer, score_frame
+from inspector.frame.scoring import ScoringSettings
 
 FORMAT = "rankclip-good-parts/1"
+# "global" won on the validation splits (bench/goodpart_local.py, BENCHMARKS.md); "local" gives a map.
+CELLS = ("global", "local")
+# Its own forward's short side: 448 px separated textiles far better than the ranking's 224 on
+# validation, at the cost of a second forward per frame (BENCHMARKS.md).
+DEFAULT_INPUT_SIZE = 448
 # Fraction of held-out good parts allowed above the threshold: the false-review rate QA accepts.
 FALSE_REVIEW_RATE = 0.02
 MAX_BANK = 4096  # rows kept by the coreset; cost per frame is cells x MAX_BANK x D multiply-adds
@@ -63,21 +70,61 @@ class GoodPartModel:
     info: dict[str, Any]  # how it was built: parts, held-out scores, built at, by
     sha256: str = ""  # of the file it was read from or written to
 
+    @property
+    def cells(self) -> str:
+        """What it compares: "global" (one embedding per part) or "local" (the feature grid's cells)."""
+        return str(self.basis.get("cells", "local"))
+
+    @property
+    def input_size(self) -> int:
+        """The short side of its own forward (0: the ranking's)."""
+        return int(self.basis.get("input_size", 0))
+
     def fits(self, config_basis: dict[str, Any]) -> bool:
-        """Whether frames scored under this scoring configuration's basis can be compared to the bank."""
+        """Whether frames scored under this basis (basis_of + cells + input size) compare with the bank."""
         return _canon(config_basis) == _canon(self.basis)
 
-    def check(self, local: np.ndarray) -> GoodPartCheck:
-        """Score one frame's local features [K, D]."""
-        cells = nearest_distance(local, self.bank)
+    def check(self, rows: np.ndarray) -> GoodPartCheck:
+        """Score one frame's rows [K, D] (frame_rows: its local features, or its embedding)."""
+        cells = nearest_distance(rows, self.bank)
         return GoodPartCheck(self.sha256, float(cells.max()) if len(cells) else 0.0, self.threshold, cells)
 
 
-def basis_of(config_dict: dict[str, Any]) -> dict[str, Any]:
-    """The part of a scoring configuration (ScoringConfig.as_dict) that decides what a cell's feature
-    means: the model and the front end (input size, tiles, flips). The region of interest only
-    decides which cells exist, so one model serves every camera of the station."""
-    return {k: config_dict.get(k) for k in ("model_id", "front_end")}
+def basis_of(config_dict: dict[str, Any], cells: str = "local", input_size: int = 0) -> dict[str, Any]:
+    """What decides a row's meaning: the model and the front end (input size, tiles, flips) of the
+    scoring configuration (ScoringConfig.as_dict), the cells compared and the forward's input size.
+    The region of interest only decides which cells exist, so one model serves every camera."""
+    return {**{k: config_dict.get(k) for k in ("model_id", "front_end")}, "cells": cells, "input_size": input_size}
+
+
+def own_settings(settings: ScoringSettings, input_size: int) -> ScoringSettings:
+    """The settings of the good-part model's forward: the station's, at its input size, whole frame."""
+    return replace(settings, input_size=input_size or settings.input_size, local_weight=0.0)
+
+
+def frame_rows(scored: ScoredFrame, cells: str) -> np.ndarray:
+    """The rows a frame is compared by: its unit embedding [1, D] or its local features [K, D]."""
+    if cells not in CELLS:
+        raise GoodModelError(f"good-part model cells must be one of {CELLS}, got {cells!r}")
+    return scored.embedding[None, :] if cells == "global" else scored.local
+
+
+def consult(
+    model: GoodPartModel,
+    scorer: Scorer,
+    rgb: np.ndarray,
+    settings: ScoringSettings,
+    source_id: str,
+    ranked: ScoredFrame,
+) -> GoodPartCheck | None:
+    """The frame against the model, reusing the ranking's forward when it is the same one (else a
+    second forward at the model's input size); None when the model was built for other frames."""
+    own = own_settings(settings, model.input_size)
+    same = own == replace(settings, local_weight=0.0) and settings.local_weight == 0.0
+    scored = ranked if same else score_frame(scorer, rgb, own, source_id)
+    if not model.fits(basis_of(scored.config.as_dict(), model.cells, model.input_size)):
+        return None
+    return model.check(frame_rows(scored, model.cells))
 
 
 def _canon(value: Any) -> str:
@@ -90,7 +137,13 @@ def nearest_distance(local: np.ndarray, bank: np.ndarray, chunk: int = 4096) -> 
     best = np.full(len(local), -1.0, np.float32)
     for start in range(0, len(bank), chunk):  # bounded memory whatever the bank size
         np.maximum(best, (local @ bank[start : start + chunk].T).max(axis=1), out=best)
-    return np.clip(1.0 - best, 0.0, 2.0)
+    # A cell whose feature is all zero (the encoder leaves such cells at zero rather than dividing
+    # by nothing; flat texture regions give them) carries no evidence: no distance, not the maximum.
+    return np.where(_live(local), np.clip(1.0 - best, 0.0, 2.0), 0.0).astype(np.float32)
+
+
+def _live(rows: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(rows, axis=1) > 1e-6
 
 
 def coreset(rows: np.ndarray, size: int, seed: int = 0, dims: int = 128) -> np.ndarray:
@@ -122,6 +175,7 @@ def fit(
     if not bank_parts or not calibration_parts:
         raise InspectorError("a good-part model needs good parts for its bank and held-out ones for its threshold")
     rows = np.concatenate(bank_parts).astype(np.float32)
+    rows = rows[_live(rows)]
     bank = np.ascontiguousarray(rows[coreset(rows, max_bank)])
     scores = np.array([nearest_distance(p, bank).max() for p in calibration_parts], np.float64)
     threshold = float(np.quantile(scores, 1.0 - rate, method="higher"))

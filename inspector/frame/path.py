@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from inspector.errors import InspectorError
-from inspector.frame.good_parts import GoodPartModel, basis_of, review_if_unlike
+from inspector.frame.good_parts import GoodPartModel, consult, review_if_unlike
 from inspector.frame.ranking import VerdictPolicy, decide, rank
 from inspector.frame.records import Frame, InspectionResult
 from inspector.frame.scorer import score_frame
@@ -50,9 +50,9 @@ class FramePath:
         scored = score_frame(model.scorer, frame.rgb, self.scoring, frame.source_id)
         config, check = scored.config, None
         good = self._good  # one read, like the model: QA may rebuild it meanwhile
-        if good is not None and good.fits(basis_of(config.as_dict())):  # built with this model and front end
-            check = good.check(scored.local)
-            config = replace(config, good_model=good.sha256)
+        if good is not None:  # None back when it was built for another model or front end
+            check = consult(good, model.scorer, frame.rgb, self.scoring, frame.source_id, scored)
+            config = replace(config, good_model=good.sha256) if check is not None else config
         t1 = time.perf_counter()
         ranking = rank(
             scored.embedding,

@@ -15,7 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from inspector.errors import InspectorError
-from inspector.frame.good_parts import MAX_BANK, GoodModelError, GoodPartModel, basis_of, fit, load, save
+from inspector.frame.good_parts import (
+    CELLS,
+    DEFAULT_INPUT_SIZE,
+    MAX_BANK,
+    GoodModelError,
+    GoodPartModel,
+    basis_of,
+    fit,
+    frame_rows,
+    load,
+    own_settings,
+    save,
+)
 from inspector.frame.scorer import Scorer, score_frame
 from inspector.frame.scoring import ScoringSettings
 from inspector.learning.pairs import TrainingPair, build_training_set
@@ -76,12 +88,18 @@ def build_good_model(
     reason: str,
     *,
     max_bank: int = MAX_BANK,
+    cells: str = "global",
+    input_size: int = DEFAULT_INPUT_SIZE,
     progress: Callable[[int, int], None] | None = None,
 ) -> GoodPartModel:
     """Encode the confirmed good parts with the station's model and front end, fit, store, put in force.
 
     QA only (edit_library). Refused, with the counts, when there are too few confirmed good parts.
+    cells: "global" (the validated default) or "local"; input_size: its own forward's short side
+    (0: the ranking's; another size costs a second forward per frame).
     """
+    if cells not in CELLS:
+        raise InspectorError(f"cells must be one of {', '.join(CELLS)}, got {cells!r}")
     bank_pairs, cal_pairs = check_can_build(log, user, reason)
     total, done = len(bank_pairs) + len(cal_pairs), 0
     basis: dict | None = None
@@ -90,9 +108,9 @@ def build_good_model(
         for pair in pairs:
             row = log.inspection(pair.inspection_id) or {}
             rgb = read_evidence_image(Path(pair.image_path))  # refuses a replaced image file
-            scored = score_frame(scorer, rgb, settings, str(row.get("source_id", "")))
-            basis = basis or basis_of(scored.config.as_dict())
-            encoded[group].append(scored.local)
+            scored = score_frame(scorer, rgb, own_settings(settings, input_size), str(row.get("source_id", "")))
+            basis = basis or basis_of(scored.config.as_dict(), cells, input_size)
+            encoded[group].append(frame_rows(scored, cells))
             done += 1
             if progress is not None:
                 progress(done, total)

@@ -150,3 +150,18 @@ def test_cli_build_needs_enough_parts_before_loading_a_model(tmp_path: Path, mon
     monkeypatch.setenv("INSPECTOR_PASSWORD", "Qa-pass-123456")
     code = main(["library", "good-model", "build", "--db", str(tmp_path / "s.db"), "--user", "qa", "--reason", "r"])
     assert code == 2 and "too few confirmed good parts" in capsys.readouterr().err
+
+
+def test_local_cells_at_their_own_input_size(tmp_path: Path) -> None:
+    with open_station(tmp_path) as st:
+        log = st.log
+        qa, op = log.login("qa", "Qa-pass-123456"), log.login("op", "Op-pass-1234567")
+        for seq in range(30):
+            confirm_part(st, seq, seq, "ok", op)
+        with pytest.raises(InspectorError, match="cells must be one of"):
+            build_good_model(log, st.scorer, st.scoring, qa, "r", cells="patches")
+        model = build_good_model(log, st.scorer, st.scoring, qa, "local cells", cells="local", input_size=448)
+        assert (model.cells, model.input_size) == ("local", 448)
+        st.refresh_library()
+        result = st.inspect(part_frame(130, 300))
+        assert result.good_part.flagged and json.loads(result.ranking.scoring_config_json)["good_model"] == model.sha256
