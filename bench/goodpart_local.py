@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         ("text_plus_good_local", auroc(_rank_mean(1 - p_ok, s_local), defect)),
                         ("false_review_rate", float((s_local[~defect] > model.threshold).mean())),
                         ("defects_flagged", float((s_local[defect] > model.threshold).mean())),
+                        ("global_false_review_rate", float((s_global[~defect] > g.threshold).mean())),
+                        ("global_defects_flagged", float((s_global[defect] > g.threshold).mean())),
                     ):
                         res.setdefault(key, []).append(float(value))
                 rows[str(n)] = {k: {"mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in res.items()}
@@ -129,8 +131,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def markdown(out: dict[str, Any]) -> str:
     lines = [
         "| data set @ input px | good parts in bank | text only | good-part, global | good-part, local |"
-        " text + local (mean rank) | good flagged | defects flagged |",
-        "|---|---|---|---|---|---|---|---|",
+        " text + local (mean rank) | global: good flagged | global: defects flagged | local: good flagged |"
+        " local: defects flagged |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, rows in out.items():
         if not isinstance(rows, dict) or "text_only" not in rows:
@@ -144,7 +147,8 @@ def markdown(out: dict[str, Any]) -> str:
 
             lines.append(
                 f"| {key} | {n} | {rows['text_only']:.3f} | {cell('good_global')} | {cell('good_local')} |"
-                f" {cell('text_plus_good_local')} | {cell('false_review_rate')} | {cell('defects_flagged')} |"
+                f" {cell('text_plus_good_local')} | {cell('global_false_review_rate')} |"
+                f" {cell('global_defects_flagged')} | {cell('false_review_rate')} | {cell('defects_flagged')} |"
             )
     return "\n".join(lines) + "\n"
 
