@@ -172,3 +172,10 @@ def _line_outbox(db: Database) -> None:
     db.execute(
         "CREATE TABLE line_outbox (output TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at TEXT NOT NULL) STRICT"
     )
+
+
+@MIGRATIONS(name="0010_events_kind_index")
+def _events_kind_index(db: Database) -> None:
+    # The station asks for the latest event of a kind on every library poll (the good-part model in
+    # force, inspector.learning.good_model); without this index that is a scan of every event.
+    db.execute("CREATE INDEX events_kind ON events (kind, id)")
