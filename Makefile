@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test test-fast lint bench bench-quality bench-reliability bench-learning bench-loss bench-startup bench-db bench-gradcam bench-latency train-default setup clean-venv screenshots
+.PHONY: run test test-fast lint bench bench-quality bench-reliability bench-learning bench-examples bench-goodparts bench-loss bench-startup bench-db bench-gradcam bench-latency train-default setup clean-venv screenshots
 
 setup: $(STAMP)
 
@@ -86,6 +86,19 @@ bench-reliability: $(STAMP)
 bench-learning: $(STAMP)
 	@$(PY) -c "import elpv_dataset, conformal_clip_data, matplotlib" 2>/dev/null || $(PY) -m pip install -q -c constraints.txt -e '.[bench]'
 	$(PY) -m bench.learning_curve
+
+# Issue 13: example images against confirmed parts, no training (about 1 min once the frozen embeddings
+# are cached in runs/examples_curve/, ~6 min to make them); writes bench/results/examples_curve.* and
+# docs/examples_curve.png.
+bench-examples: $(STAMP)
+	@$(PY) -c "import elpv_dataset, conformal_clip_data, matplotlib, sklearn" 2>/dev/null || $(PY) -m pip install -q -c constraints.txt -e '.[bench]'
+	$(PY) -m bench.examples_curve $(BENCH_ARGS)
+
+# Issue 13: the good-part model (local features of confirmed good parts) on the validation splits,
+# beside the ranking (about 7 min on 2 cores to encode, then seconds); bench/results/goodpart_local.*.
+bench-goodparts: $(STAMP)
+	@$(PY) -c "import elpv_dataset, conformal_clip_data" 2>/dev/null || $(PY) -m pip install -q -c constraints.txt -e '.[bench]'
+	$(PY) -m bench.goodpart_local $(BENCH_ARGS)
 
 # Reproduce the shipped default model (models/MODEL_CARD.md); about 25 min on 2 cores.
 train-default: $(STAMP)

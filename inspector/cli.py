@@ -18,7 +18,17 @@ from inspector.errors import InspectorError
 
 # Each module in inspector/commands/ adds its subcommands with `register(subparsers)`; its
 # handlers do their heavy imports inside, so `inspector --help` stays fast.
-COMMAND_MODULES: tuple[str, ...] = ("inspect", "log", "user", "library_db", "model", "witness", "search", "report")
+COMMAND_MODULES: tuple[str, ...] = (
+    "inspect",
+    "log",
+    "user",
+    "library_db",
+    "good_model",
+    "model",
+    "witness",
+    "search",
+    "report",
+)
 
 
 def _cmd_library_check(args: argparse.Namespace) -> int:

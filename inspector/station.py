@@ -84,6 +84,7 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
         )
         # Told of every committed inspection (search indexer, drift monitor); must not block.
         self.recorded_listeners = []
+        self.refresh_good_model()
 
     @classmethod
     def open(

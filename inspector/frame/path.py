@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from inspector.errors import InspectorError
+from inspector.frame.good_parts import GoodPartModel, consult, review_if_unlike
 from inspector.frame.ranking import VerdictPolicy, decide, rank
 from inspector.frame.records import Frame, InspectionResult
 from inspector.frame.scorer import score_frame
@@ -36,6 +37,7 @@ class FramePath:
     scoring: ScoringSettings
     recorded_listeners: list[Callable[[InspectionResult], None]]
     _model: ModelState
+    _good: GoodPartModel | None
 
     def inspect(self, frame: Frame, image_sha256: str | None = None, top_k: int | None = None) -> InspectionResult:
         """Rank one frame against the library and propose a verdict (nothing is stored)."""
@@ -46,6 +48,11 @@ class FramePath:
         t0 = time.perf_counter()
         # The frame as delivered: global view, native tiles for large frames, the camera's ROI.
         scored = score_frame(model.scorer, frame.rgb, self.scoring, frame.source_id)
+        config, check = scored.config, None
+        good = self._good  # one read, like the model: QA may rebuild it meanwhile
+        if good is not None:  # None back when it was built for another model or front end
+            check = consult(good, model.scorer, frame.rgb, self.scoring, frame.source_id, scored)
+            config = replace(config, good_model=good.sha256) if check is not None else config
         t1 = time.perf_counter()
         ranking = rank(
             scored.embedding,
@@ -53,10 +60,11 @@ class FramePath:
             model.scorer.logit_scale,
             top_k=top_k,
             local=scored.local,
-            local_weight=scored.config.local_weight,
-            scoring=scored.config,
+            local_weight=config.local_weight,
+            scoring=config,
         )
         verdict = decide(ranking, index, self.policy)
+        verdict = review_if_unlike(verdict, check, ranking.top.label_name, ranking.top.disposition)
         t2 = time.perf_counter()
         return InspectionResult(
             frame=frame,
@@ -65,6 +73,8 @@ class FramePath:
             image_sha256=image_sha256 or frame_sha256(frame),
             timings_ms={"encode": 1000 * (t1 - t0), "rank": 1000 * (t2 - t1)},
             embedding=scored.embedding,
+            good_part=check,
+            local_boxes=getattr(scored.features, "local_boxes", None),
         )
 
     def record(self, result: InspectionResult, user: Session) -> InspectionResult:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -140,6 +140,10 @@ class InspectionResult:
     inspection_id: int | None = None  # set once the inspection is committed
     # The image embedding the ranking used (search stores it; issue 17). Not compared: arrays.
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # The good-part model's check (inspector.frame.good_parts.GoodPartCheck) and the frame boxes of its
+    # cells, for the anomaly map; None without a good-part model in force.
+    good_part: Any = field(default=None, repr=False, compare=False)
+    local_boxes: list | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -200,9 +200,13 @@ class ScoringConfig:
     caption_templates: tuple[str, ...]
     roi: tuple[tuple[str, Any], ...]
     map_size: int = 0  # the localization maps' short side (0: the ranking's)
+    good_model: str = ""  # SHA-256 of the good-part model the verdict consulted (inspector.frame.good_parts)
 
     def as_dict(self) -> dict[str, Any]:
+        # good_model only when one was used: configurations recorded before it existed keep their ids.
+        extra = {"good_model": self.good_model} if self.good_model else {}
         return {
+            **extra,
             "model_id": self.model_id,
             "front_end": json.loads(json.dumps(dict(self.front_end))),
             "local_weight": self.local_weight,

@@ -130,7 +130,11 @@ class PairDataset:
             raise DataError(f"image {pair.image_path} of inspection {pair.inspection_id} is unreadable: {exc}") from exc
         if hashlib.sha256(data).hexdigest() != pair.image_sha256:
             raise DataError(f"image {pair.image_path} does not match its recorded SHA-256; restore it from a backup")
-        return decode_image(data, pair.image_path)
+        from inspector.library.examples import crop_box
+        from inspector.library.labels import Example
+
+        # A library example with a box trains on that crop, as the ranking embeds it.
+        return crop_box(decode_image(data, pair.image_path), Example(sha256=pair.image_sha256, box=pair.box))
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, str]:
         return self.load_image(index), self.caption(index)

@@ -24,6 +24,7 @@ from inspector.learning.engine import (
     Progress,
     train_candidate,
 )
+from inspector.learning.example_rows import with_examples
 from inspector.learning.pairs import ProposedDescription, TrainingPair, TrainingSet, build_training_set
 from inspector.learning.registry import ModelRegistry, RegisteredModel, active_model_ref
 from inspector.learning.reliability import figure_lines
@@ -129,6 +130,8 @@ def run_finetune(
             station_keys=station_keys,
         )
         version, library = log.library.in_force()
+        if version:  # QA's example images are training rows too (inspector.learning.example_rows)
+            ts = with_examples(ts, library, version, log.sdb.image_root)
         out = Path(out_dir) if out_dir else log.sdb.path.parent / "models"
         outcome = train_candidate(
             ts,

@@ -35,6 +35,7 @@ class TrainingPair:
     inspection_id: int = 0
     decision_id: int = 0
     library_version: int = 0
+    box: tuple[int, int, int, int] | None = None  # a library example's defect box: training sees that crop
 
     def __post_init__(self) -> None:
         if not self.descriptions:
@@ -50,6 +51,7 @@ class TrainingPair:
             "label": self.label_id,
             "descriptions": list(self.descriptions),
             "outranked": list(self.outranked),
+            **({"box": list(self.box)} if self.box else {}),  # absent when unset: existing ids stay
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -237,6 +239,7 @@ def read_pairs_jsonl(paths: Iterable[str | Path], heldout_fraction: float = 0.2,
                         **item,
                         "descriptions": tuple(item["descriptions"]),
                         "outranked": tuple(item.get("outranked", ())),
+                        "box": tuple(item["box"]) if item.get("box") else None,
                     }
                 )
                 dupes += pair.image_sha256 in seen

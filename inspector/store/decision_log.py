@@ -55,6 +55,7 @@ SYSTEM_EVENT_KINDS = frozenset(
         "storage_recovered",
         "drift_alarm",
         "drift_reference_restarted",
+        "good_model_load_failed",
     }
 )
 # camera and capture faults; the line's triggers and output connections (inspector.line)
@@ -93,6 +94,8 @@ _CORE_EVENT_KINDS = frozenset(
         "model_id_aliased",
         "model_id_unbound",
         "images_archived",
+        "good_model_built",  # inspector.learning.good_model, after its QA check
+        "good_model_retired",
     }
 )
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from inspector.errors import InspectorError
 from inspector.store.account_state import admin_set_flags
 from inspector.store.anchor import AnchorError, anchor_record
+from inspector.store.bundle_images import missing_images, referenced_images
 from inspector.store.chain import RECORD_TABLES, canonical, entry_hash
 from inspector.store.csv_cells import csv_bytes, neutralise  # noqa: F401  # neutralise: re-exported
 from inspector.store.database import StationDB, event_row, parse_time, utc_stamp
@@ -195,8 +196,7 @@ def export_bundle(
         root, "decision_flags.csv", _csv_bytes(["decision_id", "admin_set_password"], flag_rows)
     )
     (root / "images").mkdir(mode=0o700)
-    columns, rows = tables["inspections"]
-    for sha in sorted({r[columns.index("image_sha256")] for r in rows} - {None}):
+    for sha in sorted(referenced_images(tables)):  # frames and library examples (bundle_images)
         source = locate_image(sdb, str(sha)) if _HEX64.match(str(sha)) else None  # archived: from the archive
         if source is None or not source.is_file():
             warnings.append(f"image {str(sha)[:80]!r} is not a valid stored image; not exported")
@@ -384,10 +384,7 @@ def _check_records(
         present = {item["row"]["id"] for item in _read_jsonl(root / f"{table}.jsonl", [])}
         if missing := sorted(ids - present):
             problems.append(f"{table} rows {missing[:20]} are in the manifest's selection but not in the bundle")
-    for item in _read_jsonl(root / "inspections.jsonl", []):
-        sha = item["row"].get("image_sha256")
-        if sha and not (root / "images" / f"{sha}.png").is_file():
-            problems.append(f"inspection {item['row']['id']}: image {str(sha)[:80]!r} is missing from the bundle")
+    problems.extend(missing_images(root))
     anchor = root / "anchor.json"
     if anchor.is_file():  # the station's checkpoint: where it falls inside the segment it must agree
         seq, digest = (lambda a: (a.get("seq"), a.get("hash")))(json.loads(anchor.read_text(encoding="utf-8")))

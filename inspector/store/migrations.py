@@ -188,3 +188,10 @@ def _model_config_ids(db: Database) -> None:
     # that records and registry rows name are bound to the new ones by chained events, written by
     # inspector.store.model_aliases.bind_legacy_ids() right after this runs (it needs the station key).
     pass
+
+
+@MIGRATIONS(name="0012_events_kind_index")
+def _events_kind_index(db: Database) -> None:
+    # The station asks for the latest event of a kind on every library poll (the good-part model in
+    # force, inspector.learning.good_model); without this index that is a scan of every event.
+    db.execute("CREATE INDEX events_kind ON events (kind, id)")

@@ -108,7 +108,8 @@ def test_view_opens_for_each_role_and_edit_actions_follow_it(qtbot, setup, role:
     view.show()
     editable = role == "qa"
     form = view.editor.form
-    assert view.tabs.count() == 7 and view.editor.labels_table.rowCount() == 3
+    assert view.tabs.count() == 8 and view.editor.labels_table.rowCount() == 3
+    assert view.good_model.build_button.isEnabled() is editable  # the good-part model too (Good parts tab)
     assert form.add_label_button.isEnabled() is editable and form.reason.isEnabled() is editable
     assert form.add_description_button.isEnabled() is editable  # the first label is selected
     assert not view.editor.draft_box.publish_button.isEnabled()  # nothing staged yet

@@ -17,6 +17,7 @@ from inspector.store.corrections import correct_label
 from inspector.store.export_filter import ExportPlan, plan_export
 from ui.audit.actions import AuditActions
 from ui.audit.correction_dialog import ask_correction
+from ui.audit.example_strip import ExampleStrip
 from ui.audit.filter_bar import AuditFilterBar
 from ui.audit.inspection_detail import InspectionDetail
 from ui.audit.search_panel import SearchPanel
@@ -100,7 +101,13 @@ class AuditView(QWidget):
         self.actions = AuditActions(context, self.export_plan, settings=settings)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.tabs)
-        split.addWidget(self.detail)
+        self.examples = ExampleStrip()  # what the ranking compared the part with (library examples)
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.detail, 1)
+        column.addWidget(self.examples)
+        split.addWidget(right)
         split.setSizes([640, 640])
         note = QLabel("All times are UTC. Records are never edited: a correction is a new decision with a reason.")
         note.setWordWrap(True)
@@ -174,6 +181,7 @@ class AuditView(QWidget):
             self.summary.show_error(f"Cannot open inspection {inspection_id}: {exc}")
             return False
         self.detail.set_record(record)
+        self.examples.set_record(self.context.station.log, record)
         return True
 
     def correct(self, record: InspectionRecord) -> bool:

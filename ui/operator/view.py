@@ -29,6 +29,7 @@ from ui.context import AppContext
 from ui.operator.candidate_list import CandidateList
 from ui.operator.capture_worker import CaptureWorker
 from ui.operator.evidence_panel import EvidencePanel
+from ui.operator.propose_example import ProposeExample
 from ui.operator.review_indicator import ReviewLaneIndicator
 from ui.operator.review_lane import ReviewLaneDialog
 from ui.operator.status_panel import StatusPanel
@@ -37,7 +38,7 @@ from ui.widgets import palette
 
 HINTS = (
     "Space/Enter confirm #1 · 1–9 pick #k · 0 none of these · R retake · H heatmap · C #1 vs #2"
-    " · ↑↓ select · F2 review lane"
+    " · ↑↓ select · F2 review lane · E propose as example"
 )
 _DIGITS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(10)}
 
@@ -100,6 +101,7 @@ class OperatorView(QWidget):
         self.lane.answered.connect(self.decided)
         self.queue_label, self.review_button = self.lane.label, self.lane.button
         self.review_button.clicked.connect(self.open_review_lane)
+        self.proposer = ProposeExample(self.context, lambda: (self.current, self.candidates.selected_rank), self)
         self.hints = QLabel(
             HINTS
             if self.context.can("decide")
@@ -116,6 +118,7 @@ class OperatorView(QWidget):
         side.addWidget(self.message)
         side.addWidget(self.queue_label)
         side.addWidget(self.review_button)
+        side.addWidget(self.proposer)
         side.addStretch(1)
         side.addWidget(self.hints)
         body = QHBoxLayout()

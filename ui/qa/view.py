@@ -13,6 +13,7 @@ from ui.audit.search_panel import SearchPanel
 from ui.context import AppContext
 from ui.qa.agreement_view import AgreementView
 from ui.qa.finetune_panel import FinetunePanel
+from ui.qa.good_model_box import GoodModelBox
 from ui.qa.impact_view import ImpactView
 from ui.qa.library_editor import LibraryEditor
 from ui.qa.report_panel import ReportPanel
@@ -20,7 +21,7 @@ from ui.qa.typed_texts_view import TypedTextsView
 
 
 class QAView(QWidget):
-    """Tabs: Library, None of these, Impact preview, Agreement, Fine-tuning, Report & drift, Search."""
+    """Tabs: Library, None of these, Impact preview, Agreement, Fine-tuning, Good parts, Report & drift, Search."""
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -36,6 +37,8 @@ class QAView(QWidget):
         self.tabs.addTab(self.impact, "Impact preview")
         self.tabs.addTab(self.agreement, "Agreement")
         self.tabs.addTab(self.finetune, "Fine-tuning")
+        self.good_model = GoodModelBox(context)
+        self.tabs.addTab(self.good_model, "Good parts")
         # issue 17: the PoC report export and the drift banner (context.drift: a DriftWatch, when running)
         drift = context.drift
         self.report = ReportPanel(

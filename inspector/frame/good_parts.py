@@ -1,0 +1,247 @@
+"""The good-part model: "unlike any good part", from the local features of confirmed good parts.
+
+PatchCore-style (Roth et al. 2022): a memory bank of the image tower's local features (one unit row
+per cell of the feature grid, inspector.frame.scorer.ScoredFrame.local) of operator-confirmed good
+parts, thinned by greedy k-centre coreset selection. A frame's cells are scored by their cosine
+distance to the nearest bank row; the frame's anomaly score is the largest, so one odd cell is
+enough, and the per-cell distances are the anomaly map. A nearest-neighbour bank rather than
+PaDiM's per-location Gaussian because textures and unaligned parts have no fixed location grid.
+
+The threshold is set on confirmed good parts the bank never saw (a held-out share): a part above
+it is flagged. The model is versioned by the SHA-256 of its safetensors file (numpy arrays and
+string metadata only, never a pickle) and applies only to frames scored with the same model and
+front end it was built with (`fits`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from inspector.errors import InspectorError
+from inspector.frame.records import Verdict
+from inspector.frame.scorer import ScoredFrame, Scorer, score_frame
+from inspector.frame.scoring import ScoringSettings
+
+FORMAT = "rankclip-good-parts/1"
+# "global" won on the validation splits (bench/goodpart_local.py, BENCHMARKS.md); "local" gives a map.
+CELLS = ("global", "local")
+# Its own forward's short side: 448 px separated textiles far better than the ranking's 224 on
+# validation, at the cost of a second forward per frame (BENCHMARKS.md).
+DEFAULT_INPUT_SIZE = 448
+# Fraction of held-out good parts allowed above the threshold: the false-review rate QA accepts.
+FALSE_REVIEW_RATE = 0.02
+MAX_BANK = 4096  # rows kept by the coreset; cost per frame is cells x MAX_BANK x D multiply-adds
+
+
+class GoodModelError(InspectorError):
+    """A good-part model file is missing, altered, or not one this station wrote."""
+
+
+@dataclass(frozen=True)
+class GoodPartCheck:
+    """One frame against the good-part model: its anomaly score, the threshold, per-cell distances."""
+
+    model_sha256: str
+    score: float
+    threshold: float
+    cells: np.ndarray = field(repr=False, compare=False)  # [K] cosine distance of each cell to the bank
+
+    @property
+    def flagged(self) -> bool:
+        return self.score > self.threshold
+
+
+@dataclass(frozen=True)
+class GoodPartModel:
+    """A memory bank of good parts' local features [N, D] (unit rows), its threshold and provenance."""
+
+    bank: np.ndarray
+    threshold: float
+    basis: dict[str, Any]  # what frames it applies to: model id, front end, region of interest
+    info: dict[str, Any]  # how it was built: parts, held-out scores, built at, by
+    sha256: str = ""  # of the file it was read from or written to
+
+    @property
+    def cells(self) -> str:
+        """What it compares: "global" (one embedding per part) or "local" (the feature grid's cells)."""
+        return str(self.basis.get("cells", "local"))
+
+    @property
+    def input_size(self) -> int:
+        """The short side of its own forward (0: the ranking's)."""
+        return int(self.basis.get("input_size", 0))
+
+    def fits(self, config_basis: dict[str, Any]) -> bool:
+        """Whether frames scored under this basis (basis_of + cells + input size) compare with the bank."""
+        return _canon(config_basis) == _canon(self.basis)
+
+    def check(self, rows: np.ndarray) -> GoodPartCheck:
+        """Score one frame's rows [K, D] (frame_rows: its local features, or its embedding)."""
+        cells = nearest_distance(rows, self.bank)
+        return GoodPartCheck(self.sha256, float(cells.max()) if len(cells) else 0.0, self.threshold, cells)
+
+
+def basis_of(config_dict: dict[str, Any], cells: str = "local", input_size: int = 0) -> dict[str, Any]:
+    """What decides a row's meaning: the model and the front end (input size, tiles, flips) of the
+    scoring configuration (ScoringConfig.as_dict), the cells compared and the forward's input size.
+    The region of interest only decides which cells exist, so one model serves every camera."""
+    return {**{k: config_dict.get(k) for k in ("model_id", "front_end")}, "cells": cells, "input_size": input_size}
+
+
+def own_settings(settings: ScoringSettings, input_size: int) -> ScoringSettings:
+    """The settings of the good-part model's forward: the station's, at its input size, whole frame."""
+    return replace(settings, input_size=input_size or settings.input_size, local_weight=0.0)
+
+
+def frame_rows(scored: ScoredFrame, cells: str) -> np.ndarray:
+    """The rows a frame is compared by: its unit embedding [1, D] or its local features [K, D]."""
+    if cells not in CELLS:
+        raise GoodModelError(f"good-part model cells must be one of {CELLS}, got {cells!r}")
+    return scored.embedding[None, :] if cells == "global" else scored.local
+
+
+def consult(
+    model: GoodPartModel,
+    scorer: Scorer,
+    rgb: np.ndarray,
+    settings: ScoringSettings,
+    source_id: str,
+    ranked: ScoredFrame,
+) -> GoodPartCheck | None:
+    """The frame against the model, reusing the ranking's forward when it is the same one (else a
+    second forward at the model's input size); None when the model was built for other frames."""
+    own = own_settings(settings, model.input_size)
+    same = own == replace(settings, local_weight=0.0) and settings.local_weight == 0.0
+    scored = ranked if same else score_frame(scorer, rgb, own, source_id)
+    if not model.fits(basis_of(scored.config.as_dict(), model.cells, model.input_size)):
+        return None
+    return model.check(frame_rows(scored, model.cells))
+
+
+def _canon(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def nearest_distance(local: np.ndarray, bank: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """[K] cosine distance (1 - cos) of each unit row of `local` to its nearest row of `bank`."""
+    local = np.asarray(local, np.float32)
+    best = np.full(len(local), -1.0, np.float32)
+    for start in range(0, len(bank), chunk):  # bounded memory whatever the bank size
+        np.maximum(best, (local @ bank[start : start + chunk].T).max(axis=1), out=best)
+    # A cell whose feature is all zero (the encoder leaves such cells at zero rather than dividing
+    # by nothing; flat texture regions give them) carries no evidence: no distance, not the maximum.
+    return np.where(_live(local), np.clip(1.0 - best, 0.0, 2.0), 0.0).astype(np.float32)
+
+
+def _live(rows: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(rows, axis=1) > 1e-6
+
+
+def coreset(rows: np.ndarray, size: int, seed: int = 0, dims: int = 128) -> np.ndarray:
+    """Indices of `size` rows chosen by greedy k-centre (each pick is the row farthest from those
+    already chosen), on a random projection to `dims` dimensions as PatchCore does, for speed."""
+    if len(rows) <= size:
+        return np.arange(len(rows))
+    rng = np.random.default_rng(seed)
+    proj = rows @ rng.standard_normal((rows.shape[1], min(dims, rows.shape[1]))).astype(np.float32)
+    chosen = [int(rng.integers(len(rows)))]
+    dist = np.linalg.norm(proj - proj[chosen[0]], axis=1)
+    for _ in range(size - 1):
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        np.minimum(dist, np.linalg.norm(proj - proj[nxt], axis=1), out=dist)
+    return np.sort(np.array(chosen))
+
+
+def fit(
+    bank_parts: list[np.ndarray],
+    calibration_parts: list[np.ndarray],
+    basis: dict[str, Any],
+    info: dict[str, Any],
+    max_bank: int = MAX_BANK,
+    rate: float = FALSE_REVIEW_RATE,
+) -> GoodPartModel:
+    """Bank from `bank_parts` (each [K, D]); threshold: the (1 - rate) quantile of the calibration
+    parts' scores (good parts the bank never saw), so about `rate` of good parts go to review."""
+    if not bank_parts or not calibration_parts:
+        raise InspectorError("a good-part model needs good parts for its bank and held-out ones for its threshold")
+    rows = np.concatenate(bank_parts).astype(np.float32)
+    rows = rows[_live(rows)]
+    bank = np.ascontiguousarray(rows[coreset(rows, max_bank)])
+    scores = np.array([nearest_distance(p, bank).max() for p in calibration_parts], np.float64)
+    threshold = float(np.quantile(scores, 1.0 - rate, method="higher"))
+    info = {**info, "bank_rows": len(bank), "cells_seen": len(rows), "calibration_scores": scores.round(5).tolist()}
+    return GoodPartModel(bank, threshold, dict(basis), info)
+
+
+def save(model: GoodPartModel, folder: Path) -> GoodPartModel:
+    """Write the model as `<sha256>.safetensors` in `folder` (never overwritten: the name is the content)."""
+    meta = {
+        "format": FORMAT,
+        "threshold": repr(model.threshold),
+        "basis": _canon(model.basis),
+        "info": _canon(model.info),
+    }
+    data = st_save({"bank": model.bank.astype(np.float32)}, metadata=meta)
+    sha = hashlib.sha256(data).hexdigest()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{sha}.safetensors"
+    if not path.exists():
+        from models.durable import atomic_write
+
+        atomic_write(path, data)
+    return GoodPartModel(model.bank, model.threshold, model.basis, model.info, sha)
+
+
+def load(folder: Path, sha256: str) -> GoodPartModel:
+    """Read the model named `sha256`; refused unless the file's bytes hash to that name."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise GoodModelError(f"{sha256!r} is not a good-part model id (a SHA-256 hex digest)")
+    path = folder / f"{sha256}.safetensors"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise GoodModelError(f"good-part model {path} is missing or unreadable ({why}): rebuild it") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise GoodModelError(f"good-part model {path} was altered (its SHA-256 differs from its name): rebuild it")
+    try:
+        # The metadata from the same bytes that were hashed (not a second read of the file).
+        meta = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")]).get("__metadata__") or {}
+        tensors = st_load(data)
+        bank = tensors["bank"]
+        if meta.get("format") != FORMAT or bank.ndim != 2 or bank.dtype != np.float32:
+            raise ValueError(f"format {meta.get('format')!r}, bank {bank.dtype} {bank.shape}")
+        return GoodPartModel(
+            bank, float(meta["threshold"]), json.loads(meta["basis"]), json.loads(meta["info"]), sha256
+        )
+    except (SafetensorError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise GoodModelError(f"good-part model {path} is not one this station wrote: {exc}") from None
+
+
+def review_if_unlike(verdict: Verdict, check: GoodPartCheck | None, top_name: str, top_disposition: str) -> Verdict:
+    """The verdict with the good-part model's say: a part ranked good but unlike every good part
+    goes to review ("none of the listed" fits it); a defect call is never relaxed by it."""
+    if check is None or not check.flagged:
+        return verdict
+    why = f"unlike any good part: anomaly {check.score:.3f} above {check.threshold:.3f}"
+    if top_disposition != "accept":
+        return Verdict(verdict.disposition, verdict.needs_review, verdict.open_set, f"{verdict.reason}; {why}")
+    return Verdict("review", True, True, f"{why} (ranked {top_name}); {verdict.reason}")
+
+
+def anomaly_map(check: GoodPartCheck, boxes: list[tuple[int, int, int, int]], height: int, width: int) -> np.ndarray:
+    """The per-cell distances laid on the frame (float32 HxW; overlapping cells keep the larger)."""
+    out = np.zeros((height, width), np.float32)
+    for d, (x0, y0, x1, y1) in zip(check.cells, boxes):
+        np.maximum(out[y0:y1, x0:x1], np.float32(d), out=out[y0:y1, x0:x1])
+    return out
