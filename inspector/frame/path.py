@@ -35,6 +35,7 @@ class FramePath:
     policy: VerdictPolicy
     scoring: ScoringSettings
     recorded_listeners: list[Callable[[InspectionResult], None]]
+    product_id: str  # the station's product ([camera] product_id); a line trigger's part names its own
     _model: ModelState
 
     def inspect(self, frame: Frame, image_sha256: str | None = None, top_k: int | None = None) -> InspectionResult:
@@ -65,6 +66,7 @@ class FramePath:
             image_sha256=image_sha256 or frame_sha256(frame),
             timings_ms={"encode": 1000 * (t1 - t0), "rank": 1000 * (t2 - t1)},
             embedding=scored.embedding,
+            product_id=frame.part.product_id if frame.part is not None and frame.part.product_id else self.product_id,
         )
 
     def record(self, result: InspectionResult, user: Session) -> InspectionResult:

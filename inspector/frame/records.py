@@ -135,6 +135,8 @@ class InspectionResult:
     inspection_id: int | None = None  # set once the inspection is committed
     # The image embedding the ranking used (search stores it; issue 17). Not compared: arrays.
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # The product inspected (issue 17, per-product spread): the line trigger's, else [camera] product_id.
+    product_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,3 +164,14 @@ class Decision:
             raise ValueError("'none of these' needs a short typed description of what it is")
         if not self.operator:
             raise ValueError("a Decision needs the operator's user id")
+
+
+@dataclass(frozen=True)
+class DecisionCommitted:
+    """What DecisionLog tells its decision listeners after a decision's COMMIT (drift on agreement)."""
+
+    decision_id: int
+    decision: Decision
+    corrects_id: int | None  # set for a QA correction
+    model_id: str  # of the inspection answered
+    library_version: int

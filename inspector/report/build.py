@@ -29,7 +29,8 @@ def build_report(
         f"Period [{from_ts}, {to_ts}) UTC; {len(inspections)} inspections; cost matrix "
         + (str(costs_path) if costs_path else "the defaults (inspector/report/kpi.py)")
         + ".",
-        "Product: inspections record no product id yet, so there is no per-product spread.",
+        "Product: the line trigger's product id, else the station's [camera] product_id; '(none)' where"
+        " neither was set.",
     ]
     by_model = groups(inspections, decisions, "model_id")
     main = [kpi("All parts", inspections, decisions, costs, order)]
@@ -49,5 +50,8 @@ def build_report(
     spreads = {
         "station (source)": [kpi(k, *v, costs, order) for k, v in groups(inspections, decisions, "source_id").items()],
         "model": [kpi(k[:12], *v, costs, order) for k, v in by_model.items()],
+        "product": [
+            kpi(k or "(none)", *v, costs, order) for k, v in groups(inspections, decisions, "product_id").items()
+        ],
     }
     return write_report(out, render("PoC / KPI report", main, spreads, costs, notes))

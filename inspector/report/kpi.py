@@ -134,6 +134,15 @@ def period_rows(
     if not inspections:
         return [], []
     wanted = {int(r["id"]) for r in inspections}
+    products = {
+        int(r["inspection_id"]): r["product_id"]
+        for r in log.sdb.db.query(
+            "SELECT inspection_id, product_id FROM inspection_products WHERE inspection_id BETWEEN ? AND ?",
+            [int(inspections[0]["id"]), int(inspections[-1]["id"])],
+        )
+    }
+    # The product of each part (migration 0010); "" when none was configured or triggered.
+    inspections = [{**r, "product_id": products.get(int(r["id"]), "")} for r in inspections]
     decisions = [
         d
         for d in log.decisions(from_ts=inspections[0]["recorded_at"], limit=20 * limit)

@@ -172,3 +172,17 @@ def _line_outbox(db: Database) -> None:
     db.execute(
         "CREATE TABLE line_outbox (output TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at TEXT NOT NULL) STRICT"
     )
+
+
+@MIGRATIONS(name="0010_inspection_products")
+def _inspection_products(db: Database) -> None:
+    # Issue 17: the product each inspection is of (line trigger or [camera] product_id), for the report's
+    # and the drift watch's per-product spread. A side table, not a column (the chain hashes whole
+    # inspections rows); append-only. A line-triggered part's product is also in its chained part event.
+    db.execute(
+        "CREATE TABLE inspection_products (inspection_id INTEGER PRIMARY KEY REFERENCES inspections(id),"
+        " product_id TEXT NOT NULL) STRICT"
+    )
+    db.execute("CREATE INDEX inspection_products_product ON inspection_products (product_id, inspection_id)")
+    for statement in _append_only(("inspection_products",)):
+        db.execute(statement)
