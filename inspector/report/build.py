@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from inspector.errors import DataError
+from inspector.report.costs import costs_in_force
 from inspector.report.html import render, write_report
 from inspector.report.kpi import groups, kpi, load_costs, period_rows
 from inspector.store.decision_log import DecisionLog
@@ -21,14 +22,20 @@ def build_report(
     costs_path: str | Path | None = None,
 ) -> Path:
     """Write the report to `out`; the path. Models are matched by id prefix (as `inspector model list` shows)."""
-    costs = load_costs(costs_path)
+    if costs_path is not None:
+        costs, where = load_costs(costs_path), f"file {costs_path}"
+    else:
+        version, costs, event = costs_in_force(log)
+        where = (
+            f"version {version} in the database, set by {event['user']} at {event['recorded_at']}"
+            if event is not None
+            else "the defaults (inspector/report/kpi.py; none stored: `inspector costs set`)"
+        )
     inspections, decisions = period_rows(log, from_ts, to_ts)
     _, library = log.library.in_force()
     order = library.label_ids
     notes = [
-        f"Period [{from_ts}, {to_ts}) UTC; {len(inspections)} inspections; cost matrix "
-        + (str(costs_path) if costs_path else "the defaults (inspector/report/kpi.py)")
-        + ".",
+        f"Period [{from_ts}, {to_ts}) UTC; {len(inspections)} inspections; cost matrix: {where}.",
         "Product: the line trigger's product id, else the station's [camera] product_id; '(none)' where"
         " neither was set.",
     ]

@@ -89,6 +89,7 @@ _CORE_EVENT_KINDS = frozenset(
         "model_rolled_back",
         "library_seeded",
         "library_edit",
+        "cost_matrix_set",
     }
 )
 
