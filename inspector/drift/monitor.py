@@ -3,7 +3,7 @@
 Test: the population stability index, PSI = sum over bins of (w - r) * ln(w / r), where r and w
 are the reference's and the window's shares per bin. Continuous statistics (score, margin,
 brightness, sharpness) use `bins` bins cut at the reference's quantiles; the #1 label mix uses
-one bin per label; rates (review lane, none of these, agreement) use two bins. Shares are
+one bin per label; rates (review lane, open set, none of these, agreement) use two bins. Shares are
 smoothed by half a part per bin so an empty bin is finite. An alarm needs PSI >= `psi_alarm` on
 `consecutive` checks in a row (one check every `check_every` parts): sampling noise alone rarely
 does that (the 50,000-part stable stream in bench/drift_alarms.py raises none).
@@ -24,7 +24,7 @@ from inspector.drift.stats import DecisionStats, PartStats
 
 CONTINUOUS = ("score", "margin", "brightness", "sharpness")
 CATEGORICAL = ("label",)
-RATES = ("review", "none_of_these", "agreed")
+RATES = ("review", "open_set", "none_of_these", "agreed")
 ALL_METRICS = (*CONTINUOUS, *CATEGORICAL, *RATES)
 # The operator's answers arrive later than the parts, one per decision (DriftWatch.decided).
 DECISION_METRICS = ("agreed", "none_of_these")

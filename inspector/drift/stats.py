@@ -29,6 +29,7 @@ class PartStats:
     none_of_these: bool | None = None  # filled when the operator answered (None: not yet / unknown)
     agreed: bool | None = None
     product_id: str = ""  # each product is watched against its own reference (DriftWatch)
+    open_set: bool | None = None  # nothing in the library matched well enough (a new defect type raises it)
 
 
 @dataclass(frozen=True)
@@ -76,4 +77,5 @@ def part_stats(result: InspectionResult) -> PartStats:
         r.model_id,
         int(r.library_version),
         product_id=result.product_id,
+        open_set=bool(result.verdict.open_set),
     )

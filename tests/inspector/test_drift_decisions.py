@@ -3,6 +3,7 @@ raises a chained drift alarm through DecisionLog.decision_listeners; a stable ra
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -86,3 +87,22 @@ def test_a_correction_or_rejected_image_does_not_count_and_a_stable_rate_raises_
     correction = DecisionCommitted(2, Decision(1, "confirm", "qa1", "ok", 1), 1, "m", 1)
     assert decision_stats(reject) is None and decision_stats(correction) is None
     assert decision_stats(DecisionCommitted(3, Decision(1, "confirm", "op1", "ok", 1), None, "m", 1)).agreed
+
+
+def test_a_rise_of_the_open_set_rate_raises_an_alarm() -> None:
+    """A new defect type shows as more parts that match no label well (the open-set rate, per part)."""
+    from inspector.drift.stats import PartStats
+
+    rng = np.random.default_rng(2)
+    monitor = DriftMonitor(DriftSettings())
+    part = PartStats(0.3, 0.2, "ok", False, 120.0, 2.0, "m", 1)
+
+    def feed(rate: float, n: int) -> int | None:
+        for i in range(1, n + 1):
+            if monitor.add(replace(part, open_set=bool(rng.random() < rate))) is not None:
+                return i
+        return None
+
+    assert feed(0.05, 5000) is None  # stable: no alarm
+    delay = feed(0.35, 500)
+    assert delay is not None and "open_set" in monitor.alarm.metrics
