@@ -68,6 +68,9 @@ class QueueConfig:
 class CameraConfig:
     # The sample-part camera of `make run`: the share of defective parts, as on a calm line.
     sample_defect_share: float = 0.08
+    # The product this camera inspects (recorded with each inspection; reports and drift split by it).
+    # A line trigger that names a product overrides it for its part.
+    product_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,13 @@ _SECTIONS = {
     "witness": WitnessConfig,
     "drift": DriftSettings,
 }
+
+
+def check_product_id(value: str, where: str) -> str:
+    """A product id: at most 100 printable characters (it is shown in reports and stored per inspection)."""
+    if len(value) > 100 or not value.isprintable():
+        raise ConfigError(f"{where} must be at most 100 printable characters, got {value[:40]!r}")
+    return value
 
 
 def load_config(path: str | Path | None = None) -> StationConfig:
@@ -163,6 +173,8 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> StationCon
             section = {**section, key: float(value) if want is float else value}
         if name == "camera" and section.get("sample_defect_share", 0) > 1:
             raise ConfigError(f"{source}: [camera] sample_defect_share is a share from 0 to 1")
+        if name == "camera":
+            check_product_id(section.get("product_id", ""), f"{source}: [camera] product_id")
         for key in ("every_commits", "every_s") if name == "witness" else ():
             if section.get(key, 1) <= 0:
                 raise ConfigError(f"{source}: [witness] {key} must be a positive number, got {section[key]!r}")

@@ -77,8 +77,9 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
         ref: str = "",
         source: str = "caller",
         scoring: ScoringSettings = ScoringSettings(),
+        product_id: str = "",
     ) -> None:
-        self.log, self.policy, self.scoring = log, policy, scoring
+        self.log, self.policy, self.scoring, self.product_id = log, policy, scoring, product_id
         self._model = compile_model(
             scorer, library, library_version, log, ref or scorer.model_id, source, scoring.caption_templates
         )
@@ -107,6 +108,7 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
                 ref=config.model.ref,
                 source="configuration",
                 scoring=config.scoring,
+                product_id=config.camera.product_id,
             )
         Path(config.database.path).parent.mkdir(parents=True, exist_ok=True)
         log = DecisionLog.open(
@@ -127,7 +129,16 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
                 )
             log.library.seed_if_empty(load_library(config.library.path), str(config.library.path))
             version, library = log.library.in_force()
-            station = cls(scorer, library, version, log, ref=choice.ref, source=choice.source, scoring=config.scoring)
+            station = cls(
+                scorer,
+                library,
+                version,
+                log,
+                ref=choice.ref,
+                source=choice.source,
+                scoring=config.scoring,
+                product_id=config.camera.product_id,
+            )
             if announce:
                 log.record_event(
                     "model_loaded",

@@ -1,7 +1,8 @@
 """The station's side services, started once the station is open: the search indexer (embeds each
 committed inspection and backfills older ones, throttled), the drift watch (alarms as chained
-events, banner state for QA), both listening through Station.recorded_listeners, and the line's
-outputs and triggers ([output.*], [trigger]: publishers that read the committed log)."""
+events, banner state for QA), both listening through Station.recorded_listeners (the drift watch
+also through DecisionLog.decision_listeners), and the line's outputs and triggers ([output.*],
+[trigger]: publishers that read the committed log)."""
 
 from __future__ import annotations
 
@@ -47,4 +48,5 @@ def start_side_services(station: Station, config: StationConfig) -> SideServices
     drift = DriftWatch(path, config.drift) if config.drift.enabled else None
     if drift is not None:
         station.recorded_listeners.append(drift)
+        station.log.decision_listeners.append(drift.decided)  # agreement and "none of these" rates
     return SideServices(indexer, drift, line)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inspector.commands.user import add_db_argument, add_user_argument, sign_in
-from inspector.config import StationConfig, load_config
+from inspector.config import StationConfig, check_product_id, load_config
 from inspector.errors import InspectorError
 from inspector.frame.records import InspectionResult
 
@@ -33,6 +33,9 @@ def _config(args: argparse.Namespace) -> StationConfig:
         config = replace(config, library=replace(config.library, path=args.library))
     if getattr(args, "db", None):
         config = replace(config, database=replace(config.database, path=args.db))
+    if getattr(args, "product", None) is not None:
+        product = check_product_id(args.product, "--product")
+        config = replace(config, camera=replace(config.camera, product_id=product))
     return config
 
 
@@ -269,6 +272,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="publish each committed verdict: mqtt://HOST:PORT/TOPIC (a broker) or opc.tcp://HOST:PORT"
         " (the station's OPC UA server binds there); credentials only in the station TOML",
     )
+    p.add_argument("--product", help="the product id recorded with each inspection (default: [camera] product_id)")
     p.set_defaults(func=_cmd_watch)
 
 

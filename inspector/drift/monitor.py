@@ -3,7 +3,7 @@
 Test: the population stability index, PSI = sum over bins of (w - r) * ln(w / r), where r and w
 are the reference's and the window's shares per bin. Continuous statistics (score, margin,
 brightness, sharpness) use `bins` bins cut at the reference's quantiles; the #1 label mix uses
-one bin per label; rates (review lane, none of these, agreement) use two bins. Shares are
+one bin per label; rates (review lane, open set, none of these, agreement) use two bins. Shares are
 smoothed by half a part per bin so an empty bin is finite. An alarm needs PSI >= `psi_alarm` on
 `consecutive` checks in a row (one check every `check_every` parts): sampling noise alone rarely
 does that (the 50,000-part stable stream in bench/drift_alarms.py raises none).
@@ -20,11 +20,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inspector.drift.stats import PartStats
+from inspector.drift.stats import DecisionStats, PartStats
 
 CONTINUOUS = ("score", "margin", "brightness", "sharpness")
 CATEGORICAL = ("label",)
-RATES = ("review", "none_of_these", "agreed")
+RATES = ("review", "open_set", "none_of_these", "agreed")
+ALL_METRICS = (*CONTINUOUS, *CATEGORICAL, *RATES)
+# The operator's answers arrive later than the parts, one per decision (DriftWatch.decided).
+DECISION_METRICS = ("agreed", "none_of_these")
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,10 @@ class DriftMonitor:
         *,
         on_alarm: Callable[[DriftAlarm], None] | None = None,
         on_restart: Callable[[str, int], None] | None = None,
+        metrics: tuple[str, ...] = ALL_METRICS,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics  # which fields of the fed items are compared (PartStats or DecisionStats)
         self.on_alarm, self.on_restart = on_alarm, on_restart
         self.alarm: DriftAlarm | None = None  # the banner state: set until acknowledged
         self.last_psi: dict[str, float] = {}
@@ -103,7 +108,7 @@ class DriftMonitor:
         """The non-blocking banner text for QA, or None."""
         return None if self.alarm is None else self.alarm.text()
 
-    def add(self, part: PartStats) -> DriftAlarm | None:
+    def add(self, part: PartStats | DecisionStats) -> DriftAlarm | None:
         """Count one part; a DriftAlarm when this part completes an alarming check."""
         s = self.settings
         if not s.enabled:
@@ -133,12 +138,13 @@ class DriftMonitor:
 
     def _freeze(self) -> None:
         bins = self.settings.bins
-        for m in CONTINUOUS:
+        for m in (m for m in self.metrics if m in CONTINUOUS):
             values = np.array([getattr(p, m) for p in self._reference], np.float64)
             edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
             self._edges[m] = edges
             self._ref_counts[m] = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-        self._labels = sorted({p.label for p in self._reference})
+        if "label" in self.metrics:
+            self._labels = sorted({p.label for p in self._reference})
 
     def _counts(self, parts, metric: str) -> np.ndarray | None:
         if metric in CONTINUOUS:
@@ -156,7 +162,7 @@ class DriftMonitor:
 
     def _check(self) -> dict[str, float]:
         out = {}
-        for m in (*CONTINUOUS, *CATEGORICAL, *RATES):
+        for m in self.metrics:
             window = self._counts(self._window, m)
             ref = self._ref_counts[m] if m in CONTINUOUS else self._counts(self._reference, m)
             if window is not None and ref is not None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inspector.frame.imageio import cv2
-from inspector.frame.records import InspectionResult
+from inspector.frame.records import DecisionCommitted, InspectionResult
 
 # Image statistics are taken on a copy at most this wide: the same figure at a fraction of the cost.
 _STAT_WIDTH = 160
@@ -28,6 +28,28 @@ class PartStats:
     library_version: int = 0
     none_of_these: bool | None = None  # filled when the operator answered (None: not yet / unknown)
     agreed: bool | None = None
+    product_id: str = ""  # each product is watched against its own reference (DriftWatch)
+    open_set: bool | None = None  # nothing in the library matched well enough (a new defect type raises it)
+
+
+@dataclass(frozen=True)
+class DecisionStats:
+    """One operator answer: did they agree with #1, was it "none of these"; the model and library
+    version of the inspection answered (a change restarts the reference, as for parts)."""
+
+    agreed: bool
+    none_of_these: bool
+    model_id: str = ""
+    library_version: int = 0
+
+
+def decision_stats(done: DecisionCommitted) -> DecisionStats | None:
+    """The statistics of an operator's first answer; None for a rejected image or a QA correction
+    (a correction is a second look, not the line's agreement rate)."""
+    kind = done.decision.kind
+    if done.corrects_id is not None or kind == "reject_image":
+        return None
+    return DecisionStats(kind == "confirm", kind == "none_of_these", done.model_id, done.library_version)
 
 
 def image_stats(rgb: np.ndarray) -> tuple[float, float]:
@@ -54,4 +76,6 @@ def part_stats(result: InspectionResult) -> PartStats:
         sharpness,
         r.model_id,
         int(r.library_version),
+        product_id=result.product_id,
+        open_set=bool(result.verdict.open_set),
     )

@@ -36,6 +36,7 @@ class FramePath:
     policy: VerdictPolicy
     scoring: ScoringSettings
     recorded_listeners: list[Callable[[InspectionResult], None]]
+    product_id: str  # the station's product ([camera] product_id); a line trigger's part names its own
     _model: ModelState
     _good: GoodPartModel | None
 
@@ -75,6 +76,7 @@ class FramePath:
             embedding=scored.embedding,
             good_part=check,
             local_boxes=getattr(scored.features, "local_boxes", None),
+            product_id=frame.part.product_id if frame.part is not None and frame.part.product_id else self.product_id,
         )
 
     def record(self, result: InspectionResult, user: Session) -> InspectionResult:

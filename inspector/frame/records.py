@@ -144,6 +144,8 @@ class InspectionResult:
     # cells, for the anomaly map; None without a good-part model in force.
     good_part: Any = field(default=None, repr=False, compare=False)
     local_boxes: list | None = field(default=None, repr=False, compare=False)
+    # The product inspected (issue 17, per-product spread): the line trigger's, else [camera] product_id.
+    product_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -171,3 +173,14 @@ class Decision:
             raise ValueError("'none of these' needs a short typed description of what it is")
         if not self.operator:
             raise ValueError("a Decision needs the operator's user id")
+
+
+@dataclass(frozen=True)
+class DecisionCommitted:
+    """What DecisionLog tells its decision listeners after a decision's COMMIT (drift on agreement)."""
+
+    decision_id: int
+    decision: Decision
+    corrects_id: int | None  # set for a QA correction
+    model_id: str  # of the inspection answered
+    library_version: int

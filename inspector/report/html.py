@@ -78,7 +78,12 @@ SUMMARY_HEAD = [
 
 
 def render(
-    title: str, main: Sequence[KPI], spreads: dict[str, Sequence[KPI]], costs: dict, notes: Sequence[str]
+    title: str,
+    main: Sequence[KPI],
+    spreads: dict[str, Sequence[KPI]],
+    costs: dict,
+    notes: Sequence[str],
+    paired: tuple[Sequence[str], Sequence[Sequence[object]]] | None = None,
 ) -> str:
     """The whole report as HTML text."""
     parts = [
@@ -89,6 +94,8 @@ def render(
     ]
     parts += [f"<p class=note>{html.escape(n)}</p>" for n in notes]
     parts.append("<h2>Summary</h2>" + _table(SUMMARY_HEAD, _summary_rows(main)))
+    if paired is not None:  # inspector.report.versus: model B - model A on the same parts
+        parts.append("<h2>Same parts, two models</h2>" + _table(*paired))
     for g in main:
         a = g.agreement
         parts.append(f"<h2>{html.escape(g.name)}: per label</h2>")

@@ -41,19 +41,26 @@ DEFAULT_COSTS: dict[str, dict[str, float]] = {
 
 def load_costs(path: str | Path | None) -> dict[str, dict[str, float]]:
     """The QA cost matrix from a JSON file ({true: {proposed: cost}}; missing cells keep the defaults)."""
-    costs = {t: dict(row) for t, row in DEFAULT_COSTS.items()}
     if path is None:
-        return costs
+        return parse_costs({})
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DataError(f"cost matrix {path}: {exc}") from None
+    return parse_costs(data, f"cost matrix {path}")
+
+
+def parse_costs(data: Any, where: str = "cost matrix") -> dict[str, dict[str, float]]:
+    """The full matrix from {true: {proposed: cost}} (missing cells keep the defaults); DataError if bad."""
+    costs = {t: dict(row) for t, row in DEFAULT_COSTS.items()}
     for true, row in data.items() if isinstance(data, dict) else [(None, None)]:
         if true not in DISPOSITIONS or not isinstance(row, dict):
-            raise DataError(f"cost matrix {path}: rows must be dispositions {DISPOSITIONS} mapping to objects")
+            raise DataError(f"{where}: rows must be dispositions {DISPOSITIONS} mapping to objects")
         for proposed, cost in row.items():
-            if proposed not in DISPOSITIONS or not isinstance(cost, int | float) or cost < 0:
-                raise DataError(f"cost matrix {path}: {true}->{proposed} must be a disposition and a cost >= 0")
+            if proposed not in DISPOSITIONS or isinstance(cost, bool) or not isinstance(cost, int | float):
+                raise DataError(f"{where}: {true}->{proposed} must be a disposition and a cost >= 0")
+            if not 0 <= cost < float("inf"):
+                raise DataError(f"{where}: {true}->{proposed} must be a disposition and a cost >= 0")
             costs[true][proposed] = float(cost)
     return costs
 
@@ -133,6 +140,15 @@ def period_rows(
     if not inspections:
         return [], []
     wanted = {int(r["id"]) for r in inspections}
+    products = {
+        int(r["inspection_id"]): r["product_id"]
+        for r in log.sdb.db.query(
+            "SELECT inspection_id, product_id FROM inspection_products WHERE inspection_id BETWEEN ? AND ?",
+            [int(inspections[0]["id"]), int(inspections[-1]["id"])],
+        )
+    }
+    # The product of each part (migration 0010); "" when none was configured or triggered.
+    inspections = [{**r, "product_id": products.get(int(r["id"]), "")} for r in inspections]
     decisions = [
         d
         for d in log.decisions(from_ts=inspections[0]["recorded_at"], limit=20 * limit)

@@ -9,14 +9,15 @@ rename); the database holds their hashes.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+import logging
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inspector.errors import InspectorError, LibraryError
-from inspector.frame.records import Decision, InspectionResult
+from inspector.frame.records import Decision, DecisionCommitted, InspectionResult
 from inspector.library.store import LibraryStore
 from inspector.line.outbox import part_event
 from inspector.store.chain import ChainReport
@@ -96,6 +97,7 @@ _CORE_EVENT_KINDS = frozenset(
         "images_archived",
         "good_model_built",  # inspector.learning.good_model, after its QA check
         "good_model_retired",
+        "cost_matrix_set",
     }
 )
 
@@ -112,6 +114,8 @@ class DecisionLog(RecordQueries):
         self.users = UserStore(sdb, max_failures, lockout_s)
         self.library = LibraryStore(sdb)
         self.publisher: Publisher | None = None
+        # Told of every committed decision (the drift watch); called after COMMIT, must not block.
+        self.decision_listeners: list[Callable[[DecisionCommitted], None]] = []
         remove_stale_temp_images(sdb.image_root)
 
     @classmethod
@@ -225,6 +229,11 @@ class DecisionLog(RecordQueries):
                     "INSERT INTO inspection_scoring (inspection_id, scoring_config_id) VALUES (?, ?)",
                     [inspection_id, ranking.scoring_config_id],
                 )
+            if result.product_id:  # a side table, like inspection_scoring (migration 0010)
+                db.execute(
+                    "INSERT INTO inspection_products (inspection_id, product_id) VALUES (?, ?)",
+                    [inspection_id, result.product_id],
+                )
             if frame.part is not None:  # the line's part id, in the same commit (inspector.line, issue 18)
                 self.sdb.append("events", part_event(inspection_id, frame.part))
         return inspection_id
@@ -248,7 +257,11 @@ class DecisionLog(RecordQueries):
                 " a decision is recorded under the signed-in user only"
             )
         with self.sdb.transaction() as db:
-            found = list(db.query("SELECT candidates FROM inspections WHERE id = ?", [d.inspection_id]))
+            found = list(
+                db.query(
+                    "SELECT candidates, model_id, library_version FROM inspections WHERE id = ?", [d.inspection_id]
+                )
+            )
             if not found:
                 raise DecisionError(f"inspection {d.inspection_id} does not exist; record the inspection first")
             candidates = json.loads(found[0]["candidates"])
@@ -289,6 +302,12 @@ class DecisionLog(RecordQueries):
                 "reason": reason,
             }
             decision_id = self.sdb.append("decisions", row)
+        done = DecisionCommitted(decision_id, d, corrects, found[0]["model_id"], int(found[0]["library_version"]))
+        for listener in list(self.decision_listeners):
+            try:  # the decision is already safe: a failing listener must not fail the operator's answer
+                listener(done)
+            except Exception:  # noqa: BLE001
+                logging.getLogger(__name__).exception("a decision listener failed")
         return decision_id
 
     def _correctable(self, original_id: int, inspection_id: int) -> str:

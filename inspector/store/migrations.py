@@ -195,3 +195,17 @@ def _events_kind_index(db: Database) -> None:
     # The station asks for the latest event of a kind on every library poll (the good-part model in
     # force, inspector.learning.good_model); without this index that is a scan of every event.
     db.execute("CREATE INDEX events_kind ON events (kind, id)")
+
+
+@MIGRATIONS(name="0013_inspection_products")
+def _inspection_products(db: Database) -> None:
+    # Issue 17: the product each inspection is of (line trigger or [camera] product_id), for the report's
+    # and the drift watch's per-product spread. A side table, not a column (the chain hashes whole
+    # inspections rows); append-only. A line-triggered part's product is also in its chained part event.
+    db.execute(
+        "CREATE TABLE inspection_products (inspection_id INTEGER PRIMARY KEY REFERENCES inspections(id),"
+        " product_id TEXT NOT NULL) STRICT"
+    )
+    db.execute("CREATE INDEX inspection_products_product ON inspection_products (product_id, inspection_id)")
+    for statement in _append_only(("inspection_products",)):
+        db.execute(statement)

@@ -44,7 +44,7 @@ class QAView(QWidget):
         self.report = ReportPanel(
             context.station.log.sdb.path,
             drift.banner if drift else lambda: None,
-            drift.monitor.acknowledge if drift else lambda: None,
+            drift.acknowledge if drift else lambda: None,
         )
         self.tabs.addTab(self.report, "Report && drift")
         self.search = SearchPanel(context.station.log.sdb.path, lambda: context.station.scorer, self._open_found)
