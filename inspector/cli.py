@@ -24,7 +24,9 @@ COMMAND_MODULES: tuple[str, ...] = ("inspect", "log", "user", "library_db", "mod
 def _cmd_library_check(args: argparse.Namespace) -> int:
     from inspector.library.examples import check_examples
     from inspector.library.labels import load_library
+    from inspector.library.threshold_review import shipped_model_id, thresholds_to_review
 
+    model_id = shipped_model_id(args.model)
     for path in args.files:
         library = load_library(path)
         n_desc = sum(len(label.descriptions) for label in library.labels)
@@ -33,6 +35,8 @@ def _cmd_library_check(args: argparse.Namespace) -> int:
             f"{path}: ok: library {library.name!r}, {len(library.labels)} labels, {n_desc} descriptions,"
             f" {n_examples} examples"
         )
+        for flag in thresholds_to_review(library, model_id):  # a warning: the file itself is valid
+            print(f"{path}: review: {flag.reason}")
     return 0
 
 
@@ -84,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     lib = p.add_subparsers(dest="library_command", required=True)
     c = lib.add_parser("check", help="validate library YAML files")
     c.add_argument("files", nargs="+")
+    c.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="shipped model name or checkpoint .json whose id hand-set thresholds must have been set for",
+    )
     c.set_defaults(func=_cmd_library_check)
 
     p = sub.add_parser("train", help="train or fine-tune a model with the RANKCLIP loss")

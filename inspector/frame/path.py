@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from inspector.errors import InspectorError
+from inspector.frame.calibration import policy_for
 from inspector.frame.ranking import VerdictPolicy, decide, rank
 from inspector.frame.records import Frame, InspectionResult
 from inspector.frame.scorer import score_frame
@@ -56,7 +57,8 @@ class FramePath:
             local_weight=scored.config.local_weight,
             scoring=scored.config,
         )
-        verdict = decide(ranking, index, self.policy)
+        # The model's measured thresholds replace the hand-set defaults (inspector.frame.calibration).
+        verdict = decide(ranking, index, policy_for(model.calibration, self.policy))
         t2 = time.perf_counter()
         return InspectionResult(
             frame=frame,
