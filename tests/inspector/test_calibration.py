@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from inspector.cli import main
-from inspector.store.access import AccessDenied
 from inspector.frame.calibration import Calibration, calibrate, calibration_from, policy_for
 from inspector.frame.ranking import VerdictPolicy, build_index, decide
 from inspector.frame.records import Candidate, Ranking
 from inspector.library.labels import library_from_dict
 from inspector.library.threshold_review import record_review, station_flags, thresholds_to_review
+from inspector.store.access import AccessDenied
 
 V1 = "a" * 64
 V2 = "b" * 64
