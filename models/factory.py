@@ -26,7 +26,11 @@ from models.errors import CheckpointError, ModelError
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Shipped, trained models (trainable-only checkpoints in models/weights/, see models/MODEL_CARD.md):
 # name -> checkpoint stem. "default" is the station's default model.
-SHIPPED_MODELS = {"inspector-default-v1": "inspector-default-v1", "default": "inspector-default-v1"}
+SHIPPED_MODELS = {
+    "inspector-default-v1": "inspector-default-v1",
+    "inspector-default-v2": "inspector-default-v2",
+    "default": "inspector-default-v1",
+}
 
 
 @dataclass

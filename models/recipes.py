@@ -78,7 +78,7 @@ class Recipe:
     # to the sidecar as the model's native size), the share of training images generated at that
     # size (the rest at image_size, upsampled by the preprocess), and the checkpoint training starts
     # from ("" = the architecture: ImageNet trunk, random projections).
-    input_size: int = 224
+    input_size: int = 0  # 0: the architecture's own crop size
     native_share: float = 0.0
     init: str = ""
 
@@ -105,9 +105,10 @@ RECIPES: dict[str, Recipe] = {
     # the images generated at 448, half at 224 and upsampled), starting from v1 (see MODEL_CARD.md).
     "default-v2": Recipe(
         "default-v2",
-        n_train=2400,
-        steps=150,
-        warmup_steps=15,
+        n_train=1536,
+        steps=120,
+        batch_size=128,
+        warmup_steps=12,
         input_size=448,
         native_share=0.5,
         init="inspector-default-v1",
@@ -142,7 +143,7 @@ def get_recipe(name: str, **overrides: Any) -> Recipe:
 def training_samples(recipe: Recipe) -> list[Sample]:
     """The recipe's training images (train seed textures only): native_share of them generated at
     input_size (defects scale with the frame), the rest at image_size."""
-    n_native = int(round(recipe.n_train * recipe.native_share)) if recipe.input_size != recipe.image_size else 0
+    n_native = int(round(recipe.n_train * recipe.native_share)) if recipe.input_size else 0
     out = generate(
         recipe.n_train - n_native,
         seed=recipe.data_seed,
@@ -166,7 +167,7 @@ def at_input_size(ref: str, input_size: int) -> ModelBundle:
     so the tower cache and evaluation see the tower at the size the station will run it at."""
     bundle = load_model(ref, device="cpu")
     crop = bundle.model.visual.preprocess_cfg["size"]
-    if (crop if isinstance(crop, int) else min(crop)) == input_size:
+    if not input_size or (crop if isinstance(crop, int) else min(crop)) == input_size:
         return bundle
     cfg = {**bundle.model.visual.preprocess_cfg, "size": input_size}
     pp = image_transform_v2(PreprocessCfg(**merge_preprocess_dict(PreprocessCfg(), cfg)), is_train=False)
@@ -306,7 +307,7 @@ def run_recipe(
     timings["generate_s"] = time.monotonic() - t0
     say(f"generated {len(samples)} training images in {timings['generate_s']:.0f} s")
     t = time.monotonic()
-    bundle = load_model(recipe.arch, device="cpu")
+    bundle = at_input_size(recipe.init or recipe.arch, recipe.input_size)
     cache = TowerCache(bundle, dataset, recipe.unfreeze_image_blocks)
     timings["cache_s"] = time.monotonic() - t
     say(f"built the model and cached its frozen work in {timings['cache_s']:.0f} s")
@@ -349,6 +350,8 @@ def run_recipe(
             "timings_s": timings,
             "final_losses": result.final_losses,
         }
+        if recipe.input_size:  # the station runs the tower at the size it trained at
+            metadata["input_size"] = recipe.input_size
         with trained_flags(bundle.model, recipe.train_config()):  # store exactly what trained
             summary["model_id"] = save_checkpoint(bundle, out, metadata=metadata, trainable_only=True)
         summary["out"] = str(out)
