@@ -1,6 +1,8 @@
 """Validation top-1 of v1 by front-end size and local-evidence blend weight (how the [scoring] defaults were chosen).
 
-    python -m bench.blend_eval N
+    python -m bench.blend_eval N [MODEL] [SIZE]
+
+MODEL (default inspector-default-v1) and SIZE (default 448) pick the model and the dense front end's input size.
 
 Validation = the former held-out wording (captions.heldout_descriptions) and test image seed 1, 8 labels
 incl. ok, label score = mean cosine over its descriptions (as the station ranks). Rows: the v1 path
@@ -24,7 +26,9 @@ def main() -> int:
     """Print the validation table."""
     torch.set_num_threads(1)
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 160
-    scorer = TorchScorer(load_model("inspector-default-v1", device="cpu"))
+    model = sys.argv[2] if len(sys.argv) > 2 else "inspector-default-v1"
+    size = int(sys.argv[3]) if len(sys.argv) > 3 else 448
+    scorer = TorchScorer(load_model(model, device="cpu"))
     labels = list(DEFECT_TYPES)
     texts = [(l, d) for l in labels for d in heldout_descriptions(l)]
     E = scorer.embed_texts([d for _, d in texts])
@@ -34,17 +38,19 @@ def main() -> int:
         return int(np.argmax([sims[owner == i].mean() for i in range(len(labels))]))
 
     weights = [0.0, 0.25, 0.5, 0.75]
-    hits = {"v1 224 crop": 0, **{f"448 w={w}": 0 for w in weights}}
+    hits = {"224 crop": 0, **{f"{size} w={w}": 0 for w in weights}}
     samples = generate(n, seed=1, split="test")
     for s in samples:
         y = labels.index(s.defect)
         g = scorer.embed_images([s.image])[0]
-        hits["v1 224 crop"] += top1(E @ g) == y
-        f = scorer.encode_frame(s.image, frontend=FrontEnd(448, TileSpec("off")))
+        hits["224 crop"] += top1(E @ g) == y
+        f = scorer.encode_frame(s.image, frontend=FrontEnd(size, TileSpec("off")))
         loc = (f.local @ E.T).max(0)
         for w in weights:
-            hits[f"448 w={w}"] += top1((1 - w) * (E @ f.embedding) + w * loc) == y
-    print(f"validation (seed 1, held-out wording), n={n}, labels={len(labels)} incl. ok")
+            hits[f"{size} w={w}"] += top1((1 - w) * (E @ f.embedding) + w * loc) == y
+    print(
+        f"{model} ({scorer.model_id[:12]}): validation (seed 1, held-out wording), n={n}, labels={len(labels)} incl. ok"
+    )
     for k, v in hits.items():
         print(f"| {k} | {v / n:.3f} |")
     return 0

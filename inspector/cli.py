@@ -33,6 +33,9 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 def _cmd_library_check(args: argparse.Namespace) -> int:
     from inspector.library.check import check_library_file, label_table
+    from inspector.library.threshold_review import shipped_model_id, thresholds_to_review
+
+    model_id = shipped_model_id(args.model)
 
     bad = 0
     for path in args.files:  # every file, every problem: one pass shows all there is to fix
@@ -51,6 +54,8 @@ def _cmd_library_check(args: argparse.Namespace) -> int:
             f" {check.examples} examples"
         )
         print("\n".join(label_table(library)))
+        for flag in thresholds_to_review(library, model_id):  # a warning: the file itself is valid
+            print(f"{path}: review: {flag.reason}")
     if len(args.files) > 1:
         print(f"checked {len(args.files)} files: {len(args.files) - bad} ok, {bad} with problems")
     return 2 if bad else 0
@@ -99,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     lib = p.add_subparsers(dest="library_command", required=True)
     c = lib.add_parser("check", help="validate library YAML files")
     c.add_argument("files", nargs="+")
+    c.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="shipped model name or checkpoint .json whose id hand-set thresholds must have been set for",
+    )
     c.set_defaults(func=_cmd_library_check)
 
     p = sub.add_parser("train", help="train or fine-tune a model with the RANKCLIP loss")

@@ -145,6 +145,13 @@ class ModelState:
         return _WHY.get(self.source, self.source)
 
     @cached_property
+    def calibration(self) -> Any:
+        """The verdict thresholds measured for this model (its sidecar's "calibration"), or None."""
+        from inspector.frame.calibration import calibration_from
+
+        return calibration_from(getattr(getattr(self.scorer, "bundle", None), "metadata", None))
+
+    @cached_property
     def explainer(self) -> Any:
         """Grad-CAM for this model, built on first use (None for scorers without a torch model)."""
         bundle = getattr(self.scorer, "bundle", None)

@@ -24,7 +24,11 @@ from models.errors import CheckpointError
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # Shipped, trained models (trainable-only checkpoints in models/weights/, see models/MODEL_CARD.md):
 # name -> checkpoint stem. "default" is the station's default model.
-SHIPPED_MODELS = {"inspector-default-v1": "inspector-default-v1", "default": "inspector-default-v1"}
+SHIPPED_MODELS = {
+    "inspector-default-v1": "inspector-default-v1",
+    "inspector-default-v2": "inspector-default-v2",
+    "default": "inspector-default-v1",
+}
 # Every sidecar key the loader reads to build or run the model. A key the loader starts to read
 # must be added here, or editing it would change scores under the same id.
 CONFIG_KEYS = ("arch", "base", "partial", "model_cfg", "preprocess_cfg", "frozen_sha256", "input_size")

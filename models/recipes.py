@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
 
 from models import metrics
 from models.factory import ModelBundle, load_model
@@ -73,6 +74,13 @@ class Recipe:
     seed: int = 0  # training seed (batch order, caption draws, tie-breaks)
     n_test: int = 800
     test_seed: int = 1  # generation seed of the held-out images (split "test")
+    # The front end the model is trained for: the image tower's input (short side px, also written
+    # to the sidecar as the model's native size), the share of training images generated at that
+    # size (the rest at image_size, upsampled by the preprocess), and the checkpoint training starts
+    # from ("" = the architecture: ImageNet trunk, random projections).
+    input_size: int = 0  # 0: the architecture's own crop size
+    native_share: float = 0.0
+    init: str = ""
 
     def train_config(self, **overrides: Any) -> TrainConfig:
         """The TrainConfig this recipe trains with (overrides: log_path, progress_bar, ...)."""
@@ -93,6 +101,18 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "default": Recipe("default"),
+    # inspector-default-v2: the last image block, tail and projections trained at 448 px input (half
+    # the images generated at 448, half at 224 and upsampled), starting from v1 (see MODEL_CARD.md).
+    "default-v2": Recipe(
+        "default-v2",
+        n_train=1536,
+        steps=120,
+        batch_size=128,
+        warmup_steps=12,
+        input_size=448,
+        native_share=0.5,
+        init="inspector-default-v1",
+    ),
     # Seconds, for tests and smoke runs: the tiny random model on small generated images.
     "tiny": Recipe(
         "tiny",
@@ -121,14 +141,37 @@ def get_recipe(name: str, **overrides: Any) -> Recipe:
 
 
 def training_samples(recipe: Recipe) -> list[Sample]:
-    """The recipe's training images (train seed textures only)."""
-    return generate(
-        recipe.n_train,
+    """The recipe's training images (train seed textures only): native_share of them generated at
+    input_size (defects scale with the frame), the rest at image_size."""
+    n_native = int(round(recipe.n_train * recipe.native_share)) if recipe.input_size else 0
+    out = generate(
+        recipe.n_train - n_native,
         seed=recipe.data_seed,
         size=recipe.image_size,
         textile_fraction=recipe.textile_fraction,
         split="train",
     )
+    if n_native:  # another generation seed: other textures and defects, not the same ones enlarged
+        out += generate(
+            n_native,
+            seed=recipe.data_seed + 1000,
+            size=recipe.input_size,
+            textile_fraction=recipe.textile_fraction,
+            split="train",
+        )
+    return out
+
+
+def at_input_size(ref: str, input_size: int) -> ModelBundle:
+    """load_model(ref) on CPU whose preprocess (resize shortest side + centre crop) targets input_size,
+    so the tower cache and evaluation see the tower at the size the station will run it at."""
+    bundle = load_model(ref, device="cpu")
+    crop = bundle.model.visual.preprocess_cfg["size"]
+    if not input_size or (crop if isinstance(crop, int) else min(crop)) == input_size:
+        return bundle
+    cfg = {**bundle.model.visual.preprocess_cfg, "size": input_size}
+    pp = image_transform_v2(PreprocessCfg(**merge_preprocess_dict(PreprocessCfg(), cfg)), is_train=False)
+    return dataclasses.replace(bundle, preprocess=pp, train_preprocess=pp)
 
 
 def heldout_samples(recipe: Recipe, n: int | None = None) -> list[Sample]:
@@ -264,7 +307,7 @@ def run_recipe(
     timings["generate_s"] = time.monotonic() - t0
     say(f"generated {len(samples)} training images in {timings['generate_s']:.0f} s")
     t = time.monotonic()
-    bundle = load_model(recipe.arch, device="cpu")
+    bundle = at_input_size(recipe.init or recipe.arch, recipe.input_size)
     cache = TowerCache(bundle, dataset, recipe.unfreeze_image_blocks)
     timings["cache_s"] = time.monotonic() - t
     say(f"built the model and cached its frozen work in {timings['cache_s']:.0f} s")
@@ -307,6 +350,8 @@ def run_recipe(
             "timings_s": timings,
             "final_losses": result.final_losses,
         }
+        if recipe.input_size:  # the station runs the tower at the size it trained at
+            metadata["input_size"] = recipe.input_size
         with trained_flags(bundle.model, recipe.train_config()):  # store exactly what trained
             summary["model_id"] = save_checkpoint(bundle, out, metadata=metadata, trainable_only=True)
         summary["out"] = str(out)

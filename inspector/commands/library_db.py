@@ -1,4 +1,4 @@
-"""`inspector library list|add|retire|import|export|add-example|retire-example`: the versioned library.
+"""`inspector library list|add|retire|import|export|add-example|retire-example|thresholds`: the versioned library.
 
 These live under the `library` command that cli.py builds (next to `library check`); every edit
 needs a QA sign-in (--user) and a --reason, and makes a new library version.
@@ -136,6 +136,31 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_thresholds(args: argparse.Namespace) -> int:
+    from inspector.config import DEFAULT_MODEL
+    from inspector.learning.registry import ModelRegistry
+    from inspector.library.threshold_review import record_review, shipped_model_id, station_flags
+
+    with open_log(args) as log:
+        version, library = log.library.in_force()
+        if not version:
+            raise LibraryError("no library stored yet; import one with `inspector library import FILE`")
+        active = ModelRegistry(log).active()
+        model_id = args.model_id or (active.model_id if active else shipped_model_id(DEFAULT_MODEL))
+        flags = station_flags(log, library, model_id)
+        if args.confirm:
+            if not args.user or not args.reason:
+                raise LibraryError("--confirm needs --user (QA) and --reason")
+            record_review(log, sign_in(log, args.user), model_id, version, args.reason)
+            print(f"hand-set thresholds of library version {version} confirmed for model {model_id[:12]}")
+            return 0
+    for flag in flags:
+        print(f"review: {flag.reason}")
+    if not flags:
+        print(f"no hand-set threshold needs review for model {model_id[:12]}")
+    return 0
+
+
 def _library_subparsers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     # cli.build_parser made `library` (with `check`) before calling register(); argparse keeps a
     # parser's subparsers only in its actions list, so find them there.
@@ -192,6 +217,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("file")
     c.add_argument("--version", type=int, help="a past version (default: the one in force)")
     c.set_defaults(func=_cmd_export)
+    c = lib.add_parser(
+        "thresholds",
+        help="hand-set label thresholds not yet reviewed for the model in force; --confirm records the review (QA)",
+    )
+    c.add_argument("--model-id", help="model id (default: the registry's active model, else the default model)")
+    c.add_argument("--confirm", action="store_true", help="confirm the hand-set thresholds for that model")
+    c.add_argument("--reason", help="with --confirm: what was checked")
+    add_user_argument(c, required=False)
+    add_db_argument(c)
+    c.set_defaults(func=_cmd_thresholds)
     for name in ("add", "retire", "import", "add-example", "retire-example"):
         lib.choices[name].add_argument("--reason", required=True, help="why (recorded with the new version)")
         add_user_argument(lib.choices[name])

@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from inspector.errors import InspectorError
+from inspector.frame.calibration import policy_for
 from inspector.frame.good_parts import GoodPartModel, consult, review_if_unlike
 from inspector.frame.ranking import VerdictPolicy, decide, rank
 from inspector.frame.records import Frame, InspectionResult
@@ -64,7 +65,8 @@ class FramePath:
             local_weight=config.local_weight,
             scoring=config,
         )
-        verdict = decide(ranking, index, self.policy)
+        # The model's measured thresholds replace the hand-set defaults (inspector.frame.calibration).
+        verdict = decide(ranking, index, policy_for(model.calibration, self.policy))
         verdict = review_if_unlike(verdict, check, ranking.top.label_name, ranking.top.disposition)
         t2 = time.perf_counter()
         return InspectionResult(

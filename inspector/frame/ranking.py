@@ -180,6 +180,14 @@ class VerdictPolicy:
     default_threshold: float = 0.35
     # Open set: if no label's mean cosine reaches this floor the part matches nothing listed.
     open_set_floor: float = 0.05
+    # Measured per-label thresholds (inspector.frame.calibration): used for a label without its own.
+    label_thresholds: tuple[tuple[str, float], ...] = ()
+
+    def threshold_for(self, label_id: str, own: float | None) -> float:
+        """A label's own (hand-set) threshold, else its measured one, else the default."""
+        if own is not None:
+            return own
+        return dict(self.label_thresholds).get(label_id, self.default_threshold)
 
 
 def decide(ranking: Ranking, index: RankingIndex, policy: VerdictPolicy = VerdictPolicy()) -> Verdict:
@@ -192,8 +200,7 @@ def decide(ranking: Ranking, index: RankingIndex, policy: VerdictPolicy = Verdic
             open_set=True,
             reason=f"none of the listed: best score {top.score:.3f} is below the floor {policy.open_set_floor:.3f}",
         )
-    threshold = index.library.label(top.label_id).threshold
-    threshold = policy.default_threshold if threshold is None else threshold
+    threshold = policy.threshold_for(top.label_id, index.library.label(top.label_id).threshold)
     if top.probability < threshold:
         return Verdict(
             "review",

@@ -44,7 +44,9 @@ def library_problems(data: Any, source: str, base_dir: Path | None = None) -> tu
     if problems and not labels:
         return None, problems
     try:  # across labels: none at all, or an id used twice
-        library = Library(name=name, labels=tuple(labels), description=description)
+        library = Library(
+            name=name, labels=tuple(labels), description=description, thresholds_model=data.get("thresholds_model", "")
+        )
     except LibraryError as exc:
         return None, [*problems, f"{source}: {exc}"]
     return (None, problems) if problems else (library, [])

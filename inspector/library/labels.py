@@ -28,6 +28,7 @@ NEW_LABEL_SEVERITY = 3
 FORMAT_VERSION = 2  # written when a label carries examples; format 1 files are still read
 READ_FORMATS = (1, 2)
 _LABEL_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+_MODEL_ID = re.compile(r"^[0-9a-f]{12,64}$")
 # Descriptions are read by operators and embedded by the text tower (context 32 tokens):
 # a long paragraph would be truncated silently, so refuse it instead.
 MAX_DESCRIPTION_CHARS = 200
@@ -118,6 +119,9 @@ class Library:
     name: str
     labels: tuple[Label, ...]
     description: str = ""
+    # Model id (or its first >= 12 hex digits) the hand-set thresholds were chosen for; "" = unknown.
+    # A different model in force flags them for review (inspector.library.threshold_review).
+    thresholds_model: str = ""
 
     def __post_init__(self) -> None:
         if not self.labels:
@@ -151,7 +155,8 @@ def library_from_dict(data: Any, source: str = "<dict>", base_dir: Path | None =
     """Validate a parsed YAML document and build the Library; example paths resolve against base_dir."""
     version, name, description, raw_labels = library_header(data, source)
     labels = tuple(label_from_dict(item, source, i, version, base_dir) for i, item in enumerate(raw_labels, 1))
-    return Library(name=name, labels=labels, description=description)
+    # library_header checked thresholds_model (the model the hand-set thresholds were reviewed under)
+    return Library(name=name, labels=labels, description=description, thresholds_model=data.get("thresholds_model", ""))
 
 
 def library_header(data: Any, source: str = "<dict>") -> tuple[int, str, str, list]:
@@ -161,7 +166,7 @@ def library_header(data: Any, source: str = "<dict>") -> tuple[int, str, str, li
     version = data.get("format", 1)
     if version not in READ_FORMATS or isinstance(version, bool):
         raise LibraryError(f"{source}: format {version!r} is not supported (this station reads formats 1 and 2)")
-    unknown = set(data) - {"format", "name", "description", "labels"}
+    unknown = set(data) - {"format", "name", "description", "labels", "thresholds_model"}
     if unknown:
         raise LibraryError(f"{source}: unknown top-level keys {sorted(unknown)}")
     name = data.get("name")
@@ -173,6 +178,9 @@ def library_header(data: Any, source: str = "<dict>") -> tuple[int, str, str, li
     description = data.get("description", "")
     if not isinstance(description, str):
         raise LibraryError(f"{source}: 'description' must be a string")
+    thresholds_model = data.get("thresholds_model", "")
+    if not isinstance(thresholds_model, str) or (thresholds_model and not _MODEL_ID.match(thresholds_model)):
+        raise LibraryError(f"{source}: 'thresholds_model' must be a model id (12-64 lowercase hex digits)")
     return version, name.strip(), description.strip(), raw_labels
 
 
@@ -336,6 +344,8 @@ def library_to_dict(library: Library) -> dict[str, Any]:
     doc: dict[str, Any] = {"format": version, "name": library.name}
     if library.description:
         doc["description"] = library.description
+    if library.thresholds_model:
+        doc["thresholds_model"] = library.thresholds_model
     doc["labels"] = labels
     return doc
 

@@ -46,3 +46,23 @@ def test_v1_loads_and_maps_640x480_at_448() -> None:
     features = scorer.encode_frame(np.full((480, 640, 3), 128, np.uint8), frontend=FrontEnd(448))
     assert not features.tiled and features.views[0].dense.shape[1:] == (14, 19)  # >= 14x14 map
     assert features.local.shape == (14 * 19, scorer.embed_dim)
+
+
+V2 = WEIGHTS_DIR / "inspector-default-v2"
+
+
+def test_v2_runs_at_448_is_a_child_of_v1_and_carries_its_validation_calibration() -> None:
+    from inspector.frame.calibration import calibration_from, policy_for
+    from models.factory import load_model
+    from models.scorer import TorchScorer
+
+    sidecar = read_sidecar(V2)
+    assert sidecar["input_size"] == 448 and sidecar["base"] == "inspector-default"
+    assert sidecar["parent_model_id"] == read_sidecar(V1)["weights_sha256"]  # trained from v1
+    assert sidecar["training"]["recipe"]["name"] == "default-v2"
+    cal = calibration_from(sidecar)
+    assert cal is not None and "validation" in cal.evidence["split"]
+    assert dict(policy_for(cal).label_thresholds).keys() == cal.per_label.keys()
+    scorer = TorchScorer(load_model("inspector-default-v2", device="cpu"))
+    assert scorer.input_size == 448 and scorer.model_id == sidecar["weights_sha256"]
+    assert V2.with_suffix(".safetensors").stat().st_size < 8_000_000  # trainable part only, like v1

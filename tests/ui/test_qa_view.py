@@ -294,3 +294,19 @@ def test_publish_can_be_declined_and_a_new_label_defaults_to_review(qtbot, setup
     view.editor.confirm.reject()
     assert st.log.library.current_version() == 1 and len(view.editor.edits) == 1
     assert "Not published" in view.editor.status.text()
+
+
+def test_hand_set_thresholds_are_flagged_until_qa_confirms_them_for_the_model(qtbot, setup) -> None:
+    from inspector.library.threshold_review import record_review
+
+    st, users, _ = setup
+    assert not _view(qtbot, st, users["qa"]).threshold_note.isVisibleTo(None)  # no hand-set threshold yet
+    version = st.log.library.update_label("crack", {"threshold": 0.8}, users["qa"], "customer asked for it")
+    st.refresh_library()
+    view = _view(qtbot, st, users["qa"])
+    assert not view.threshold_note.isHidden()
+    assert (
+        "'crack': hand-set threshold 0.80" in view.threshold_note.text() and "basis-model" in view.threshold_note.text()
+    )
+    record_review(st.log, users["qa"], st.model_id, version, "checked under this model")
+    assert _view(qtbot, st, users["qa"]).threshold_note.isHidden()

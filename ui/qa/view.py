@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
+from inspector.library.threshold_review import station_flags
 from ui.audit.search_panel import SearchPanel
 from ui.context import AppContext
 from ui.qa.agreement_view import AgreementView
@@ -55,6 +56,18 @@ class QAView(QWidget):
             note = QLabel(f"Read-only: your role ({role}) may view the library and the figures but not change them.")
             note.setWordWrap(True)
             layout.addWidget(note)
+        # A model change makes hand-set thresholds suspect (probabilities change with the model).
+        station = context.station
+        flags = station_flags(station.log, station.index.library, station.model_id)
+        self.threshold_note = QLabel(
+            "Hand-set thresholds to review for this model:\n"
+            + "\n".join(f"  {flag.reason}" for flag in flags)
+            + "\nAfter checking them: inspector library thresholds --confirm --user QA --reason ..."
+        )
+        self.threshold_note.setWordWrap(True)
+        self.threshold_note.setStyleSheet("color: #8b4500")
+        self.threshold_note.setVisible(bool(flags))
+        layout.addWidget(self.threshold_note)
         layout.addWidget(self.tabs)
         self.editor.draft_changed.connect(self.impact.set_draft)
         self.editor.preview_requested.connect(self.preview)
