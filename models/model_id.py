@@ -31,7 +31,8 @@ SHIPPED_MODELS = {
 }
 # Every sidecar key the loader reads to build or run the model. A key the loader starts to read
 # must be added here, or editing it would change scores under the same id.
-CONFIG_KEYS = ("arch", "base", "partial", "model_cfg", "preprocess_cfg", "frozen_sha256", "input_size")
+# "calibration" (the verdict thresholds measured for the model) is read to run it too: it decides verdicts.
+CONFIG_KEYS = ("arch", "base", "partial", "model_cfg", "preprocess_cfg", "frozen_sha256", "input_size", "calibration")
 _TAG = b"rankclip-inspector/model-id/v2\x00"
 
 

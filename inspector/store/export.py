@@ -193,7 +193,7 @@ def export_bundle(
     )
     flag_rows = [[i, f] for i, f in sorted(flags.items())]
     files["decision_flags.csv"] = _write_new(
-        root, "decision_flags.csv", _csv_bytes(["decision_id", "admin_set_password"], flag_rows)
+        root, "decision_flags.csv", csv_bytes(["decision_id", "admin_set_password"], flag_rows)
     )
     (root / "images").mkdir(mode=0o700)
     for sha in sorted(referenced_images(tables)):  # frames and library examples (bundle_images)
