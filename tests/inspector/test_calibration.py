@@ -70,9 +70,9 @@ def test_policy_uses_measured_thresholds_but_a_hand_set_one_wins() -> None:
     scratch = _ranking("scratch", 0.9, p2=0.1)
     assert decide(scratch, index, VerdictPolicy(min_margin=0.0)).needs_review is False  # default 0.35
     verdict = decide(scratch, index, policy)
-    assert verdict.needs_review and "below its threshold 0.95" in verdict.reason
+    assert verdict.needs_review and "below its threshold 95 %" in verdict.reason
     crack = _ranking("crack", 0.5, p2=0.1)
-    assert "below its threshold 0.90" in decide(crack, index, policy).reason  # the label's own 0.9, not 0.1
+    assert "below its threshold 90 %" in decide(crack, index, policy).reason  # the label's own 0.9, not 0.1
 
 
 def test_calibration_round_trips_through_a_sidecar_and_rejects_garbage() -> None:

@@ -64,5 +64,9 @@ def test_v2_runs_at_448_is_a_child_of_v1_and_carries_its_validation_calibration(
     assert cal is not None and "validation" in cal.evidence["split"]
     assert dict(policy_for(cal).label_thresholds).keys() == cal.per_label.keys()
     scorer = TorchScorer(load_model("inspector-default-v2", device="cpu"))
-    assert scorer.input_size == 448 and scorer.model_id == sidecar["weights_sha256"]
+    from models.model_id import config_of, model_id_for
+
+    # the id covers the weights and the sidecar's configuration, calibration included (models.model_id)
+    assert scorer.input_size == 448 and scorer.model_id == model_id_for(sidecar["weights_sha256"], config_of(sidecar))
+    assert scorer.model_id != model_id_for(sidecar["weights_sha256"], config_of({**sidecar, "calibration": None}))
     assert V2.with_suffix(".safetensors").stat().st_size < 8_000_000  # trainable part only, like v1
