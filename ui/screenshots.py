@@ -382,7 +382,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if only not in ("finetune", "review", "correction", "qa"):
             print("--only takes: finetune, review, correction, qa", file=sys.stderr)
             return 2
-    return render(Path(args[0] if args else "docs/screenshots"), only)
+    try:
+        return render(Path(args[0] if args else "docs/screenshots"), only)
+    finally:
+        from ui.widgets.workers import wait_for_workers
+
+        wait_for_workers()  # a view's worker still running at interpreter exit crashes Qt
 
 
 if __name__ == "__main__":
