@@ -6,6 +6,7 @@ that were changed after they were written.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -98,4 +99,13 @@ def training_set_from(
     names = [s.name for s in sources]
     if len(set(names)) != len(names):  # the name keeps two stations' inspection ids apart in the records
         raise DataError(f"two sources share a name ({', '.join(names)}); give bundles distinct folder names")
-    return build_training_set(sources, heldout_fraction, seed)
+    training_set = build_training_set(sources, heldout_fraction, seed)
+    if log is None:
+        return training_set
+    # Texts QA already adopted or dismissed (inspector.library.typed_texts) are settled: not listed
+    # again as awaiting QA. A bundle's texts stay listed: its station's dismissals are not known here.
+    from inspector.library.typed_texts import settled_decisions
+
+    settled, local = settled_decisions(log), sources[0].name
+    still_open = tuple(p for p in training_set.proposals if not (p.source == local and p.decision_id in settled))
+    return dataclasses.replace(training_set, proposals=still_open)

@@ -121,3 +121,16 @@ def test_a_discarded_draft_leaves_the_text_open(station) -> None:
     edit = adopt_as_description(st.log, oily, "stain", "why", users["qa1"])
     assert isinstance(edit, Edit) and edit.typed_from == oily.decision_ids
     assert open_texts(st.log, users["qa1"])[0] == oily  # nothing was recorded by building the edit
+
+
+def test_finetune_dry_run_lists_only_texts_still_awaiting_qa(station) -> None:
+    """A dismissed text is settled: `inspector finetune --dry-run` no longer lists it as awaiting QA."""
+    from inspector.learning.sources import training_set_from
+
+    st, users = station
+    before = sorted(p.text for p in training_set_from(st.log).proposals)
+    assert "a blue ink mark" in before
+    ink = [i for i in open_texts(st.log, users["qa1"]) if i.text == "a blue ink mark"][0]
+    dismiss(st.log, ink, "marker pen from the test bench, not a part defect", users["qa1"])
+    after = sorted(p.text for p in training_set_from(st.log).proposals)
+    assert after == [t for t in before if t != "a blue ink mark"]
