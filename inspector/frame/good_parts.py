@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,9 @@ class GoodPartCheck:
     score: float
     threshold: float
     cells: np.ndarray = field(repr=False, compare=False)  # [K] cosine distance of each cell to the bank
+    # The frame box (x0, y0, x1, y1) of each cell, from the forward the check read (its own 448-px
+    # one by default, whose grid differs from the ranking's); empty for "global" and featureless scorers.
+    boxes: tuple = field(default=(), repr=False, compare=False)
 
     @property
     def flagged(self) -> bool:
@@ -124,7 +128,9 @@ def consult(
     scored = ranked if same else score_frame(scorer, rgb, own, source_id)
     if not model.fits(basis_of(scored.config.as_dict(), model.cells, model.input_size)):
         return None
-    return model.check(frame_rows(scored, model.cells))
+    check = model.check(frame_rows(scored, model.cells))
+    boxes = getattr(scored.features, "local_boxes", None) if model.cells == "local" else None
+    return replace(check, boxes=tuple(tuple(map(int, b)) for b in boxes)) if boxes else check
 
 
 def _canon(value: Any) -> str:
@@ -226,6 +232,16 @@ def load(folder: Path, sha256: str) -> GoodPartModel:
         )
     except (SafetensorError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise GoodModelError(f"good-part model {path} is not one this station wrote: {exc}") from None
+
+
+_UNLIKE = re.compile(r"unlike any good part: anomaly (\d+(?:\.\d+)?) above (\d+(?:\.\d+)?)")
+
+
+def unlike_in(reason: str) -> tuple[float, float] | None:
+    """(anomaly, threshold) when a logged verdict reason says the good-part model sent the part to
+    review (review_if_unlike wrote it), else None: the record keeps no other trace of the score."""
+    m = _UNLIKE.search(reason)
+    return (float(m.group(1)), float(m.group(2))) if m else None
 
 
 def review_if_unlike(verdict: Verdict, check: GoodPartCheck | None, top_name: str, top_disposition: str) -> Verdict:

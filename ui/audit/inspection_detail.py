@@ -26,9 +26,12 @@ from PySide6.QtWidgets import (
 
 from inspector.errors import InspectorError
 from inspector.frame.explain import Heatmap
+from inspector.frame.good_parts import unlike_in
 from inspector.store.audit import InspectionRecord
 from inspector.store.corrections import corrections, in_force
 from inspector.store.decision_log import read_evidence_image
+from ui.operator.good_part_note import record_note
+from ui.widgets import palette
 from ui.widgets.workers import Task, keep_alive
 
 # The heatmap of a logged inspection: (record, candidate rank) -> Heatmap, run off the GUI thread.
@@ -114,6 +117,9 @@ class InspectionDetail(QScrollArea):
             # A 64-digit hash cannot wrap: a read-only line shows all of it when scrolled, and copies exactly.
             self.fields[key] = _hash_field() if key == "Model id" else _value()
             facts.addRow(f"{key}:", self.fields[key])
+        # What the good-part model said, in the operator's words (hidden when none was consulted).
+        self.good_note = _value()
+        self.good_note.setVisible(False)
         self.ranking = QTableWidget(0, len(_RANK_COLUMNS))
         self.ranking.setHorizontalHeaderLabels(_RANK_COLUMNS)
         self.ranking.verticalHeader().setVisible(False)
@@ -148,6 +154,7 @@ class InspectionDetail(QScrollArea):
         heat_row.addWidget(self.heatmap_note, 1)
         layout.addLayout(heat_row)
         layout.addLayout(facts)
+        layout.addWidget(self.good_note)
         decided = QHBoxLayout()
         decided.addWidget(QLabel("Decisions (answers and corrections), oldest first:"), 1)
         decided.addWidget(self.correct_button)
@@ -159,8 +166,8 @@ class InspectionDetail(QScrollArea):
         self.setWidget(body)
         self.record: InspectionRecord | None = None
 
-    def set_record(self, record: InspectionRecord) -> None:
-        """Show one inspection."""
+    def set_record(self, record: InspectionRecord, good_model: str = "") -> None:
+        """Show one inspection; `good_model`: the good-part model its scoring configuration names."""
         self.record = record
         fixes = corrections(record.decisions)
         self.title.setText(f"Inspection {record.id}" + (" (corrected by QA)" if fixes else ""))
@@ -183,6 +190,13 @@ class InspectionDetail(QScrollArea):
         }
         for key, text in values.items():
             self.fields[key].setText(text)
+        note = record_note(good_model, record.verdict_reason)
+        self.good_note.setText(note)
+        self.good_note.setStyleSheet(
+            f"QLabel {{ background: {palette.PALE['review'] if unlike_in(record.verdict_reason) else 'white'};"
+            " border: 1px solid #c8c8c8; padding: 4px; }"
+        )
+        self.good_note.setVisible(bool(note))
         self.fields["Model id"].setCursorPosition(0)  # show the start of the hash, as tables abbreviate it
         self.ranking.setRowCount(len(record.candidates))
         for r, c in enumerate(record.candidates):

@@ -180,8 +180,9 @@ class AuditView(QWidget):
         except InspectorError as exc:
             self.summary.show_error(f"Cannot open inspection {inspection_id}: {exc}")
             return False
-        self.detail.set_record(record)
-        self.examples.set_record(self.context.station.log, record)
+        self.examples.set_record(self.context.station.log, record)  # reads the scoring configuration too
+        good = self.examples.evidence.good_model if self.examples.evidence is not None else ""
+        self.detail.set_record(record, good_model=good)
         return True
 
     def correct(self, record: InspectionRecord) -> bool:

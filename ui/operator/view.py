@@ -29,6 +29,7 @@ from ui.context import AppContext
 from ui.operator.candidate_list import CandidateList
 from ui.operator.capture_worker import CaptureWorker
 from ui.operator.evidence_panel import EvidencePanel
+from ui.operator.good_part_note import GoodPartNote
 from ui.operator.propose_example import ProposeExample
 from ui.operator.review_indicator import ReviewLaneIndicator
 from ui.operator.review_lane import ReviewLaneDialog
@@ -112,13 +113,10 @@ class OperatorView(QWidget):
         self.status = StatusPanel()
         if self.context.line is not None:  # the line's outputs: connection and backlog
             self.status.watch_outputs(self.context.line.status)
+        self.good_note = GoodPartNote(self.frame)  # why the good-part model sent a part to review, and where
         side = QVBoxLayout()
-        side.addWidget(self.candidates)
-        side.addWidget(self.none_edit)
-        side.addWidget(self.message)
-        side.addWidget(self.queue_label)
-        side.addWidget(self.review_button)
-        side.addWidget(self.proposer)
+        for w in (self.candidates, self.none_edit, self.message, self.queue_label, self.review_button, self.proposer):
+            side.addWidget(w)
         side.addStretch(1)
         side.addWidget(self.hints)
         body = QHBoxLayout()
@@ -126,6 +124,7 @@ class OperatorView(QWidget):
         body.addLayout(side, 2)
         layout = QVBoxLayout(self)
         layout.addWidget(self.banner)
+        layout.addWidget(self.good_note)  # under the verdict it explains, full width
         layout.addLayout(body, 1)
         layout.addWidget(self.status)
         self._say("")
@@ -210,6 +209,7 @@ class OperatorView(QWidget):
         calm = not needs_attention(result)
         self.candidates.set_candidates(result.ranking.candidates, calm=calm)
         self.evidence.show_part(result, calm=calm)
+        self.good_note.show_result(result)  # after show_part: a new image clears the frame's outlines
         self.lane.refresh()
 
     def _on_tick(self) -> None:

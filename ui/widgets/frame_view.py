@@ -36,6 +36,7 @@ class FrameView(QWidget):
         self._image: QImage | None = None
         self._overlay: QImage | None = None
         self._bbox: tuple[int, int, int, int] | None = None
+        self.marks: list[tuple[int, int, int, int]] = []  # frame boxes outlined over image and heatmap
         self.overlay_enabled = True
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the operator view keeps the keyboard
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -47,7 +48,12 @@ class FrameView(QWidget):
     def set_image(self, rgb: np.ndarray | None) -> None:
         """Show a new part; any overlay of the previous part is dropped."""
         self._image = None if rgb is None else to_qimage(rgb)
-        self._overlay, self._bbox = None, None
+        self._overlay, self._bbox, self.marks = None, None, []
+        self.update()
+
+    def set_marks(self, boxes: list[tuple[int, int, int, int]]) -> None:
+        """Outline these frame boxes (x0, y0, x1, y1, frame pixels) on the part, heatmap or not."""
+        self.marks = [tuple(int(v) for v in b) for b in boxes]  # type: ignore[misc]
         self.update()
 
     def set_overlay(self, rgb: np.ndarray | None, bbox: tuple[int, int, int, int] | None = None) -> None:
@@ -94,17 +100,20 @@ class FrameView(QWidget):
         target = self._fit(image.size(), area)
         p.drawImage(target, image)
         if self.showing_overlay and self._bbox is not None:
-            self._draw_bbox(p, image.size(), target)
+            self._draw_box(p, self._bbox, image.size(), target, (("#000000", 3), ("#ffffff", 1)))
+        for box in self.marks:  # magenta: a hue neither the greys, the trouble colours nor jet use
+            self._draw_box(p, box, image.size(), target, (("#000000", 4), ("#d000d0", 2)))
 
     def _fit(self, size: QSize, area: QRect) -> QRectF:
         scale = min(area.width() / max(1, size.width()), area.height() / max(1, size.height()))
         w, h = size.width() * scale, size.height() * scale
         return QRectF(area.x() + (area.width() - w) / 2, area.y() + (area.height() - h) / 2, w, h)
 
-    def _draw_bbox(self, p: QPainter, size: QSize, target: QRectF) -> None:
-        x0, y0, x1, y1 = self._bbox  # type: ignore[misc]
+    def _draw_box(self, p: QPainter, box: tuple, size: QSize, target: QRectF, pens: tuple) -> None:
+        x0, y0, x1, y1 = box
         sx, sy = target.width() / size.width(), target.height() / size.height()
-        # White over black: visible on any heatmap colour without adding a new hue.
-        for colour, width in (("#000000", 3), ("#ffffff", 1)):
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        # A line over a wider dark one: visible on any image or heatmap colour.
+        for colour, width in pens:
             p.setPen(QPen(QColor(colour), width))
             p.drawRect(QRectF(target.x() + x0 * sx, target.y() + y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy))
