@@ -91,7 +91,7 @@ class DriftWatch:
                     "psi": alarm.psi,
                     "parts_seen": alarm.parts_seen,
                     "library_version": alarm.library_version,
-                    "test": "PSI",
+                    "test": "PSI, small-sample corrected" if self.settings.small_sample_correction else "PSI",
                     "threshold": self.settings.psi_alarm,
                     "counted": counted,
                     "product_id": product_id,
