@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from inspector.drift.stats import DecisionStats, PartStats
+from inspector.drift.words import describe
 
 CONTINUOUS = ("score", "margin", "brightness", "sharpness")
 CATEGORICAL = ("label",)
@@ -58,10 +59,18 @@ class DriftAlarm:
     model_id: str
     library_version: int
     psi: dict[str, float] = field(default_factory=dict)  # every metric's PSI at the alarm
+    words: dict[str, str] = field(default_factory=dict)  # metric -> what moved, in plain words
 
     def text(self) -> str:
-        moved = ", ".join(f"{m} (PSI {v:.2f})" for m, v in sorted(self.metrics.items(), key=lambda t: -t[1]))
-        return f"Drift: {moved} changed against the reference window; check the camera, lighting and parts."
+        order = sorted(self.metrics.items(), key=lambda t: -t[1])
+        said = [(self.words.get(m, m), f"PSI {v:.2f}") for m, v in order]
+        # "... (reference 89 %, PSI 0.76)": one parenthesis per metric.
+        moved = "; ".join(w[:-1] + f", {p})" if w.endswith(")") else f"{w} ({p})" for w, p in said)
+        if set(self.metrics) <= set(DECISION_METRICS):  # the answers moved, not the images
+            advice = "Check recent library edits, new part types and how operators answer."
+        else:
+            advice = "Check the camera, lighting and parts."
+        return f"Drift against the reference window: {moved}. {advice}"
 
 
 def psi(reference: np.ndarray, window: np.ndarray) -> float:
@@ -143,7 +152,10 @@ class DriftMonitor:
         moved = {m: v for m, v in self.last_psi.items() if v >= s.psi_alarm}
         self._streak = self._streak + 1 if moved else 0
         if self._streak >= s.consecutive and self.alarm is None:
-            self.alarm = DriftAlarm(moved, self._since_ref, part.model_id, part.library_version, dict(self.last_psi))
+            words = {m: describe(m, self._reference, self._window) for m in moved}
+            self.alarm = DriftAlarm(
+                moved, self._since_ref, part.model_id, part.library_version, dict(self.last_psi), words
+            )
             if self.on_alarm is not None:
                 self.on_alarm(self.alarm)
             return self.alarm

@@ -135,6 +135,7 @@ def test_a_shifted_camera_alarms_within_500_parts_with_the_defaults(line: dict, 
     ]
     assert alarms, f"no alarm within 500 {shift} parts; PSI {monitor.last_psi}"
     assert moved in alarms[0][1].metrics
+    assert f"image {moved}" in alarms[0][1].text() and "Check the camera" in alarms[0][1].text()  # plain words
     print(shift, "alarm after", alarms[0][0], "parts with the defaults:", alarms[0][1].metrics)
 
 
