@@ -69,7 +69,7 @@ def test_an_agreement_drop_raises_a_chained_alarm_within_300_answers(station: St
         assert "agreed" in watch.decisions.alarm.metrics
         # The banner says in plain words what moved: the agreement, from about 90 % to about 55 %.
         banner = watch.banner()
-        agreed = re.search(r"agreed with the #1 label on (\d+) % of answers \(reference (\d+) %\)", banner)
+        agreed = re.search(r"agreed with the #1 label on (\d+) % of answers \(reference (\d+) %, PSI", banner)
         assert agreed, banner
         now, before = int(agreed[1]), int(agreed[2])
         assert 80 <= before <= 97 and 40 <= now <= 72, banner
