@@ -4,9 +4,12 @@ Test: the population stability index, PSI = sum over bins of (w - r) * ln(w / r)
 are the reference's and the window's shares per bin. Continuous statistics (score, margin,
 brightness, sharpness) use `bins` bins cut at the reference's quantiles; the #1 label mix uses
 one bin per label; rates (review lane, open set, none of these, agreement) use two bins. Shares are
-smoothed by half a part per bin so an empty bin is finite. An alarm needs PSI >= `psi_alarm` on
-`consecutive` checks in a row (one check every `check_every` parts): sampling noise alone rarely
-does that (the 50,000-part stable stream in bench/drift_alarms.py raises none).
+smoothed by half a part per bin so an empty bin is finite. With `small_sample_correction` (the
+default) the PSI that sampling alone gives samples of these sizes, (bins - 1) x (1/reference + 1/window),
+about 0.06 for 10 bins, 500 and 200 parts, is subtracted first, so the threshold means a change of the
+distribution, not of the window size. An alarm needs that PSI >= `psi_alarm` on `consecutive` checks
+in a row (one check every `check_every` parts). Chosen on validation seeds in bench/drift_novelty.py:
+no alarm on 50,000 parts of another pool of the same line, every shift there within 500 parts.
 
 The reference is the first `reference_parts` parts after a (re)start; it restarts by itself when
 a part was ranked by another model or library version (a promotion, a library edit).
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from inspector.drift.stats import DecisionStats, PartStats
+from inspector.drift.words import describe
 
 CONTINUOUS = ("score", "margin", "brightness", "sharpness")
 CATEGORICAL = ("label",)
@@ -41,6 +45,9 @@ class DriftSettings:
     psi_alarm: float = 0.3
     consecutive: int = 2
     bins: int = 10
+    # Subtract the PSI that sampling alone gives two same-distribution samples of these sizes,
+    # (bins - 1) * (1 / reference_parts + 1 / window_parts), before comparing with psi_alarm.
+    small_sample_correction: bool = True
 
 
 @dataclass(frozen=True)
@@ -52,10 +59,18 @@ class DriftAlarm:
     model_id: str
     library_version: int
     psi: dict[str, float] = field(default_factory=dict)  # every metric's PSI at the alarm
+    words: dict[str, str] = field(default_factory=dict)  # metric -> what moved, in plain words
 
     def text(self) -> str:
-        moved = ", ".join(f"{m} (PSI {v:.2f})" for m, v in sorted(self.metrics.items(), key=lambda t: -t[1]))
-        return f"Drift: {moved} changed against the reference window; check the camera, lighting and parts."
+        order = sorted(self.metrics.items(), key=lambda t: -t[1])
+        said = [(self.words.get(m, m), f"PSI {v:.2f}") for m, v in order]
+        # "... (reference 89 %, PSI 0.76)": one parenthesis per metric.
+        moved = "; ".join(w[:-1] + f", {p})" if w.endswith(")") else f"{w} ({p})" for w, p in said)
+        if set(self.metrics) <= set(DECISION_METRICS):  # the answers moved, not the images
+            advice = "Check recent library edits, new part types and how operators answer."
+        else:
+            advice = "Check the camera, lighting and parts."
+        return f"Drift against the reference window: {moved}. {advice}"
 
 
 def psi(reference: np.ndarray, window: np.ndarray) -> float:
@@ -63,6 +78,13 @@ def psi(reference: np.ndarray, window: np.ndarray) -> float:
     r = (reference + 0.5) / (reference.sum() + 0.5 * len(reference))
     w = (window + 0.5) / (window.sum() + 0.5 * len(window))
     return float(np.sum((w - r) * np.log(w / r)))
+
+
+def null_psi(reference: np.ndarray, window: np.ndarray) -> float:
+    """The PSI two samples of these sizes from one distribution show on average (PSI is about
+    chi-square(bins - 1) times 1/n_ref + 1/n_window); bins empty in both do not count."""
+    used = int(np.count_nonzero((reference + window) > 0))
+    return max(used - 1, 0) * (1.0 / max(float(reference.sum()), 1.0) + 1.0 / max(float(window.sum()), 1.0))
 
 
 class DriftMonitor:
@@ -130,7 +152,10 @@ class DriftMonitor:
         moved = {m: v for m, v in self.last_psi.items() if v >= s.psi_alarm}
         self._streak = self._streak + 1 if moved else 0
         if self._streak >= s.consecutive and self.alarm is None:
-            self.alarm = DriftAlarm(moved, self._since_ref, part.model_id, part.library_version, dict(self.last_psi))
+            words = {m: describe(m, self._reference, self._window) for m in moved}
+            self.alarm = DriftAlarm(
+                moved, self._since_ref, part.model_id, part.library_version, dict(self.last_psi), words
+            )
             if self.on_alarm is not None:
                 self.on_alarm(self.alarm)
             return self.alarm
@@ -166,5 +191,9 @@ class DriftMonitor:
             window = self._counts(self._window, m)
             ref = self._ref_counts[m] if m in CONTINUOUS else self._counts(self._reference, m)
             if window is not None and ref is not None:
-                out[m] = psi(ref.astype(np.float64), window.astype(np.float64))
+                r, w = ref.astype(np.float64), window.astype(np.float64)
+                value = psi(r, w)
+                if self.settings.small_sample_correction:
+                    value = max(0.0, value - null_psi(r, w))
+                out[m] = value
         return out

@@ -65,7 +65,7 @@ class DriftWatch:
         texts = [(f"Product {p}: " if p else "") + t for p, m in self.monitors.items() if (t := m.banner())]
         if (t := self.decisions.banner()) is not None:
             texts.append("Operator answers: " + t)
-        return " ".join(texts) if texts else None
+        return "\n".join(texts) if texts else None  # one line per product and one for answers
 
     def acknowledge(self) -> None:
         """QA saw the banner."""
@@ -88,10 +88,11 @@ class DriftWatch:
                 "drift_alarm",
                 {
                     "moved": alarm.metrics,
+                    "words": alarm.words,
                     "psi": alarm.psi,
                     "parts_seen": alarm.parts_seen,
                     "library_version": alarm.library_version,
-                    "test": "PSI",
+                    "test": "PSI, small-sample corrected" if self.settings.small_sample_correction else "PSI",
                     "threshold": self.settings.psi_alarm,
                     "counted": counted,
                     "product_id": product_id,

@@ -3,6 +3,8 @@ raises a chained drift alarm through DecisionLog.decision_listeners; a stable ra
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -65,7 +67,15 @@ def test_an_agreement_drop_raises_a_chained_alarm_within_300_answers(station: St
                 break
         assert watch.banner() is not None, f"no alarm after {n} answers; PSI {watch.decisions.last_psi}"
         assert "agreed" in watch.decisions.alarm.metrics
+        # The banner says in plain words what moved: the agreement, from about 90 % to about 55 %.
+        banner = watch.banner()
+        agreed = re.search(r"agreed with the #1 label on (\d+) % of answers \(reference (\d+) %, PSI", banner)
+        assert agreed, banner
+        now, before = int(agreed[1]), int(agreed[2])
+        assert 80 <= before <= 97 and 40 <= now <= 72, banner
+        assert "how operators answer" in banner and "camera" not in banner
         event = station.log.events(kind="drift_alarm")[-1]
+        assert "agreed" in json.loads(event["detail"])["words"]
         assert event["subject"] == station.model_id
         assert station.log.verify().ok  # the alarm is a chained event like the others
         print("agreement drop: alarm after", n, "answers", watch.decisions.alarm.metrics)

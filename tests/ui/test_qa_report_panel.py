@@ -39,6 +39,13 @@ def test_export_in_a_worker_and_the_drift_banner(qtbot, tmp_path: Path) -> None:
     assert not panel.export_button.isEnabled()  # returned at once: the work is in the Task
     qtbot.waitUntil(lambda: panel.export_button.isEnabled(), timeout=20_000)
     assert "Report written" in panel.status.text() and "<html>" in out.read_text()
+    # A versus model goes to the report (here one that is not registered: the report says so, not written).
+    out.unlink()
+    panel.versus_box.setText("0123456789abcdef")
+    panel.export()
+    qtbot.waitUntil(lambda: panel.export_button.isEnabled(), timeout=20_000)
+    assert "Report not written" in panel.status.text() and "0123456789abcdef" in panel.status.text()
+    assert not out.exists()
 
 
 def test_qa_view_has_search_and_opens_a_found_inspection(qtbot, tmp_path: Path) -> None:

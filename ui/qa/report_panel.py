@@ -25,9 +25,9 @@ from inspector.store.decision_log import DecisionLog
 from ui.widgets.workers import Task
 
 
-def _export(_progress, _cancelled, db_path: Path, from_ts: str, to_ts: str, out: str) -> str:
+def _export(_progress, _cancelled, db_path: Path, from_ts: str, to_ts: str, out: str, versus: str | None) -> str:
     with DecisionLog.open(db_path, create=False) as log:
-        return str(build_report(log, from_ts, to_ts, out))
+        return str(build_report(log, from_ts, to_ts, out, versus=versus))
 
 
 class ReportPanel(QWidget):
@@ -45,6 +45,9 @@ class ReportPanel(QWidget):
         now = datetime.now(UTC)
         self.from_box = QLineEdit(utc_stamp(now - timedelta(days=7))[:10])
         self.to_box = QLineEdit(utc_stamp(now + timedelta(days=1))[:10])
+        # Optional: another registered model re-ranks the same answered parts (`report --versus`).
+        self.versus_box = QLineEdit("")
+        self.versus_box.setPlaceholderText("registered id, optional")
         self.export_button = QPushButton("Export PoC report…")
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -56,7 +59,15 @@ class ReportPanel(QWidget):
         banner_row.addWidget(self.banner, 1)
         banner_row.addWidget(self.ack_button)
         row = QHBoxLayout()
-        for w in (QLabel("From (UTC):"), self.from_box, QLabel("To (UTC):"), self.to_box, self.export_button):
+        for w in (
+            QLabel("From (UTC):"),
+            self.from_box,
+            QLabel("To (UTC):"),
+            self.to_box,
+            QLabel("Versus model:"),
+            self.versus_box,
+            self.export_button,
+        ):
             row.addWidget(w)
         layout = QVBoxLayout(self)
         layout.addLayout(banner_row)
@@ -92,7 +103,8 @@ class ReportPanel(QWidget):
             return
         self.export_button.setEnabled(False)
         self.status.setText("Building the report…")
-        self.task = Task(_export, self.db_path, self.from_box.text().strip(), self.to_box.text().strip(), out)
+        versus = self.versus_box.text().strip() or None
+        self.task = Task(_export, self.db_path, self.from_box.text().strip(), self.to_box.text().strip(), out, versus)
         self.task.finished.connect(lambda path: self.status.setText(f"Report written to {path}"))
         self.task.failed.connect(lambda msg: self.status.setText(f"Report not written: {msg}"))
         self.task.done.connect(self._done)
