@@ -3,6 +3,7 @@
 
     python -m bench.commit_compare --base /tmp/base14 [--rounds 3] [--commits 1000]
                                    [--sizes 224x224,640x480] [--chain-rows 1000000] [--verify-rounds 2]
+                                   [--wal-check 300] [--out bench/results]
 
 On a machine shared with other jobs the absolute figures move with their load; alternating the two
 trees (base, now, now, base, ...) within one run puts the same load on both, so the ratio is the
@@ -13,11 +14,12 @@ frames: bench.perf_common.synthetic_frames, seed 0, each stamped with its sequen
 - commits: a fresh station per measurement, --commits record_inspection calls with the frame's PNG
   (one BEGIN IMMEDIATE ... COMMIT each, synchronous=FULL, anchor after each commit), as
   bench.decision_log measures; then `log verify --images` (DecisionLog.verify_images) over those
-  images where the tree has it.
+  images where the tree has it. Wall-clock rate and the process's CPU time per commit.
+- --wal-check N: WAL pages written per commit over N more commits (untimed), once per tree.
 - verify: each tree builds its own --chain-rows chain once (StationDB.append, 10 000 rows per
   transaction, untimed), then DecisionLog.verify() is timed, alternating.
 
-Writes bench/results/commit_compare.{json,md}.
+Writes commit_compare.{json,md} in --out (default bench/results).
 """
 
 from __future__ import annotations
