@@ -297,8 +297,9 @@ def write_anchor(
     """Move the anchor forward to (seq, digest); a lower seq never replaces a higher one.
 
     `check(current, torn)` is called with the anchor in force (None: no file) before anything is
-    written, and raises AnchorError when the chain no longer extends it (or a missing file must not
-    be created); torn says the other slot is unreadable, as a power loss mid-write leaves it. An
+    written, and also when nothing is (the anchor is already past `seq`); it raises AnchorError
+    when the chain no longer extends the anchor (or a missing file must not be created); torn says
+    the other slot is unreadable, as a power loss mid-write leaves it. An
     erased or replaced slot is never written over: that would hide the edit.
 
     Writers of all processes take turns on the lock file. A format-2 file gets the slot that does
@@ -320,6 +321,10 @@ def write_anchor(
                 # Nothing valid to keep, and perhaps another station's file: never overwrite it silently.
                 raise AnchorError(found.problem(path))
             if current is not None and current.seq >= seq:
+                # Another writer anchored past us (legitimate), or the tail at and above our seq was cut
+                # and we are re-using its numbers: the check tells them apart (the anchored entry is gone).
+                if check is not None:
+                    check(current, False)
                 return
             if check is not None:
                 check(current, bool(found.damaged))

@@ -231,6 +231,27 @@ class StationDB:
                 f" (seq {current.seq}) is missing from it: the newer slot was destroyed and the tail cut"
             )
 
+    def anchor_problem(self) -> str:
+        """'' unless the chain no longer holds the entry the anchor file names: a tail cut or rewritten.
+
+        One read of the anchor file and one indexed SELECT, cheap enough for every sign-in; the full
+        check is `log verify`. The anchor is read first: it only ever names committed entries. A
+        missing or damaged anchor file is left to the next commit and to verify (a power loss can
+        leave a slot unreadable), so this finds only what a valid anchor proves.
+        """
+        try:
+            anchor = read_anchor(self.anchor_path, self.key)
+        except AnchorError:
+            return ""
+        if anchor is None:
+            return ""
+        stored = self.conn.execute("SELECT hash FROM chain WHERE seq = ?", (anchor.seq,)).fetchone()
+        if stored is None:
+            return f"chain entry {anchor.seq}, named by the anchor file, is gone: the log's tail was cut"
+        if stored[0] != anchor.hash:
+            return f"chain entry {anchor.seq} no longer holds the anchored hash: the log was rewritten"
+        return ""
+
     def verify(self) -> ChainReport:
         """Recompute the whole chain in one read snapshot and compare its tail with the anchor."""
         anchor: Anchor | None = None

@@ -219,6 +219,12 @@ class UserStore:
 
     def _checked(self, name: str, password: str) -> tuple[dict[str, Any], str]:
         """The user row and stored hash once `password` is right; counts the attempt before checking it."""
+        cut = self.sdb.anchor_problem()
+        if cut:  # e.g. a role change or deactivation deleted with its chain entry at the chain's end
+            raise AccountTampered(
+                f"the decision log was changed outside the application ({cut}); sign-in refused for"
+                " every account: run `inspector log verify` and restore the station from its backup"
+            )
         row = self.get(name)
         problem = user_row_problem(self.sdb.conn, self.sdb.key, row) if row is not None else ""
         if problem:  # a role raised or an account re-activated with sqlite3: refused before any password check

@@ -146,3 +146,51 @@ def test_user_list_shows_a_locked_account_as_locked_with_its_end(db: Path, capsy
     assert cli_main(["user", "list", "--db", str(db)]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("op "))
     assert " locked until 20" in line and "active" not in line
+
+
+def _cut_from_newest_users_row(path: Path) -> int:
+    """The attack: delete the newest users row version and every chain entry from its own to the end
+    (with their rows), so no gap and no orphaned users entry is left; the anchor is not touched."""
+    raw = _raw(path)
+    seq = raw.execute("SELECT seq FROM chain WHERE tbl = 'users' AND row_id = (SELECT MAX(id) FROM users)").fetchone()[
+        0
+    ]
+    for entry, table, row_id in raw.execute("SELECT seq, tbl, row_id FROM chain WHERE seq >= ?", (seq,)).fetchall():
+        raw.execute(f'DELETE FROM "{table}" WHERE id = ?', (row_id,))
+        raw.execute("DELETE FROM chain WHERE seq = ?", (entry,))
+    raw.close()
+    return seq
+
+
+def test_a_deactivation_cut_off_the_chains_end_refuses_sign_in(db: Path, capsys) -> None:
+    with DecisionLog.open(db) as log:
+        admin = log.login("admin", PW["admin"])
+        log.users.set_active("op", False, admin, "left the company")
+    _cut_from_newest_users_row(db)
+    with DecisionLog.open(db) as log:
+        assert log.users.get("op")["active"]  # the version before the deactivation looks current
+        assert user_row_problems(log.sdb.conn, log.sdb.key) == []  # each remaining row is sound on its own
+        heads = log.sdb.conn.execute("SELECT COUNT(*) FROM chain").fetchone()[0]
+        with pytest.raises(AccountTampered, match="tail was cut.*sign-in refused for every account"):
+            log.login("op", "op-own-choice")
+        with pytest.raises(AccountTampered, match="tail was cut"):
+            log.login("admin", PW["admin"])
+        # refused before anything is committed: the refusal re-uses none of the cut entries' numbers
+        assert log.sdb.conn.execute("SELECT COUNT(*) FROM chain").fetchone()[0] == heads
+    code, out = _verify_exit(db, capsys)
+    assert code == 1
+
+
+def test_a_commit_into_the_numbers_of_a_cut_tail_is_refused(db: Path) -> None:
+    """A commit whose sequence number is at or below the anchor's must still find the anchored entry:
+    otherwise commits over a cut tail pass silently until the chain grows past the anchor."""
+    from inspector.store.database import AnchorWriteError, event_row
+
+    with DecisionLog.open(db) as log:
+        admin = log.login("admin", PW["admin"])
+        log.users.change_role("op", "qa", admin, "promoted")
+    _cut_from_newest_users_row(db)
+    with DecisionLog.open(db) as log:
+        with pytest.raises(AnchorWriteError, match="no longer holds the anchored hash"):
+            with log.sdb.transaction():
+                log.sdb.append("events", event_row("login_failed", None, "op", {"reason": "wrong password"}))
