@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run test test-fast lint bench bench-quality bench-reliability bench-learning bench-examples bench-goodparts bench-loss bench-startup bench-db bench-gradcam bench-latency train-default setup clean-venv screenshots
+.PHONY: run test test-fast lint bench bench-quality bench-reliability bench-learning bench-examples bench-goodparts bench-latency-goodpart bench-commit-compare bench-loss bench-startup bench-db bench-gradcam bench-latency train-default setup clean-venv screenshots
 
 setup: $(STAMP)
 
@@ -68,6 +68,16 @@ bench-db: $(STAMP)
 
 bench-startup: $(STAMP)
 	$(PY) -m bench.startup $(BENCH_ARGS)
+
+# Frame latency with and without a good-part model in force, side by side in one process (issue 13).
+bench-latency-goodpart: $(STAMP)
+	$(PY) -m bench.latency_goodpart --threads 1 $(BENCH_ARGS)
+
+# Commits/s and `log verify` of this tree against another checkout, alternating (issue 14):
+# make bench-commit-compare BASE=/path/to/old/checkout
+bench-commit-compare: $(STAMP)
+	@test -n "$(BASE)" || { echo "give BASE=/path/to/a checkout to compare with (git worktree add ...)"; exit 2; }
+	$(PY) -m bench.commit_compare --base $(BASE) $(BENCH_ARGS)
 
 # CLIP vs RANKCLIP(^C, ^I) x 3 seeds on typed defects, textile few-shot and ELPV (~40 min on 2 cores).
 bench-quality: $(STAMP)
