@@ -140,8 +140,9 @@ class InspectionResult:
     inspection_id: int | None = None  # set once the inspection is committed
     # The image embedding the ranking used (search stores it; issue 17). Not compared: arrays.
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
-    # The good-part model's check (inspector.frame.good_parts.GoodPartCheck) and the frame boxes of its
-    # cells, for the anomaly map; None without a good-part model in force.
+    # The good-part model's check (inspector.frame.good_parts.GoodPartCheck; None without a good-part
+    # model in force; its own `boxes` place its cells) and the frame boxes of the RANKING forward's
+    # local cells (a good-part model on its own 448-px forward has another grid: use check.boxes).
     good_part: Any = field(default=None, repr=False, compare=False)
     local_boxes: list | None = field(default=None, repr=False, compare=False)
     # The product inspected (issue 17, per-product spread): the line trigger's, else [camera] product_id.
