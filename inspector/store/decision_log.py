@@ -22,6 +22,7 @@ from inspector.library.store import LibraryStore
 from inspector.line.outbox import part_event
 from inspector.store.chain import ChainReport
 from inspector.store.database import StationDB, event_row, open_database, utc_stamp
+from inspector.store.event_kinds import CORE_EVENT_KINDS, SYSTEM_EVENT_KINDS, SYSTEM_EVENT_PREFIXES
 from inspector.store.export import ExportSummary, export_bundle
 
 # images first: it imports cv2 through inspector.frame.imageio, which must set OPENCV_IO_MAX_IMAGE_PIXELS first
@@ -45,61 +46,6 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from inspector.config import WitnessConfig
-
-# What the station records on its own (user None): camera and capture faults, model loading, storage.
-SYSTEM_EVENT_KINDS = frozenset(
-    {
-        "model_load_failed",
-        "model_loaded",
-        "model_switched",
-        "model_switch_failed",
-        "storage_recovered",
-        "drift_alarm",
-        "drift_reference_restarted",
-        "good_model_load_failed",
-    }
-)
-# camera and capture faults; the line's triggers and output connections (inspector.line)
-SYSTEM_EVENT_PREFIXES = ("camera_", "capture_", "trigger_", "line_output_")
-# Kinds with a meaning the core gives them: only the method that checks their permission writes them.
-_CORE_EVENT_KINDS = frozenset(
-    {
-        "login_ok",
-        "login_failed",
-        "login_attempt",
-        "logout",
-        "account_locked",
-        "lockout_expired",
-        "user_added",
-        "user_unlocked",
-        "user_deactivated",
-        "user_reactivated",
-        "role_changed",
-        "password_changed",
-        "password_rehashed",
-        "password_change_required",
-        "password_reset_local",
-        "credential_sealed",
-        "user_row_sealed",
-        "first_admin_created",
-        "denied",
-        "schema_migration",
-        "verification",
-        "export",
-        "model_promoted",
-        "model_registered",
-        "model_promotion_refused",
-        "model_rolled_back",
-        "library_seeded",
-        "library_edit",
-        "model_id_aliased",
-        "model_id_unbound",
-        "images_archived",
-        "good_model_built",  # inspector.learning.good_model, after its QA check
-        "good_model_retired",
-        "cost_matrix_set",
-    }
-)
 
 
 class DecisionError(InspectorError):
@@ -333,7 +279,7 @@ class DecisionLog(RecordQueries):
     ) -> int:
         """Commit an audit event (camera fault, model change ...); user None means the station itself and
         allows only the station's own kinds (SYSTEM_EVENT_KINDS, SYSTEM_EVENT_PREFIXES)."""
-        if kind in _CORE_EVENT_KINDS:
+        if kind in CORE_EVENT_KINDS:
             raise AccessDenied(f"event kind {kind!r} is written by the station's own checked actions only")
         if user is not None:  # a named actor must really be signed in: events are attributable
             authorize(self.sdb, user, None, f"event_{kind}")
