@@ -24,6 +24,7 @@ from inspector.library.labels import seed_library_dir
 from inspector.station import Station
 from inspector.station_model import ActiveModelError
 from inspector.store.decision_log import DecisionLog
+from model_variants import save_variant
 
 QA_PASSWORD = "qa-engineer-pw"
 
@@ -35,25 +36,10 @@ def one_thread() -> None:
     torch.set_num_threads(1)  # the CI machine is shared; the tiny model gains nothing from more
 
 
-def _save_variant(path: Path, seed: int) -> str:
-    """A tiny model with perturbed weights saved as a checkpoint; its model id."""
-    import torch
-
-    from models.checkpoint import save_checkpoint
-    from models.factory import create_model
-
-    bundle = create_model("inspector-tiny", device="cpu")
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in bundle.model.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=generator))
-    return save_checkpoint(bundle, path)
-
-
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
     root = tmp_path_factory.mktemp("checkpoints")
-    return {name: (root / name, _save_variant(root / name, seed)) for seed, name in enumerate(("new", "other"))}
+    return {name: (root / name, save_variant(root / name, seed)) for seed, name in enumerate(("new", "other"))}
 
 
 def _copy_checkpoint(src: Path, dst: Path) -> Path:
