@@ -104,10 +104,14 @@ class DenseEncoder:
         std: tuple[float, ...],
         device: torch.device,
         frontend: FrontEnd,
-        batch_size: int = 8,
+        batch_size: int | None = None,
     ) -> None:
         if not supports_dense(visual):
             raise ValueError(f"the image tower {type(visual).__name__} is not global-average-pool + linear projection")
+        # On a CPU one view per forward is fastest (batch 8 was 1.9x slower per 448-px view on the
+        # 2-core development machine: the activations stop fitting in cache); a GPU wants batches.
+        if batch_size is None:
+            batch_size = 1 if device.type == "cpu" else 8
         self.visual, self.device, self.frontend, self.batch_size = visual, device, frontend, batch_size
         self._mean = np.asarray(mean, np.float32) * 255.0
         self._std = np.asarray(std, np.float32) * 255.0
@@ -129,7 +133,9 @@ class DenseEncoder:
         with torch.inference_mode():
             for dims in FLIPS[self.frontend.flips]:
                 x = batch.flip(dims) if dims else batch
-                feats = self.visual.trunk.forward_features(x.to(self.device)).float()
+                # channels_last input: depthwise convs run ~1.3-1.6x faster on CPU, same outputs (weights untouched).
+                x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+                feats = self.visual.trunk.forward_features(x).float()
                 dense = torch.einsum("bchw,dc->bdhw", feats, self.visual.head.proj.weight.float())
                 passes.append(dense.flip(dims) if dims else dense)
         return torch.stack(passes).mean(0)
