@@ -70,6 +70,36 @@ def _one(station, rgb: np.ndarray, settings) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
+def _encoder_arms(station, frames: list[np.ndarray], settings) -> None:
+    """The tiled encode alone, this front end against the one before (8 views per forward, contiguous)."""
+    from inspector.frame.scorer import front_end
+    from models.dense_map import DenseEncoder
+
+    scorer = station.model.scorer
+    visual = scorer.bundle.model.visual
+    args = (visual, tuple(visual.preprocess_cfg["mean"]), tuple(visual.preprocess_cfg["std"]))
+    fe = front_end(scorer, settings)
+    arms = {
+        "now (CPU: 1 view per forward, channels_last)": DenseEncoder(*args, scorer.bundle.device, fe),
+        "before (8 views per forward, contiguous)": DenseEncoder(
+            *args, scorer.bundle.device, fe, batch_size=8, channels_last=False
+        ),
+    }
+    times: dict[str, list[float]] = {k: [] for k in arms}
+    names = list(arms)
+    for i, rgb in enumerate(frames):
+        for k in names[i % 2 :] + names[: i % 2]:
+            t0 = time.perf_counter()
+            arms[k].encode(rgb)
+            times[k].append((time.perf_counter() - t0) * 1e3)
+    print("\n| 2448x2048 tiled encode (interleaved) | p50 ms | max ms |\n|---|---:|---:|")
+    for k, values in times.items():
+        s = stats_ms(values)
+        print(f"| {k} | {s['p50']:.0f} | {s['max']:.0f} |")
+    ratio = statistics.median(b / a for a, b in zip(*times.values()))
+    print(f"\nmedian per-frame ratio before / now: {ratio:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.frontend_cost", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="inspector-default-v1")
@@ -112,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\n2448x2048, {REF} (whole view + 42 native 448-px tiles), {len(big)} frames: p50 {s['p50']:.0f} ms,"
             f" max {s['max']:.0f} ms"
         )
+        _encoder_arms(station, large, tiled)
     return 0
 
 

@@ -105,6 +105,7 @@ class DenseEncoder:
         device: torch.device,
         frontend: FrontEnd,
         batch_size: int | None = None,
+        channels_last: bool | None = None,
     ) -> None:
         if not supports_dense(visual):
             raise ValueError(f"the image tower {type(visual).__name__} is not global-average-pool + linear projection")
@@ -113,6 +114,8 @@ class DenseEncoder:
         if batch_size is None:
             batch_size = 1 if device.type == "cpu" else 8
         self.visual, self.device, self.frontend, self.batch_size = visual, device, frontend, batch_size
+        # channels_last input: depthwise convs ran ~1.3-1.6x faster on this CPU, same outputs (weights untouched).
+        self.channels_last = device.type == "cpu" if channels_last is None else channels_last
         self._mean = np.asarray(mean, np.float32) * 255.0
         self._std = np.asarray(std, np.float32) * 255.0
 
@@ -133,8 +136,9 @@ class DenseEncoder:
         with torch.inference_mode():
             for dims in FLIPS[self.frontend.flips]:
                 x = batch.flip(dims) if dims else batch
-                # channels_last input: depthwise convs run ~1.3-1.6x faster on CPU, same outputs (weights untouched).
-                x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+                x = x.to(self.device)
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 feats = self.visual.trunk.forward_features(x).float()
                 dense = torch.einsum("bchw,dc->bdhw", feats, self.visual.head.proj.weight.float())
                 passes.append(dense.flip(dims) if dims else dense)
