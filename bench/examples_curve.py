@@ -14,9 +14,14 @@ the confirmed parts become the labels' examples and the held-out split is ranked
   (leave-one-out); both_debiased: the words' per-label offset over the examples removed first;
 - tip-adapter: Zhang et al. 2022's training-free cache, logits + alpha * sum exp(-beta (1 - cos));
 - logistic regression on the same frozen image features and the same confirmations (C chosen on
-  validation), the baseline a user would otherwise pick.
+  validation), the baseline a user would otherwise pick;
+- probe: THE STATION'S RANKING (build_cache's default, inspector.frame.example_probe): a linear probe
+  fitted on the confirmations from the text prototypes with a penalty for leaving them (CLAP,
+  Silva-Rodriguez et al. CVPR 2024, class-adaptive), optionally blended with the soft-nearest cache
+  (Tip-Adapter-F / LP++ flavour). "both" is the calibrated blend the station ran before it.
 
-Parameters (the blend's weight and sharpness, Tip-Adapter's alpha and beta, the regression's C) are
+Parameters (the blend's weight and sharpness, Tip-Adapter's alpha and beta, the regression's C, the
+probe's anchor, temperature and cache weight) are
 chosen on a VALIDATION split carved out of the pool (never the held-out split, never the examples),
 by mean accuracy over both data sets, budgets and seeds; the held-out figures are then reported.
 Splits as bench.learning_curve: ELPV held-out = the 25 % stratified split (656 cells; accuracy is
@@ -36,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from inspector.frame.example_cache import BlendParams, blend, calibrate, soft_nearest, text_scores
+from inspector.frame.example_cache import BlendParams, blend, build_cache, calibrate, soft_nearest, text_scores
+from inspector.frame.example_probe import ProbeParams
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGETS: tuple[tuple[str, int], ...] = (
@@ -47,7 +53,7 @@ BUDGETS: tuple[tuple[str, int], ...] = (
     ("200", 200),
     ("1000", 1000),
 )
-METHODS = ("text", "examples", "both", "both_voted", "both_debiased", "tip_adapter", "logreg")
+METHODS = ("text", "examples", "both", "both_voted", "both_debiased", "tip_adapter", "logreg", "probe")
 GRID = {
     "both": [{"weight": w, "sharpness": s} for w in (0.3, 0.5, 0.7, 0.85, 1.0) for s in (1.0, 10.0, 30.0, 100.0)],
     "both_voted": [{"weight": w, "sharpness": s, "auto": 1} for w in (0.5, 0.85) for s in (10.0, 30.0)],
@@ -57,6 +63,19 @@ GRID = {
     "examples": [{"sharpness": s} for s in (1.0, 10.0, 30.0, 100.0)],
     "tip_adapter": [{"alpha": a, "beta": b} for a in (1.0, 3.0, 10.0, 30.0, 100.0) for b in (1.0, 5.5, 10.0)],
     "logreg": [{"C": c} for c in (0.1, 1.0, 10.0, 100.0)],
+    "probe": [
+        {"anchor": a, "temperature": t, "bias": 1, "adaptive": ad}
+        for a in (0.03, 0.3, 3.0)
+        for t in (30.0, 100.0)
+        for ad in (0, 1)
+    ]
+    + [{"anchor": a, "temperature": 30.0, "bias": 1, "adaptive": 1, "per_example": 1} for a in (3.0, 10.0, 30.0)]
+    + [
+        {"anchor": a, "temperature": 30.0, "bias": 1, "adaptive": 1, "weight": w, "sharpness": s}
+        for a in (0.03, 0.3)
+        for w in (0.3, 0.5, 0.7)
+        for s in (10.0, 30.0)
+    ],
 }
 
 
@@ -138,6 +157,8 @@ def scores(
         return words
     if method == "logreg":
         return _logreg(img, ex, ex_y, n_labels, params["C"], words)
+    if method == "probe":
+        return _probe(img, ex, ex_y, text_emb, counts, params, words)
     if method == "tip_adapter":
         affinity = np.exp(-params["beta"] * (1 - img @ ex.T))
         return 100 * words + params["alpha"] * affinity @ np.eye(n_labels)[ex_y]
@@ -155,6 +176,33 @@ def scores(
         ex_words, words = ex_words - offsets, words - offsets
     scale, shift, weight = calibrate(ex, ex_y, n_labels, ex_words, bp)
     return blend(words, examples, scale, shift, weight)[0]
+
+
+def _probe(
+    img: np.ndarray,
+    ex: np.ndarray,
+    ex_y: np.ndarray,
+    text_emb: np.ndarray,
+    counts: np.ndarray,
+    params: dict[str, float],
+    words: np.ndarray,
+) -> np.ndarray:
+    """The station's text-anchored probe (inspector.frame.example_probe) fitted on the confirmations."""
+    pp = ProbeParams(
+        anchor=params["anchor"],
+        temperature=params["temperature"],
+        bias=bool(params.get("bias", 1)),
+        adaptive=bool(params.get("adaptive", 0)),
+        per_example=bool(params.get("per_example", 0)),
+        cache_weight=params.get("weight", 0.0),
+        cache_sharpness=params.get("sharpness", 10.0),
+    )
+    # the station's own code: build_cache with the confirmations as the labels' examples
+    labels = [(str(c), [(str(i), ex[i]) for i in np.flatnonzero(ex_y == c)]) for c in range(len(counts))]
+    cache = build_cache(labels, np.stack, (text_emb, counts), "bench", probe_params=pp)
+    order = np.concatenate([np.flatnonzero(ex_y == c) for c in range(len(counts))])
+    assert np.array_equal(cache.keys, ex[order])
+    return cache.label_scores(words, img)
 
 
 def _logreg(
@@ -278,6 +326,9 @@ def markdown(out: dict[str, Any]) -> str:
     )
 
 
+LEGEND = {"probe": "probe + cache (station)", "both": "blend (before)"}
+
+
 def plot(out: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -292,13 +343,24 @@ def plot(out: dict[str, Any], path: Path) -> None:
         for method in METHODS:
             means = [rows[b][method]["mean"] for b, _ in BUDGETS]
             stds = [rows[b][method]["std"] for b, _ in BUDGETS]
-            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=method)
+            station = method == "probe"
+            ax.errorbar(
+                xs,
+                means,
+                yerr=stds,
+                marker="o",
+                capsize=3,
+                label=LEGEND.get(method, method),
+                linewidth=3 if station else 1.2,
+                zorder=3 if station else 2,
+                color="black" if station else None,
+            )
         ax.set_xticks(list(xs), [b for b, _ in BUDGETS])
         ax.set_xlabel("confirmed parts")
         ax.set_ylabel("held-out accuracy")
         ax.set_title(f"{name}: examples vs words (no training)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend()
+    axes[0][-1].legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

@@ -13,15 +13,23 @@ score is mapped onto the description scale by an affine calibration before the t
 the others, so nothing but the library is needed and a new example takes effect on the next
 part); with fewer than two examples a fixed fallback is used. The parameters in BlendParams were
 chosen on a validation split (bench/examples_curve.py, which also compares a Tip-Adapter cache).
+
+The ranking's default is not this blend but the text-anchored probe of inspector.frame.example_probe
+(it won on the same validation split); the cache still holds the example embeddings for "like
+example: ..." and for the blend, which `build_cache(method="blend")` keeps available. `describe()`
+is what an inspection's scoring configuration records of either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
+
+from inspector.frame.example_probe import Probe, ProbeParams, fit_probe, text_prototypes
 
 CARRIED = ("words", "examples", "both")
 WEIGHTS = (0.0, 0.25, 0.5, 0.7, 0.85, 1.0)  # the weights the examples may vote for
@@ -54,6 +62,37 @@ class ExampleCache:
     shift: float
     weight: float  # the blend weight in force (BlendParams.weight, or the examples' vote)
     params: BlendParams = BlendParams()
+    probe: Probe | None = None  # the text-anchored probe: when set, the ranking uses it, not the blend
+
+    @cached_property
+    def recorded(self) -> tuple[tuple[str, Any], ...]:
+        """describe() as sorted items, made once per compiled library (each ranking records it)."""
+        return tuple(sorted(self.describe().items()))
+
+    def describe(self) -> dict[str, Any]:
+        """How the examples entered the scores: method, its parameters, the example set (recorded)."""
+        fitted = {"scale": round(self.scale, 6), "shift": round(self.shift, 6), "example_set": self.set_hash}
+        if self.probe is not None:
+            return {**self.probe.params.describe(), **fitted, "iterations": self.probe.iterations}
+        p = self.params
+        return {
+            "method": "blend",
+            "weight": self.weight,
+            "sharpness": p.sharpness,
+            "auto_weight": p.auto_weight,
+            **fitted,
+        }
+
+    def label_scores(self, words: np.ndarray, images: np.ndarray) -> np.ndarray:
+        """[N, L] words' label scores (NaN: no words), [N, D] images -> [N, L] the ranking's label scores."""
+        if self.probe is not None:
+            fitted = np.nan_to_num(words, nan=0.0) + self.probe.correction(images)
+            if self.weight == 0.0:
+                return fitted
+            sims = images.astype(np.float32, copy=False) @ self.keys.T
+            cache = soft_nearest(sims, self.label_of, len(self.counts), self.probe.params.cache_sharpness)
+            return blend(fitted, cache, self.scale, self.shift, self.weight)[0]
+        return blend(words, self.example_scores(images)[0], self.scale, self.shift, self.weight)[0]
 
     def example_scores(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N, D] -> ([N, L] soft-nearest cosine per label, NaN without examples; [N, K] cosines)."""
@@ -145,10 +184,15 @@ def build_cache(
     text_index: tuple[np.ndarray, np.ndarray],
     set_hash: str,
     params: BlendParams = BlendParams(),
+    method: str = "probe",
+    probe_params: ProbeParams = ProbeParams(),
 ) -> ExampleCache | None:
     """labels: per label (in library order) its examples as (name, image), where `embed_images`
     turns the images into [K, D] unit rows; text_index: the description embeddings [M, D] and
-    per-label counts [L]. None when the library has no examples."""
+    per-label counts [L]. method "probe" (default) fits the text-anchored probe, "blend" the
+    calibrated blend. None when the library has no examples."""
+    if method not in ("probe", "blend"):
+        raise ValueError(f"unknown example method {method!r} (probe or blend)")
     names = [name for _, examples in labels for name, _ in examples]
     if not names:
         return None
@@ -157,5 +201,11 @@ def build_cache(
     counts = np.bincount(label_of, minlength=len(labels)).astype(np.int64)
     embeddings, text_counts = text_index
     words = text_scores(keys @ embeddings.T, text_counts)
+    probe = None
+    if method == "probe":
+        probe = fit_probe(keys, label_of, text_prototypes(embeddings, text_counts), text_counts > 0, probe_params)
+        # the cache is calibrated against the probe's scores of the examples, as the blend against the words'
+        words = np.nan_to_num(words, nan=0.0) + probe.correction(keys)
+        params = BlendParams(weight=probe_params.cache_weight, sharpness=probe_params.cache_sharpness)
     scale, shift, weight = calibrate(keys, label_of, len(labels), words, params)
-    return ExampleCache(keys, label_of, counts, tuple(names), set_hash, scale, shift, weight, params)
+    return ExampleCache(keys, label_of, counts, tuple(names), set_hash, scale, shift, weight, params, probe)

@@ -11,12 +11,12 @@ sums, whatever the library size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from inspector.frame.example_cache import CARRIED, ExampleCache, blend, text_scores
+from inspector.frame.example_cache import CARRIED, ExampleCache, text_scores
 from inspector.frame.records import Candidate, Ranking, Verdict, percent
 from inspector.library.labels import Library
 from models.metrics import segment_label_scores, softmax
@@ -86,9 +86,7 @@ def _label_scores_from(sims: np.ndarray, image_embeddings: np.ndarray, index: Ra
     cache = index.examples
     if cache is None:
         return segment_label_scores(sims, index.counts, "mean")
-    words = text_scores(sims, index.counts)
-    scores, _ = blend(words, cache.example_scores(image_embeddings)[0], cache.scale, cache.shift, cache.weight)
-    return scores
+    return cache.label_scores(text_scores(sims, index.counts), image_embeddings)
 
 
 def blended_similarities(
@@ -151,6 +149,8 @@ def rank(
         )
     if scoring is None:
         return Ranking(tuple(candidates), index.model_id, index.library_version)
+    if index.examples is not None:  # name how the examples entered the scores (method, parameters, set)
+        scoring = replace(scoring, examples=index.examples.recorded)
     return Ranking(tuple(candidates), index.model_id, index.library_version, scoring.id, scoring.json)
 
 

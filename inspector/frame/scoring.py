@@ -201,10 +201,15 @@ class ScoringConfig:
     roi: tuple[tuple[str, Any], ...]
     map_size: int = 0  # the localization maps' short side (0: the ranking's)
     good_model: str = ""  # SHA-256 of the good-part model the verdict consulted (inspector.frame.good_parts)
+    # How the labels' example images entered the scores (ExampleCache.describe: method, parameters,
+    # example set); empty when the library has none.
+    examples: tuple[tuple[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        # good_model only when one was used: configurations recorded before it existed keep their ids.
-        extra = {"good_model": self.good_model} if self.good_model else {}
+        # good_model / examples only when used: configurations recorded before them keep their ids.
+        extra: dict[str, Any] = {"good_model": self.good_model} if self.good_model else {}
+        if self.examples:
+            extra["examples"] = dict(self.examples)
         return {
             **extra,
             "model_id": self.model_id,

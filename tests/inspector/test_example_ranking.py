@@ -13,6 +13,7 @@ from PIL import Image
 from fakes import HashScorer, text_vector
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.frame.example_cache import BlendParams, blend, calibrate, soft_nearest
+from inspector.frame.example_probe import METHOD, ProbeParams
 from inspector.frame.records import Frame
 from inspector.library.examples import example_set, example_set_hash
 from inspector.library.labels import Example, load_library, seed_library_dir
@@ -146,6 +147,11 @@ def test_an_added_example_takes_effect_on_the_next_part_and_is_on_the_record(sta
     assert station.index.examples.set_hash == example_set_hash(log.library.library(version))
     assert record.candidates[0].carried_by == "both"
     assert json.loads(log.inspection(second.inspection_id)["candidates"])[0]["carried_by"] == "both"
+    # ... and its scoring configuration names how the examples entered the scores (method, parameters, set)
+    assert "examples" not in json.loads(log.scoring_config(first.inspection_id))
+    examples = json.loads(log.scoring_config(second.inspection_id))["examples"]
+    assert examples["method"] == METHOD and examples["example_set"] == station.index.examples.set_hash
+    assert examples["anchor"] == ProbeParams().anchor and examples["cache_weight"] == ProbeParams().cache_weight
 
 
 def test_example_embeddings_are_cached_like_descriptions(station) -> None:
