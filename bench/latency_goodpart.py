@@ -7,8 +7,9 @@ The same frames, the same Station and the same loaded model through bench.latenc
 loop (decode -> Frame -> Station.inspect -> verdict, no database commit), in four arms:
 "none" (no good-part model), "global" (the default: whole-part embedding from its own 448-px
 forward), "local" (--cells local: the 448-px forward's feature-grid cells against a bank of
-MAX_BANK rows, the most a build keeps) and "global, ranking's forward" (--input-size 0: the
-ranking's own embedding, no second forward). The arms alternate in chunks of --chunk frames so
+MAX_BANK rows, the most a build keeps), "global, ranking's forward" (--input-size 0: the
+ranking's own embedding, no second forward) and "mid, ranking's forward" (--cells mid: the trunk's
+mid-level statistics captured during the ranking's forward). The arms alternate in chunks of --chunk frames so
 load from other processes falls on all of them alike.
 
 The good-part models are fitted with the station's own code (inspector.frame.good_parts.fit) on
@@ -38,19 +39,25 @@ from bench.perf_common import (
 )
 
 # arm -> (cells, input size of the good-part model's forward); "none": no model in force
-ARMS = {"none": None, "global": ("global", 448), "local": ("local", 448), "global, ranking's forward": ("global", 0)}
+ARMS = {
+    "none": None,
+    "global": ("global", 448),
+    "local": ("local", 448),
+    "global, ranking's forward": ("global", 0),
+    "mid, ranking's forward": ("mid", 0),
+}
 BANK_PARTS, CALIBRATION_PARTS = 40, 12
 
 
 def good_model(station: Any, cells: str, input_size: int, parts: list) -> Any:
     """A good-part model fitted on `parts` with the station's scorer and settings (as a build does)."""
-    from inspector.frame.good_parts import basis_of, fit, frame_rows, own_settings
+    from inspector.frame.good_parts import basis_of, fit, frame_rows, own_settings, row_spec
     from inspector.frame.scorer import score_frame
 
     own = own_settings(station.scoring, input_size)
-    scored = [score_frame(station.scorer, rgb, own, "bench") for rgb in parts]
+    scored = [score_frame(station.scorer, rgb, own, "bench", mid=cells == "mid") for rgb in parts]
     rows = [frame_rows(s, cells) for s in scored]
-    basis = basis_of(scored[0].config.as_dict(), cells, input_size)
+    basis = basis_of(scored[0].config.as_dict(), cells, input_size, row_spec(scored[0], cells))
     info = {"built_by": "bench.latency_goodpart"}
     return fit(rows[:BANK_PARTS], rows[BANK_PARTS:], basis, info)
 

@@ -14,6 +14,7 @@ locations that see none of it are dropped.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import cv2
@@ -29,6 +30,8 @@ from models.tiling import (
     tile_boxes,
     wants_tiles,
 )
+from models.trunk_features import DEFAULT_STAGES, DEFAULT_STATS, UnsupportedTower, capture, pooled_stats, stages
+from models.trunk_features import spec as stage_spec
 
 FLIPS = {"none": ((),), "h": ((), (3,)), "hv": ((), (3,), (2,))}  # torch dims flipped per extra pass
 
@@ -55,6 +58,7 @@ class View:
     box: Box
     dense: np.ndarray
     mean: np.ndarray
+    mid: np.ndarray | None = None  # pooled mid-level stage statistics (models.trunk_features) of this view
 
 
 @dataclass
@@ -67,6 +71,10 @@ class FrameFeatures:
     local_boxes: list[Box]
     views: list[View]
     tiled: bool
+    # The whole-frame view's pooled mid-level statistics [F], read off the same forward (no second
+    # one); None for towers without listed stages.
+    mid: np.ndarray | None = None
+    mid_spec: str = ""  # which stages and statistics `mid` holds (models.trunk_features.spec)
 
 
 def supports_dense(visual: torch.nn.Module) -> bool:
@@ -118,6 +126,11 @@ class DenseEncoder:
         self.channels_last = device.type == "cpu" if channels_last is None else channels_last
         self._mean = np.asarray(mean, np.float32) * 255.0
         self._std = np.asarray(std, np.float32) * 255.0
+        try:  # the mid-level statistics ride on the ranking's forward (hooks); skipped for other trunks
+            stages(visual)
+            self.mid_stages: tuple[int, ...] | None = DEFAULT_STAGES
+        except UnsupportedTower:
+            self.mid_stages = None
 
     def _tensor(self, crop: np.ndarray, keep: np.ndarray | None, shape: tuple[int, int]) -> torch.Tensor:
         h, w = shape
@@ -132,8 +145,15 @@ class DenseEncoder:
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         """[B, 3, H, W] -> projected feature maps [B, D, h, w] in fp32, flips averaged."""
-        passes = []
-        with torch.inference_mode():
+        return self._forward_mid(batch, False)[0]
+
+    def _forward_mid(self, batch: torch.Tensor, mid: bool) -> tuple[torch.Tensor, np.ndarray | None]:
+        """The projected maps and, with `mid`, from the same passes, the pooled mid-level statistics
+        [B, F] (flips averaged; None without `mid` or when the trunk lists no stages)."""
+        passes, mids = [], []
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.inference_mode())
+            maps = stack.enter_context(capture(self.visual, self.mid_stages)) if mid and self.mid_stages else None
             for dims in FLIPS[self.frontend.flips]:
                 x = batch.flip(dims) if dims else batch
                 x = x.to(self.device)
@@ -142,9 +162,12 @@ class DenseEncoder:
                 feats = self.visual.trunk.forward_features(x).float()
                 dense = torch.einsum("bchw,dc->bdhw", feats, self.visual.head.proj.weight.float())
                 passes.append(dense.flip(dims) if dims else dense)
-        return torch.stack(passes).mean(0)
+                if maps is not None:
+                    mids.append(pooled_stats(maps, DEFAULT_STATS))
+                    maps.clear()
+        return torch.stack(passes).mean(0), (np.mean(mids, axis=0) if mids else None)
 
-    def _run(self, crops: list[tuple[Box, np.ndarray, np.ndarray | None, tuple[int, int]]]) -> list[View]:
+    def _run(self, crops: list[tuple[Box, np.ndarray, np.ndarray | None, tuple[int, int]]], mid: bool) -> list[View]:
         views = []
         for start in range(0, len(crops), self.batch_size):
             part = crops[start : start + self.batch_size]
@@ -152,12 +175,15 @@ class DenseEncoder:
             shapes = {c[3] for c in part}
             for shape in shapes:
                 group = [c for c in part if c[3] == shape]
-                dense = self._forward(torch.stack([self._tensor(c[1], c[2], shape) for c in group])).cpu().numpy()
-                views += [View(c[0], d, d.mean(axis=(1, 2))) for c, d in zip(group, dense)]
+                out, stats = self._forward_mid(torch.stack([self._tensor(c[1], c[2], shape) for c in group]), mid)
+                dense = out.cpu().numpy()
+                mids = [None] * len(group) if stats is None else list(stats)
+                views += [View(c[0], d, d.mean(axis=(1, 2)), m) for c, d, m in zip(group, dense, mids)]
         return views
 
-    def encode(self, rgb: np.ndarray, roi: np.ndarray | None = None) -> FrameFeatures:
-        """Global and local features of one uint8 HxWx3 frame (ROI: bool HxW, True = scored)."""
+    def encode(self, rgb: np.ndarray, roi: np.ndarray | None = None, mid: bool = False) -> FrameFeatures:
+        """Global and local features of one uint8 HxWx3 frame (ROI: bool HxW, True = scored; `mid`:
+        the whole-frame view's mid-level statistics too, where the trunk lists its stages)."""
         height, width = rgb.shape[:2]
         rx0, ry0, rx1, ry1 = region = roi_box(roi, height, width)
         size = self.frontend.input_size
@@ -178,7 +204,7 @@ class DenseEncoder:
                     continue  # a tile that sees nothing of the ROI
                 shape = resized_shape(y1 - y0, x1 - x0, size) if spec.size != size else (y1 - y0, x1 - x0)
                 crops.append((box, *piece, shape))
-        views = self._run(crops)
+        views = self._run(crops, mid)
         global_view = views[0]
         local, boxes = [], []
         for view in views:
@@ -192,7 +218,8 @@ class DenseEncoder:
         local_arr = np.stack(local).astype(np.float32)
         local_arr /= np.maximum(np.linalg.norm(local_arr, axis=1, keepdims=True), 1e-12)
         emb = global_view.mean / max(float(np.linalg.norm(global_view.mean)), 1e-12)
-        return FrameFeatures(emb.astype(np.float32), local_arr, boxes, views, tiled)
+        mid_spec = stage_spec(self.mid_stages, DEFAULT_STATS) if global_view.mid is not None else ""
+        return FrameFeatures(emb.astype(np.float32), local_arr, boxes, views, tiled, global_view.mid, mid_spec)
 
 
 def cam_map(

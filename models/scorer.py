@@ -113,9 +113,10 @@ class TorchScorer:
         return self._encoders[frontend]
 
     def encode_frame(
-        self, rgb: np.ndarray, roi: np.ndarray | None = None, frontend: FrontEnd | None = None
+        self, rgb: np.ndarray, roi: np.ndarray | None = None, frontend: FrontEnd | None = None, mid: bool = False
     ) -> FrameFeatures:
-        """One frame as delivered -> global and local features (front end: input size, tiles, flips, ROI).
+        """One frame as delivered -> global and local features (front end: input size, tiles, flips, ROI;
+        `mid`: the trunk's mid-level statistics too, from the same forward, models.trunk_features).
 
         Towers without a dense map fall back to the training pipeline (resize + centre crop); their
         only local feature is the global one.
@@ -125,7 +126,7 @@ class TorchScorer:
             frame = np.repeat(frame[:, :, None], 3, axis=2)
         if self.dense:
             with self._autocast():
-                return self._encoder(frontend or self.frontend).encode(frame, roi)
+                return self._encoder(frontend or self.frontend).encode(frame, roi, mid)
         if roi is not None:
             frame = np.where(roi[:, :, None], frame, np.uint8(127))
         emb = self.embed_images([frame])

@@ -12,7 +12,7 @@ import sys
 
 from inspector.commands.library_db import _library_subparsers
 from inspector.commands.user import add_db_argument, add_user_argument, open_log, sign_in
-from inspector.frame.good_parts import DEFAULT_INPUT_SIZE
+from inspector.frame.good_parts import CELLS, DEFAULT_CELLS, DEFAULT_INPUT_SIZE
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -31,7 +31,15 @@ def _cmd_build(args: argparse.Namespace) -> int:
                 print(f"encoded {done}/{total} confirmed good parts", file=sys.stderr)
 
         model = build_good_model(
-            log, scorer, config.scoring, qa, args.reason, max_bank=args.max_bank, progress=progress
+            log,
+            scorer,
+            config.scoring,
+            qa,
+            args.reason,
+            max_bank=args.max_bank,
+            cells=args.cells,
+            input_size=args.input_size,
+            progress=progress,
         )
     info = model.info
     print(
@@ -77,15 +85,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--max-bank", type=int, default=4096, help="rows kept in the bank (coreset)")
     c.add_argument(
         "--cells",
-        choices=("global", "local"),
-        default="global",
-        help="compare whole-part embeddings (default: better on validation) or the feature grid's cells",
+        choices=CELLS,
+        default=DEFAULT_CELLS,
+        help=f"compare whole-part embeddings (default: {DEFAULT_CELLS}, better on validation), the feature"
+        " grid's cells (local), or the trunk's mid-level statistics off the ranking's forward (mid)",
     )
     c.add_argument(
         "--input-size",
         type=int,
-        default=DEFAULT_INPUT_SIZE,
-        help=f"short side px of its forward (default {DEFAULT_INPUT_SIZE}; 0: the ranking's, no second forward)",
+        default=None,
+        help=f"short side px of its forward (0: the ranking's, no second forward; default 0 for mid,"
+        f" {DEFAULT_INPUT_SIZE} for global and local)",
     )
     c.set_defaults(func=_cmd_build)
     c = cmds.add_parser("show", help="the model in force and every build and retirement")

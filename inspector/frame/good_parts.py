@@ -33,13 +33,21 @@ from inspector.frame.scorer import ScoredFrame, Scorer, score_frame
 from inspector.frame.scoring import ScoringSettings
 
 FORMAT = "rankclip-good-parts/1"
-# "global" won on the validation splits (bench/goodpart_local.py, BENCHMARKS.md); "local" gives a map.
-CELLS = ("global", "local")
-# Its own forward's short side: 448 px separated textiles far better than the ranking's 224 on
-# validation, at the cost of a second forward per frame (BENCHMARKS.md).
-DEFAULT_INPUT_SIZE = 448
+# "global": one whole-part embedding per part; "local": the feature grid's cells (gives a map);
+# "mid": the trunk's mid-level stages pooled per channel (models.trunk_features), read off the
+# ranking's own forward and standardised by the bank's spread (BENCHMARKS.md: bench.goodpart_mid).
+CELLS = ("global", "local", "mid")
+# The default rows: whole-part embeddings from the model's own 448-px forward (448 px separated
+# textiles far better than 224 on validation, at the cost of a second forward per frame). "mid"
+# rows ride the ranking's forward (no second one) but separated textiles worse on validation
+# (BENCHMARKS.md: bench.goodpart_local, bench.goodpart_mid), so they are an option, not the default.
+DEFAULT_CELLS, DEFAULT_INPUT_SIZE = "global", 448
+MID_INPUT_SIZE = 0  # "mid" rows by default come off the ranking's own forward
 # Fraction of held-out good parts allowed above the threshold: the false-review rate QA accepts.
 FALSE_REVIEW_RATE = 0.02
+# Bank parts' leave-one-out scores join the held-out ones for the threshold (one-row-per-part cells):
+# with 12 held-out parts the quantile is their maximum (BENCHMARKS.md, bench.goodpart_mid).
+LEAVE_ONE_OUT = True
 MAX_BANK = 4096  # rows kept by the coreset; cost per frame is cells x MAX_BANK x D multiply-adds
 
 
@@ -73,6 +81,10 @@ class GoodPartModel:
     basis: dict[str, Any]  # what frames it applies to: model id, front end, region of interest
     info: dict[str, Any]  # how it was built: parts, held-out scores, built at, by
     sha256: str = ""  # of the file it was read from or written to
+    # Per-dimension centre and spread of the bank's raw rows ("mid": statistics of unlike scales);
+    # rows are standardised by them, then made unit length. None: rows are compared as they come.
+    shift: np.ndarray | None = field(default=None, repr=False, compare=False)
+    scale: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def cells(self) -> str:
@@ -88,17 +100,35 @@ class GoodPartModel:
         """Whether frames scored under this basis (basis_of + cells + input size) compare with the bank."""
         return _canon(config_basis) == _canon(self.basis)
 
+    def prepare(self, rows: np.ndarray) -> np.ndarray:
+        """A frame's raw rows as the bank holds them (standardised when the model has a scale)."""
+        return rows if self.shift is None or self.scale is None else _standardise(rows, self.shift, self.scale)
+
+    def distances(self, rows: np.ndarray) -> np.ndarray:
+        """[K] distance of each raw row to its nearest bank row: cosine for unit features, Euclidean
+        per sqrt(dimension) for standardised statistics (cosine on those measured far worse)."""
+        if self.shift is None:
+            return nearest_distance(rows, self.bank)
+        return nearest_euclidean(self.prepare(rows), self.bank)
+
     def check(self, rows: np.ndarray) -> GoodPartCheck:
-        """Score one frame's rows [K, D] (frame_rows: its local features, or its embedding)."""
-        cells = nearest_distance(rows, self.bank)
+        """Score one frame's rows [K, D] (frame_rows: its local features, its embedding or mid statistics)."""
+        cells = self.distances(rows)
         return GoodPartCheck(self.sha256, float(cells.max()) if len(cells) else 0.0, self.threshold, cells)
 
 
-def basis_of(config_dict: dict[str, Any], cells: str = "local", input_size: int = 0) -> dict[str, Any]:
+def basis_of(config_dict: dict[str, Any], cells: str = "local", input_size: int = 0, rows: str = "") -> dict[str, Any]:
     """What decides a row's meaning: the model and the front end (input size, tiles, flips) of the
-    scoring configuration (ScoringConfig.as_dict), the cells compared and the forward's input size.
+    scoring configuration (ScoringConfig.as_dict), the cells compared and the forward's input size
+    (and for "mid" which stages and statistics: `rows`, from row_spec).
     The region of interest only decides which cells exist, so one model serves every camera."""
-    return {**{k: config_dict.get(k) for k in ("model_id", "front_end")}, "cells": cells, "input_size": input_size}
+    basis = {**{k: config_dict.get(k) for k in ("model_id", "front_end")}, "cells": cells, "input_size": input_size}
+    return {**basis, "rows": rows} if rows else basis  # older models' bases (no "rows") keep matching
+
+
+def row_spec(scored: ScoredFrame, cells: str) -> str:
+    """What a "mid" row is made of (stages and statistics, from the encoder); "" for other cells."""
+    return str(getattr(scored.features, "mid_spec", "")) if cells == "mid" else ""
 
 
 def own_settings(settings: ScoringSettings, input_size: int) -> ScoringSettings:
@@ -110,6 +140,11 @@ def frame_rows(scored: ScoredFrame, cells: str) -> np.ndarray:
     """The rows a frame is compared by: its unit embedding [1, D] or its local features [K, D]."""
     if cells not in CELLS:
         raise GoodModelError(f"good-part model cells must be one of {CELLS}, got {cells!r}")
+    if cells == "mid":
+        mid = getattr(scored.features, "mid", None)
+        if mid is None:
+            raise GoodModelError("this model's image tower gives no mid-level features: use cells 'global' or 'local'")
+        return np.asarray(mid, np.float32)[None, :]
     return scored.embedding[None, :] if cells == "global" else scored.local
 
 
@@ -124,9 +159,11 @@ def consult(
     """The frame against the model, reusing the ranking's forward when it is the same one (else a
     second forward at the model's input size); None when the model was built for other frames."""
     own = own_settings(settings, model.input_size)
-    same = own == replace(settings, local_weight=0.0) and settings.local_weight == 0.0
-    scored = ranked if same else score_frame(scorer, rgb, own, source_id)
-    if not model.fits(basis_of(scored.config.as_dict(), model.cells, model.input_size)):
+    # The whole-frame view's mid statistics do not depend on the local blend; grid cells and the
+    # embedding of a tiled forward do, so those reuse the ranking's forward only without it.
+    same = own == replace(settings, local_weight=0.0) and (settings.local_weight == 0.0 or model.cells == "mid")
+    scored = ranked if same else score_frame(scorer, rgb, own, source_id, mid=model.cells == "mid")
+    if not model.fits(basis_of(scored.config.as_dict(), model.cells, model.input_size, row_spec(scored, model.cells))):
         return None
     check = model.check(frame_rows(scored, model.cells))
     boxes = getattr(scored.features, "local_boxes", None) if model.cells == "local" else None
@@ -146,6 +183,17 @@ def nearest_distance(local: np.ndarray, bank: np.ndarray, chunk: int = 4096) -> 
     # A cell whose feature is all zero (the encoder leaves such cells at zero rather than dividing
     # by nothing; flat texture regions give them) carries no evidence: no distance, not the maximum.
     return np.where(_live(local), np.clip(1.0 - best, 0.0, 2.0), 0.0).astype(np.float32)
+
+
+def nearest_euclidean(rows: np.ndarray, bank: np.ndarray) -> np.ndarray:
+    """[K] Euclidean distance of each row to its nearest bank row, per sqrt(dimension)."""
+    rows = np.asarray(rows, np.float32)
+    sq = (rows**2).sum(1)[:, None] + (bank**2).sum(1)[None, :] - 2.0 * rows @ bank.T
+    return (np.sqrt(np.maximum(sq.min(axis=1), 0.0)) / np.sqrt(max(rows.shape[1], 1))).astype(np.float32)
+
+
+def _standardise(rows: np.ndarray, shift: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return ((np.asarray(rows, np.float32) - shift) / scale).astype(np.float32)
 
 
 def _live(rows: np.ndarray) -> np.ndarray:
@@ -175,18 +223,50 @@ def fit(
     info: dict[str, Any],
     max_bank: int = MAX_BANK,
     rate: float = FALSE_REVIEW_RATE,
+    leave_one_out: bool = LEAVE_ONE_OUT,
 ) -> GoodPartModel:
     """Bank from `bank_parts` (each [K, D]); threshold: the (1 - rate) quantile of the calibration
-    parts' scores (good parts the bank never saw), so about `rate` of good parts go to review."""
+    parts' scores (good parts the bank never saw), so about `rate` of good parts go to review.
+
+    With `leave_one_out` and one row per part (global, mid), each bank part's distance to the rest
+    of the bank joins those scores: a few held-out parts alone put the quantile at their maximum.
+    "mid" rows are standardised by the bank's per-dimension mean and spread first."""
     if not bank_parts or not calibration_parts:
         raise InspectorError("a good-part model needs good parts for its bank and held-out ones for its threshold")
-    rows = np.concatenate(bank_parts).astype(np.float32)
-    rows = rows[_live(rows)]
+    raw = np.concatenate(bank_parts).astype(np.float32)
+    shift = scale = None
+    if basis.get("cells") == "mid":
+        shift, scale = raw.mean(axis=0), np.maximum(raw.std(axis=0), 1e-6)
+        rows = _standardise(raw, shift, scale)
+    else:
+        rows = raw[_live(raw)]
     bank = np.ascontiguousarray(rows[coreset(rows, max_bank)])
-    scores = np.array([nearest_distance(p, bank).max() for p in calibration_parts], np.float64)
+    model = GoodPartModel(bank, 0.0, dict(basis), {}, shift=shift, scale=scale)
+    scores = np.array([model.distances(p).max() for p in calibration_parts], np.float64)
+    held_out = len(scores)
+    one_row = all(len(p) == 1 for p in bank_parts) and len(bank) == len(rows) == len(bank_parts) > 1
+    if leave_one_out and one_row:
+        scores = np.concatenate([scores, _leave_one_out(bank, shift is None)])
     threshold = float(np.quantile(scores, 1.0 - rate, method="higher"))
-    info = {**info, "bank_rows": len(bank), "cells_seen": len(rows), "calibration_scores": scores.round(5).tolist()}
-    return GoodPartModel(bank, threshold, dict(basis), info)
+    info = {
+        **info,
+        "bank_rows": len(bank),
+        "cells_seen": len(rows),
+        "calibration_scores": scores[:held_out].round(5).tolist(),
+        "leave_one_out_scores": len(scores) - held_out,
+    }
+    return replace(model, threshold=threshold, info=info)
+
+
+def _leave_one_out(bank: np.ndarray, cosine: bool) -> np.ndarray:
+    """Each bank row's distance to the nearest OTHER row (the score it would get were it left out)."""
+    if cosine:
+        sims = bank @ bank.T
+        np.fill_diagonal(sims, -1.0)
+        return np.clip(1.0 - sims.max(axis=1), 0.0, 2.0)
+    sq = (bank**2).sum(1)[:, None] + (bank**2).sum(1)[None, :] - 2.0 * bank @ bank.T
+    np.fill_diagonal(sq, np.inf)
+    return np.sqrt(np.maximum(sq.min(axis=1), 0.0)) / np.sqrt(bank.shape[1])
 
 
 def save(model: GoodPartModel, folder: Path) -> GoodPartModel:
@@ -197,7 +277,10 @@ def save(model: GoodPartModel, folder: Path) -> GoodPartModel:
         "basis": _canon(model.basis),
         "info": _canon(model.info),
     }
-    data = st_save({"bank": model.bank.astype(np.float32)}, metadata=meta)
+    tensors = {"bank": model.bank.astype(np.float32)}
+    if model.shift is not None and model.scale is not None:
+        tensors |= {"shift": model.shift.astype(np.float32), "scale": model.scale.astype(np.float32)}
+    data = st_save(tensors, metadata=meta)
     sha = hashlib.sha256(data).hexdigest()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{sha}.safetensors"
@@ -205,7 +288,7 @@ def save(model: GoodPartModel, folder: Path) -> GoodPartModel:
         from models.durable import atomic_write
 
         atomic_write(path, data)
-    return GoodPartModel(model.bank, model.threshold, model.basis, model.info, sha)
+    return replace(model, sha256=sha)
 
 
 def load(folder: Path, sha256: str) -> GoodPartModel:
@@ -227,8 +310,11 @@ def load(folder: Path, sha256: str) -> GoodPartModel:
         bank = tensors["bank"]
         if meta.get("format") != FORMAT or bank.ndim != 2 or bank.dtype != np.float32:
             raise ValueError(f"format {meta.get('format')!r}, bank {bank.dtype} {bank.shape}")
+        shift, scale = tensors.get("shift"), tensors.get("scale")
+        if (shift is None) != (scale is None) or (shift is not None and shift.shape != (bank.shape[1],)):
+            raise ValueError("shift and scale must both be present, one value per bank column")
         return GoodPartModel(
-            bank, float(meta["threshold"]), json.loads(meta["basis"]), json.loads(meta["info"]), sha256
+            bank, float(meta["threshold"]), json.loads(meta["basis"]), json.loads(meta["info"]), sha256, shift, scale
         )
     except (SafetensorError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise GoodModelError(f"good-part model {path} is not one this station wrote: {exc}") from None

@@ -49,9 +49,11 @@ class FramePath:
         index = model.index
         t0 = time.perf_counter()
         # The frame as delivered: global view, native tiles for large frames, the camera's ROI.
-        scored = score_frame(model.scorer, frame.rgb, self.scoring, frame.source_id)
-        config, check = scored.config, None
         good = self._good  # one read, like the model: QA may rebuild it meanwhile
+        # A "mid" good-part model reads the trunk's mid-level statistics off this same forward.
+        mid = good is not None and good.cells == "mid"
+        scored = score_frame(model.scorer, frame.rgb, self.scoring, frame.source_id, mid=mid)
+        config, check = scored.config, None
         if good is not None:  # None back when it was built for another model or front end
             check = consult(good, model.scorer, frame.rgb, self.scoring, frame.source_id, scored)
             config = replace(config, good_model=good.sha256) if check is not None else config

@@ -82,10 +82,16 @@ def scoring_config(scorer: Scorer, settings: ScoringSettings, source_id: str = "
 
 
 def score_frame(
-    scorer: Scorer, rgb: np.ndarray, settings: ScoringSettings, source_id: str = "", for_maps: bool = False
+    scorer: Scorer,
+    rgb: np.ndarray,
+    settings: ScoringSettings,
+    source_id: str = "",
+    for_maps: bool = False,
+    mid: bool = False,
 ) -> ScoredFrame:
     """Encode one frame as delivered, through the station's front end and region of interest
-    (`for_maps`: keep the tiles even when the ranking would not read them)."""
+    (`for_maps`: keep the tiles even when the ranking would not read them; `mid`: also read the
+    trunk's mid-level statistics off the same forward, for a "mid" good-part model)."""
     config = scoring_config(scorer, settings, source_id)
     fe = front_end(scorer, settings if for_maps else _ranking_settings(settings))
     if fe is None:  # a scorer without a frame front end: one global embedding
@@ -95,5 +101,10 @@ def score_frame(
     from inspector.errors import model_errors
 
     with model_errors():
-        features = scorer.encode_frame(rgb, mask, frontend=fe)
+        # Only asked for when wanted: the capture costs ~2 ms a frame on the 2-core development CPU.
+        features = (
+            scorer.encode_frame(rgb, mask, frontend=fe, mid=True)
+            if mid
+            else scorer.encode_frame(rgb, mask, frontend=fe)
+        )
     return ScoredFrame(features.embedding, features.local, config, features)

@@ -17,8 +17,10 @@ from pathlib import Path
 from inspector.errors import InspectorError
 from inspector.frame.good_parts import (
     CELLS,
+    DEFAULT_CELLS,
     DEFAULT_INPUT_SIZE,
     MAX_BANK,
+    MID_INPUT_SIZE,
     GoodModelError,
     GoodPartModel,
     basis_of,
@@ -26,6 +28,7 @@ from inspector.frame.good_parts import (
     frame_rows,
     load,
     own_settings,
+    row_spec,
     save,
 )
 from inspector.frame.scorer import Scorer, score_frame
@@ -88,18 +91,21 @@ def build_good_model(
     reason: str,
     *,
     max_bank: int = MAX_BANK,
-    cells: str = "global",
-    input_size: int = DEFAULT_INPUT_SIZE,
+    cells: str = DEFAULT_CELLS,
+    input_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> GoodPartModel:
     """Encode the confirmed good parts with the station's model and front end, fit, store, put in force.
 
     QA only (edit_library). Refused, with the counts, when there are too few confirmed good parts.
-    cells: "global" (the validated default) or "local"; input_size: its own forward's short side
-    (0: the ranking's; another size costs a second forward per frame).
+    cells: "global" (the validated default), "local" or "mid" (the trunk's mid-level statistics);
+    input_size: its own forward's short side (0: the ranking's; another size costs a second forward
+    per frame). Left out: 0 for "mid" (its rows ride the ranking's forward), else 448.
     """
     if cells not in CELLS:
         raise InspectorError(f"cells must be one of {', '.join(CELLS)}, got {cells!r}")
+    if input_size is None:
+        input_size = MID_INPUT_SIZE if cells == "mid" else DEFAULT_INPUT_SIZE
     bank_pairs, cal_pairs = check_can_build(log, user, reason)
     total, done = len(bank_pairs) + len(cal_pairs), 0
     basis: dict | None = None
@@ -108,8 +114,9 @@ def build_good_model(
         for pair in pairs:
             row = log.inspection(pair.inspection_id) or {}
             rgb = read_evidence_image(Path(pair.image_path))  # refuses a replaced image file
-            scored = score_frame(scorer, rgb, own_settings(settings, input_size), str(row.get("source_id", "")))
-            basis = basis or basis_of(scored.config.as_dict(), cells, input_size)
+            own = own_settings(settings, input_size)
+            scored = score_frame(scorer, rgb, own, str(row.get("source_id", "")), mid=cells == "mid")
+            basis = basis or basis_of(scored.config.as_dict(), cells, input_size, row_spec(scored, cells))
             encoded[group].append(frame_rows(scored, cells))
             done += 1
             if progress is not None:

@@ -165,3 +165,24 @@ def test_local_cells_at_their_own_input_size(tmp_path: Path) -> None:
         st.refresh_library()
         result = st.inspect(part_frame(130, 300))
         assert result.good_part.flagged and json.loads(result.ranking.scoring_config_json)["good_model"] == model.sha256
+
+
+def test_threshold_holds_with_few_held_out_parts() -> None:
+    """With a handful of held-out good parts the (1 - rate) quantile is their maximum, so one odd
+    held-out part sets it; the bank parts' leave-one-out scores widen the sample (global rows)."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=16)
+    parts = [base + rng.normal(scale=0.2, size=16) for _ in range(70)]
+    unit = [(p / np.linalg.norm(p))[None].astype(np.float32) for p in parts]
+    odd = rng.normal(size=16)
+    calibration = [*unit[60:63], (odd / np.linalg.norm(odd))[None].astype(np.float32)]
+    basis = {"model_id": "m", "front_end": {}, "cells": "global"}
+    held = fit(unit[:60], calibration, basis, {}, leave_one_out=False)
+    both = fit(unit[:60], calibration, basis, {})  # 64 scores: the 98th percentile is the second largest
+    assert held.info["leave_one_out_scores"] == 0 and both.info["leave_one_out_scores"] == 60
+    assert held.threshold == pytest.approx(max(held.info["calibration_scores"]), abs=1e-4)  # the odd part set it
+    assert both.threshold < held.threshold
+    fresh = [(p / np.linalg.norm(p)).astype(np.float32) for p in (base + rng.normal(scale=0.2, size=(200, 16)))]
+    flagged = np.mean([both.check(p[None]).flagged for p in fresh])
+    assert flagged < 0.10  # about the 2 % asked for, not none and not most
+    assert both.check((odd / np.linalg.norm(odd))[None].astype(np.float32)).flagged
