@@ -18,6 +18,7 @@ Variants:
 - softmax-defects: the same over the 7 defect labels only (no "ok" in the library).
 - similarity: t . P_ij (not Grad-CAM; reference row).
 - pixel-softmax: per-location softmax over the library (dense classification; not Grad-CAM, reference row).
+- region IoU: the map's region (peak's connected area >= half its max) against the mask's bbox.
 - *+blur: the frame-size map blurred with a Gaussian of sigma = half a feature cell before the peak.
 """
 
@@ -32,7 +33,7 @@ import cv2
 import numpy as np
 import torch
 
-from bench.localization import _unit, near_mask
+from bench.localization import _unit, box_iou, mask_bbox, near_mask
 from models.dense_map import FrontEnd, cam_map
 from models.explain import _hottest_region
 from models.factory import load_model
@@ -60,8 +61,8 @@ def _cell_px(features) -> float:
 
 def peak_of(
     variant: str, features, text: np.ndarray, h: int, w: int, libs: dict[str, np.ndarray], scale: float
-) -> tuple[int, int]:
-    """The (x, y) peak of one variant's map for `text`."""
+) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """The (x, y) peak and region (x0, y0, x1, y1) of one variant's map for `text`."""
     name, blur = (variant[: -len("+blur")], True) if variant.endswith("+blur") else (variant, False)
     kind, lib = BASE[name]
     heat = cam_map(features, text, None, h, w, kind, libs[lib], scale)
@@ -69,7 +70,7 @@ def peak_of(
         heat = cv2.GaussianBlur(heat, (0, 0), 0.5 * _cell_px(features))
     if heat.max() > 0:
         heat = heat / heat.max()
-    return _hottest_region(heat.astype(np.float32))[0]
+    return _hottest_region(heat.astype(np.float32))
 
 
 def run(args: argparse.Namespace) -> tuple[dict, dict, str]:
@@ -97,8 +98,9 @@ def run(args: argparse.Namespace) -> tuple[dict, dict, str]:
         rival = max((lb for lb in labels if lb != s.defect), key=lambda lb: float(means[lb] @ features.embedding))
         extent = s.meta.get("extent_px")
         for v in variants:
-            px, py = peak_of(v, features, means[s.defect], h, w, libs, scorer.logit_scale)
-            wx, wy = peak_of(v, features, means[rival], h, w, libs, scorer.logit_scale)
+            (px, py), region = peak_of(v, features, means[s.defect], h, w, libs, scorer.logit_scale)
+            (wx, wy), _ = peak_of(v, features, means[rival], h, w, libs, scorer.logit_scale)
+            hits[v]["iou"].append(box_iou(region, mask_bbox(s.mask)))
             hit = float(near[py, px])
             hits[v]["true"].append(hit)
             hits[v]["wrong"].append(float(near[wy, wx]))
@@ -111,13 +113,16 @@ def run(args: argparse.Namespace) -> tuple[dict, dict, str]:
 def format_table(hits: dict, large: bool) -> str:
     """Markdown: one row per variant (hit true, hit wrong, ratio; per extent for large frames)."""
     bins = [f"{a}-{b}" for a, b in EXTENT_BINS] if large else []
-    head = "| map | n | hit, true text | hit, wrong text | true / wrong |" + "".join(f" {b} px |" for b in bins)
-    lines = [head, "|---|---:|---:|---:|---:|" + "---:|" * len(bins)]
+    head = "| map | n | hit, true text | hit, wrong text | true / wrong | region IoU |" + "".join(
+        f" {b} px |" for b in bins
+    )
+    lines = [head, "|---|---:|---:|---:|---:|---:|" + "---:|" * len(bins)]
     for v, h in hits.items():
         t, wr = np.mean(h["true"]), np.mean(h["wrong"])
         ratio = f"{t / wr:.1f}x" if wr else "inf"
         cells = "".join(f" {np.mean(h[b]):.2f} ({len(h[b])}) |" if h.get(b) else " - |" for b in bins)
-        lines.append(f"| {v} | {len(h['true'])} | {t:.3f} | {wr:.3f} | {ratio} |{cells}")
+        iou = np.mean(h["iou"])
+        lines.append(f"| {v} | {len(h['true'])} | {t:.3f} | {wr:.3f} | {ratio} | {iou:.3f} |{cells}")
     return "\n".join(lines)
 
 
