@@ -51,7 +51,7 @@ class Explanation:
     overlay: np.ndarray  # uint8 HxWx3 RGB
     bbox: tuple[int, int, int, int]  # (x0, y0, x1, y1), end-exclusive
     peak: tuple[int, int]  # (x, y)
-    target: str  # "similarity" or "contrast"
+    target: str  # "similarity" or "contrast" (cosine targets), "softmax" or "softmax-contrast"
     layer: str  # e.g. "visual.trunk.bn2"
 
     def __post_init__(self) -> None:
@@ -303,7 +303,8 @@ class Explainer:
             borderValue=0.0,
         )
         # Interpolation can shave the peak: _explanation rescales to max == 1.
-        return _explanation(frame, np.clip(np.nan_to_num(heat, nan=0.0), 0.0, None), versus, self.layer)
+        heat = np.clip(np.nan_to_num(heat, nan=0.0), 0.0, None)
+        return _explanation(frame, heat, versus, self.layer, library is not None)
 
 
 def _row_of(library: np.ndarray, vector: np.ndarray) -> int:
@@ -345,10 +346,12 @@ def dense_explanation(
     )
     if blur:
         heat = cv2.GaussianBlur(heat, (0, 0), PEAK_BLUR_CELLS * cell_px(features))
-    return _explanation(frame, heat, versus, DENSE_LAYER)
+    return _explanation(frame, heat, versus, DENSE_LAYER, kind == "softmax")
 
 
-def _explanation(frame: np.ndarray, heat: np.ndarray, versus: np.ndarray | None, layer: str) -> Explanation:
+def _explanation(
+    frame: np.ndarray, heat: np.ndarray, versus: np.ndarray | None, layer: str, softmax: bool = False
+) -> Explanation:
     """A frame-sized map scaled to max 1 (NaN -> 0), its hottest region and the overlay: both paths end here."""
     heat = np.nan_to_num(heat, nan=0.0)
     if heat.max() > 0:
@@ -361,6 +364,8 @@ def _explanation(frame: np.ndarray, heat: np.ndarray, versus: np.ndarray | None,
         overlay=overlay,
         bbox=bbox,
         peak=peak,
-        target="similarity" if versus is None else "contrast",
+        target=("softmax" if softmax else "similarity")
+        if versus is None
+        else ("softmax-contrast" if softmax else "contrast"),
         layer=layer,
     )

@@ -29,7 +29,7 @@ class Heatmap:
     overlay: np.ndarray  # uint8 HxWx3 RGB
     bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (end-exclusive)
     peak: tuple[int, int]  # x, y
-    target: str  # "similarity" or "contrast"
+    target: str  # "softmax" / "softmax-contrast" (or "similarity" / "contrast" with a single-label softmax set)
     layer: str
     label_id: str
     versus_label_id: str | None = None

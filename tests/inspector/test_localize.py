@@ -137,7 +137,7 @@ def test_peak_and_region_on_tiled_large_frames(h: int, w: int, x: int, y: int) -
     scratch = next(m for m in localize_candidates(station, result) if m.label_id == "scratch")
     px, py = scratch.peak
     x0, y0, x1, y1 = scratch.bbox
-    assert scratch.heatmap.shape == (h, w)
+    assert scratch.heatmap.shape == (h, w) and scratch.target == "softmax"  # over {scratch, stain}
     assert x <= px < x + CELL and y <= py < y + CELL
     assert x - CELL <= x0 <= x and y - CELL <= y0 <= y
     assert x + CELL <= x1 <= min(w, x + 2 * CELL) and y + CELL <= y1 <= min(h, y + 2 * CELL)
