@@ -66,8 +66,8 @@ def test_softmax_map_equals_pytorch_grad_cam_on_the_real_tower(v1, defect: str) 
     autograd = Explainer(bundle).explain(frame, library[c], library=library, logit_scale=scorer.logit_scale)
     plain = cam_map(features, library[c], None, 224, 224)
     assert reference.max() > 0 and ours.max() > 0 and autograd.target == "softmax"
-    assert _corr(reference, ours) > 0.99
-    assert _corr(reference, autograd.heatmap) > 0.99
+    assert _corr(reference, ours) > 0.999  # measured 1.0000 (plain cosine map: 0.64 / 0.78)
+    assert _corr(reference, autograd.heatmap) > 0.999
     # The target matters: the plain-cosine map of the same label is a different map.
     assert _corr(reference, plain) < _corr(reference, ours) - 0.01
 
@@ -89,7 +89,7 @@ def test_softmax_contrast_is_the_difference_of_probabilities(v1) -> None:
     ) as cam:
         reference = cam(input_tensor=x, targets=[Difference()])[0]
     ours = cam_map(features, library[c], library[v], 224, 224, "softmax", library, scorer.logit_scale)
-    assert _corr(reference, ours) > 0.99
+    assert _corr(reference, ours) > 0.999
 
 
 def test_softmax_map_needs_a_library(v1) -> None:
