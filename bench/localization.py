@@ -3,9 +3,11 @@
     python -m bench.localization [--model M] [--n N] [--seed S] [--tol PX] [--text mean|best] [--threads T]
                                  [--map gradcam|dense|similarity] [--input-size PX] [--size PX] [--large]
 
---map dense: the station's map (models.dense_map through the front end at --input-size, short side,
-tiles per the station defaults), forward = encode_frame; --map gradcam: pytorch-grad-cam at the
-model's training crop. --size: the generated frames' side (defects scale with it).
+--map dense: the dense Grad-CAM with the plain cosine target (models.dense_map through the front end
+at --input-size, short side, tiles per the station defaults), forward = encode_frame; the station's
+map until 2026-12-05 (it now targets the softmax over the library's defect labels and smooths before
+the peak: bench/cam_variants.py measures both); --map gradcam: pytorch-grad-cam at the model's
+training crop. --size: the generated frames' side (defects scale with it).
 
 Samples: models.synth.generate(N, split="test") over the non-"ok" types (held-out textures), with
 exact masks. Each frame is explained for its TRUE label: the mean embedding of that label's

@@ -77,3 +77,27 @@ class TokensToGrid:
             )
         patches = tokens[:, extra:, :].reshape(batch, rows, cols, channels)
         return patches.permute(0, 3, 1, 2)
+
+
+class SoftmaxTarget:
+    """The softmax probability of one label among a library's labels (minus another's, with `versus`).
+
+    Logits are logit_scale * cos(image, label) over the library's rows, so this is pytorch-grad-cam's
+    ClassifierOutputSoftmaxTarget(index) on a model whose output is those logits. Its gradient,
+    p_c (t_c - sum_k p_k t_k), credits what speaks for this label *rather than the others*, not what
+    any label would match.
+    """
+
+    def __init__(self, library: torch.Tensor, index: int, logit_scale: float, versus: int | None = None) -> None:
+        if library.ndim != 2 or library.shape[0] < 2:
+            raise ModelError(f"library must be [K >= 2, D] label embeddings, got shape {tuple(library.shape)}")
+        if not 0 <= index < library.shape[0] or (versus is not None and not 0 <= versus < library.shape[0]):
+            raise ModelError(f"label index out of range for a library of {library.shape[0]} labels")
+        if not logit_scale > 0:
+            raise ModelError(f"logit_scale must be positive, got {logit_scale}")
+        self.library = F.normalize(library.detach().float(), dim=1)
+        self.index, self.versus, self.scale = index, versus, float(logit_scale)
+
+    def __call__(self, image_embedding: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(self.scale * (self.library.to(image_embedding.device) @ image_embedding), dim=-1)
+        return probs[self.index] - (probs[self.versus] if self.versus is not None else 0.0)

@@ -33,6 +33,7 @@ from models.tiling import (
 from models.trunk_features import DEFAULT_STAGES, DEFAULT_STATS, UnsupportedTower, capture, pooled_stats, stages
 from models.trunk_features import spec as stage_spec
 
+CAM_KINDS = ("gradcam", "softmax", "similarity", "pixel-softmax")
 FLIPS = {"none": ((),), "h": ((), (3,)), "hv": ((), (3,), (2,))}  # torch dims flipped per extra pass
 
 
@@ -222,6 +223,36 @@ class DenseEncoder:
         return FrameFeatures(emb.astype(np.float32), local_arr, boxes, views, tiled, global_view.mid, mid_spec)
 
 
+def _view_direction(
+    unit_mean: np.ndarray,
+    direction: np.ndarray,
+    versus: np.ndarray | None,
+    kind: str,
+    library: np.ndarray | None,
+    logit_scale: float,
+) -> np.ndarray:
+    """d target / d e (up to a positive constant shared by all views) for one view's unit mean e^."""
+    if kind == "similarity":  # plain dense similarity t . P_ij (not Grad-CAM: no -cos e^ term); benches only
+        return direction - (versus if versus is not None else 0.0)
+    if kind == "softmax":
+        # Target p_c = softmax_k(s t_k . e^)[c]: d p_c / d e^ = s p_c (t_c - sum_k p_k t_k), a per-view
+        # weight p_c times a direction that subtracts what the view looks like among the library's labels.
+        logits = logit_scale * (library @ unit_mean)
+        top = float(logits.max())
+        denom = float(np.exp(logits - top).sum())
+        mean_text = (np.exp(logits - top) / denom) @ library
+
+        def prob(t: np.ndarray) -> float:
+            return float(np.exp(logit_scale * float(t @ unit_mean) - top) / denom)
+
+        grad = prob(direction) * (direction - mean_text)
+        if versus is not None:  # d (p_c - p_v): why c and not v, in probability
+            grad = grad - prob(versus) * (versus - mean_text)
+    else:
+        grad = direction - (versus if versus is not None else 0.0)
+    return grad - float(unit_mean @ grad) * unit_mean  # through e^ = e / |e|
+
+
 def cam_map(
     features: FrameFeatures,
     direction: np.ndarray,
@@ -229,26 +260,40 @@ def cam_map(
     height: int,
     width: int,
     kind: str = "gradcam",
+    library: np.ndarray | None = None,
+    logit_scale: float = 1.0,
 ) -> np.ndarray:
-    """Grad-CAM of cos(image, text) (or cos1 - cos2) at the frame's size, computed from the maps.
+    """Grad-CAM of the frame's score for a description, at the frame's size, computed from the maps.
 
-    With e = mean_ij(P_ij) the pre-norm embedding, d cos / d P_ij = g / (h w), g = (t - cos e^) / |e|;
-    Grad-CAM's channel weights are the spatial mean of the gradient at the feature layer, which
-    through the linear projection makes the map relu(g . P_ij) up to a positive constant. Each
-    view (whole frame or tile) is mapped into frame pixels; overlaps keep the stronger response.
+    kind "gradcam": target cos(image, text) (or cos1 - cos2). With e = mean_ij(P_ij) the pre-norm
+    embedding, d cos / d P_ij = g / (h w), g = (t - cos e^) / |e|; Grad-CAM's channel weights are the
+    spatial mean of the gradient at the feature layer, which through the linear projection makes the
+    map relu(g . P_ij) up to a positive constant.
+    kind "softmax": target the softmax probability of the description among `library` (rows: unit
+    label embeddings, the description one of them) at `logit_scale`, as pytorch-grad-cam's
+    ClassifierOutputSoftmaxTarget on the logits; same algebra with g = p_c (t_c - sum_k p_k t_k),
+    projected and divided by |e| (tests/models/test_cam_softmax.py checks it against pytorch-grad-cam).
+    kind "pixel-softmax": each location's own softmax over the library (dense classification; not
+    Grad-CAM, benches only). kind "similarity": t . P_ij (not Grad-CAM; benches only).
+    Each view (whole frame or tile) is mapped into frame pixels; overlaps keep the stronger response.
     """
+    if kind not in CAM_KINDS:
+        raise ValueError(f"map kind must be one of {CAM_KINDS}, got {kind!r}")
+    if kind in ("softmax", "pixel-softmax") and (library is None or len(library) < 2):
+        raise ValueError(f"a {kind} map needs the library's label embeddings (at least 2)")
     out = np.zeros((height, width), np.float32)
     views = features.views[1:] if features.tiled else features.views[:1]
     for view in views:
-        norm = max(float(np.linalg.norm(view.mean)), 1e-12)
-        unit = view.mean / norm
-        if kind == "similarity":  # plain dense similarity t . P_ij (not Grad-CAM: no -cos e^ term); benches only
-            g = direction - (versus if versus is not None else 0.0)
+        if kind == "pixel-softmax":
+            flat = view.dense.reshape(view.dense.shape[0], -1)
+            flat = flat / np.maximum(np.linalg.norm(flat, axis=0, keepdims=True), 1e-12)
+            logits = logit_scale * (library @ flat)
+            cam = np.exp(logit_scale * (direction @ flat) - logits.max(0)) / np.exp(logits - logits.max(0)).sum(0)
+            cam = cam.reshape(view.dense.shape[1:]).astype(np.float32)
         else:
-            g = direction - float(unit @ direction) * unit
-            if versus is not None:
-                g = g - (versus - float(unit @ versus) * unit)
-        cam = np.maximum(np.einsum("d,dhw->hw", g / norm, view.dense), 0.0).astype(np.float32)
+            norm = max(float(np.linalg.norm(view.mean)), 1e-12)
+            g = _view_direction(view.mean / norm, direction, versus, kind, library, logit_scale)
+            cam = np.maximum(np.einsum("d,dhw->hw", g / norm, view.dense), 0.0).astype(np.float32)
         x0, y0, x1, y1 = view.box
         up = cv2.resize(cam, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         np.maximum(out[y0:y1, x0:x1], up, out=out[y0:y1, x0:x1])
@@ -259,3 +304,9 @@ def unit(vector: np.ndarray) -> np.ndarray:
     """A float32 unit vector (zero stays zero)."""
     v = np.asarray(vector, np.float32)
     return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def cell_px(features: FrameFeatures) -> float:
+    """Frame pixels per feature cell in the views the map uses (tiles when tiled, else the whole frame)."""
+    view = features.views[1] if features.tiled else features.views[0]
+    return (view.box[2] - view.box[0]) / view.dense.shape[2]

@@ -12,7 +12,7 @@ import pytest
 
 from inspector.config import DatabaseConfig, LibraryConfig, ModelConfig, StationConfig
 from inspector.errors import InspectorError
-from inspector.frame.explain import explain_record
+from inspector.frame.explain import explain_candidate, explain_record
 from inspector.frame.records import Frame
 from inspector.library.labels import seed_library_dir
 from inspector.station import Station
@@ -52,16 +52,11 @@ def test_heatmap_of_a_logged_inspection_matches_the_live_one(logged) -> None:
     heat = explain_record(station, record, 1)
     assert heat.heatmap.shape == rgb.shape[:2] and heat.overlay.shape == rgb.shape
     assert heat.label_id == record.candidates[0].label_id
-    live = station.explainer.explain(rgb, *_directions(station, record.candidates[0].label_id))
+    live_result = station.inspect(Frame(rgb, datetime.now(UTC), "cam", 2))
+    assert live_result.ranking.candidates[0].label_id == heat.label_id
+    live = explain_candidate(station, live_result, 1)
     # The stored PNG is lossless, so the audit map is the map the operator could have seen.
     np.testing.assert_allclose(heat.heatmap, live.heatmap, atol=1e-5)
-
-
-def _directions(station, label_id: str):
-    index = station.index
-    li = index.library.label_ids.index(label_id)
-    rows = index.embeddings[int(index.starts[li]) : int(index.starts[li] + index.counts[li])].mean(axis=0)
-    return rows / np.linalg.norm(rows), None
 
 
 def test_an_older_library_version_is_explained_with_that_version(logged) -> None:

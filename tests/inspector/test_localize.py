@@ -98,3 +98,46 @@ def test_rank_json_localize_keys(tmp_path, monkeypatch, capsys) -> None:
     assert all(isinstance(v, int) for c in out["candidates"] for v in c["peak"] + c["region"])
     x0, y0, x1, y1 = scratch["region"]
     assert x0 <= scratch["peak"][0] < x1 and y0 <= scratch["peak"][1] < y1
+
+
+LIB3 = Library(
+    "t3",
+    (
+        Label("ok", "OK", "accept", 0, ("a clean part",)),
+        Label("scratch", "Scratch", "rework", 2, ("a small scratch",)),
+        Label("stain", "Stain", "rework", 1, ("a dark stain",)),
+    ),
+)
+
+
+class TiledFake(DenseFake):
+    """Like DenseFake, but large frames come as a coarse whole view plus native 448-px tiles (as
+    models.dense_map.DenseEncoder returns them), each tile with its own 16-px cell map."""
+
+    def encode_frame(self, rgb: np.ndarray, roi=None, frontend=None) -> FrameFeatures:
+        from models.tiling import tile_boxes
+
+        whole = DenseFake.encode_frame(self, rgb[::8, ::8])  # the whole frame, 8x coarser
+        box = (0, 0, rgb.shape[1], rgb.shape[0])
+        views = [View(box, whole.views[0].dense, whole.views[0].mean)]
+        for x0, y0, x1, y1 in tile_boxes(rgb.shape[0], rgb.shape[1], 448, 64):
+            tile = DenseFake.encode_frame(self, rgb[y0:y1, x0:x1]).views[0]
+            views.append(View((x0, y0, x1, y1), tile.dense, tile.mean))
+        return FrameFeatures(whole.embedding, whole.local, whole.local_boxes, views, True)
+
+
+@pytest.mark.parametrize(
+    "h, w, x, y", [(2048, 2448, 1712, 400), (1024, 1024, 16, 992), (1200, 3000, 2872, 800)]
+)  # x, y on a tile's cell grid
+def test_peak_and_region_on_tiled_large_frames(h: int, w: int, x: int, y: int) -> None:
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[y : y + CELL, x : x + CELL] = 255  # one 16-px cell: far below the coarse whole view's 128-px cells
+    station = Station(TiledFake(image_text="a clean part"), LIB3)
+    result = station.inspect(Frame(rgb, utc_now(), "cam", 0))
+    scratch = next(m for m in localize_candidates(station, result) if m.label_id == "scratch")
+    px, py = scratch.peak
+    x0, y0, x1, y1 = scratch.bbox
+    assert scratch.heatmap.shape == (h, w) and scratch.target == "softmax"  # over {scratch, stain}
+    assert x <= px < x + CELL and y <= py < y + CELL
+    assert x - CELL <= x0 <= x and y - CELL <= y0 <= y
+    assert x + CELL <= x1 <= min(w, x + 2 * CELL) and y + CELL <= y1 <= min(h, y + 2 * CELL)
