@@ -71,7 +71,7 @@ def _one(station, rgb: np.ndarray, settings) -> float:
 
 
 def _encoder_arms(station, frames: list[np.ndarray], settings) -> None:
-    """The tiled encode alone, this front end against the one before (8 views per forward, contiguous)."""
+    """The tiled encode alone, this front end against the one before (8 views per forward, unfused)."""
     from inspector.frame.scorer import front_end
     from models.dense_map import DenseEncoder
 
@@ -80,9 +80,9 @@ def _encoder_arms(station, frames: list[np.ndarray], settings) -> None:
     args = (visual, tuple(visual.preprocess_cfg["mean"]), tuple(visual.preprocess_cfg["std"]))
     fe = front_end(scorer, settings)
     arms = {
-        "now (CPU: 1 view per forward, channels_last)": DenseEncoder(*args, scorer.bundle.device, fe),
-        "before (8 views per forward, contiguous)": DenseEncoder(
-            *args, scorer.bundle.device, fe, batch_size=8, channels_last=False
+        "now (CPU: 1 view per forward, channels_last, BatchNorm folded)": DenseEncoder(*args, scorer.bundle.device, fe),
+        "before (8 views per forward, contiguous, BatchNorm separate)": DenseEncoder(
+            *args, scorer.bundle.device, fe, batch_size=8, channels_last=False, fuse=False
         ),
     }
     times: dict[str, list[float]] = {k: [] for k in arms}

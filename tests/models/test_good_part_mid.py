@@ -89,9 +89,27 @@ def _station(tmp_path: Path, scorer: TorchScorer) -> Station:
 
 
 def _forwards(scorer: TorchScorer) -> list[int]:
+    """Counts image-tower forwards: runs of a stem (the only convolution fed the 3-channel image),
+    whether the tower's own or the frame path's BatchNorm-folded copy of it."""
     calls: list[int] = []
-    scorer.bundle.model.visual.trunk.conv_stem.register_forward_hook(lambda *_: calls.append(1))
+
+    def hook(module: torch.nn.Module, *_: object) -> None:
+        if isinstance(module, torch.nn.Conv2d) and module.in_channels == 3:
+            calls.append(1)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    _HANDLES.append(handle)
     return calls
+
+
+_HANDLES: list = []
+
+
+@pytest.fixture(autouse=True)
+def _remove_global_hooks():
+    yield
+    while _HANDLES:
+        _HANDLES.pop().remove()
 
 
 def test_mid_rows_ride_the_ranking_forward_and_flag_a_defect(tmp_path: Path, scorer: TorchScorer) -> None:
