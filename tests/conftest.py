@@ -60,7 +60,7 @@ def _add_accounts(
     sessions = {"admin": log.login("admin", admin_password)}
     for name, role in (roles or {}).items():
         extra = {"printed_name": printed_name(name)} if printed_name else {}
-        log.users.add_user(name, role, password_of(name), sessions["admin"], **extra)
+        log.users.add_user(name, role, password_of(name), sessions["admin"], **extra, temporary=False)
         if sign_in:
             sessions[name] = log.login(name, password_of(name))
     return sessions

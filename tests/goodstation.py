@@ -38,8 +38,8 @@ def open_station(tmp_path: Path) -> Station:
     log = st.log
     log.users.create_first_admin("admin", "Admin-pass-1234")
     admin = log.login("admin", "Admin-pass-1234")
-    log.users.add_user("qa", "qa", "Qa-pass-123456", admin)
-    log.users.add_user("op", "operator", "Op-pass-1234567", admin)
+    log.users.add_user("qa", "qa", "Qa-pass-123456", admin, temporary=False)
+    log.users.add_user("op", "operator", "Op-pass-1234567", admin, temporary=False)
     return st
 
 

@@ -41,8 +41,8 @@ def make_log(path: Path) -> tuple[DecisionLog, Session, Session, int]:
     log = DecisionLog.open(path)
     log.users.create_first_admin("admin", "admin-secret-1")
     admin = log.login("admin", "admin-secret-1")
-    log.users.add_user("op", "operator", "operator-secret", admin)
-    log.users.add_user("qa", "qa", "qa-engineer-pw", admin)
+    log.users.add_user("op", "operator", "operator-secret", admin, temporary=False)
+    log.users.add_user("qa", "qa", "qa-engineer-pw", admin, temporary=False)
     op, qa = log.login("op", "operator-secret"), log.login("qa", "qa-engineer-pw")
     return log, op, qa, log.library.import_library(LIBRARY, qa, "initial library")
 

@@ -99,7 +99,9 @@ def _populate(station: Station) -> dict:
         ("op1", "operator", "Olga Operator"),
         ("aud1", "auditor", "Ari Auditor"),
     ):
-        log.users.add_user(name, role, PASSWORDS[name], admin, printed_name=printed, reason="screenshots")
+        log.users.add_user(
+            name, role, PASSWORDS[name], admin, printed_name=printed, reason="screenshots", temporary=False
+        )
     users = {name: log.login(name, pw) for name, pw in PASSWORDS.items()}
     return {"users": users, "results": _answer_parts(station, users["op1"], 24, seed=7)}
 
@@ -350,8 +352,12 @@ def users_shots(station: Station, config: StationConfig, users: dict, out: Path)
 
     log, admin = station.log, users["admin"]
     for name, role, printed in (("op2", "operator", "Otto Operator"), ("op3", "operator", "Ola Operator")):
-        log.users.add_user(name, role, f"{name}-pass-12", admin, printed_name=printed, reason="screenshots")
-    log.users.add_user("qa2", "qa", "qa2-pass-12", admin, printed_name="Quentin QA", reason="screenshots")
+        log.users.add_user(
+            name, role, f"{name}-pass-12", admin, printed_name=printed, reason="screenshots", temporary=False
+        )
+    log.users.add_user(
+        "qa2", "qa", "qa2-pass-12", admin, printed_name="Quentin QA", reason="screenshots", temporary=False
+    )
     for _ in range(log.users.max_failures):  # op2 mistypes until the account locks
         try:
             log.login("op2", "not-my-password")

@@ -111,8 +111,11 @@ def _cmd_add(args: argparse.Namespace) -> int:
         if not args.user:
             raise InspectorError("adding a user needs an admin: pass --user ADMIN")
         admin = sign_in(log, args.user)
-        log.users.add_user(args.name, args.role, _new_password(args.name), admin, args.printed_name or "", args.reason)
-        print(f"added user {args.name!r} with role {args.role}")
+        log.users.add_user(
+            args.name, args.role, _new_password(args.name), admin, args.printed_name or "", args.reason, args.temporary
+        )
+        first = "they choose their own password at the first sign-in" if args.temporary else "no forced change"
+        print(f"added user {args.name!r} with role {args.role}; {first}")
     return 0
 
 
@@ -187,6 +190,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--role", required=True, help="operator, qa, auditor or admin")
     c.add_argument("--printed-name", help="the name shown on signed records (default: the user id)")
     c.add_argument("--reason", default="", help="why the account is added")
+    c.add_argument(
+        "--no-forced-change",
+        dest="temporary",
+        action="store_false",
+        help="do not make its user choose their own password at the first sign-in (their decisions stay"
+        " flagged as made under an admin-set password until they do)",
+    )
     add_user_argument(c, required=False)
     c.set_defaults(func=_cmd_add)
     c = users.add_parser(

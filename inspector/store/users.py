@@ -109,10 +109,18 @@ class UserStore:
             self._set_credential(name, encoded, "first_admin_created", None, {})
 
     def add_user(
-        self, name: str, role: str, password: str, user: Session, printed_name: str = "", reason: str = ""
+        self,
+        name: str,
+        role: str,
+        password: str,
+        user: Session,
+        printed_name: str = "",
+        reason: str = "",
+        temporary: bool = True,
     ) -> None:
-        """Create an account (admin only); user ids are never reused. Until its user sets their own
-        password, the account's decisions are flagged as made under an admin-set password."""
+        """Create an account (admin only); user ids are never reused. The password an admin chose is
+        `temporary` by default: its user must choose their own at the first sign-in. Until they do,
+        the account's decisions are flagged as made under an admin-set password."""
         authorize(self.sdb, user, "manage_users", "add_user")
         if role not in ROLES:
             raise UserError(f"role {role!r} is not one of {', '.join(ROLES)}")
@@ -122,7 +130,7 @@ class UserStore:
             if self.get(name) is not None:
                 raise UserError(f"user id {name!r} is already taken (ids are never reused); choose another")
             self._append_user(name, role, printed_name or name, user.name, reason or "new account", 1, 1)
-            self._set_credential(name, encoded, "user_added", user.name, {"role": role})
+            self._set_credential(name, encoded, "user_added", user.name, {"role": role, "forced": bool(temporary)})
 
     def change_password(self, name: str, new_password: str, user: Session, reason: str = "") -> None:
         """A user changes their own password; an admin may reset anyone's (with a reason), which also
@@ -206,7 +214,7 @@ class UserStore:
                 self.sdb.append("events", event_row("login_ok", name, name))
         if must_change:
             raise PasswordChangeRequired(
-                f"the password of {name!r} was reset by an admin: choose your own now"
+                f"the password of {name!r} was set by an admin (a new account or a reset): choose your own now"
                 f" (inspector user passwd {name} --user {name})"
             )
         return Session(name, row["role"], row["printed_name"], utc_stamp(), issue_session_token(name))

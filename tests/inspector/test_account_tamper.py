@@ -28,7 +28,7 @@ def db(tmp_path: Path) -> Path:
     with DecisionLog.open(path) as log:
         log.users.create_first_admin("admin", PW["admin"])
         admin = log.login("admin", PW["admin"])
-        log.users.add_user("op", "operator", PW["op"], admin)
+        log.users.add_user("op", "operator", PW["op"], admin, temporary=False)
         log.users.change_own_password("op", PW["op"], "op-own-choice")
     return path
 

@@ -29,8 +29,8 @@ def _station(path: Path, **kwargs) -> DecisionLog:
     log = DecisionLog.open(path, **kwargs)
     log.users.create_first_admin("admin", PW["admin"])
     admin = log.login("admin", PW["admin"])
-    log.users.add_user("op", "operator", PW["op"], admin)
-    log.users.add_user("qa", "qa", PW["qa"], admin)
+    log.users.add_user("op", "operator", PW["op"], admin, temporary=False)
+    log.users.add_user("qa", "qa", PW["qa"], admin, temporary=False)
     return log
 
 
@@ -184,6 +184,25 @@ def test_admin_reset_forces_a_change_and_admin_set_passwords_flag_decisions(tmp_
         with pytest.raises(PasswordChangeRequired):
             log.login("op", "admin-knows-this")
         assert {r["name"]: r["must_change_password"] for r in log.users.accounts()}["op"]
+
+
+def test_a_new_account_chooses_its_own_password_at_the_first_sign_in(tmp_path: Path) -> None:
+    """An admin-created account's password is temporary by default (core, not only the GUI): the
+    first sign-in is refused until its user sets their own, after which decisions are not flagged."""
+    with _station(tmp_path / "s.db") as log:
+        admin = log.login("admin", PW["admin"])
+        log.users.add_user("new", "operator", "typed-by-admin-1", admin, reason="new hire")
+        assert {r["name"]: r["must_change_password"] for r in log.users.accounts()}["new"]
+        with pytest.raises(PasswordChangeRequired, match="set by an admin"):
+            log.login("new", "typed-by-admin-1")
+        log.users.change_own_password("new", "typed-by-admin-1", "my-own-choice-1")
+        row = {r["name"]: r for r in log.users.accounts()}["new"]
+        assert not row["must_change_password"] and not row["admin_set_password"]
+        assert log.login("new", "my-own-choice-1").name == "new"
+        # Opting out (provisioning scripts) keeps the account flagged as admin-set until its user changes it.
+        log.users.add_user("svc", "operator", "typed-by-admin-2", admin, temporary=False)
+        assert log.login("svc", "typed-by-admin-2").name == "svc"
+        assert {r["name"]: r["admin_set_password"] for r in log.users.accounts()}["svc"]
 
 
 def test_deactivate_and_change_role_are_chained_with_a_reason(tmp_path: Path) -> None:

@@ -17,9 +17,9 @@ def test_admin_set_decisions_are_flagged_in_the_detail_and_the_export(tmp_path: 
     with DecisionLog.open(tmp_path / "s.db") as log:
         log.users.create_first_admin("admin", "admin-secret-1")
         admin = log.login("admin", "admin-secret-1")
-        log.users.add_user("op", "operator", "typed-by-admin", admin)
-        log.users.add_user("qa", "qa", "qa-engineer-pw", admin)
-        log.users.add_user("aud", "auditor", "auditor-pw-1", admin)
+        log.users.add_user("op", "operator", "typed-by-admin", admin, temporary=False)
+        log.users.add_user("qa", "qa", "qa-engineer-pw", admin, temporary=False)
+        log.users.add_user("aud", "auditor", "auditor-pw-1", admin, temporary=False)
         qa = log.login("qa", "qa-engineer-pw")
         version = log.library.import_library(LIBRARY, qa, "seed")
         op = log.login("op", "typed-by-admin")

@@ -37,7 +37,7 @@ def station(tmp_path: Path) -> Path:
     with DecisionLog.open(tmp_path / "s.db") as log:
         log.users.create_first_admin("admin", "admin-secret-1")
         admin = log.login("admin", "admin-secret-1")
-        log.users.add_user("qa", "qa", "qa-engineer-pw", admin)
+        log.users.add_user("qa", "qa", "qa-engineer-pw", admin, temporary=False)
         log.users.change_own_password("qa", "qa-engineer-pw", "qa-own-password")
     return tmp_path / "s.db"
 

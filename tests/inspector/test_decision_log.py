@@ -47,7 +47,7 @@ def make_station(path: Path) -> tuple[DecisionLog, dict[str, Session], int]:
     log.users.create_first_admin("admin", PASSWORDS["admin"])
     users = {"admin": log.login("admin", PASSWORDS["admin"])}
     for name, role in ROLES.items():
-        log.users.add_user(name, role, PASSWORDS[name], users["admin"])
+        log.users.add_user(name, role, PASSWORDS[name], users["admin"], temporary=False)
         users[name] = log.login(name, PASSWORDS[name])
     version = log.library.import_library(LIBRARY, users["qa"], "initial library")
     return log, users, version

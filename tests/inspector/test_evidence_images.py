@@ -19,7 +19,7 @@ def station(tmp_path: Path):
     with DecisionLog.open(db) as log:
         log.users.create_first_admin("admin", "admin-pass-1")
         admin = log.login("admin", "admin-pass-1")
-        log.users.add_user("qa1", "qa", "qa-pass-123", admin)
+        log.users.add_user("qa1", "qa", "qa-pass-123", admin, temporary=False)
         qa = log.login("qa1", "qa-pass-123")
         version = log.library.import_library(LIBRARY, qa, "seed")
         ids = [log.record_inspection(_result(version, i), qa) for i in range(3)]

@@ -28,8 +28,8 @@ def test_operator_proposes_qa_accepts(tmp_path: Path) -> None:
         log = st.log
         log.users.create_first_admin("admin", "Admin-pass-1234")
         admin = log.login("admin", "Admin-pass-1234")
-        log.users.add_user("qa", "qa", "Qa-pass-123456", admin)
-        log.users.add_user("op", "operator", "Op-pass-1234567", admin)
+        log.users.add_user("qa", "qa", "Qa-pass-123456", admin, temporary=False)
+        log.users.add_user("op", "operator", "Op-pass-1234567", admin, temporary=False)
         qa, op = log.login("qa", "Qa-pass-123456"), log.login("op", "Op-pass-1234567")
         rgb = np.full((10, 10, 3), 60, np.uint8)
         inspection = st.record(st.inspect(Frame(rgb, datetime.now(UTC), "cam", 1)), op).inspection_id

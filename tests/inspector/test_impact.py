@@ -72,7 +72,7 @@ def station(tmp_path: Path):
     with Station.open(config, scorer=BasisScorer()) as st:
         st.log.users.create_first_admin("admin", "admin-pass-1")
         admin = st.log.login("admin", "admin-pass-1")
-        st.log.users.add_user("op1", "operator", "op-pass-123", admin)
+        st.log.users.add_user("op1", "operator", "op-pass-123", admin, temporary=False)
         op = st.log.login("op1", "op-pass-123")
         for seq, red in enumerate(IMAGES, start=1):
             rgb = np.zeros((6, 6, 3), np.uint8)

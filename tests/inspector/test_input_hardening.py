@@ -34,7 +34,7 @@ def test_watch_with_a_wrong_password_stores_no_library(tmp_path: Path, monkeypat
     """Finding 16: on a database without a library, a failed sign-in must not seed --library as version 1."""
     with DecisionLog.open(tmp_path / "s.db") as log:
         log.users.create_first_admin("admin", "admin-secret-1")
-        log.users.add_user("op", "operator", "operator-secret", log.login("admin", "admin-secret-1"))
+        log.users.add_user("op", "operator", "operator-secret", log.login("admin", "admin-secret-1"), temporary=False)
     monkeypatch.setenv("INSPECTOR_PASSWORD", "wrong-password")
     code = cli_main(
         [
@@ -115,7 +115,7 @@ def test_library_export_refuses_a_dangling_symlink(tmp_path: Path) -> None:
     """Finding 20: `library export` to a dangling link wrote through it (to wherever it pointed)."""
     with DecisionLog.open(tmp_path / "s.db") as log:
         log.users.create_first_admin("admin", "admin-secret-1")
-        log.users.add_user("qa", "qa", "qa-engineer-pw", log.login("admin", "admin-secret-1"))
+        log.users.add_user("qa", "qa", "qa-engineer-pw", log.login("admin", "admin-secret-1"), temporary=False)
         log.library.import_library(LIBRARY, log.login("qa", "qa-engineer-pw"), "seed")
         link = tmp_path / "lib.yaml"
         link.symlink_to(tmp_path / "elsewhere" / "victim.yaml")

@@ -26,8 +26,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with DecisionLog.open(path) as log:
         log.users.create_first_admin("admin", "admin-pass-1")
         admin = log.login("admin", "admin-pass-1")
-        log.users.add_user("qa1", "qa", "qa-pass-123", admin)
-        log.users.add_user("op1", "operator", "op-pass-123", admin)
+        log.users.add_user("qa1", "qa", "qa-pass-123", admin, temporary=False)
+        log.users.add_user("op1", "operator", "op-pass-123", admin, temporary=False)
         qa = log.login("qa1", "qa-pass-123")
         version = log.library.import_library(LIBRARY, qa, "seed")
         for i in range(4):

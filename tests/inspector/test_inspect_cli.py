@@ -81,7 +81,19 @@ def test_watch_records_each_file_once_and_the_chain_verifies(tmp_path: Path) -> 
     assert run("user", "add", "admin", "--role", "admin", "--db", str(db), env=admin_env).returncode == 0
     op_env = {"INSPECTOR_PASSWORD": "Admin-pass-1234", "INSPECTOR_NEW_PASSWORD": "Oper-pass-12345"}
     made = run(
-        "user", "add", "op", "--role", "operator", "--user", "admin", "--db", str(db), "--reason", "shift", env=op_env
+        "user",
+        "add",
+        "op",
+        "--role",
+        "operator",
+        "--user",
+        "admin",
+        "--db",
+        str(db),
+        "--reason",
+        "shift",
+        "--no-forced-change",
+        env=op_env,
     )
     assert made.returncode == 0, made.stderr
     folder = tmp_path / "line"

@@ -45,8 +45,8 @@ def station(tmp_path: Path):
     log = DecisionLog.open(tmp_path / "station" / "s.db")
     log.users.create_first_admin("admin", "admin-pass-1")
     admin = log.login("admin", "admin-pass-1")
-    log.users.add_user("qa1", "qa", "qa1-password", admin)
-    log.users.add_user("op1", "operator", "op1-password", admin)
+    log.users.add_user("qa1", "qa", "qa1-password", admin, temporary=False)
+    log.users.add_user("op1", "operator", "op1-password", admin, temporary=False)
     yield log, log.login("qa1", "qa1-password"), log.login("op1", "op1-password")
     log.close()
 

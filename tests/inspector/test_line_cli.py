@@ -46,6 +46,7 @@ def test_watch_publishes_every_printed_inspection(tmp_path):
             str(db),
             "--reason",
             "shift",
+            "--no-forced-change",
             env=op_env,
         ).returncode
         == 0

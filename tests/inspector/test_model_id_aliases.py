@@ -30,7 +30,7 @@ def upgraded(tiny_bundle, tmp_path: Path):
     db = tmp_path / "s.db"
     with DecisionLog.open(db) as log:
         log.users.create_first_admin("admin", "admin-pass-1")
-        log.users.add_user("qa1", "qa", "qa-pass-123", log.login("admin", "admin-pass-1"))
+        log.users.add_user("qa1", "qa", "qa-pass-123", log.login("admin", "admin-pass-1"), temporary=False)
         qa = log.login("qa1", "qa-pass-123")
         version = log.library.import_library(LIBRARY, qa, "seed")
         old = _result(version, 1)

@@ -33,7 +33,7 @@ def station(tmp_path: Path):
         st.log.users.create_first_admin("admin", "admin-pass-1")
         admin = st.log.login("admin", "admin-pass-1")
         for name, role in (("op1", "operator"), ("qa1", "qa"), ("aud1", "auditor")):
-            st.log.users.add_user(name, role, f"{name}-pass-1", admin)
+            st.log.users.add_user(name, role, f"{name}-pass-1", admin, temporary=False)
         yield st, {n: st.log.login(n, f"{n}-pass-1") for n in ("op1", "qa1", "aud1")}
 
 

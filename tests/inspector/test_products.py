@@ -26,8 +26,8 @@ def test_products_are_recorded_and_split_in_the_report(tmp_path) -> None:
     log = DecisionLog.open(path)
     log.users.create_first_admin("admin", "admin-pass-1")
     admin = log.login("admin", "admin-pass-1")
-    log.users.add_user("qa1", "qa", "qa-pass-123", admin)
-    log.users.add_user("op1", "operator", "op-pass-123", admin)
+    log.users.add_user("qa1", "qa", "qa-pass-123", admin, temporary=False)
+    log.users.add_user("op1", "operator", "op-pass-123", admin, temporary=False)
     log.library.import_library(LIBRARY, log.login("qa1", "qa-pass-123"), "seed")
     op = log.login("op1", "op-pass-123")
     for i, (order, answer) in enumerate(CASES, start=1):

@@ -74,8 +74,8 @@ def db(tmp_path):
     log = DecisionLog.open(path)
     log.users.create_first_admin("admin", "admin-pass-1")
     admin = log.login("admin", "admin-pass-1")
-    log.users.add_user("qa1", "qa", "qa-pass-123", admin)
-    log.users.add_user("op1", "operator", "op-pass-123", admin)
+    log.users.add_user("qa1", "qa", "qa-pass-123", admin, temporary=False)
+    log.users.add_user("op1", "operator", "op-pass-123", admin, temporary=False)
     qa, op = log.login("qa1", "qa-pass-123"), log.login("op1", "op-pass-123")
     log.library.import_library(LIBRARY, qa, "seed")
     for i, (order, answer) in enumerate(CASES, start=1):

@@ -124,7 +124,7 @@ def test_recorded_inspection_keeps_its_scoring_config(tmp_path: Path) -> None:
     with Station.open(config, scorer=HashScorer()) as station:
         station.log.users.create_first_admin("admin", "Admin-pass-1234")
         admin = station.log.login("admin", "Admin-pass-1234")
-        station.log.users.add_user("op", "operator", "Op-pass-1234567", admin)
+        station.log.users.add_user("op", "operator", "Op-pass-1234567", admin, temporary=False)
         op = station.log.login("op", "Op-pass-1234567")
         first = station.record(station.inspect(Frame(np.zeros((8, 8, 3), np.uint8), utc_now(), "cam0", 0)), op)
         second = station.record(station.inspect(Frame(np.ones((8, 8, 3), np.uint8), utc_now(), "cam0", 1)), op)

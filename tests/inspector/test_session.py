@@ -82,7 +82,7 @@ def test_a_new_description_is_live_on_the_next_frame(tmp_path: Path) -> None:
         log = station.log
         log.users.create_first_admin("admin", "Admin-pass-1234")
         admin = log.login("admin", "Admin-pass-1234")
-        log.users.add_user("qa", "qa", "Qa-pass-123456", admin)
+        log.users.add_user("qa", "qa", "Qa-pass-123456", admin, temporary=False)
         qa = log.login("qa", "Qa-pass-123456")
         before = station.inspect(_frame(100))
         assert before.ranking.top.description != new_text
@@ -102,7 +102,7 @@ def test_record_commits_and_returns_the_id(tmp_path: Path) -> None:
     with Station.open(_config(tmp_path), scorer=scorer) as station:
         station.log.users.create_first_admin("admin", "Admin-pass-1234")
         admin = station.log.login("admin", "Admin-pass-1234")
-        station.log.users.add_user("op", "operator", "Op-pass-1234567", admin)
+        station.log.users.add_user("op", "operator", "Op-pass-1234567", admin, temporary=False)
         op = station.log.login("op", "Op-pass-1234567")
         result = station.record(station.inspect(_frame(50)), op)
         assert result.inspection_id is not None

@@ -48,7 +48,7 @@ def _shift(tmp_path: Path, minutes: float, pace_s: tuple[float, float], seed: in
     camera = SimulatedCamera(images, fps=1.0, clock=clock, sleep=clock.sleep, source_id="line")
     with LineStation.open(config, scorer=HashScorer("fake-shift", image_text="a jagged crack")) as st:
         st.log.users.create_first_admin("admin", "admin-pass-1")
-        st.log.users.add_user("op1", "operator", "op1-pass-1", st.log.login("admin", "admin-pass-1"))
+        st.log.users.add_user("op1", "operator", "op1-pass-1", st.log.login("admin", "admin-pass-1"), temporary=False)
         op = st.log.login("op1", "op1-pass-1")
         capture = LiveCapture(st, lambda _sink: camera, op)  # the loop the GUI and `watch` drive
         queue = OperatorQueue(st.log, op, QueuePolicy(max_wait_s=20, max_waiting=5, min_on_screen_s=0.3), clock)
@@ -96,7 +96,7 @@ def _shift(tmp_path: Path, minutes: float, pace_s: tuple[float, float], seed: in
 
 def _qa(st: Station):
     admin = st.log.login("admin", "admin-pass-1")
-    st.log.users.add_user("qa1", "qa", "qa1-pass-1", admin)
+    st.log.users.add_user("qa1", "qa", "qa1-pass-1", admin, temporary=False)
     return st.log.login("qa1", "qa1-pass-1")
 
 

@@ -92,7 +92,9 @@ ACTIONS = {
     ),
     "export": lambda log, u, s, v, root: log.export("2000-01-01", "2100-01-01", root / f"export{next(_unique)}", s),
     "verify": lambda log, u, s, v, root: log.verify(s),
-    "add_user": lambda log, u, s, v, root: log.users.add_user(f"user{next(_unique)}", "operator", "a-long-password", s),
+    "add_user": lambda log, u, s, v, root: log.users.add_user(
+        f"user{next(_unique)}", "operator", "a-long-password", s, temporary=False
+    ),
     "set_others_password": lambda log, u, s, v, root: log.users.change_password(
         "op" if s.name != "op" else "qa", PW["op" if s.name != "op" else "qa"], s, "matrix test"
     ),
@@ -158,7 +160,7 @@ def test_lockout_after_five_consecutive_failures(tmp_path: Path) -> None:
     with DecisionLog.open(tmp_path / "s.db") as log:
         log.users.create_first_admin("admin", PW["admin"])
         admin = log.login("admin", PW["admin"])
-        log.users.add_user("op", "operator", PW["op"], admin)
+        log.users.add_user("op", "operator", PW["op"], admin, temporary=False)
         for _ in range(4):
             with pytest.raises(AuthenticationFailed) as info:
                 log.login("op", "wrong-password")
@@ -195,11 +197,11 @@ def test_first_admin_once_ids_never_reused_and_policies(tmp_path: Path) -> None:
             log.users.create_first_admin("other", PW["admin"])
         admin = log.login("admin", PW["admin"])
         with pytest.raises(UserError, match="never reused"):
-            log.users.add_user("admin", "qa", "another-password", admin)
+            log.users.add_user("admin", "qa", "another-password", admin, temporary=False)
         with pytest.raises(UserError, match="role"):
-            log.users.add_user("bob", "superuser", "another-password", admin)
+            log.users.add_user("bob", "superuser", "another-password", admin, temporary=False)
         with pytest.raises(UserError, match="invalid"):
-            log.users.add_user("Bob Smith", "qa", "another-password", admin)
+            log.users.add_user("Bob Smith", "qa", "another-password", admin, temporary=False)
         with pytest.raises(AuthenticationFailed, match="user name or password is wrong"):
             log.login("nobody", "whatever-pass")
 
@@ -208,7 +210,7 @@ def test_password_changes_and_secrets_stay_out_of_records(tmp_path: Path) -> Non
     with DecisionLog.open(tmp_path / "s.db") as log:
         log.users.create_first_admin("admin", PW["admin"])
         admin = log.login("admin", PW["admin"])
-        log.users.add_user("op", "operator", PW["op"], admin)
+        log.users.add_user("op", "operator", PW["op"], admin, temporary=False)
         op = log.login("op", PW["op"])
         log.users.change_password("op", "brand-new-secret", op)
         with pytest.raises(AuthenticationFailed):

@@ -77,8 +77,8 @@ def _station(tmp_path: Path, scorer: TorchScorer) -> Station:
     st = Station.open(config, scorer=scorer)
     st.log.users.create_first_admin("admin", "Admin-pass-1234")
     admin = st.log.login("admin", "Admin-pass-1234")
-    st.log.users.add_user("qa", "qa", "Qa-pass-123456", admin)
-    st.log.users.add_user("op", "operator", "Op-pass-1234567", admin)
+    st.log.users.add_user("qa", "qa", "Qa-pass-123456", admin, temporary=False)
+    st.log.users.add_user("op", "operator", "Op-pass-1234567", admin, temporary=False)
     op = st.log.login("op", "Op-pass-1234567")
     for seq in range(32):  # confirmed good parts
         result = st.record(st.inspect(_part(seq)), op)

@@ -34,8 +34,8 @@ def test_search_tab_shows_thumbnails_and_opens_the_clicked_inspection(qtbot, tmp
     with Station.open(config, scorer=HashScorer("hash-model", dim=64, by_red=TEXTS)) as st:
         log = st.log
         log.users.create_first_admin("admin", "admin-pass-1")
-        log.users.add_user("aud1", "auditor", "aud1-pass-1", log.login("admin", "admin-pass-1"))
-        log.users.add_user("op1", "operator", "op1-pass-1", log.login("admin", "admin-pass-1"))
+        log.users.add_user("aud1", "auditor", "aud1-pass-1", log.login("admin", "admin-pass-1"), temporary=False)
+        log.users.add_user("op1", "operator", "op1-pass-1", log.login("admin", "admin-pass-1"), temporary=False)
         op = log.login("op1", "op1-pass-1")
         ids = {}
         for seq, red in enumerate([10, 20, 30, 20, 30], start=1):

@@ -79,8 +79,8 @@ def _dense_station(tmp_path: Path) -> Station:
     admin_pw = "Admin-pass-1234"
     st.log.users.create_first_admin("admin", admin_pw)
     admin = st.log.login("admin", admin_pw)
-    st.log.users.add_user("qa", "qa", "Qa-pass-123456", admin)
-    st.log.users.add_user("op", "operator", "Op-pass-1234567", admin)
+    st.log.users.add_user("qa", "qa", "Qa-pass-123456", admin, temporary=False)
+    st.log.users.add_user("op", "operator", "Op-pass-1234567", admin, temporary=False)
     return st
 
 

@@ -122,7 +122,7 @@ def test_admin_panel_goes_through_the_core(window) -> None:
     assert not panel.add_account() and "Not added" in panel.feedback.text()
     operator = window.station.log.login("op1", "op1-pass-1")
     with pytest.raises(AccessDenied):
-        window.station.log.users.add_user("op3", "operator", "op3-pass-12", operator)
+        window.station.log.users.add_user("op3", "operator", "op3-pass-12", operator, temporary=False)
 
 
 def test_capture_pauses_when_the_operator_tab_is_hidden(qtbot, window) -> None:

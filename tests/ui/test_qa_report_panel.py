@@ -65,7 +65,7 @@ def test_qa_view_has_search_and_opens_a_found_inspection(qtbot, tmp_path: Path) 
     config = StationConfig(library=LibraryConfig(LibraryConfig().path), database=DatabaseConfig(str(tmp_path / "s.db")))
     with Station.open(config, scorer=HashScorer("hash-model", dim=64, image_text="a crack")) as st:
         st.log.users.create_first_admin("admin", "admin-pass-1")
-        st.log.users.add_user("qa1", "qa", "qa1-pass-12", st.log.login("admin", "admin-pass-1"))
+        st.log.users.add_user("qa1", "qa", "qa1-pass-12", st.log.login("admin", "admin-pass-1"), temporary=False)
         qa = st.log.login("qa1", "qa1-pass-12")
         st.record(st.inspect(Frame(np.zeros((8, 8, 3), np.uint8), datetime.now(UTC), "cam", 1)), qa)
         backfill(st.log, VectorStore(st.log.sdb.path), st.scorer)

@@ -157,7 +157,10 @@ class UserAdminPanel(QWidget):
         except InspectorError as exc:
             self._say(f"Not added: {exc}", trouble=True)
             return False
-        self._say(f"Account {self.new_name.text().strip()!r} ({self.new_role.currentText()}) added.")
+        self._say(
+            f"Account {self.new_name.text().strip()!r} ({self.new_role.currentText()}) added: its user"
+            " chooses their own password at the first sign-in."
+        )
         for edit in (self.new_name, self.new_printed, self.new_password, self.reason):
             edit.clear()
         self.refresh()
