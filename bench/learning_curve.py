@@ -209,6 +209,7 @@ def simulate(
     say: Any,
 ) -> list[dict[str, Any]]:
     """One station's life: rounds of parts, a fine-tune after each, the candidate on the held-out split."""
+    from bench.finetune_examples import example_arms
     from bench.plant import CachedScorer
     from inspector.learning.loop import FinetuneConfig, run_finetune
     from inspector.learning.registry import ModelRegistry, PromotionRefused, active_model_ref
@@ -273,6 +274,7 @@ def simulate(
                 "gate": gate,
                 "engine_figures": _figures(result.outcome),
                 "heldout": heldout_metrics(plant, tuned, heldout_cache),
+                "arms": example_arms(plant, store, load_model(SHIPPED, device="cpu"), tuned, log, result.training_set),
                 "line_s": t_line,
                 "finetune_s": t_ft,
                 "wall_s": time.monotonic() - t0,
@@ -282,6 +284,8 @@ def simulate(
             say(
                 f"{plant.name:>7} {loss:>8} seed {seed} round {n:>4}: "
                 + " ".join(f"{k} {h[k]:.3f}" for k in ("auroc", "accuracy", "top1", "mrr") if k in h)
+                + "  arms acc "
+                + " ".join(f"{k} {row['arms'][k]['accuracy']:.3f}" for k in ("text", "examples", "finetuned", "both"))
                 + f"  (#1 right {counts['confirm']}/{sum(counts.values())}; train {row['n_train']},"
                 f" {'promoted' if gate['promoted'] else 'refused'}; line {t_line:.0f} s, fine-tune {t_ft:.0f} s)"
             )
