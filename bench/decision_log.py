@@ -75,7 +75,7 @@ def _open_station(path: Path, anchor_every: int = 1) -> tuple[Any, dict[str, Any
     log.users.create_first_admin("admin", PASSWORD)
     users = {"admin": log.login("admin", PASSWORD)}
     for name, role in (("op", "operator"), ("aud", "auditor")):
-        log.users.add_user(name, role, PASSWORD, users["admin"])
+        log.users.add_user(name, role, PASSWORD, users["admin"], temporary=False)
         users[name] = log.login(name, PASSWORD)
     version = log.library.seed_if_empty(library, "inspector/library/seeds/generic_surfaces.yaml")
     return log, users, version, library

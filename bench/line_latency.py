@@ -69,8 +69,8 @@ def _station(folder: Path) -> tuple[DecisionLog, Any, int]:
     log = DecisionLog.open(folder / "station.db")
     log.users.create_first_admin("admin", "admin-secret-1")
     admin = log.login("admin", "admin-secret-1")
-    log.users.add_user("op", "operator", "operator-secret", admin)
-    log.users.add_user("qa", "qa", "qa-engineer-pw", admin)
+    log.users.add_user("op", "operator", "operator-secret", admin, temporary=False)
+    log.users.add_user("qa", "qa", "qa-engineer-pw", admin, temporary=False)
     version = log.library.import_library(LIBRARY, log.login("qa", "qa-engineer-pw"), "bench")
     return log, log.login("op", "operator-secret"), version
 

@@ -149,8 +149,8 @@ def open_station(path: Path, library: Any) -> tuple[Any, Any, Any, int]:
     log = DecisionLog.open(path)
     log.users.create_first_admin("admin", PASSWORDS["admin"])
     admin = log.login("admin", PASSWORDS["admin"])
-    log.users.add_user("op", "operator", PASSWORDS["op"], admin, reason="line operator")
-    log.users.add_user("qa", "qa", PASSWORDS["qa"], admin, reason="QA engineer")
+    log.users.add_user("op", "operator", PASSWORDS["op"], admin, reason="line operator", temporary=False)
+    log.users.add_user("qa", "qa", PASSWORDS["qa"], admin, reason="QA engineer", temporary=False)
     op, qa = log.login("op", PASSWORDS["op"]), log.login("qa", PASSWORDS["qa"])
     version = log.library.import_library(library, qa, "the plant's description library")
     return log, op, qa, version

@@ -229,7 +229,7 @@ def make_station_db(db: Path, operators: tuple[str, ...] = ("op",)) -> None:
         log.users.create_first_admin("admin", PASSWORDS["admin"])
         admin = log.login("admin", PASSWORDS["admin"])
         for name in operators:
-            log.users.add_user(name, "operator", PASSWORDS[name], admin, reason="reliability test")
+            log.users.add_user(name, "operator", PASSWORDS[name], admin, reason="reliability test", temporary=False)
 
 
 def watch_argv(source: str, db: Path, *extra: str, user: str = "op") -> list[str]:
