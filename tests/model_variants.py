@@ -54,3 +54,48 @@ def promote(station, qa, model_id: str, checkpoint: Path, base_id: str) -> None:
     registry.promote(model_id, qa, "test")
     if station.follow_registry() != model_id:
         raise AssertionError(f"the station did not switch to the promoted model {model_id[:12]}")
+
+
+def tiny_dense_bundle(size: int, seed: int = 0, tokenizer=None, model_id: str = "t"):
+    """A small untrained CLIP whose image tower is the station's (EfficientNet-Lite0 + avg pool +
+    linear projection), so the dense frame path, maps and mid-level stages run on it in seconds."""
+    import open_clip
+    import torch
+    from open_clip.model import set_model_preprocess_cfg
+    from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
+
+    from models.factory import ModelBundle
+
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(
+        embed_dim=32,
+        vision_cfg={
+            "timm_model_name": "tf_efficientnet_lite0",
+            "timm_model_pretrained": False,
+            "timm_pool": "avg",
+            "timm_proj": "linear",
+            "image_size": size,
+        },
+        # open_clip's tokenizer ids reach 49407: a model that encodes text needs the full vocabulary
+        text_cfg={
+            "context_length": 16,
+            "vocab_size": 49408 if tokenizer else 1000,
+            "width": 32,
+            "heads": 2,
+            "layers": 1,
+        },
+    )
+    pp = merge_preprocess_dict(PreprocessCfg(), {"size": size, "mean": (0.5,) * 3, "std": (0.5,) * 3})
+    set_model_preprocess_cfg(model, pp)
+    transform = image_transform_v2(PreprocessCfg(**pp), is_train=False)
+    return ModelBundle(
+        model=model.eval(),
+        preprocess=transform,
+        train_preprocess=transform,
+        tokenizer=tokenizer,
+        arch="test",
+        model_cfg={"embed_dim": 32},
+        metadata={"input_size": size},
+        model_id=model_id,
+        device=torch.device("cpu"),
+    )

@@ -3,8 +3,7 @@
 Builds a throw-away station (temporary database) on the default model when it loads, else the
 tiny one; generates sample parts, records them with the answers a careful operator would give
 (the generator's ground truth), then shows each view as its user would see it and grabs it.
-The fine-tuning shot runs a real (short) fine-tune on those answers; `--only finetune` renders
-just that one.
+The fine-tuning shot runs a real (short) fine-tune on those answers (`--only finetune`: just it).
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ SIZE = (1280, 800)
 FINETUNE_STEPS, FINETUNE_FORGETTING_N, FINETUNE_EXTRA_PARTS = 60, 32, 96
 MAX_BYTES = 280_000  # keep the repository light: every picture under ~300 KB
 PASSWORDS = {"admin": "admin-pass-1", "qa1": "qa1-pass-12", "op1": "op1-pass-12", "aud1": "aud1-pass-12"}
+STAFF = {"reason": "screenshots", "temporary": False}  # staff sign straight in: no forced first change
 # Shipped trained weights first, then the configured default, the bare architecture, the tiny model.
 MODELS = tuple(dict.fromkeys(("default", DEFAULT_MODEL, "inspector-default", "inspector-tiny")))
 
@@ -99,9 +99,7 @@ def _populate(station: Station) -> dict:
         ("op1", "operator", "Olga Operator"),
         ("aud1", "auditor", "Ari Auditor"),
     ):
-        log.users.add_user(
-            name, role, PASSWORDS[name], admin, printed_name=printed, reason="screenshots", temporary=False
-        )
+        log.users.add_user(name, role, PASSWORDS[name], admin, printed_name=printed, **STAFF)
     users = {name: log.login(name, pw) for name, pw in PASSWORDS.items()}
     return {"users": users, "results": _answer_parts(station, users["op1"], 24, seed=7)}
 
@@ -352,12 +350,8 @@ def users_shots(station: Station, config: StationConfig, users: dict, out: Path)
 
     log, admin = station.log, users["admin"]
     for name, role, printed in (("op2", "operator", "Otto Operator"), ("op3", "operator", "Ola Operator")):
-        log.users.add_user(
-            name, role, f"{name}-pass-12", admin, printed_name=printed, reason="screenshots", temporary=False
-        )
-    log.users.add_user(
-        "qa2", "qa", "qa2-pass-12", admin, printed_name="Quentin QA", reason="screenshots", temporary=False
-    )
+        log.users.add_user(name, role, f"{name}-pass-12", admin, printed_name=printed, **STAFF)
+    log.users.add_user("qa2", "qa", "qa2-pass-12", admin, printed_name="Quentin QA", **STAFF)
     for _ in range(log.users.max_failures):  # op2 mistypes until the account locks
         try:
             log.login("op2", "not-my-password")

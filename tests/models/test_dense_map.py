@@ -8,12 +8,9 @@ that from one forward. Checked here against pytorch-grad-cam on a random Efficie
 from __future__ import annotations
 
 import numpy as np
-import open_clip
 import pytest
-import torch
-from open_clip.model import set_model_preprocess_cfg
-from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
 
+from model_variants import tiny_dense_bundle
 from models.dense_map import FrontEnd, supports_dense
 from models.explain import Explainer, dense_explanation
 from models.factory import ModelBundle
@@ -25,32 +22,7 @@ SIZE = 128
 
 @pytest.fixture(scope="module")
 def bundle() -> ModelBundle:
-    torch.manual_seed(0)
-    model = open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg={
-            "timm_model_name": "tf_efficientnet_lite0",
-            "timm_model_pretrained": False,
-            "timm_pool": "avg",
-            "timm_proj": "linear",
-            "image_size": SIZE,
-        },
-        text_cfg={"context_length": 16, "vocab_size": 1000, "width": 32, "heads": 2, "layers": 1},
-    )
-    pp = merge_preprocess_dict(PreprocessCfg(), {"size": SIZE, "mean": (0.5,) * 3, "std": (0.5,) * 3})
-    set_model_preprocess_cfg(model, pp)
-    transform = image_transform_v2(PreprocessCfg(**pp), is_train=False)
-    return ModelBundle(
-        model=model.eval(),
-        preprocess=transform,
-        train_preprocess=transform,
-        tokenizer=None,
-        arch="test",
-        model_cfg={"embed_dim": 32},
-        metadata={"input_size": SIZE},
-        model_id="t",
-        device=torch.device("cpu"),
-    )
+    return tiny_dense_bundle(SIZE)
 
 
 def _frame(h: int, w: int, seed: int = 0) -> np.ndarray:

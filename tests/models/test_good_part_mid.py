@@ -12,8 +12,6 @@ import numpy as np
 import open_clip
 import pytest
 import torch
-from open_clip.model import set_model_preprocess_cfg
-from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
 
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.frame.good_parts import load
@@ -21,7 +19,7 @@ from inspector.frame.records import Decision, Frame
 from inspector.learning.good_model import build_good_model, model_folder
 from inspector.library.labels import seed_library_dir
 from inspector.station import Station
-from models.factory import ModelBundle
+from model_variants import tiny_dense_bundle
 from models.scorer import TorchScorer
 
 SIZE = 96
@@ -29,33 +27,8 @@ SIZE = 96
 
 @pytest.fixture(scope="module")
 def scorer() -> TorchScorer:
-    torch.manual_seed(0)
-    model = open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg={
-            "timm_model_name": "tf_efficientnet_lite0",
-            "timm_model_pretrained": False,
-            "timm_pool": "avg",
-            "timm_proj": "linear",
-            "image_size": SIZE,
-        },
-        text_cfg={"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-    )
-    pp = merge_preprocess_dict(PreprocessCfg(), {"size": SIZE, "mean": (0.5,) * 3, "std": (0.5,) * 3})
-    set_model_preprocess_cfg(model, pp)
-    transform = image_transform_v2(PreprocessCfg(**pp), is_train=False)
-    bundle = ModelBundle(
-        model=model.eval(),
-        preprocess=transform,
-        train_preprocess=transform,
-        tokenizer=lambda texts: open_clip.tokenize(texts, context_length=16),
-        arch="test",
-        model_cfg={"embed_dim": 32},
-        metadata={"input_size": SIZE},
-        model_id="t" * 12,
-        device=torch.device("cpu"),
-    )
-    return TorchScorer(bundle)
+    tokenizer = lambda texts: open_clip.tokenize(texts, context_length=16)  # noqa: E731
+    return TorchScorer(tiny_dense_bundle(SIZE, tokenizer=tokenizer, model_id="t" * 12))
 
 
 def _part(seq: int, defect: bool = False) -> Frame:

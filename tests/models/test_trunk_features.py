@@ -4,12 +4,11 @@ path's own forward, and a clear refusal for a tower without listed stages."""
 from __future__ import annotations
 
 import numpy as np
-import open_clip
 import pytest
 import torch
 
+from model_variants import tiny_dense_bundle
 from models.dense_map import FrontEnd
-from models.factory import ModelBundle
 from models.scorer import TorchScorer
 from models.tiling import TileSpec
 from models.trunk_features import (
@@ -25,19 +24,7 @@ from models.trunk_features import (
 
 @pytest.fixture(scope="module")
 def visual() -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg={
-            "timm_model_name": "tf_efficientnet_lite0",
-            "timm_model_pretrained": False,
-            "timm_pool": "avg",
-            "timm_proj": "linear",
-            "image_size": 96,
-        },
-        text_cfg={"context_length": 16, "vocab_size": 1000, "width": 32, "heads": 2, "layers": 1},
-    )
-    return model.visual.eval()
+    return tiny_dense_bundle(96).model.visual.eval()
 
 
 def _image(h: int, w: int, seed: int) -> np.ndarray:
@@ -69,29 +56,8 @@ def test_deterministic_and_independent_of_the_batch(visual: torch.nn.Module) -> 
 
 
 def test_frame_path_reads_them_off_its_own_forward(visual: torch.nn.Module) -> None:
-    bundle = ModelBundle(
-        model=open_clip.CLIP(
-            32,
-            {
-                "timm_model_name": "tf_efficientnet_lite0",
-                "timm_model_pretrained": False,
-                "timm_pool": "avg",
-                "timm_proj": "linear",
-                "image_size": 96,
-            },
-            {"context_length": 16, "vocab_size": 1000, "width": 32, "heads": 2, "layers": 1},
-        ),
-        preprocess=None,
-        train_preprocess=None,
-        tokenizer=None,
-        arch="test",
-        model_cfg={"embed_dim": 32},
-        metadata={"input_size": 96},
-        model_id="t",
-        device=torch.device("cpu"),
-    )
+    bundle = tiny_dense_bundle(96, seed=1)  # other weights, then the fixture's: the state dict is what counts
     bundle.model.visual.load_state_dict(visual.state_dict())
-    bundle.model.visual.preprocess_cfg = {"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": 96}
     scorer = TorchScorer(bundle, frontend=FrontEnd(96, TileSpec("off")))
     frame = _image(96, 128, 3)
     scorer.encode_frame(frame)  # builds the frame path's encoder (its BatchNorm-folded copy is checked once)
