@@ -186,3 +186,29 @@ def test_threshold_holds_with_few_held_out_parts() -> None:
     flagged = np.mean([both.check(p[None]).flagged for p in fresh])
     assert flagged < 0.10  # about the 2 % asked for, not none and not most
     assert both.check((odd / np.linalg.norm(odd))[None].astype(np.float32)).flagged
+
+
+def test_cli_build_honours_cells_and_input_size(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The QA command passes --cells and --input-size through to the model it puts in force."""
+    import inspector.station_model
+    from inspector.cli import main
+    from inspector.learning.good_model import active_good_model_id
+    from inspector.store.decision_log import DecisionLog
+
+    with open_station(tmp_path) as st:
+        op = st.log.login("op", "Op-pass-1234567")
+        for seq in range(30):
+            confirm_part(st, seq, seq, "ok", op)
+    # The test's scorer stands in for the station's model (the CLI loads the model in force).
+    monkeypatch.setattr(inspector.station_model, "load_choice", lambda choice, device: NoisyScorer(dim=64))
+    monkeypatch.setenv("INSPECTOR_PASSWORD", "Qa-pass-123456")
+    db = str(tmp_path / "s.db")
+    args = ["library", "good-model", "build", "--db", db, "--user", "qa", "--reason", "r"]
+    assert main([*args, "--cells", "local", "--input-size", "448"]) == 0
+    assert "in force" in capsys.readouterr().out
+    with DecisionLog.open(db) as log:
+        model = load(model_folder(log), active_good_model_id(log))
+    assert (model.cells, model.input_size) == ("local", 448)
+    with pytest.raises(SystemExit):  # argparse refuses an unknown kind before anything loads
+        main([*args, "--cells", "patches"])
+    assert "invalid choice: 'patches'" in capsys.readouterr().err
