@@ -20,8 +20,10 @@ import numpy as np
 
 from inspector.errors import ImageDecodeError, InspectorError, LibraryError
 from inspector.frame.example_cache import ExampleCache, build_cache
+from inspector.frame.example_probe import plant_prior
 from inspector.frame.imageio import read_image_file
 from inspector.library.labels import Example, Label, Library, dump_library
+from inspector.store.corrections import decided_label_counts
 from inspector.store.images import image_file, store_image
 
 
@@ -160,11 +162,16 @@ def example_compiler(
             (label.id, [(_display_name(e), f"{e.key}:{list(e.box or ())}") for e in label.examples])
             for label in library.labels
         ]
+        # the plant's label mix from the decision log (all decided parts, not only the examples),
+        # read once per compile: the probe's prior shift; None without a log or with few decisions
+        decided = decided_label_counts(log) if log is not None else {}
+        prior = plant_prior([decided.get(label.id, 0) for label in library.labels]) if decided else None
         return build_cache(
             grouped,
             lambda names: np.stack([vectors[k] for k in names]),
             (embeddings, counts),
             example_set_hash(library),
+            prior=prior,
         )
 
     return compile_
