@@ -80,7 +80,13 @@ GRID = {
     # small budgets (this round): the plant's prior shift and shrinkage toward the words, on the
     # previous choice (anchor 0.03, cache weight 0.3, sharpness 10) and on the per-example anchor
     + [{**STATION, "prior": pr, "shrink": k} for pr in (0.0, 0.5, 1.0) for k in (0.0, 1.0, 3.0, 10.0) if pr or k]
-    + [{**STATION, "anchor": a, "per_example": 1, "prior": pr} for a in (10.0, 30.0) for pr in (0.0, 1.0)],
+    + [{**STATION, "anchor": a, "per_example": 1, "prior": pr} for a in (10.0, 30.0) for pr in (0.0, 1.0)]
+    # second round, around the first round's two best (prior 0.5 + shrink 3; per-example anchor 10 + prior 1)
+    + [{**STATION, "prior": pr, "shrink": k} for pr in (0.5, 1.0) for k in (2.0, 5.0)]
+    + [
+        {**STATION, "anchor": 10.0, "per_example": 1, "prior": pr, "shrink": k}
+        for pr, k in ((1.0, 1.0), (1.0, 3.0), (0.5, 3.0))
+    ],
 }
 
 

@@ -17,8 +17,13 @@ still apply. What is stored is the difference W - A and b: at ranking time the w
 (which may include local evidence) get `x . (W - A) + b` added, one [D] x [D, L] product.
 
 Fitted by L-BFGS (deterministic, no random start) when the example set changes; a few ms to tens
-of ms for 1 000 examples x 256 dims x 20 labels. The parameters in ProbeParams were chosen on a
-validation split (bench/examples_curve.py).
+of ms for 1 000 examples x 256 dims x 20 labels. Then two small-budget corrections: each label's
+correction is shrunk toward its words by n / (n + shrink) (few examples: trust the words more), and
+the offsets are moved from the examples' label mix to the plant's (a prior shift): examples are
+often confirmed a few per label, so the fit learns a 50/50 mix the line does not have. The plant's
+mix is the decision log's decided labels (plant_prior), read when the library is compiled and
+recorded in the scoring configuration. The parameters in ProbeParams were chosen on a validation
+split (bench/examples_curve.py).
 """
 
 from __future__ import annotations
@@ -52,12 +57,13 @@ class ProbeParams:
     cache_sharpness: float = 10.0
     # Shrinkage toward the words with few examples: a label's correction is scaled by n / (n + shrink),
     # n its examples (0 = no shrinkage; a label without words is never shrunk, it has nothing else).
-    shrink: float = 0.0
+    shrink: float = 2.0
     # Prior shift (Saerens et al. 2002; logit adjustment, Menon et al. 2021): the fit learns the
     # examples' label mix as its offsets; with the plant's observed mix (fit_probe's `prior`) each
     # label's offset moves by prior_strength * log(plant share / example share) / temperature.
-    # 0 = off; without a prior (no decision log, too few decisions) nothing moves.
-    prior_strength: float = 0.0
+    # 0 = off, 1 = the full Bayes correction; without a prior (no decision log, too few decisions)
+    # nothing moves. shrink 2 and strength 1 were chosen on validation (bench/examples_curve.py).
+    prior_strength: float = 1.0
     max_iter: int = 60  # L-BFGS iterations at most
     tol: float = 1e-4  # stop when the gradient's largest entry is below this (float32 products)
 

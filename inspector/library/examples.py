@@ -139,7 +139,8 @@ def example_compiler(
 
     Embeddings are cached in the station database's embedding cache under the model id + '#examples'
     (keyed by image hash and box, so no description text can collide), so a recompile after one
-    added example embeds only that one image.
+    added example embeds only that one image. With a log, the probe's prior shift uses the plant's
+    label mix: the decision log's decided labels (decided_label_counts), read at each compile.
     """
 
     def compile_(embeddings: np.ndarray, counts: np.ndarray) -> ExampleCache | None:
