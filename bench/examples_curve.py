@@ -41,8 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.examples_curve_report import METHODS, markdown, plot, validation_markdown
 from inspector.frame.example_cache import BlendParams, blend, build_cache, calibrate, soft_nearest, text_scores
-from inspector.frame.example_probe import ProbeParams
+from inspector.frame.example_probe import ProbeParams, plant_prior
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGETS: tuple[tuple[str, int], ...] = (
@@ -53,7 +54,7 @@ BUDGETS: tuple[tuple[str, int], ...] = (
     ("200", 200),
     ("1000", 1000),
 )
-METHODS = ("text", "examples", "both", "both_voted", "both_debiased", "tip_adapter", "logreg", "probe")
+STATION = {"anchor": 0.03, "temperature": 30.0, "bias": 1, "adaptive": 1, "weight": 0.3, "sharpness": 10.0}
 GRID = {
     "both": [{"weight": w, "sharpness": s} for w in (0.3, 0.5, 0.7, 0.85, 1.0) for s in (1.0, 10.0, 30.0, 100.0)],
     "both_voted": [{"weight": w, "sharpness": s, "auto": 1} for w in (0.5, 0.85) for s in (10.0, 30.0)],
@@ -75,6 +76,16 @@ GRID = {
         for a in (0.03, 0.3)
         for w in (0.3, 0.5, 0.7)
         for s in (10.0, 30.0)
+    ]
+    # small budgets (this round): the plant's prior shift and shrinkage toward the words, on the
+    # previous choice (anchor 0.03, cache weight 0.3, sharpness 10) and on the per-example anchor
+    + [{**STATION, "prior": pr, "shrink": k} for pr in (0.0, 0.5, 1.0) for k in (0.0, 1.0, 3.0, 10.0) if pr or k]
+    + [{**STATION, "anchor": a, "per_example": 1, "prior": pr} for a in (10.0, 30.0) for pr in (0.0, 1.0)]
+    # second round, around the first round's two best (prior 0.5 + shrink 3; per-example anchor 10 + prior 1)
+    + [{**STATION, "prior": pr, "shrink": k} for pr in (0.5, 1.0) for k in (2.0, 5.0)]
+    + [
+        {**STATION, "anchor": 10.0, "per_example": 1, "prior": pr, "shrink": k}
+        for pr, k in ((1.0, 1.0), (1.0, 3.0), (0.5, 3.0))
     ],
 }
 
@@ -150,15 +161,17 @@ def scores(
     text_emb: np.ndarray,
     counts: np.ndarray,
     n_labels: int,
+    plant: np.ndarray | None = None,
 ) -> np.ndarray:
-    """[N, L] label scores of one method (higher is better)."""
+    """[N, L] label scores of one method (higher is better); plant: [L] label counts of the pool
+    the confirmations come from (what the station's decision log would show), for the prior shift."""
     words = text_scores(img @ text_emb.T, counts)
     if method == "text" or len(ex) == 0:
         return words
     if method == "logreg":
         return _logreg(img, ex, ex_y, n_labels, params["C"], words)
     if method == "probe":
-        return _probe(img, ex, ex_y, text_emb, counts, params, words)
+        return _probe(img, ex, ex_y, text_emb, counts, params, words, plant)
     if method == "tip_adapter":
         affinity = np.exp(-params["beta"] * (1 - img @ ex.T))
         return 100 * words + params["alpha"] * affinity @ np.eye(n_labels)[ex_y]
@@ -186,6 +199,7 @@ def _probe(
     counts: np.ndarray,
     params: dict[str, float],
     words: np.ndarray,
+    plant: np.ndarray | None = None,
 ) -> np.ndarray:
     """The station's text-anchored probe (inspector.frame.example_probe) fitted on the confirmations."""
     pp = ProbeParams(
@@ -196,10 +210,12 @@ def _probe(
         per_example=bool(params.get("per_example", 0)),
         cache_weight=params.get("weight", 0.0),
         cache_sharpness=params.get("sharpness", 10.0),
+        shrink=params.get("shrink", 0.0),
+        prior_strength=params.get("prior", 0.0),
     )
     # the station's own code: build_cache with the confirmations as the labels' examples
     labels = [(str(c), [(str(i), ex[i]) for i in np.flatnonzero(ex_y == c)]) for c in range(len(counts))]
-    cache = build_cache(labels, np.stack, (text_emb, counts), "bench", probe_params=pp)
+    cache = build_cache(labels, np.stack, (text_emb, counts), "bench", probe_params=pp, prior=plant_prior(plant))
     order = np.concatenate([np.flatnonzero(ex_y == c) for c in range(len(counts))])
     assert np.array_equal(cache.keys, ex[order])
     return cache.label_scores(words, img)
@@ -232,6 +248,7 @@ def metrics(name: str, s: np.ndarray, y: np.ndarray, probs: np.ndarray | None, n
     keep = (probs == 0) | (probs >= 0.5)
     return {
         "accuracy": float(((pred != ok) == (probs >= 0.5)).mean()),
+        "called_defective": float((pred != ok).mean()),  # the share called defective (the prior's effect)
         "auroc": float(auroc(defect[keep], probs[keep] >= 0.5)),
     }
 
@@ -260,7 +277,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for budget in BUDGETS:
                 for seed in args.seeds:
                     ex = draw(pool, y, list(range(len(names))), budget, seed) if budget[1] else np.array([], int)
-                    s = scores(method, params, emb[idx], emb[ex], y[ex], text_emb, counts, len(names))
+                    plant = np.bincount(y[pool], minlength=len(names))  # the pool's mix, never the split's
+                    s = scores(method, params, emb[idx], emb[ex], y[ex], text_emb, counts, len(names), plant)
                     out[(name, budget[0], seed)] = metrics(
                         name, s, y[idx], None if probs is None else probs[idx], names
                     )
@@ -268,17 +286,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     chosen = {"text": {}}
     validation = {}
+    points: dict[str, dict[str, dict[str, float]]] = {}  # per grid setting: validation accuracy per point
     for method, grid in GRID.items():
+        if method not in args.methods:
+            continue
         ranked = []
         for params in grid:
             res = evaluate(method, params, "val")
             ranked.append((float(np.mean([m["accuracy"] for k, m in res.items() if k[1] != "0"])), params))
+            points[json.dumps({"method": method, **params}, sort_keys=True)] = _per_point(res)
         validation[method] = [{"params": p, "val_accuracy": a} for a, p in ranked]
         chosen[method] = max(ranked, key=lambda t: t[0])[1]
         print(
             f"{method}: chose {chosen[method]} (validation accuracy {max(ranked, key=lambda t: t[0])[0]:.3f})",
             flush=True,
         )
+    points[json.dumps({"method": "text"})] = _per_point(evaluate("text", {}, "val"))
+    done = {"chosen": chosen, "validation": validation, "validation_points": points, "seeds": list(args.seeds)}
+    if args.validation_only:  # choices only: the held-out split is not touched
+        return done
     table: dict[str, Any] = {}
     for method in METHODS:
         res = evaluate(method, chosen[method], "test")
@@ -299,8 +325,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     sizes = {name: {"heldout": len(s[5]), "validation": len(s[6]), "pool": len(s[7])} for name, s in sets.items()}
     return {
-        "chosen": chosen,
-        "validation": validation,
+        **done,
         "summary": summary,
         "sizes": sizes,
         "seeds": list(args.seeds),
@@ -308,61 +333,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def markdown(out: dict[str, Any]) -> str:
-    lines = [
-        "| data set | metric | confirmed parts | " + " | ".join(METHODS) + " |",
-        "|---|---|---|" + "---|" * len(METHODS),
-    ]
-    for name, by in out["summary"].items():
-        for metric, rows in by.items():
-            for budget, _ in BUDGETS:
-                row = rows[budget]
-                cells = [f"{row[m]['mean']:.3f} ± {row[m]['std']:.3f}" for m in METHODS]
-                lines.append(f"| {name} | {metric} | {budget} | " + " | ".join(cells) + " |")
-    chosen = "; ".join(f"{m}: {p}" for m, p in out["chosen"].items() if p)
-    return (
-        "\n".join(lines)
-        + f"\n\nParameters chosen on validation: {chosen}. Seeds {out['seeds']}; sizes {out['sizes']}.\n"
-    )
-
-
-LEGEND = {"probe": "probe + cache (station)", "both": "blend (before)"}
-
-
-def plot(out: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(out["summary"])
-    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4), squeeze=False)
-    for ax, name in zip(axes[0], names):
-        rows = out["summary"][name]["accuracy"]
-        xs = range(len(BUDGETS))
-        for method in METHODS:
-            means = [rows[b][method]["mean"] for b, _ in BUDGETS]
-            stds = [rows[b][method]["std"] for b, _ in BUDGETS]
-            station = method == "probe"
-            ax.errorbar(
-                xs,
-                means,
-                yerr=stds,
-                marker="o",
-                capsize=3,
-                label=LEGEND.get(method, method),
-                linewidth=3 if station else 1.2,
-                zorder=3 if station else 2,
-                color="black" if station else None,
-            )
-        ax.set_xticks(list(xs), [b for b, _ in BUDGETS])
-        ax.set_xlabel("confirmed parts")
-        ax.set_ylabel("held-out accuracy")
-        ax.set_title(f"{name}: examples vs words (no training)")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+def _per_point(res: dict[tuple[str, str, int], dict[str, float]]) -> dict[str, float]:
+    """{"data set budget metric": mean over seeds} of one setting's results."""
+    acc: dict[str, list[float]] = {}
+    for (name, budget, _), m in res.items():
+        for metric, value in m.items():
+            acc.setdefault(f"{name} {budget} {metric}", []).append(value)
+    return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,14 +348,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", default="textile,elpv")
     p.add_argument("--cache", default=str(ROOT / "runs" / "examples_curve"))
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--methods", default=",".join(GRID), help="methods whose grids are searched (default: all)")
+    p.add_argument(
+        "--validation-only", action="store_true", help="search the grids only; the held-out split is not touched"
+    )
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.datasets = args.datasets.split(",")
+    args.methods = args.methods.split(",")
     t0 = time.perf_counter()
     out = run(args)
     out["seconds"] = round(time.perf_counter() - t0, 1)
     out["command"] = "python -m bench.examples_curve " + " ".join(sys.argv[1:] if argv is None else argv)
     target = Path(args.out)
+    (target / "examples_curve_validation.md").write_text(validation_markdown(out))
+    if args.validation_only:
+        (target / "examples_curve_validation.json").write_text(json.dumps(out, indent=1))
+        print(validation_markdown(out))
+        return 0
     (target / "examples_curve.json").write_text(json.dumps(out, indent=1))
     (target / "examples_curve.md").write_text(markdown(out))
     plot(out, ROOT / "docs" / "examples_curve.png")

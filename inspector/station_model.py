@@ -10,6 +10,7 @@ must be able to trust that the active model is the one that ranked the parts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -23,6 +24,7 @@ from inspector.learning.registry import ModelRegistry
 from inspector.library.examples import example_compiler
 from inspector.library.labels import Library
 from inspector.store import model_aliases
+from inspector.store.corrections import decided_label_counts
 from inspector.store.decision_log import DecisionLog
 
 SOURCES = ("registry", "configuration", "caller")
@@ -168,8 +170,13 @@ class ModelState:
             templated(lambda texts: embed_cached(self.scorer, log, self.memory, texts), self.templates),
             self.scorer.model_id,
             version,
-            example_compiler(library, self.scorer.embed_images, self.scorer.model_id, log),
+            example_compiler(library, self.scorer.embed_images, self.scorer.model_id, log, _decided(log)),
         )
+
+
+def _decided(log: DecisionLog | None) -> Callable[[], dict[str, int]] | None:
+    """The plant's label mix for the example probe's prior shift: the decision log's decided labels."""
+    return None if log is None else lambda: decided_label_counts(log)
 
 
 def compile_model(
@@ -188,7 +195,7 @@ def compile_model(
         templated(lambda texts: embed_cached(scorer, log, memory, texts), templates),
         scorer.model_id,
         version,
-        example_compiler(library, scorer.embed_images, scorer.model_id, log),
+        example_compiler(library, scorer.embed_images, scorer.model_id, log, _decided(log)),
     )
     legacy = model_aliases.legacy_ids(log.sdb.conn, scorer.model_id) if log is not None else frozenset()
     return ModelState(scorer, index, ref, source, memory, tuple(templates), legacy)

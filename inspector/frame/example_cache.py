@@ -73,7 +73,8 @@ class ExampleCache:
         """How the examples entered the scores: method, its parameters, the example set (recorded)."""
         fitted = {"scale": round(self.scale, 6), "shift": round(self.shift, 6), "example_set": self.set_hash}
         if self.probe is not None:
-            return {**self.probe.params.describe(), **fitted, "iterations": self.probe.iterations}
+            prior = None if self.probe.prior is None else list(self.probe.prior)
+            return {**self.probe.params.describe(), **fitted, "iterations": self.probe.iterations, "prior": prior}
         p = self.params
         return {
             "method": "blend",
@@ -186,11 +187,14 @@ def build_cache(
     params: BlendParams = BlendParams(),
     method: str = "probe",
     probe_params: ProbeParams = ProbeParams(),
+    prior: tuple[float, ...] | None = None,
 ) -> ExampleCache | None:
     """labels: per label (in library order) its examples as (name, image), where `embed_images`
     turns the images into [K, D] unit rows; text_index: the description embeddings [M, D] and
     per-label counts [L]. method "probe" (default) fits the text-anchored probe, "blend" the
-    calibrated blend. None when the library has no examples."""
+    calibrated blend. prior: the plant's label shares in library order (example_probe.plant_prior
+    of the decision log's counts) for the probe's prior shift; None: no shift. None when the
+    library has no examples."""
     if method not in ("probe", "blend"):
         raise ValueError(f"unknown example method {method!r} (probe or blend)")
     names = [name for _, examples in labels for name, _ in examples]
@@ -203,7 +207,8 @@ def build_cache(
     words = text_scores(keys @ embeddings.T, text_counts)
     probe = None
     if method == "probe":
-        probe = fit_probe(keys, label_of, text_prototypes(embeddings, text_counts), text_counts > 0, probe_params)
+        protos = text_prototypes(embeddings, text_counts)
+        probe = fit_probe(keys, label_of, protos, text_counts > 0, probe_params, prior=prior)
         # the cache is calibrated against the probe's scores of the examples, as the blend against the words'
         words = np.nan_to_num(words, nan=0.0) + probe.correction(keys)
         params = BlendParams(weight=probe_params.cache_weight, sharpness=probe_params.cache_sharpness)

@@ -17,8 +17,13 @@ still apply. What is stored is the difference W - A and b: at ranking time the w
 (which may include local evidence) get `x . (W - A) + b` added, one [D] x [D, L] product.
 
 Fitted by L-BFGS (deterministic, no random start) when the example set changes; a few ms to tens
-of ms for 1 000 examples x 256 dims x 20 labels. The parameters in ProbeParams were chosen on a
-validation split (bench/examples_curve.py).
+of ms for 1 000 examples x 256 dims x 20 labels. Then two small-budget corrections: each label's
+correction is shrunk toward its words by n / (n + shrink) (few examples: trust the words more), and
+the offsets are moved from the examples' label mix to the plant's (a prior shift): examples are
+often confirmed a few per label, so the fit learns a 50/50 mix the line does not have. The plant's
+mix is the decision log's decided labels (plant_prior), read when the library is compiled and
+recorded in the scoring configuration. The parameters in ProbeParams were chosen on a validation
+split (bench/examples_curve.py).
 """
 
 from __future__ import annotations
@@ -50,6 +55,15 @@ class ProbeParams:
     # with the soft-nearest example cache (inspector.frame.example_cache); 0 = the probe alone.
     cache_weight: float = 0.3
     cache_sharpness: float = 10.0
+    # Shrinkage toward the words with few examples: a label's correction is scaled by n / (n + shrink),
+    # n its examples (0 = no shrinkage; a label without words is never shrunk, it has nothing else).
+    shrink: float = 2.0
+    # Prior shift (Saerens et al. 2002; logit adjustment, Menon et al. 2021): the fit learns the
+    # examples' label mix as its offsets; with the plant's observed mix (fit_probe's `prior`) each
+    # label's offset moves by prior_strength * log(plant share / example share) / temperature.
+    # 0 = off, 1 = the full Bayes correction; without a prior (no decision log, too few decisions)
+    # nothing moves. shrink 2 and strength 1 were chosen on validation (bench/examples_curve.py).
+    prior_strength: float = 1.0
     max_iter: int = 60  # L-BFGS iterations at most
     tol: float = 1e-4  # stop when the gradient's largest entry is below this (float32 products)
 
@@ -65,10 +79,28 @@ class Probe:
     bias: np.ndarray  # [L] float64
     iterations: int
     params: ProbeParams
+    prior: tuple[float, ...] | None = None  # the plant's label shares used for the prior shift (recorded)
 
     def correction(self, images: np.ndarray) -> np.ndarray:
         """[N, D] unit image embeddings -> [N, L] what the examples add to the words' scores."""
         return images.astype(np.float32, copy=False) @ self.delta.T + self.bias
+
+
+PRIOR_MIN_DECISIONS = 20  # fewer logged decisions than this: no prior shift (too few to trust a mix)
+
+
+def plant_prior(counts: np.ndarray | list[int] | None) -> tuple[float, ...] | None:
+    """[L] decided parts per label (the decision log's, in library order) -> the label shares used
+    for the prior shift: add-one smoothed, rounded to 0.01 (at least 0.01), so a recompile after a
+    few more decisions usually keeps the same prior (and the same scoring configuration); None when
+    there are fewer than PRIOR_MIN_DECISIONS decisions."""
+    if counts is None:
+        return None
+    n = np.asarray(counts, dtype=np.float64)
+    if n.ndim != 1 or not len(n) or n.sum() < PRIOR_MIN_DECISIONS:
+        return None
+    shares = (n + 1.0) / (n.sum() + len(n))
+    return tuple(float(max(0.01, round(v, 2))) for v in shares)
 
 
 def anchors(keys: np.ndarray, label_of: np.ndarray, text_prototypes: np.ndarray, has_words: np.ndarray) -> np.ndarray:
@@ -94,19 +126,22 @@ def fit_probe(
     has_words: np.ndarray,
     params: ProbeParams = ProbeParams(),
     reuse: bool = True,
+    prior: tuple[float, ...] | None = None,
 ) -> Probe:
     """Fit W, b on the examples ([K, D] unit rows, [K] label index) from the labels' text prototypes
     ([L, D] mean description embedding, zeros for a label without words: has_words [L] False).
 
     The returned delta is W minus the TEXT prototype, so words + correction is the probe's score
     for every label (a label without words has no words' score: 0 + x . W + b). Fits are kept by
-    the hash of their inputs: recompiling an unchanged library does not fit again (reuse=False: fit)."""
-    key = _fit_key(keys, label_of, text_prototypes, has_words, params)
+    the hash of their inputs: recompiling an unchanged library does not fit again (reuse=False: fit).
+    prior: the plant's label shares (plant_prior), used when params.prior_strength is not 0."""
+    prior = prior if params.prior_strength else None  # unused: not part of the fit, nor of its record
+    key = _fit_key(keys, label_of, text_prototypes, has_words, params, prior)
     with _LOCK:
         if reuse and key in _FITS:
             _FITS.move_to_end(key)
             return _FITS[key]
-    probe = _fit(keys, label_of, text_prototypes, has_words, params)
+    probe = _adjust(_fit(keys, label_of, text_prototypes, has_words, params), label_of, has_words, prior)
     with _LOCK:
         _FITS[key] = probe
         while len(_FITS) > _KEEP:
@@ -119,8 +154,8 @@ _FITS: OrderedDict[str, Probe] = OrderedDict()
 _LOCK = threading.Lock()
 
 
-def _fit_key(keys, label_of, text_prototypes, has_words, params: ProbeParams) -> str:
-    h = hashlib.sha256(repr(params).encode())
+def _fit_key(keys, label_of, text_prototypes, has_words, params: ProbeParams, prior) -> str:
+    h = hashlib.sha256(repr((params, prior)).encode())
     for part in (keys, label_of, text_prototypes, has_words):
         a = np.ascontiguousarray(part)
         h.update(f"{a.dtype}{a.shape}".encode())
@@ -161,6 +196,32 @@ def _fit(keys, label_of, text_prototypes, has_words, params: ProbeParams) -> Pro
     delta.flags.writeable = False  # shared by every ranking that reuses this fit
     bias = theta[n_labels * dim :] if params.bias else np.zeros(n_labels)
     return Probe(delta, np.asarray(bias, dtype=np.float64), iterations, params)
+
+
+def _adjust(probe: Probe, label_of: np.ndarray, has_words: np.ndarray, prior: tuple[float, ...] | None) -> Probe:
+    """The fitted probe with ProbeParams' shrinkage toward the words and prior shift applied."""
+    p, n_labels = probe.params, len(probe.bias)
+    if not len(label_of) or (p.shrink <= 0 and (p.prior_strength == 0 or prior is None)):
+        return probe
+    n = np.bincount(label_of, minlength=n_labels).astype(np.float64)
+    # a label with words is pulled toward them by n / (n + shrink); without words it has only the probe
+    keep = np.where(has_words, n / (n + p.shrink), 1.0) if p.shrink > 0 else np.ones(n_labels)
+    delta = (probe.delta * keep[:, None].astype(np.float32)).astype(np.float32)
+    bias = probe.bias * keep
+    used = None
+    if p.prior_strength != 0 and prior is not None:
+        if len(prior) != n_labels:
+            raise ValueError(f"prior has {len(prior)} shares for {n_labels} labels")
+        # log(plant share / example share) per label with examples; a label without examples was
+        # never in the fit's mix: it gets the mean shift, so it keeps its standing among the others
+        seen = n > 0
+        shift = np.zeros(n_labels)
+        shift[seen] = np.log(np.asarray(prior, dtype=np.float64)[seen]) - np.log(n[seen] / n.sum())
+        shift[~seen] = shift[seen].mean()
+        bias = bias + p.prior_strength * (shift - shift.mean()) / p.temperature
+        used = tuple(prior)
+    delta.flags.writeable = False
+    return Probe(delta, bias, probe.iterations, p, used)
 
 
 def _agreement(x: np.ndarray, label_of: np.ndarray, a: np.ndarray, tau: float, has_words: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import numpy as np
 
 from inspector.errors import ImageDecodeError, InspectorError, LibraryError
 from inspector.frame.example_cache import ExampleCache, build_cache
+from inspector.frame.example_probe import plant_prior
 from inspector.frame.imageio import read_image_file
 from inspector.library.labels import Example, Label, Library, dump_library
 from inspector.store.images import image_file, store_image
@@ -131,13 +132,19 @@ def _display_name(example: Example) -> str:
 
 
 def example_compiler(
-    library: Library, embed_images: Callable[[list[np.ndarray]], np.ndarray], model_id: str, log: Any = None
+    library: Library,
+    embed_images: Callable[[list[np.ndarray]], np.ndarray],
+    model_id: str,
+    log: Any = None,
+    decided: Callable[[], Mapping[str, int]] | None = None,
 ) -> Callable[[np.ndarray, np.ndarray], ExampleCache | None]:
     """The `examples` argument of ranking.build_index: embeds the library's examples (their box crops).
 
     Embeddings are cached in the station database's embedding cache under the model id + '#examples'
     (keyed by image hash and box, so no description text can collide), so a recompile after one
-    added example embeds only that one image.
+    added example embeds only that one image. `decided` returns the plant's label mix, {label id:
+    decided parts} (the station passes the decision log's, store.corrections.decided_label_counts);
+    it is read at each compile of a library with examples, for the probe's prior shift.
     """
 
     def compile_(embeddings: np.ndarray, counts: np.ndarray) -> ExampleCache | None:
@@ -160,11 +167,16 @@ def example_compiler(
             (label.id, [(_display_name(e), f"{e.key}:{list(e.box or ())}") for e in label.examples])
             for label in library.labels
         ]
+        # the plant's label mix from the decision log (all decided parts, not only the examples),
+        # read once per compile: the probe's prior shift; None without a log or with few decisions
+        mix = decided() if decided is not None else {}
+        prior = plant_prior([mix.get(label.id, 0) for label in library.labels]) if mix else None
         return build_cache(
             grouped,
             lambda names: np.stack([vectors[k] for k in names]),
             (embeddings, counts),
             example_set_hash(library),
+            prior=prior,
         )
 
     return compile_

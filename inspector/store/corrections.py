@@ -88,6 +88,18 @@ def correction_counts(log: DecisionLog, inspection_ids: Iterable[int]) -> dict[i
     return {int(i): int(n) for i, n in rows}
 
 
+def decided_label_counts(log: DecisionLog) -> dict[str, int]:
+    """{label id: inspections whose decision in force names it} over the whole decision log: the
+    plant's label mix as the station decided it (confirmations, picks and corrections alike; "none
+    of these" and retakes name no label). One query; the example probe's prior shift reads it."""
+    rows = log.sdb.conn.execute(
+        "SELECT label_id, COUNT(*) FROM decisions WHERE id IN (SELECT MAX(id) FROM decisions"
+        " WHERE id NOT IN (SELECT corrects_id FROM decisions WHERE corrects_id IS NOT NULL)"
+        " GROUP BY inspection_id) AND kind IN ('confirm', 'pick') AND label_id IS NOT NULL GROUP BY label_id"
+    )
+    return {str(label): int(n) for label, n in rows}
+
+
 def correct_label(
     log: DecisionLog,
     inspection_id: int,

@@ -13,7 +13,7 @@ import pytest
 from inspector.cli import main
 from inspector.frame.records import Candidate, Decision, Frame, InspectionResult, Ranking, Verdict
 from inspector.library.labels import library_from_dict
-from inspector.store.corrections import correct_label, corrections, in_force
+from inspector.store.corrections import correct_label, corrections, decided_label_counts, in_force
 from inspector.store.decision_log import DecisionError, DecisionLog
 from inspector.store.export import verify_export
 from inspector.store.users import AccessDenied
@@ -164,3 +164,13 @@ def test_cli_corrects_and_refuses_with_one_line(station, capsys, monkeypatch) ->
     assert f"inspection {inspection}" in out and "scratch (#1) -> dent (#3)" in out and "deep dent" in out
     assert log.decisions(inspection_id=inspection)[-1]["label_id"] == "dent"
     assert main(["log", "verify", "--db", str(db)]) == 0
+
+
+def test_decided_label_counts_read_the_decision_in_force(station) -> None:
+    log, users, answered, unanswered = station
+    assert decided_label_counts(log) == {"scratch": 1}  # the unanswered inspection names nothing
+    log.record_decision(Decision(unanswered, "pick", "op", "ok", 2), users["op"])
+    correct_label(log, answered, "dent", "a dent, not a scratch", users["qa"])
+    assert decided_label_counts(log) == {"ok": 1, "dent": 1}  # the corrected answer no longer counts
+    correct_label(log, answered, "ok", "it wipes off", users["qa"])
+    assert decided_label_counts(log) == {"ok": 2}

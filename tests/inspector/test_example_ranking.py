@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,8 +14,8 @@ from PIL import Image
 from fakes import HashScorer, text_vector
 from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.frame.example_cache import BlendParams, blend, calibrate, soft_nearest
-from inspector.frame.example_probe import METHOD, ProbeParams
-from inspector.frame.records import Frame
+from inspector.frame.example_probe import METHOD, PRIOR_MIN_DECISIONS, ProbeParams, plant_prior
+from inspector.frame.records import Decision, Frame
 from inspector.library.examples import example_set, example_set_hash
 from inspector.library.labels import Example, load_library, seed_library_dir
 from inspector.station import Station
@@ -169,3 +170,29 @@ def test_example_embeddings_are_cached_like_descriptions(station) -> None:
     cache = station.index.examples
     dent = station.index.library.label_ids.index("dent")
     assert np.allclose(cache.keys[cache.label_of == dent][0], text_vector(LOOK, DIM))
+
+
+def test_the_plant_mix_from_the_decision_log_is_the_probes_prior_and_on_the_record(station) -> None:
+    station, qa, op = station
+    log = station.log
+    sha = store_image(log.sdb.image_root, _rgb(90))
+    log.library.add_example("dent", Example(sha256=sha, reason="seen on line 2"), qa, "dent photo")
+    station.refresh_library()
+    first = station.record(station.inspect(_frame(90)), op)
+    assert json.loads(log.scoring_config(first.inspection_id))["examples"]["prior"] is None  # no decisions yet
+    decided = Counter()
+    for seq in range(PRIOR_MIN_DECISIONS + 5):
+        result = station.record(station.inspect(_frame(0 if seq % 5 else 30, seq), image_sha256=f"{seq:064x}"), op)
+        top = result.ranking.top.label_id
+        log.record_decision(Decision(result.inspection_id, "confirm", "op", top, 1), op)
+        decided[top] += 1
+    # the log's mix is read when the library is next compiled (here: another example added)
+    log.library.add_example("scratch", Example(sha256=store_image(log.sdb.image_root, _rgb(30))), qa, "scratch")
+    station.refresh_library()
+    ids = station.index.library.label_ids
+    expected = plant_prior([decided[label] for label in ids])
+    assert expected is not None and max(expected) > 2 * min(expected)  # a skewed plant
+    later = station.record(station.inspect(_frame(90), image_sha256="2" * 64), op)
+    examples = json.loads(log.scoring_config(later.inspection_id))["examples"]
+    assert examples["prior"] == list(expected) and examples["prior_strength"] == ProbeParams().prior_strength
+    assert station.index.examples.probe.prior == expected
