@@ -55,7 +55,9 @@ class ScoringSettings:
     # Coarse-to-fine zoom of the localization map (models/zoom.py): the map's top zoom_windows maxima
     # cropped (zoom_window frame px), scored again at zoom_input px, the window with the highest
     # zoom_pick ("prob" or "max") gives peak and region. 0 = off. One extra forward per window.
-    zoom_windows: int = 0
+    # Default 1 x 128 px at 448: validation hits 0.79/0.78 -> 0.84/0.84 (224-px frames) and
+    # 0.20/0.17 -> 0.37/0.30 (small defects on 1024-px frames); more windows lowered them (BENCHMARKS.md).
+    zoom_windows: int = 1
     zoom_window: int = 128
     zoom_input: int = 448
     zoom_pick: str = "prob"

@@ -131,8 +131,11 @@ class TiledFake(DenseFake):
 )  # x, y on a tile's cell grid
 def test_peak_and_region_on_tiled_large_frames(h: int, w: int, x: int, y: int) -> None:
     rgb = np.zeros((h, w, 3), np.uint8)
+    from inspector.frame.scoring import ScoringSettings
+
     rgb[y : y + CELL, x : x + CELL] = 255  # one 16-px cell: far below the coarse whole view's 128-px cells
-    station = Station(TiledFake(image_text="a clean part"), LIB3)
+    # The tiled map itself (zoom off; the zoom has its own test below).
+    station = Station(TiledFake(image_text="a clean part"), LIB3, scoring=ScoringSettings(zoom_windows=0))
     result = station.inspect(Frame(rgb, utc_now(), "cam", 0))
     scratch = next(m for m in localize_candidates(station, result) if m.label_id == "scratch")
     px, py = scratch.peak
@@ -172,9 +175,10 @@ def test_zoom_is_recorded_in_the_scoring_config_only_when_on() -> None:
     from inspector.frame.scorer import scoring_config
     from inspector.frame.scoring import ScoringSettings
 
-    off = scoring_config(DenseFake(), ScoringSettings())
+    off = scoring_config(DenseFake(), ScoringSettings(zoom_windows=0))
     # A configuration without zoom keeps the keys (so the id) it had before the option existed.
     assert set(off.as_dict()) == {"model_id", "front_end", "local_weight", "caption_templates", "map_size", "roi"}
+    assert scoring_config(DenseFake(), ScoringSettings()).as_dict()["zoom"]["windows"] == 1  # the default
     on = scoring_config(DenseFake(), ScoringSettings(zoom_windows=2, zoom_window=96))
     assert on.as_dict()["zoom"] == {"windows": 2, "window": 96, "input": 448, "pick": "prob"} and on.id != off.id
     other = scoring_config(DenseFake(), ScoringSettings(zoom_windows=2, zoom_window=96, zoom_pick="max"))
