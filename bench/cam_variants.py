@@ -20,6 +20,11 @@ Variants:
 - pixel-softmax: per-location softmax over the library (dense classification; not Grad-CAM, reference row).
 - region IoU: the map's region (peak's connected area >= half its max) against the mask's bbox.
 - *+blur: the frame-size map blurred with a Gaussian of sigma = half a feature cell before the peak.
+- zoom-K-W-I-PICK (models/zoom.py): the station's map (softmax-defects+blur), then its top K local
+  maxima cropped (W frame px) and scored again at I px; the window with the highest PICK ("prob": the
+  label's softmax probability on the crop, "max": the crop map's max) gives the peak and region.
+  Crops are cached per frame (variants share them); the wrong-text control for zoom variants only
+  with --zoom-wrong. The cost line gives ms per frame encode and per crop forward, same run.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from models.scorer import TorchScorer
 from models.synth import DEFECT_TYPES, generate, heldout_descriptions
 from models.synth.fresh_test import fresh_test_descriptions
 from models.tiling import TileSpec
+from models.zoom import ZoomSpec, zoom
 
 BASE = {
     "gradcam": ("gradcam", "all"),
@@ -73,6 +79,32 @@ def peak_of(
     return _hottest_region(heat.astype(np.float32))
 
 
+def zoom_spec(variant: str) -> ZoomSpec:
+    """ZoomSpec of a "zoom-K-W-I-PICK" variant name."""
+    _, k, window, size, pick = variant.split("-")
+    return ZoomSpec(int(k), int(window), int(size), pick)
+
+
+def zoom_peak(variant, scorer, image, features, text, libs, cache, clock) -> tuple[tuple[int, int], tuple]:
+    """Peak and region of a zoom variant; crops cached in `cache`, crop forwards timed into `clock`."""
+    spec = zoom_spec(variant)
+    h, w = image.shape[:2]
+    heat = cam_map(features, text, None, h, w, "softmax", libs["defects"], scorer.logit_scale)
+    heat = cv2.GaussianBlur(heat, (0, 0), 0.5 * _cell_px(features))
+    front = FrontEnd(spec.input_size, TileSpec("off"))
+
+    def encode(crop: np.ndarray, roi: np.ndarray | None):
+        key = (crop.shape, hash(crop.tobytes()), spec.input_size)
+        if key not in cache:
+            t = time.perf_counter()
+            cache[key] = scorer.encode_frame(crop, roi, frontend=front)
+            clock.append(time.perf_counter() - t)
+        return cache[key]
+
+    z = zoom(encode, image, heat, text, libs["defects"], scorer.logit_scale, spec)
+    return (z.peak, z.bbox) if z is not None else _hottest_region((heat / max(heat.max(), 1e-12)).astype(np.float32))
+
+
 def run(args: argparse.Namespace) -> tuple[dict, dict, str]:
     """Per-variant hit lists (true, wrong), per-extent hits and a provenance line."""
     bundle = load_model(args.model)
@@ -91,23 +123,37 @@ def run(args: argparse.Namespace) -> tuple[dict, dict, str]:
     variants = args.variants.split(",")
     hits: dict[str, dict[str, list[float]]] = {v: defaultdict(list) for v in variants}
     start = time.perf_counter()
+    frame_clock: list[float] = []
+    crop_clock: list[float] = []
     for s in samples:
+        t = time.perf_counter()
         features = scorer.encode_frame(s.image)
+        frame_clock.append(time.perf_counter() - t)
+        cache: dict = {}
         h, w = s.mask.shape
         near = near_mask(s.mask, args.tol)
         rival = max((lb for lb in labels if lb != s.defect), key=lambda lb: float(means[lb] @ features.embedding))
         extent = s.meta.get("extent_px")
         for v in variants:
-            (px, py), region = peak_of(v, features, means[s.defect], h, w, libs, scorer.logit_scale)
-            (wx, wy), _ = peak_of(v, features, means[rival], h, w, libs, scorer.logit_scale)
+            if v.startswith("zoom-"):
+                (px, py), region = zoom_peak(v, scorer, s.image, features, means[s.defect], libs, cache, crop_clock)
+                if args.zoom_wrong:
+                    (wx, wy), _ = zoom_peak(v, scorer, s.image, features, means[rival], libs, cache, crop_clock)
+                    hits[v]["wrong"].append(float(near[wy, wx]))
+            else:
+                (px, py), region = peak_of(v, features, means[s.defect], h, w, libs, scorer.logit_scale)
+                (wx, wy), _ = peak_of(v, features, means[rival], h, w, libs, scorer.logit_scale)
+                hits[v]["wrong"].append(float(near[wy, wx]))
             hits[v]["iou"].append(box_iou(region, mask_bbox(s.mask)))
             hit = float(near[py, px])
             hits[v]["true"].append(hit)
-            hits[v]["wrong"].append(float(near[wy, wx]))
             if extent is not None:
                 hits[v][next(f"{a}-{b}" for a, b in EXTENT_BINS if a <= extent <= b)].append(hit)
     seconds = time.perf_counter() - start
-    return hits, {"seconds": seconds, "frames": len(samples)}, f"{bundle.model_id[:12]} on {bundle.device}"
+    cost = {"seconds": seconds, "frames": len(samples), "frame_ms": 1e3 * float(np.median(frame_clock))}
+    cost["crop_ms"] = 1e3 * float(np.median(crop_clock)) if crop_clock else float("nan")
+    cost["crops"] = len(crop_clock)
+    return hits, cost, f"{bundle.model_id[:12]} on {bundle.device}"
 
 
 def format_table(hits: dict, large: bool) -> str:
@@ -118,11 +164,14 @@ def format_table(hits: dict, large: bool) -> str:
     )
     lines = [head, "|---|---:|---:|---:|---:|---:|" + "---:|" * len(bins)]
     for v, h in hits.items():
-        t, wr = np.mean(h["true"]), np.mean(h["wrong"])
-        ratio = f"{t / wr:.1f}x" if wr else "inf"
+        t = np.mean(h["true"])
+        wr = np.mean(h["wrong"]) if h["wrong"] else float("nan")
+        ratio = "-" if np.isnan(wr) else (f"{t / wr:.1f}x" if wr else "inf")
         cells = "".join(f" {np.mean(h[b]):.2f} ({len(h[b])}) |" if h.get(b) else " - |" for b in bins)
         iou = np.mean(h["iou"])
-        lines.append(f"| {v} | {len(h['true'])} | {t:.3f} | {wr:.3f} | {ratio} | {iou:.3f} |{cells}")
+        lines.append(
+            f"| {v} | {len(h['true'])} | {t:.3f} | {'-' if np.isnan(wr) else f'{wr:.3f}'} | {ratio} | {iou:.3f} |{cells}"
+        )
     return "\n".join(lines)
 
 
@@ -141,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile-overlap", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--variants", default=DEFAULT_VARIANTS)
+    parser.add_argument("--zoom-wrong", action="store_true", help="zoom variants: also the wrong-text control")
     parser.add_argument(
         "--wording",
         choices=("heldout", "fresh"),
@@ -155,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"`{command}`  \nmodel {args.model} ({where}), n={args.n}, seed={args.seed}, frames {args.size} px, "
         f"wording {args.wording}, map forward {args.input_size} px, tiles {args.tiling} {args.tile_size}/{args.tile_overlap}; "
-        f"{cost['frames']} frames in {cost['seconds']:.0f} s ({torch.get_num_threads()} threads)\n"
+        f"{cost['frames']} frames in {cost['seconds']:.0f} s ({torch.get_num_threads()} threads); median ms: "
+        f"frame encode {cost['frame_ms']:.0f}, crop forward {cost['crop_ms']:.0f} ({cost['crops']} crops)\n"
     )
     print(format_table(hits, args.large))
     return 0

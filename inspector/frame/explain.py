@@ -71,9 +71,18 @@ def localize_candidates(station, result: InspectionResult) -> list[Heatmap]:
             f" {model.model_id[:12]}: its maps would not explain this ranking"
         )
     features = _dense_features(model, result.frame.rgb, _settings(station), result.frame.source_id)
+    crops: dict = {}  # zoom windows shared by candidates whose maps peak at the same place: one forward
     return [
         _explain(
-            model, model.index, result.frame.rgb, c.label_id, None, _settings(station), result.frame.source_id, features
+            model,
+            model.index,
+            result.frame.rgb,
+            c.label_id,
+            None,
+            _settings(station),
+            result.frame.source_id,
+            features,
+            crops,
         )
         for c in result.ranking.candidates
     ]
@@ -166,7 +175,15 @@ def _softmax_library(index, label: str, versus: str | None) -> np.ndarray | None
 
 
 def _explain(
-    model, index, rgb: np.ndarray, label: str, versus: str | None, settings, source_id: str = "", features=None
+    model,
+    index,
+    rgb: np.ndarray,
+    label: str,
+    versus: str | None,
+    settings,
+    source_id: str = "",
+    features=None,
+    crops: dict | None = None,
 ) -> Heatmap:
     from inspector.errors import model_errors
 
@@ -180,11 +197,38 @@ def _explain(
             from models.explain import dense_explanation
 
             e = dense_explanation(rgb, features, text, other, library=library, logit_scale=scale, blur=True)
+            if settings.zoom_windows > 0 and other is None and library is not None:
+                e = _zoomed(model, e, rgb, text, library, scale, settings, source_id, crops)
         else:
             if model.explainer is None:
                 raise InspectorError("this station's model cannot explain its rankings (no Grad-CAM for it)")
             e = model.explainer.explain(rgb, text, other, library=library, logit_scale=scale)
     return Heatmap(e.heatmap, e.overlay, e.bbox, e.peak, e.target, e.layer, label, versus)
+
+
+def _zoomed(
+    model, e, rgb: np.ndarray, text: np.ndarray, library: np.ndarray, scale: float, settings, source_id: str, crops=None
+):
+    """The dense explanation refined by the coarse-to-fine zoom ([scoring] zoom_*; models/zoom.py):
+    the map's top maxima looked at again, closer, each crop one forward without tiles."""
+    from inspector.frame.scoring import roi_mask
+    from models.dense_map import FrontEnd
+    from models.tiling import TileSpec
+    from models.zoom import ZoomSpec, zoom_explanation
+
+    spec = ZoomSpec(settings.zoom_windows, settings.zoom_window, settings.zoom_input, settings.zoom_pick)
+    front = FrontEnd(settings.zoom_input, TileSpec("off"), settings.flips)
+    roi = roi_mask(settings.roi_for(source_id), *rgb.shape[:2])
+
+    crops = {} if crops is None else crops
+
+    def encode(crop: np.ndarray, keep: np.ndarray | None):
+        key = (crop.shape, hash(crop.tobytes()), None if keep is None else hash(keep.tobytes()))
+        if key not in crops:
+            crops[key] = model.scorer.encode_frame(crop, keep, frontend=front)
+        return crops[key]
+
+    return zoom_explanation(e, rgb, encode, text, library, scale, spec, roi)
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> None:

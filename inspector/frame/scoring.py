@@ -52,6 +52,15 @@ class ScoringSettings:
     # validation top-1 at every weight tried, see BENCHMARKS.md)
     local_weight: float = 0.0
     flips: str = "none"  # test-time flip averaging: none, h, hv
+    # Coarse-to-fine zoom of the localization map (models/zoom.py): the map's top zoom_windows maxima
+    # cropped (zoom_window frame px), scored again at zoom_input px, the window with the highest
+    # zoom_pick ("prob" or "max") gives peak and region. 0 = off. One extra forward per window.
+    # Default 1 x 128 px at 448: validation hits 0.79/0.78 -> 0.84/0.84 (224-px frames) and
+    # 0.20/0.17 -> 0.37/0.30 (small defects on 1024-px frames); more windows lowered them (BENCHMARKS.md).
+    zoom_windows: int = 1
+    zoom_window: int = 128
+    zoom_input: int = 448
+    zoom_pick: str = "prob"
     caption_templates: tuple[str, ...] = ()  # e.g. ("close-up of {}",): averaged with the plain description
     roi: CameraRoi = field(default_factory=CameraRoi)  # every camera without its own
     cameras: tuple[tuple[str, CameraRoi], ...] = ()  # per source id
@@ -89,6 +98,10 @@ _TYPES = {
     "tile_overlap": int,
     "local_weight": (int, float),
     "flips": str,
+    "zoom_windows": int,
+    "zoom_window": int,
+    "zoom_input": int,
+    "zoom_pick": str,
 }
 
 
@@ -137,6 +150,11 @@ def check_settings(s: ScoringSettings, source: str = "[scoring]") -> None:
         problems.append(f"local_weight {s.local_weight} (0..1)")
     if s.flips not in ("none", "h", "hv"):
         problems.append(f"flips {s.flips!r} (none, h or hv)")
+    if s.zoom_windows < 0 or s.zoom_window < 16 or s.zoom_input < 32 or s.zoom_pick not in ("prob", "max"):
+        problems.append(
+            f"zoom_windows {s.zoom_windows} / zoom_window {s.zoom_window} / zoom_input {s.zoom_input} / zoom_pick "
+            f"{s.zoom_pick!r} (windows >= 0, window >= 16, input >= 32, pick prob or max)"
+        )
     if problems:
         raise ConfigError(f"{source}: [scoring] " + "; ".join(problems))
 
@@ -204,12 +222,15 @@ class ScoringConfig:
     # How the labels' example images entered the scores (ExampleCache.describe: method, parameters,
     # example set); empty when the library has none.
     examples: tuple[tuple[str, Any], ...] = ()
+    zoom: tuple[tuple[str, Any], ...] = ()  # the maps' coarse-to-fine zoom (empty: off)
 
     def as_dict(self) -> dict[str, Any]:
-        # good_model / examples only when used: configurations recorded before them keep their ids.
+        # good_model / examples / zoom only when used: configurations recorded before them keep their ids.
         extra: dict[str, Any] = {"good_model": self.good_model} if self.good_model else {}
         if self.examples:
             extra["examples"] = dict(self.examples)
+        if self.zoom:
+            extra["zoom"] = dict(self.zoom)
         return {
             **extra,
             "model_id": self.model_id,
@@ -246,4 +267,17 @@ def make_config(
         tuple(settings.caption_templates),
         tuple(sorted(roi_part.items())),
         int(settings.map_size),
+        zoom=zoom_record(settings) if local else (),
+    )
+
+
+def zoom_record(settings: ScoringSettings) -> tuple[tuple[str, Any], ...]:
+    """The zoom options as recorded in the configuration (empty when zoom is off)."""
+    if settings.zoom_windows <= 0:
+        return ()
+    return (
+        ("input", settings.zoom_input),
+        ("pick", settings.zoom_pick),
+        ("window", settings.zoom_window),
+        ("windows", settings.zoom_windows),
     )

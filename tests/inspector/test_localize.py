@@ -131,8 +131,11 @@ class TiledFake(DenseFake):
 )  # x, y on a tile's cell grid
 def test_peak_and_region_on_tiled_large_frames(h: int, w: int, x: int, y: int) -> None:
     rgb = np.zeros((h, w, 3), np.uint8)
+    from inspector.frame.scoring import ScoringSettings
+
     rgb[y : y + CELL, x : x + CELL] = 255  # one 16-px cell: far below the coarse whole view's 128-px cells
-    station = Station(TiledFake(image_text="a clean part"), LIB3)
+    # The tiled map itself (zoom off; the zoom has its own test below).
+    station = Station(TiledFake(image_text="a clean part"), LIB3, scoring=ScoringSettings(zoom_windows=0))
     result = station.inspect(Frame(rgb, utc_now(), "cam", 0))
     scratch = next(m for m in localize_candidates(station, result) if m.label_id == "scratch")
     px, py = scratch.peak
@@ -141,3 +144,42 @@ def test_peak_and_region_on_tiled_large_frames(h: int, w: int, x: int, y: int) -
     assert x <= px < x + CELL and y <= py < y + CELL
     assert x - CELL <= x0 <= x and y - CELL <= y0 <= y
     assert x + CELL <= x1 <= min(w, x + 2 * CELL) and y + CELL <= y1 <= min(h, y + 2 * CELL)
+
+
+@pytest.mark.parametrize(
+    "h, w, x, y", [(480, 640, 600, 16), (1024, 1024, 500, 980), (2048, 2448, 1712, 400), (224, 224, 96, 96)]
+)
+def test_zoomed_peak_and_region_in_frame_pixels(h: int, w: int, x: int, y: int) -> None:
+    """With [scoring] zoom_windows the peak and region come from a crop looked at again; they stay in
+    frame pixels (integers, region half-open, containing the peak), on the defect, near the edges too."""
+    from inspector.frame.scoring import ScoringSettings
+
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[y : y + 2 * CELL, x : x + 2 * CELL] = 255  # 32 px: a whole 16-px cell of any crop lies inside
+    station = Station(
+        TiledFake(image_text="a clean part"), LIB3, scoring=ScoringSettings(zoom_windows=2, zoom_window=128)
+    )
+    result = station.inspect(Frame(rgb, utc_now(), "cam", 0))
+    scratch = next(m for m in localize_candidates(station, result) if m.label_id == "scratch")
+    assert "zoom 2x128px@448" in scratch.layer and scratch.heatmap.shape == (h, w)
+    px, py = scratch.peak
+    x0, y0, x1, y1 = scratch.bbox
+    assert x <= px < x + 2 * CELL and y <= py < y + 2 * CELL
+    assert 0 <= x0 <= px < x1 <= w and 0 <= y0 <= py < y1 <= h
+    assert x - CELL <= x0 and x1 <= x + 3 * CELL and y - CELL <= y0 and y1 <= y + 3 * CELL
+    assert all(isinstance(v, int) for v in (*scratch.peak, *scratch.bbox))
+    assert scratch.heatmap.max() == pytest.approx(1.0) and scratch.heatmap.min() >= 0.0
+
+
+def test_zoom_is_recorded_in_the_scoring_config_only_when_on() -> None:
+    from inspector.frame.scorer import scoring_config
+    from inspector.frame.scoring import ScoringSettings
+
+    off = scoring_config(DenseFake(), ScoringSettings(zoom_windows=0))
+    # A configuration without zoom keeps the keys (so the id) it had before the option existed.
+    assert set(off.as_dict()) == {"model_id", "front_end", "local_weight", "caption_templates", "map_size", "roi"}
+    assert scoring_config(DenseFake(), ScoringSettings()).as_dict()["zoom"]["windows"] == 1  # the default
+    on = scoring_config(DenseFake(), ScoringSettings(zoom_windows=2, zoom_window=96))
+    assert on.as_dict()["zoom"] == {"windows": 2, "window": 96, "input": 448, "pick": "prob"} and on.id != off.id
+    other = scoring_config(DenseFake(), ScoringSettings(zoom_windows=2, zoom_window=96, zoom_pick="max"))
+    assert other.id not in (on.id, off.id)

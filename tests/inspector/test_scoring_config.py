@@ -51,6 +51,8 @@ def test_scoring_defaults_and_toml(tmp_path: Path) -> None:
         ("[scoring]\ncaption_templates = ['no slot']\n", "caption_templates"),
         ("[scoring]\nzoom = 2\n", "unknown keys"),
         ("[scoring]\nlocal_weight = 1.5\n", "local_weight"),
+        ("[scoring]\nzoom_pick = 'best'\n", "zoom_pick"),
+        ("[scoring]\nzoom_windows = -1\n", "zoom_windows"),
     ],
 )
 def test_bad_scoring_keys_refused(tmp_path: Path, text: str, message: str) -> None:

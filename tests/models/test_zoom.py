@@ -1,0 +1,72 @@
+"""Coarse-to-fine zoom (models/zoom.py): maxima, windows at the frame's edges, and the winning window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fakes import text_vector
+from models.dense_map import FrameFeatures, View
+from models.zoom import ZoomSpec, local_maxima, window_box, zoom
+
+CELL = 16
+OK, SCRATCH = text_vector("a clean part"), text_vector("a small scratch")
+LIBRARY = np.stack([OK, SCRATCH])
+
+
+def encode(crop: np.ndarray, roi=None) -> FrameFeatures:
+    """Each 16-px cell of the crop embeds as "a small scratch" where bright, "a clean part" elsewhere."""
+    h, w = crop.shape[0] // CELL, crop.shape[1] // CELL
+    bright = crop[: h * CELL, : w * CELL, 0].reshape(h, CELL, w, CELL).mean(axis=(1, 3)) > 128
+    dense = np.where(bright[None], SCRATCH[:, None, None], OK[:, None, None]).astype(np.float32)
+    mean = dense.mean(axis=(1, 2))
+    box = (0, 0, w * CELL, h * CELL)
+    return FrameFeatures(
+        mean / np.linalg.norm(mean), dense.reshape(len(OK), -1).T, [box], [View(box, dense, mean)], False
+    )
+
+
+def test_local_maxima_are_apart_and_ordered() -> None:
+    heat = np.zeros((100, 200), np.float32)
+    heat[10, 20], heat[12, 24], heat[80, 150], heat[50, 100] = 1.0, 0.9, 0.8, 0.7
+    assert local_maxima(heat, 3, 16) == [(20, 10), (150, 80), (100, 50)]
+    assert local_maxima(np.zeros((8, 8), np.float32), 3, 2) == [(0, 0)]
+
+
+@pytest.mark.parametrize(
+    "x, y, side, h, w, box",
+    [
+        (5, 5, 128, 480, 640, (0, 0, 128, 128)),
+        (639, 479, 128, 480, 640, (512, 352, 640, 480)),
+        (300, 200, 128, 480, 640, (236, 136, 364, 264)),
+        (10, 40, 128, 96, 64, (0, 0, 64, 96)),  # a window larger than the frame: the frame
+    ],
+)
+def test_window_stays_inside_the_frame(x: int, y: int, side: int, h: int, w: int, box: tuple) -> None:
+    assert window_box(x, y, side, h, w) == box
+
+
+def test_the_window_that_answers_wins() -> None:
+    """The coarse map's top maximum is on clean surface, the second on the defect: K=1 finds nothing
+    to refine there, K=2 looks at both and takes the defect's window."""
+    rgb = np.zeros((512, 768, 3), np.uint8)
+    rgb[400:432, 600:632] = 255  # a 32-px defect (the fake sees 16-px cells)
+    coarse = np.zeros((512, 768), np.float32)
+    coarse[100, 100], coarse[405, 610] = 1.0, 0.6
+    spec = ZoomSpec(windows=1, window=128, input_size=448, pick="prob")
+    one = zoom(encode, rgb, coarse, SCRATCH, LIBRARY, 10.0, spec)
+    assert one is None
+    for pick in ("prob", "max"):
+        two = zoom(encode, rgb, coarse, SCRATCH, LIBRARY, 10.0, ZoomSpec(2, 128, 448, pick))
+        assert two is not None
+        px, py = two.peak
+        assert 600 <= px < 632 and 400 <= py < 432
+        x0, y0, x1, y1 = two.bbox
+        assert x0 <= px < x1 and y0 <= py < y1 and all(isinstance(v, int) for v in (*two.peak, *two.bbox))
+        assert two.heat.shape == coarse.shape and two.heat.max() == pytest.approx(1.0)
+        assert two.window[0] <= 600 and two.window[2] >= 632
+
+
+def test_bad_spec_refused() -> None:
+    with pytest.raises(ValueError):
+        ZoomSpec(windows=1, pick="best")
