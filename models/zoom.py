@@ -22,7 +22,10 @@ import numpy as np
 from models.dense_map import FrameFeatures, cam_map, cell_px, unit
 from models.tiling import Box
 
-PICKS = ("prob", "max")
+# "agree": as "prob", but a window counts only when the closer look ranks the explained label first
+# among the library's labels; otherwise the frame's own map stands. Without it every label's zoom
+# lands on the one salient spot, and the map stops telling the candidates apart (wrong-text control).
+PICKS = ("prob", "max", "agree")
 BLUR_CELLS = 0.5  # as models.explain.PEAK_BLUR_CELLS (the crop's map is smoothed like the frame's)
 
 
@@ -33,7 +36,8 @@ class ZoomSpec:
     windows: int = 0  # K local maxima looked at again; 0 = no zoom
     window: int = 128  # side of the square crop, frame px (clipped to the frame)
     input_size: int = 448  # short side the crop is resized to for its forward, px
-    pick: str = "prob"  # which window wins: "prob" (label's softmax probability on the crop) or "max" (map max)
+    pick: str = "prob"  # which window wins: "prob" (label's softmax probability on the crop), "max" (map max),
+    # or "agree" ("prob", among windows whose crop ranks the label first)
 
     def __post_init__(self) -> None:
         if self.windows < 0 or self.window < 16 or self.input_size < 32 or self.pick not in PICKS:
@@ -74,14 +78,15 @@ def window_box(x: int, y: int, side: int, height: int, width: int) -> Box:
 
 def crop_map(
     features: FrameFeatures, direction: np.ndarray, library: np.ndarray, logit_scale: float, height: int, width: int
-) -> tuple[np.ndarray, float, float]:
-    """(blurred softmax Grad-CAM of a crop at its size, the label's softmax probability, the map's max)."""
+) -> tuple[np.ndarray, float, float, bool]:
+    """(blurred softmax Grad-CAM of a crop at its size, the label's softmax probability, the map's max,
+    whether the crop ranks the label first)."""
     heat = cam_map(features, direction, None, height, width, "softmax", library, logit_scale)
     heat = cv2.GaussianBlur(heat, (0, 0), BLUR_CELLS * cell_px(features))
     logits = logit_scale * (library @ features.embedding)
     probs = np.exp(logits - logits.max())
     row = int(np.argmax(library @ direction))  # the explained label is one of the library's rows
-    return heat, float(probs[row] / probs.sum()), float(heat.max())
+    return heat, float(probs[row] / probs.sum()), float(heat.max()), bool(np.argmax(logits) == row)
 
 
 def zoom(
@@ -109,10 +114,12 @@ def zoom(
         x0, y0, x1, y1 = box
         part = None if roi is None else roi[y0:y1, x0:x1]
         feats = encode(np.ascontiguousarray(rgb[y0:y1, x0:x1]), part)
-        heat, prob, top = crop_map(feats, unit(direction), lib, logit_scale, y1 - y0, x1 - x0)
+        heat, prob, top, first = crop_map(feats, unit(direction), lib, logit_scale, y1 - y0, x1 - x0)
         if part is not None:
             heat = np.where(part, heat, 0.0).astype(np.float32)
-        score = prob if spec.pick == "prob" else top
+        if spec.pick == "agree" and not first:
+            continue  # the closer look does not see this label here: keep the frame's map
+        score = top if spec.pick == "max" else prob
         if heat.max() > 0 and (best is None or score > best[0]):
             best = (score, box, heat)
     if best is None:

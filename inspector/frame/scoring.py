@@ -150,10 +150,10 @@ def check_settings(s: ScoringSettings, source: str = "[scoring]") -> None:
         problems.append(f"local_weight {s.local_weight} (0..1)")
     if s.flips not in ("none", "h", "hv"):
         problems.append(f"flips {s.flips!r} (none, h or hv)")
-    if s.zoom_windows < 0 or s.zoom_window < 16 or s.zoom_input < 32 or s.zoom_pick not in ("prob", "max"):
+    if s.zoom_windows < 0 or s.zoom_window < 16 or s.zoom_input < 32 or s.zoom_pick not in ("prob", "max", "agree"):
         problems.append(
             f"zoom_windows {s.zoom_windows} / zoom_window {s.zoom_window} / zoom_input {s.zoom_input} / zoom_pick "
-            f"{s.zoom_pick!r} (windows >= 0, window >= 16, input >= 32, pick prob or max)"
+            f"{s.zoom_pick!r} (windows >= 0, window >= 16, input >= 32, pick prob, max or agree)"
         )
     if problems:
         raise ConfigError(f"{source}: [scoring] " + "; ".join(problems))
