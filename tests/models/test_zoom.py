@@ -70,3 +70,17 @@ def test_the_window_that_answers_wins() -> None:
 def test_bad_spec_refused() -> None:
     with pytest.raises(ValueError):
         ZoomSpec(windows=1, pick="best")
+
+
+def test_agree_keeps_the_frame_map_when_the_closer_look_sees_another_label() -> None:
+    """With pick "agree" a window counts only when its crop ranks the explained label first: zooming
+    the scratch's window for "a clean part" leaves the frame's map; for the scratch it refines."""
+    rgb = np.zeros((512, 768, 3), np.uint8)
+    rgb[400:496, 600:696] = 255  # the scratch fills most of its 128-px window
+    coarse = np.zeros((512, 768), np.float32)
+    coarse[448, 648] = 1.0
+    spec = ZoomSpec(1, 128, 448, "agree")
+    assert zoom(encode, rgb, coarse, OK, LIBRARY, 10.0, spec) is None
+    assert zoom(encode, rgb, coarse, OK, LIBRARY, 10.0, ZoomSpec(1, 128, 448, "prob")) is not None
+    refined = zoom(encode, rgb, coarse, SCRATCH, LIBRARY, 10.0, spec)
+    assert refined is not None and 600 <= refined.peak[0] < 696 and 400 <= refined.peak[1] < 496
