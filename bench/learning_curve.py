@@ -285,7 +285,9 @@ def simulate(
                 f"{plant.name:>7} {loss:>8} seed {seed} round {n:>4}: "
                 + " ".join(f"{k} {h[k]:.3f}" for k in ("auroc", "accuracy", "top1", "mrr") if k in h)
                 + "  arms acc "
-                + " ".join(f"{k} {row['arms'][k]['accuracy']:.3f}" for k in ("text", "examples", "finetuned", "both"))
+                + " ".join(
+                    f"{k} {row['arms'][k]['accuracy']:.3f}" for k in ("text", "examples", "finetuned", "both", "logreg")
+                )
                 + f"  (#1 right {counts['confirm']}/{sum(counts.values())}; train {row['n_train']},"
                 f" {'promoted' if gate['promoted'] else 'refused'}; line {t_line:.0f} s, fine-tune {t_ft:.0f} s)"
             )

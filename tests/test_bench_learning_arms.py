@@ -1,0 +1,66 @@
+"""bench.learning_arms: the issue-13 arms table, verdicts and plot from a learning-curve JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.finetune_examples import logreg_c
+from bench.learning_arms import aggregate, main, verdicts
+
+
+def _row(seed: int, n: int, **acc: float) -> dict:
+    return {
+        "dataset": "textile",
+        "loss": "rankclip",
+        "seed": seed,
+        "round": n,
+        "arms": {arm: {"accuracy": v} for arm, v in acc.items()},
+    }
+
+
+@pytest.fixture
+def run_json() -> dict:
+    arms = dict(text=0.3, examples=0.6, finetuned=0.5, logreg=0.55)
+    return {
+        "round0": {"textile": {"top1": 0.3}},
+        "rows": [
+            _row(0, 50, **arms, both=0.7),
+            _row(1, 50, **arms, both=0.8),
+            _row(0, 200, **arms, both=0.6),  # a tie with examples: not above it
+            _row(1, 200, **arms, both=0.6),
+        ],
+    }
+
+
+def test_mean_and_std_over_seeds_and_round_zero_is_the_shipped_words(run_json: dict) -> None:
+    t = aggregate(run_json)["textile"]["rankclip"]
+    assert list(t) == ["0", "50", "200"]
+    assert t["50"]["both"]["mean"] == pytest.approx(0.75)
+    assert t["50"]["both"]["std"] == pytest.approx(0.0707, abs=1e-4)
+    assert t["0"]["both"]["mean"] == 0.3 and "logreg" not in t["0"]
+
+
+def test_verdicts_per_point_and_a_tie_is_missed(run_json: dict) -> None:
+    v = {r["round"]: r for r in verdicts(aggregate(run_json))}
+    assert set(v) == {50, 200}
+    assert v[50]["both_above_single"] and v[50]["both_vs_single"] == pytest.approx(0.15)
+    assert v[50]["both_above_baselines"] and v[50]["examples_above_baselines"]
+    assert not v[200]["both_above_single"]
+    assert v[200]["examples_vs_baselines"] == pytest.approx(0.05)
+
+
+def test_cli_writes_table_and_plot(run_json: dict, tmp_path: Path) -> None:
+    src = tmp_path / "run.json"
+    src.write_text(json.dumps(run_json))
+    main([str(src), "--plot", str(tmp_path / "arms.png"), "--md", str(tmp_path / "arms.md")])
+    md = (tmp_path / "arms.md").read_text()
+    assert "both above fine-tuned and examples at 1 of 2 points" in md
+    assert (tmp_path / "arms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_regression_c_is_the_one_validation_chose() -> None:
+    chosen = Path(__file__).resolve().parent.parent / "bench" / "results" / "examples_curve.json"
+    assert logreg_c() == json.loads(chosen.read_text())["chosen"]["logreg"]["C"] == 100.0
