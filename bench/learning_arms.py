@@ -1,6 +1,6 @@
 """Issue 13's arms table and plot, from a learning-curve run's JSON (bench.learning_curve rows' `arms`).
 
-    python -m bench.learning_arms bench/results/learning_curve_arms.json \
+    python -m bench.learning_arms RUN.json [RUN2.json ...] \
         [--plot docs/learning_arms.png] [--md bench/results/learning_arms.md]
 
 Trains nothing: it reads the held-out figures bench/finetune_examples.py recorded after every round
@@ -34,6 +34,15 @@ PANELS = [("elpv", "ELPV accuracy"), ("textile", "textile top-1")]
 def _summary(xs: list[float]) -> dict[str, float]:
     a = np.asarray(xs, dtype=float)
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": len(a)}
+
+
+def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's view of several (e.g. one per data set, run side by side): their rows and round-0 figures."""
+    out: dict[str, Any] = {"rows": [], "round0": {}}
+    for run in runs:
+        out["rows"] += run["rows"]
+        out["round0"].update(run["round0"])
+    return out
 
 
 def aggregate(out: dict[str, Any], metric: str = "accuracy") -> dict[str, Any]:
@@ -172,12 +181,12 @@ def plot(out: dict[str, Any], path: Path, loss: str = "rankclip") -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("json", help="a bench.learning_curve results JSON whose rows carry `arms`")
+    p.add_argument("json", nargs="+", help="bench.learning_curve results JSONs whose rows carry `arms` (merged)")
     p.add_argument("--plot", help="write the two-panel plot here (PNG)")
     p.add_argument("--loss", default="rankclip", help="the fine-tune loss the plot shows")
     p.add_argument("--md", help="write the table here (default: print it)")
     args = p.parse_args(argv)
-    out = json.loads(Path(args.json).read_text())
+    out = merge([json.loads(Path(f).read_text()) for f in args.json])
     text = markdown(out)
     if args.md:
         Path(args.md).write_text(text)

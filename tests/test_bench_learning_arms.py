@@ -64,3 +64,18 @@ def test_cli_writes_table_and_plot(run_json: dict, tmp_path: Path) -> None:
 def test_regression_c_is_the_one_validation_chose() -> None:
     chosen = Path(__file__).resolve().parent.parent / "bench" / "results" / "examples_curve.json"
     assert logreg_c() == json.loads(chosen.read_text())["chosen"]["logreg"]["C"] == 100.0
+
+
+def test_runs_side_by_side_merge(run_json: dict, tmp_path: Path) -> None:
+    elpv = {
+        "round0": {"elpv": {"accuracy": 0.69}},
+        "rows": [{**r, "dataset": "elpv"} for r in run_json["rows"]],
+    }
+    files = []
+    for name, run in (("textile", run_json), ("elpv", elpv)):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps(run))
+    main([*map(str, files), "--md", str(tmp_path / "arms.md")])
+    md = (tmp_path / "arms.md").read_text()
+    assert "| elpv | rankclip | 0 | 0.690 |" in md and "| textile | rankclip | 0 | 0.300 |" in md
+    assert "at 2 of 4 points" in md
