@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,22 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for run in runs:
         out["rows"] += run["rows"]
         out["round0"].update(run["round0"])
+    return out
+
+
+_LOG_ROW = re.compile(r"(\w+)\s+(\w+) seed (\d+) round\s+(\d+): .*?arms acc ((?:\w+ [\d.]+ ?)+)")
+_LOG_ZERO = re.compile(r"(\w+) round 0 \(shipped model\): (\{.*\})")
+
+
+def from_log(text: str) -> dict[str, Any]:
+    """The rows' arm accuracies as bench.learning_curve's progress lines print them (a run cut short)."""
+    out: dict[str, Any] = {"rows": [], "round0": {}}
+    for ds, figures in _LOG_ZERO.findall(text):
+        out["round0"][ds] = json.loads(figures)
+    for ds, loss, seed, n, accs in _LOG_ROW.findall(text):
+        pairs = accs.split()
+        arms = {k: {"accuracy": float(v)} for k, v in zip(pairs[::2], pairs[1::2])}
+        out["rows"].append({"dataset": ds, "loss": loss, "seed": int(seed), "round": int(n), "arms": arms})
     return out
 
 
@@ -181,12 +198,18 @@ def plot(out: dict[str, Any], path: Path, loss: str = "rankclip") -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("json", nargs="+", help="bench.learning_curve results JSONs whose rows carry `arms` (merged)")
+    p.add_argument(
+        "json",
+        nargs="+",
+        help="bench.learning_curve results JSONs whose rows carry `arms`, or its progress logs (*.log: accuracy only); merged",
+    )
     p.add_argument("--plot", help="write the two-panel plot here (PNG)")
     p.add_argument("--loss", default="rankclip", help="the fine-tune loss the plot shows")
     p.add_argument("--md", help="write the table here (default: print it)")
     args = p.parse_args(argv)
-    out = merge([json.loads(Path(f).read_text()) for f in args.json])
+    out = merge(
+        [from_log(Path(f).read_text()) if f.endswith(".log") else json.loads(Path(f).read_text()) for f in args.json]
+    )
     text = markdown(out)
     if args.md:
         Path(args.md).write_text(text)

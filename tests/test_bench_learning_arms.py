@@ -79,3 +79,18 @@ def test_runs_side_by_side_merge(run_json: dict, tmp_path: Path) -> None:
     md = (tmp_path / "arms.md").read_text()
     assert "| elpv | rankclip | 0 | 0.690 |" in md and "| textile | rankclip | 0 | 0.300 |" in md
     assert "at 2 of 4 points" in md
+
+
+def test_progress_log_of_a_run_cut_short_reads_back() -> None:
+    from bench.learning_arms import from_log
+
+    log = (
+        '[  400 s] elpv round 0 (shipped model): {"auroc": 0.65, "accuracy": 0.691}\n'
+        "[  526 s]    elpv rankclip seed 2 round  200: auroc 0.8 accuracy 0.8  arms acc text 0.691 examples 0.807"
+        " finetuned 0.781 both 0.780 logreg 0.801  (#1 right 29/50; train 41, refused; line 68 s)\n"
+    )
+    out = from_log(log)
+    assert out["round0"]["elpv"]["accuracy"] == 0.691
+    (row,) = out["rows"]
+    assert (row["seed"], row["round"], row["arms"]["logreg"]["accuracy"]) == (2, 200, 0.801)
+    assert set(row["arms"]) == {"text", "examples", "finetuned", "both", "logreg"}
