@@ -103,8 +103,14 @@ def verdicts(table: dict[str, Any]) -> list[dict[str, Any]]:
     return res
 
 
-def _cell(s: dict[str, float] | None) -> str:
-    return "" if s is None else (f"{s['mean']:.3f}" if s["n"] == 1 else f"{s['mean']:.3f} ± {s['std']:.3f}")
+def _cell(s: dict[str, float] | None, n_seeds: int) -> str:
+    """mean ± std; the number of seeds when a point has fewer than the run (a run cut short)."""
+    if s is None:
+        return ""
+    if s["n"] == 1 and n_seeds == 1:
+        return f"{s['mean']:.3f}"
+    text = f"{s['mean']:.3f} ± {s['std']:.3f}" if s["n"] > 1 else f"{s['mean']:.3f}"
+    return text + (f" (n={s['n']})" if s["n"] < n_seeds else "")
 
 
 def _met(ok: bool | None, margin: float | None) -> str:
@@ -131,7 +137,7 @@ def markdown(out: dict[str, Any]) -> str:
                 v = by_point.get((ds, loss, n), {})
                 lines.append(
                     f"| {ds} | {loss} | {n} | "
-                    + " | ".join(_cell(a.get(arm)) for arm in ARM_NAMES)
+                    + " | ".join(_cell(a.get(arm), len(seeds) if n != "0" else 1) for arm in ARM_NAMES)
                     + f" | {_met(v.get('both_above_single'), v.get('both_vs_single'))}"
                     + f" | {_met(v.get('both_above_baselines'), v.get('both_vs_baselines'))}"
                     + f" | {_met(v.get('examples_above_baselines'), v.get('examples_vs_baselines'))} |"
@@ -165,7 +171,12 @@ def plot(out: dict[str, Any], path: Path, loss: str = "rankclip") -> None:
     }
     panels = [(ds, label) for ds, label in PANELS if loss in table.get(ds, {})]
     fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 4.6), squeeze=False)
-    seeds = len({r["seed"] for r in out["rows"]})
+    per_point = {(r["dataset"], r["round"]): set() for r in out["rows"] if r["loss"] == loss}
+    for r in out["rows"]:
+        if r["loss"] == loss:
+            per_point[r["dataset"], r["round"]].add(r["seed"])
+    few, many = min(map(len, per_point.values())), max(map(len, per_point.values()))
+    seeds = f"{few}" if few == many else f"{few}–{many}"
     for ax, (ds, label) in zip(axes[0], panels):
         rounds = table[ds][loss]
         ticks = [int(n) for n in rounds]
@@ -187,7 +198,7 @@ def plot(out: dict[str, Any], path: Path, loss: str = "rankclip") -> None:
     fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8, frameon=False)
     fig.suptitle(
         "Issue 13: text, examples, fine-tuning, both, and logistic regression"
-        f" (mean ± std over {seeds} seed{'s' if seeds > 1 else ''})",
+        f" (mean ± std over {seeds} seed{'s' if many > 1 else ''} per point)",
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0.06, 1, 1))

@@ -94,3 +94,13 @@ def test_progress_log_of_a_run_cut_short_reads_back() -> None:
     (row,) = out["rows"]
     assert (row["seed"], row["round"], row["arms"]["logreg"]["accuracy"]) == (2, 200, 0.801)
     assert set(row["arms"]) == {"text", "examples", "finetuned", "both", "logreg"}
+
+
+def test_a_point_with_fewer_seeds_says_how_many(run_json: dict, tmp_path: Path) -> None:
+    run_json["rows"] = [r for r in run_json["rows"] if (r["seed"], r["round"]) != (1, 200)]
+    src = tmp_path / "run.json"
+    src.write_text(json.dumps(run_json))
+    main([str(src), "--md", str(tmp_path / "arms.md"), "--plot", str(tmp_path / "arms.png")])
+    md = (tmp_path / "arms.md").read_text()
+    assert "| textile | rankclip | 200 | 0.300 (n=1) |" in md
+    assert "| textile | rankclip | 50 | 0.300 ± 0.000 |" in md
