@@ -40,8 +40,18 @@ def _summary(xs: list[float]) -> dict[str, float]:
 def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One run's view of several (e.g. one per data set, run side by side): their rows and round-0 figures."""
     out: dict[str, Any] = {"rows": [], "round0": {}}
+    seen: dict[tuple, dict[str, Any]] = {}
     for run in runs:
-        out["rows"] += run["rows"]
+        for r in run["rows"]:
+            key = (r["dataset"], r["loss"], r["seed"], r["round"])
+            if key in seen:  # the same point run twice (a run restarted): kept once, and it must agree
+                a, b = seen[key].get("arms", {}), r.get("arms", {})
+                gap = max((abs(a[k]["accuracy"] - b[k]["accuracy"]) for k in a.keys() & b.keys()), default=0.0)
+                if gap > 1e-3:
+                    raise ValueError(f"{key} differs between runs by {gap:.4f}")
+                continue
+            seen[key] = r
+            out["rows"].append(r)
         out["round0"].update(run["round0"])
     return out
 

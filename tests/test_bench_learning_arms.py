@@ -104,3 +104,13 @@ def test_a_point_with_fewer_seeds_says_how_many(run_json: dict, tmp_path: Path) 
     md = (tmp_path / "arms.md").read_text()
     assert "| textile | rankclip | 200 | 0.300 (n=1) |" in md
     assert "| textile | rankclip | 50 | 0.300 ± 0.000 |" in md
+
+
+def test_a_point_run_twice_counts_once_and_must_agree(run_json: dict) -> None:
+    from bench.learning_arms import merge
+
+    assert len(merge([run_json, run_json])["rows"]) == len(run_json["rows"])
+    other = json.loads(json.dumps(run_json))
+    other["rows"][0]["arms"]["both"]["accuracy"] += 0.01
+    with pytest.raises(ValueError, match="differs between runs"):
+        merge([run_json, other])
