@@ -285,7 +285,9 @@ def simulate(
                 f"{plant.name:>7} {loss:>8} seed {seed} round {n:>4}: "
                 + " ".join(f"{k} {h[k]:.3f}" for k in ("auroc", "accuracy", "top1", "mrr") if k in h)
                 + "  arms acc "
-                + " ".join(f"{k} {row['arms'][k]['accuracy']:.3f}" for k in ("text", "examples", "finetuned", "both"))
+                + " ".join(
+                    f"{k} {row['arms'][k]['accuracy']:.3f}" for k in ("text", "examples", "finetuned", "both", "logreg")
+                )
                 + f"  (#1 right {counts['confirm']}/{sum(counts.values())}; train {row['n_train']},"
                 f" {'promoted' if gate['promoted'] else 'refused'}; line {t_line:.0f} s, fine-tune {t_ft:.0f} s)"
             )
@@ -523,6 +525,14 @@ def _regate(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def _plot_link(args: argparse.Namespace) -> str:
+    """The plot as the results file sees it; a plot written outside the repository is only named."""
+    plot = Path(args.plot).resolve()
+    if ROOT not in plot.parents:
+        return f"Plot (not kept in the repository): {args.plot}"
+    return f"![learning curve]({os.path.relpath(plot, Path(args.out).resolve().parent)})"
+
+
 def report(out: dict[str, Any], args: argparse.Namespace) -> str:
     """The results file (markdown): command, machine, recipe, table, verdicts."""
     s = out["settings"]
@@ -531,7 +541,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> str:
     lines = [
         "# Learning curve: the simulated plant (`make bench-learning`)",
         "",
-        f"Command: `{out['command'].strip()}`{' (smoke run: --quick)' if args.quick else ' (`make bench-learning`)'}  ",
+        f"Command: `{out['command'].strip()}`{' (smoke run: --quick)' if args.quick else ''}{' (`make bench-learning`)' if out['command'].strip() == 'python -m bench.learning_curve' else ''}  ",
         f"Date: {out['date']}  ",
         f"Machine: {m['cpus']} CPU cores, no GPU ({m['processor']}, {m['platform']}), torch {m['torch']},"
         f" {m['torch_threads']} threads, shared with other jobs (load average at the end"
@@ -568,7 +578,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         markdown(out, args),
         "",
-        "![learning curve](../../docs/learning_curve.png)",
+        _plot_link(args),
         "",
         "## Targets",
         "",
