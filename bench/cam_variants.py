@@ -101,7 +101,7 @@ def zoom_peak(variant, scorer, image, features, text, libs, cache, clock) -> tup
             clock.append(time.perf_counter() - t)
         return cache[key]
 
-    z = zoom(encode, image, heat, text, libs["defects"], scorer.logit_scale, spec)
+    z = zoom(encode, image, heat, text, libs["defects"], scorer.logit_scale, spec, None, features.embedding)
     return (z.peak, z.bbox) if z is not None else _hottest_region((heat / max(heat.max(), 1e-12)).astype(np.float32))
 
 

@@ -25,7 +25,9 @@ from models.tiling import Box
 # "agree": as "prob", but a window counts only when the closer look ranks the explained label first
 # among the library's labels; otherwise the frame's own map stands. Without it every label's zoom
 # lands on the one salient spot, and the map stops telling the candidates apart (wrong-text control).
-PICKS = ("prob", "max", "agree")
+# "rise": as "prob", but a window counts only when the closer look gives the label a higher
+# probability than the whole frame did (it is where the evidence for this label is).
+PICKS = ("prob", "max", "agree", "rise")
 BLUR_CELLS = 0.5  # as models.explain.PEAK_BLUR_CELLS (the crop's map is smoothed like the frame's)
 
 
@@ -37,7 +39,8 @@ class ZoomSpec:
     window: int = 128  # side of the square crop, frame px (clipped to the frame)
     input_size: int = 448  # short side the crop is resized to for its forward, px
     pick: str = "prob"  # which window wins: "prob" (label's softmax probability on the crop), "max" (map max),
-    # or "agree" ("prob", among windows whose crop ranks the label first)
+    # "agree" ("prob", among windows whose crop ranks the label first) or "rise" ("prob", among
+    # windows where the label's probability exceeds the whole frame's)
 
     def __post_init__(self) -> None:
         if self.windows < 0 or self.window < 16 or self.input_size < 32 or self.pick not in PICKS:
@@ -98,16 +101,25 @@ def zoom(
     logit_scale: float,
     spec: ZoomSpec,
     roi: np.ndarray | None = None,
+    frame_embedding: np.ndarray | None = None,
 ) -> Zoomed | None:
     """Refine the frame map `coarse` (HxW, >= 0) for the label `direction` (a row of `library`).
 
     `encode(crop, roi_crop)` runs the tower on a crop without tiles at `spec.input_size` (the caller's
-    front end). None when zoom is off or the map is all zero (nothing to refine).
+    front end). `frame_embedding` (the whole frame's) is needed for pick "rise". None when zoom is off,
+    the map is all zero (nothing to refine) or no window passes the pick rule.
     """
     if spec.windows == 0 or not np.isfinite(coarse).all() or coarse.max() <= 0:
         return None
     h, w = coarse.shape
     lib = np.stack([unit(r) for r in library])
+    floor = -1.0
+    if spec.pick == "rise":
+        if frame_embedding is None:
+            raise ValueError("zoom pick 'rise' needs the frame's embedding")
+        logits = logit_scale * (lib @ unit(frame_embedding))
+        probs = np.exp(logits - logits.max())
+        floor = float(probs[int(np.argmax(lib @ unit(direction)))] / probs.sum())
     best = None
     for x, y in local_maxima(coarse, spec.windows, spec.window // 2):
         box = window_box(x, y, spec.window, h, w)
@@ -117,7 +129,7 @@ def zoom(
         heat, prob, top, first = crop_map(feats, unit(direction), lib, logit_scale, y1 - y0, x1 - x0)
         if part is not None:
             heat = np.where(part, heat, 0.0).astype(np.float32)
-        if spec.pick == "agree" and not first:
+        if (spec.pick == "agree" and not first) or prob <= floor:
             continue  # the closer look does not see this label here: keep the frame's map
         score = top if spec.pick == "max" else prob
         if heat.max() > 0 and (best is None or score > best[0]):
@@ -151,6 +163,7 @@ def zoom_explanation(
     logit_scale: float,
     spec: ZoomSpec,
     roi: np.ndarray | None = None,
+    frame_embedding: np.ndarray | None = None,
 ):
     """A models.explain.Explanation refined by `zoom` (the same one back when zoom finds nothing):
     heatmap, overlay, peak and region from the winning window; target and layer say so."""
@@ -160,7 +173,7 @@ def zoom_explanation(
 
     from models.explain import OVERLAY_IMAGE_WEIGHT
 
-    z = zoom(encode, frame, explanation.heatmap, direction, library, logit_scale, spec, roi)
+    z = zoom(encode, frame, explanation.heatmap, direction, library, logit_scale, spec, roi, frame_embedding)
     if z is None:
         return explanation
     rgb = frame if frame.ndim == 3 else np.repeat(frame[:, :, None], 3, axis=2)

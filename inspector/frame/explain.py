@@ -198,7 +198,7 @@ def _explain(
 
             e = dense_explanation(rgb, features, text, other, library=library, logit_scale=scale, blur=True)
             if settings.zoom_windows > 0 and other is None and library is not None:
-                e = _zoomed(model, e, rgb, text, library, scale, settings, source_id, crops)
+                e = _zoomed(model, e, rgb, text, library, scale, settings, source_id, crops, features.embedding)
         else:
             if model.explainer is None:
                 raise InspectorError("this station's model cannot explain its rankings (no Grad-CAM for it)")
@@ -207,7 +207,16 @@ def _explain(
 
 
 def _zoomed(
-    model, e, rgb: np.ndarray, text: np.ndarray, library: np.ndarray, scale: float, settings, source_id: str, crops=None
+    model,
+    e,
+    rgb: np.ndarray,
+    text: np.ndarray,
+    library: np.ndarray,
+    scale: float,
+    settings,
+    source_id: str,
+    crops=None,
+    frame_embedding: np.ndarray | None = None,
 ):
     """The dense explanation refined by the coarse-to-fine zoom ([scoring] zoom_*; models/zoom.py):
     the map's top maxima looked at again, closer, each crop one forward without tiles."""
@@ -228,7 +237,7 @@ def _zoomed(
             crops[key] = model.scorer.encode_frame(crop, keep, frontend=front)
         return crops[key]
 
-    return zoom_explanation(e, rgb, encode, text, library, scale, spec, roi)
+    return zoom_explanation(e, rgb, encode, text, library, scale, spec, roi, frame_embedding)
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> None:

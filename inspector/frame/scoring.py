@@ -54,8 +54,8 @@ class ScoringSettings:
     flips: str = "none"  # test-time flip averaging: none, h, hv
     # Coarse-to-fine zoom of the localization map (models/zoom.py): the map's top zoom_windows maxima
     # cropped (zoom_window frame px), scored again at zoom_input px, the window with the highest
-    # zoom_pick ("prob", "max", or "agree": prob among windows whose crop ranks the label first) gives
-    # peak and region. 0 = off. One extra forward per window.
+    # zoom_pick ("prob", "max", "agree": prob among windows whose crop ranks the label first, "rise":
+    # prob among windows where it beats the whole frame's) gives peak and region. 0 = off. One extra forward per window.
     # Default 1 x 128 px at 448: validation hits 0.79/0.78 -> 0.84/0.84 (224-px frames) and
     # 0.20/0.17 -> 0.37/0.30 (small defects on 1024-px frames); more windows lowered them (BENCHMARKS.md).
     zoom_windows: int = 1
@@ -151,10 +151,15 @@ def check_settings(s: ScoringSettings, source: str = "[scoring]") -> None:
         problems.append(f"local_weight {s.local_weight} (0..1)")
     if s.flips not in ("none", "h", "hv"):
         problems.append(f"flips {s.flips!r} (none, h or hv)")
-    if s.zoom_windows < 0 or s.zoom_window < 16 or s.zoom_input < 32 or s.zoom_pick not in ("prob", "max", "agree"):
+    if (
+        s.zoom_windows < 0
+        or s.zoom_window < 16
+        or s.zoom_input < 32
+        or s.zoom_pick not in ("prob", "max", "agree", "rise")
+    ):
         problems.append(
             f"zoom_windows {s.zoom_windows} / zoom_window {s.zoom_window} / zoom_input {s.zoom_input} / zoom_pick "
-            f"{s.zoom_pick!r} (windows >= 0, window >= 16, input >= 32, pick prob, max or agree)"
+            f"{s.zoom_pick!r} (windows >= 0, window >= 16, input >= 32, pick prob, max, agree or rise)"
         )
     if problems:
         raise ConfigError(f"{source}: [scoring] " + "; ".join(problems))

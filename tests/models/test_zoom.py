@@ -84,3 +84,19 @@ def test_agree_keeps_the_frame_map_when_the_closer_look_sees_another_label() -> 
     assert zoom(encode, rgb, coarse, OK, LIBRARY, 10.0, ZoomSpec(1, 128, 448, "prob")) is not None
     refined = zoom(encode, rgb, coarse, SCRATCH, LIBRARY, 10.0, spec)
     assert refined is not None and 600 <= refined.peak[0] < 696 and 400 <= refined.peak[1] < 496
+
+
+def test_rise_zooms_where_the_label_gains_over_the_whole_frame() -> None:
+    """Pick "rise": a window counts only when the label's probability on the crop beats the whole
+    frame's; the scratch's gains (it fills more of the crop), the clean surface's falls."""
+    rgb = np.zeros((512, 768, 3), np.uint8)
+    rgb[400:432, 600:632] = 255  # a small scratch: the whole frame reads "a clean part"
+    frame = encode(rgb).embedding
+    coarse = np.zeros((512, 768), np.float32)
+    coarse[416, 616] = 1.0
+    spec = ZoomSpec(1, 128, 448, "rise")
+    refined = zoom(encode, rgb, coarse, SCRATCH, LIBRARY, 10.0, spec, None, frame)
+    assert refined is not None and 600 <= refined.peak[0] < 632 and 400 <= refined.peak[1] < 432
+    assert zoom(encode, rgb, coarse, OK, LIBRARY, 10.0, spec, None, frame) is None
+    with pytest.raises(ValueError, match="frame's embedding"):
+        zoom(encode, rgb, coarse, SCRATCH, LIBRARY, 10.0, spec)
