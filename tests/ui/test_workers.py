@@ -62,3 +62,32 @@ def test_a_kept_worker_is_held_until_its_thread_ends_and_waited_for_at_exit(qtbo
     gate.set()
     assert wait_for_workers(5000)
     qtbot.waitUntil(lambda: not is_kept(task), timeout=2000)  # released once its thread ended
+
+
+def test_a_heatmap_failure_after_its_view_is_gone_reaches_nobody(qtbot) -> None:
+    """The view (and its worker) can be deleted while a heatmap is computing: the task's late failure
+    must not be delivered to the deleted worker (a lambda slot would be; a bound slot is dropped)."""
+    import shiboken6
+
+    from ui.widgets.heatmap_worker import HeatmapWorker
+
+    worker = HeatmapWorker(station=None)  # explain_candidate on no station fails: a stand-in for a fault
+    worker.request("main", "k1", result=None, rank=1)
+    task = worker._task
+    shiboken6.delete(worker)  # as when the parent view closes, without stop()
+    assert task.wait(5000)
+    qtbot.wait(200)  # the task's signals are delivered now; an error in a slot fails the test
+
+
+def test_stopping_a_heatmap_worker_disconnects_a_task_that_just_finished(qtbot) -> None:
+    """stop() after the task finished but before its signals arrived: nothing is delivered."""
+    from ui.widgets.heatmap_worker import HeatmapWorker
+
+    worker = HeatmapWorker(station=None)
+    messages = []
+    worker.unavailable.connect(lambda key, message: messages.append(key))
+    worker.request("main", "k1", result=None, rank=1)
+    task = worker._task
+    assert task.wait(5000) and worker.stop(wait_ms=5000)
+    qtbot.wait(200)
+    assert messages == [] and not worker.busy()

@@ -53,6 +53,7 @@ class HeatmapWorker(QObject):
         self.station = station
         self._pending: dict[str, tuple] = {}
         self._task: Task | None = None
+        self._key: Hashable = None  # the running task's key (one task at a time)
         self._stopped = False
 
     def request(self, slot: str, key: Hashable, result: InspectionResult, rank: int, versus: int | None = None) -> None:
@@ -73,12 +74,16 @@ class HeatmapWorker(QObject):
         self._stopped = True
         self._pending.clear()
         task, self._task = self._task, None
-        if task is None or task.wait(wait_ms):
+        if task is None:
             return True
+        finished = task.wait(wait_ms)
         for signal in (task.finished, task.failed, task.done):
-            signal.disconnect()  # its answer has nobody to go to: the view may be deleted before it arrives
-        keep_alive(task, task.done)
-        return False
+            # Its answer has nobody to go to, even when it has just finished: its signals may still be
+            # queued for this thread, and the view may be deleted before they arrive.
+            signal.disconnect()
+        if not finished:
+            keep_alive(task, task.done)
+        return finished
 
     def _start_next(self) -> None:
         if self._stopped or not self._pending:
@@ -86,11 +91,15 @@ class HeatmapWorker(QObject):
         slot = "main" if "main" in self._pending else next(iter(self._pending))
         result, rank, versus, key = self._pending.pop(slot)
         task = Task(_explain, self.station, result, rank, versus, key)
+        self._key = key
         task.finished.connect(self.ready)
-        task.failed.connect(lambda message, key=key: self.unavailable.emit(key, message))
+        task.failed.connect(self._failed)  # a bound slot: Qt drops it with this object, a lambda it would not
         task.done.connect(self._task_done)
         self._task = task
         task.start()
+
+    def _failed(self, message: str) -> None:
+        self.unavailable.emit(self._key, message)
 
     def _task_done(self) -> None:
         # Start the next one from the event loop, not inside the finished task's own signal; the
