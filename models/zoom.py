@@ -141,7 +141,8 @@ def zoom(
 
 
 def place(coarse: np.ndarray, heat: np.ndarray, box: Box, score: float) -> Zoomed:
-    """The frame map (scaled to max 1) with `box` replaced by the window's map (scaled to max 1);
+    """The frame map (scaled to max 1) with `box` replaced by the window's map (scaled to max 1,
+    feathered into the frame's at the window's inner sides);
     the peak and region are the window's (region: the peak's connected area >= half its max)."""
     from models.explain import _hottest_region  # the frame path's own peak rule (plateau centre, half max)
 
@@ -149,9 +150,29 @@ def place(coarse: np.ndarray, heat: np.ndarray, box: Box, score: float) -> Zoome
     out = np.nan_to_num(coarse, nan=0.0).astype(np.float32)
     out = out / max(float(out.max()), 1e-12)
     local = (heat / float(heat.max())).astype(np.float32)
-    out[y0:y1, x0:x1] = local
+    weight = _feather(out.shape, box)
+    out[y0:y1, x0:x1] = weight * local + (1.0 - weight) * out[y0:y1, x0:x1]
     (px, py), (bx0, by0, bx1, by1) = _hottest_region(local)
     return Zoomed(out, (px + x0, py + y0), (bx0 + x0, by0 + y0, bx1 + x0, by1 + y0), box, score)
+
+
+def _feather(shape: tuple[int, ...], box: Box) -> np.ndarray:
+    """Weight of the window's own map inside `box`: 1 within, ramping to 0 over an eighth of the window
+    at sides inside the frame, so the overlay shows no hard square seam (the peak is the window's)."""
+    x0, y0, x1, y1 = box
+    h, w = shape[:2]
+
+    def ramp(n: int, lo_edge: bool, hi_edge: bool) -> np.ndarray:
+        width = max(1, n // 8)
+        r = np.ones(n, np.float32)
+        edge = (np.arange(width, dtype=np.float32) + 0.5) / width
+        if not lo_edge:
+            r[:width] = np.minimum(r[:width], edge)
+        if not hi_edge:
+            r[n - width :] = np.minimum(r[n - width :], edge[::-1])
+        return r
+
+    return np.outer(ramp(y1 - y0, y0 == 0, y1 == h), ramp(x1 - x0, x0 == 0, x1 == w)).astype(np.float32)
 
 
 def zoom_explanation(

@@ -100,3 +100,19 @@ def test_rise_zooms_where_the_label_gains_over_the_whole_frame() -> None:
     assert zoom(encode, rgb, coarse, OK, LIBRARY, 10.0, spec, None, frame) is None
     with pytest.raises(ValueError, match="frame's embedding"):
         zoom(encode, rgb, coarse, SCRATCH, LIBRARY, 10.0, spec)
+
+
+def test_the_window_is_feathered_into_the_frame_map() -> None:
+    """No hard square in the overlay: at the window's inner sides its map fades into the frame's;
+    at a side on the frame's border it does not need to; the peak is the window's."""
+    from models.zoom import place
+
+    coarse = np.full((200, 300), 0.2, np.float32)
+    coarse[0, 0] = 1.0
+    window = np.zeros((64, 64), np.float32)
+    window[32, 32] = 1.0
+    window[:, 0] = 0.9  # strong at the window's left edge, which is inside the frame
+    z = place(coarse, window, (100, 0, 164, 64), 0.5)  # top side on the frame's border
+    assert z.peak == (132, 32)
+    assert abs(z.heat[32, 100] - 0.2) < 0.2 * 0.9  # left side: mostly the frame's map
+    assert z.heat[0, 132] == pytest.approx(0.0, abs=1e-6)  # top side: the window's own map (0 there)
