@@ -253,6 +253,18 @@ def metrics(name: str, s: np.ndarray, y: np.ndarray, probs: np.ndarray | None, n
     }
 
 
+def load_set(name: str, cache: Path, scorer: Any) -> tuple[Any, np.ndarray, list[str], np.ndarray, np.ndarray, tuple]:
+    """(cached features, labels, label names, description embeddings, descriptions per label,
+    (test, validation, pool) indices) of one data set."""
+    f = features(name, cache)
+    texts = library_texts(name)
+    names = list(texts)
+    text_emb = scorer.embed_texts([t for n in names for t in texts[n]])
+    counts = np.array([len(texts[n]) for n in names])
+    y = np.array([names.index(v) for v in f["labels"]])
+    return f, y, names, text_emb, counts, splits(name, f)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from models.factory import load_model
     from models.scorer import TorchScorer
@@ -260,13 +272,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     scorer = TorchScorer(load_model("inspector-default-v1", device="cpu"))
     sets = {}
     for name in args.datasets:
-        f = features(name, Path(args.cache))
-        texts = library_texts(name)
-        names = list(texts)
-        text_emb = scorer.embed_texts([t for n in names for t in texts[n]])
-        counts = np.array([len(texts[n]) for n in names])
-        y = np.array([names.index(v) for v in f["labels"]])
-        test, val, pool = splits(name, f)
+        f, y, names, text_emb, counts, (test, val, pool) = load_set(name, Path(args.cache), scorer)
         probs = f["x_probability"].astype(float) if name == "elpv" else None
         sets[name] = (f["emb"], y, names, text_emb, counts, test, val, pool, probs)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.examples_curve import BUDGETS, ROOT, STATION, draw, features, library_texts, metrics, scores, splits
+from bench.examples_curve import BUDGETS, ROOT, STATION, draw, load_set, metrics, scores
 
 SETTINGS = {
     "prior 1 + shrink 2 (default)": {**STATION, "prior": 1.0, "shrink": 2.0},
@@ -37,13 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     scorer = TorchScorer(load_model("inspector-default-v1", device="cpu"))
     print(f"| data set | confirmed parts | {' | '.join(SETTINGS)} |\n|---|---|" + "---|" * len(SETTINGS))
     for name in ("textile", "elpv"):
-        f = features(name, Path(args.cache))
-        texts = library_texts(name)
-        names = list(texts)
-        text_emb = scorer.embed_texts([t for n in names for t in texts[n]])
-        counts = np.array([len(texts[n]) for n in names])
-        y = np.array([names.index(v) for v in f["labels"]])
-        test, val, pool = splits(name, f)
+        f, y, names, text_emb, counts, (test, val, pool) = load_set(name, Path(args.cache), scorer)
         idx = test if args.split == "test" else val
         probs = f["x_probability"].astype(float)[idx] if name == "elpv" else None
         plant = np.bincount(y[pool], minlength=len(names))  # the pool's mix, as in examples_curve
