@@ -93,7 +93,8 @@ class PastModels:
                     f" from {ref}: {exc}. Restore that file from a backup to see where that model looked"
                 ) from None
             library = log.library.library(version)
-            return compile_model(scorer, library, version, log, ref, "registry", station.scoring.caption_templates)
+            s = station.scoring
+            return compile_model(scorer, library, version, log, ref, "registry", s.caption_templates, s.example_prior)
 
 
 _BY_STATION: weakref.WeakKeyDictionary[object, PastModels] = weakref.WeakKeyDictionary()

@@ -81,7 +81,14 @@ class Station(FramePath, LibraryRefresh, ModelSwap):
     ) -> None:
         self.log, self.policy, self.scoring, self.product_id = log, policy, scoring, product_id
         self._model = compile_model(
-            scorer, library, library_version, log, ref or scorer.model_id, source, scoring.caption_templates
+            scorer,
+            library,
+            library_version,
+            log,
+            ref or scorer.model_id,
+            source,
+            scoring.caption_templates,
+            scoring.example_prior,
         )
         # Told of every committed inspection (search indexer, drift monitor); must not block.
         self.recorded_listeners = []

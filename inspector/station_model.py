@@ -133,6 +133,7 @@ class ModelState:
     templates: tuple[str, ...] = ()  # caption templates around each description ([scoring])
     # Legacy (weights-only) ids bound to this model at the upgrade: records under them are its rankings.
     legacy_ids: frozenset[str] = frozenset()
+    example_prior: bool = True  # the example probe's prior shift from the decision log ([scoring])
 
     @property
     def model_id(self) -> str:
@@ -170,13 +171,16 @@ class ModelState:
             templated(lambda texts: embed_cached(self.scorer, log, self.memory, texts), self.templates),
             self.scorer.model_id,
             version,
-            example_compiler(library, self.scorer.embed_images, self.scorer.model_id, log, _decided(log)),
+            example_compiler(
+                library, self.scorer.embed_images, self.scorer.model_id, log, _decided(log, self.example_prior)
+            ),
         )
 
 
-def _decided(log: DecisionLog | None) -> Callable[[], dict[str, int]] | None:
-    """The plant's label mix for the example probe's prior shift: the decision log's decided labels."""
-    return None if log is None else lambda: decided_label_counts(log)
+def _decided(log: DecisionLog | None, use: bool = True) -> Callable[[], dict[str, int]] | None:
+    """The plant's label mix for the example probe's prior shift: the decision log's decided labels
+    (None: no shift, without a log or with [scoring] example_prior = false)."""
+    return None if log is None or not use else lambda: decided_label_counts(log)
 
 
 def compile_model(
@@ -187,6 +191,7 @@ def compile_model(
     ref: str,
     source: str,
     templates: tuple[str, ...] = (),
+    example_prior: bool = True,
 ) -> ModelState:
     """A ModelState with `library` (version `version`) compiled for `scorer` (descriptions in `templates`)."""
     memory: dict[str, np.ndarray] = {}
@@ -195,7 +200,7 @@ def compile_model(
         templated(lambda texts: embed_cached(scorer, log, memory, texts), templates),
         scorer.model_id,
         version,
-        example_compiler(library, scorer.embed_images, scorer.model_id, log, _decided(log)),
+        example_compiler(library, scorer.embed_images, scorer.model_id, log, _decided(log, example_prior)),
     )
     legacy = model_aliases.legacy_ids(log.sdb.conn, scorer.model_id) if log is not None else frozenset()
-    return ModelState(scorer, index, ref, source, memory, tuple(templates), legacy)
+    return ModelState(scorer, index, ref, source, memory, tuple(templates), legacy, example_prior)

@@ -36,11 +36,19 @@ class ModelSwap:
         if self.log is None:
             index = self._model.index
             return compile_model(
-                scorer, index.library, index.library_version, None, ref, source, self.scoring.caption_templates
+                scorer,
+                index.library,
+                index.library_version,
+                None,
+                ref,
+                source,
+                self.scoring.caption_templates,
+                self.scoring.example_prior,
             )
         with DecisionLog.open(self.log.sdb.path, create=False) as log:
             version, library = log.library.in_force()
-            return compile_model(scorer, library, version, log, ref, source, self.scoring.caption_templates)
+            s = self.scoring
+            return compile_model(scorer, library, version, log, ref, source, s.caption_templates, s.example_prior)
 
     def adopt(self, state: ModelState, reason: str = "") -> None:
         """Run `state` from the next frame on (call on the thread that owns the log); a logged event."""

@@ -63,6 +63,10 @@ class ScoringSettings:
     zoom_input: int = 448
     zoom_pick: str = "prob"
     caption_templates: tuple[str, ...] = ()  # e.g. ("close-up of {}",): averaged with the plain description
+    # The example probe's prior shift toward the plant's decided label mix (inspector/frame/example_probe.py).
+    # It raises accuracy where the mix is steady, but where defects are rare it moves borderline parts
+    # toward "ok": a plant that would rather review more parts than pass a defect sets it false.
+    example_prior: bool = True
     roi: CameraRoi = field(default_factory=CameraRoi)  # every camera without its own
     cameras: tuple[tuple[str, CameraRoi], ...] = ()  # per source id
 
@@ -118,6 +122,10 @@ def parse_scoring(section: dict[str, Any], source: str) -> ScoringSettings:
             if not isinstance(section[key], kind) or isinstance(section[key], bool):
                 raise ConfigError(f"{source}: [scoring] {key} has the wrong type ({type(section[key]).__name__})")
             values[key] = section[key]
+    if "example_prior" in section:
+        if not isinstance(section["example_prior"], bool):
+            raise ConfigError(f"{source}: [scoring] example_prior must be true or false")
+        values["example_prior"] = section["example_prior"]
     templates = section.get("caption_templates", [])
     if not isinstance(templates, list) or not all(isinstance(t, str) and t.count("{}") == 1 for t in templates):
         raise ConfigError(f"{source}: [scoring] caption_templates must be strings with one '{{}}' each")

@@ -16,6 +16,7 @@ from inspector.config import DatabaseConfig, LibraryConfig, StationConfig
 from inspector.frame.example_cache import BlendParams, blend, calibrate, soft_nearest
 from inspector.frame.example_probe import METHOD, PRIOR_MIN_DECISIONS, ProbeParams, plant_prior
 from inspector.frame.records import Decision, Frame
+from inspector.frame.scoring import ScoringSettings
 from inspector.library.examples import example_set, example_set_hash
 from inspector.library.labels import Example, load_library, seed_library_dir
 from inspector.station import Station
@@ -43,10 +44,11 @@ def _frame(red: int, seq: int = 0) -> Frame:
 
 
 @pytest.fixture()
-def station(tmp_path: Path):
+def station(tmp_path: Path, request):
     config = StationConfig(
         library=LibraryConfig(str(seed_library_dir() / "generic_surfaces.yaml")),
         database=DatabaseConfig(str(tmp_path / "station.db")),
+        scoring=ScoringSettings(example_prior=getattr(request, "param", True)),  # [scoring] example_prior
     )
     with Station.open(config, scorer=_scorer()) as station:
         log = station.log
@@ -172,8 +174,12 @@ def test_example_embeddings_are_cached_like_descriptions(station) -> None:
     assert np.allclose(cache.keys[cache.label_of == dent][0], text_vector(LOOK, DIM))
 
 
+@pytest.mark.parametrize("station", [True, False], indirect=True, ids=["prior", "example_prior=false"])
 def test_the_plant_mix_from_the_decision_log_is_the_probes_prior_and_on_the_record(station) -> None:
+    """The decided mix becomes the probe's prior, on the record; [scoring] example_prior = false keeps
+    the probe unshifted (a plant that would rather review than pass a rare defect)."""
     station, qa, op = station
+    use_prior = station.scoring.example_prior
     log = station.log
     sha = store_image(log.sdb.image_root, _rgb(90))
     log.library.add_example("dent", Example(sha256=sha, reason="seen on line 2"), qa, "dent photo")
@@ -194,5 +200,8 @@ def test_the_plant_mix_from_the_decision_log_is_the_probes_prior_and_on_the_reco
     assert expected is not None and max(expected) > 2 * min(expected)  # a skewed plant
     later = station.record(station.inspect(_frame(90), image_sha256="2" * 64), op)
     examples = json.loads(log.scoring_config(later.inspection_id))["examples"]
+    if not use_prior:
+        assert examples["prior"] is None and station.index.examples.probe.prior is None
+        return
     assert examples["prior"] == list(expected) and examples["prior_strength"] == ProbeParams().prior_strength
     assert station.index.examples.probe.prior == expected

@@ -37,6 +37,8 @@ def test_scoring_defaults_and_toml(tmp_path: Path) -> None:
     )
     assert s.caption_templates == ("close-up of {}",)
     assert s.roi_for("cam0").rects == ((0, 0, 100, 50),) and s.roi_for("cam1").rects == ((10, 10, 20, 20),)
+    path.write_text("[scoring]\nexample_prior = false\n")
+    assert load_config(path).scoring.example_prior is False and ScoringSettings().example_prior is True
     path.write_text('[scoring.cameras.cam2]\nroi_mask = "masks/cam2.png"\n')
     assert load_config(path).scoring.roi_for("cam2").mask == str(tmp_path / "masks" / "cam2.png")
 
@@ -53,6 +55,7 @@ def test_scoring_defaults_and_toml(tmp_path: Path) -> None:
         ("[scoring]\nlocal_weight = 1.5\n", "local_weight"),
         ("[scoring]\nzoom_pick = 'best'\n", "zoom_pick"),
         ("[scoring]\nzoom_windows = -1\n", "zoom_windows"),
+        ("[scoring]\nexample_prior = 'no'\n", "example_prior must be true or false"),
     ],
 )
 def test_bad_scoring_keys_refused(tmp_path: Path, text: str, message: str) -> None:
