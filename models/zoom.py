@@ -175,28 +175,15 @@ def _feather(shape: tuple[int, ...], box: Box) -> np.ndarray:
     return np.outer(ramp(y1 - y0, y0 == 0, y1 == h), ramp(x1 - x0, x0 == 0, x1 == w)).astype(np.float32)
 
 
-def zoom_explanation(
-    explanation,
-    frame: np.ndarray,
-    encode: Callable[[np.ndarray, np.ndarray | None], FrameFeatures],
-    direction: np.ndarray,
-    library: np.ndarray,
-    logit_scale: float,
-    spec: ZoomSpec,
-    roi: np.ndarray | None = None,
-    frame_embedding: np.ndarray | None = None,
-):
-    """A models.explain.Explanation refined by `zoom` (the same one back when zoom finds nothing):
-    heatmap, overlay, peak and region from the winning window; target and layer say so."""
+def zoomed_explanation(explanation, frame: np.ndarray, z: Zoomed, spec: ZoomSpec):
+    """A models.explain.Explanation with the heatmap, overlay, peak and region of `zoom`'s winning
+    window; its layer says so."""
     from dataclasses import replace
 
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
     from models.explain import OVERLAY_IMAGE_WEIGHT
 
-    z = zoom(encode, frame, explanation.heatmap, direction, library, logit_scale, spec, roi, frame_embedding)
-    if z is None:
-        return explanation
     rgb = frame if frame.ndim == 3 else np.repeat(frame[:, :, None], 3, axis=2)
     overlay = show_cam_on_image(rgb.astype(np.float32) / 255.0, z.heat, use_rgb=True, image_weight=OVERLAY_IMAGE_WEIGHT)
     layer = f"{explanation.layer} + zoom {spec.windows}x{spec.window}px@{spec.input_size}"

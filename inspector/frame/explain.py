@@ -223,7 +223,7 @@ def _zoomed(
     from inspector.frame.scoring import roi_mask
     from models.dense_map import FrontEnd
     from models.tiling import TileSpec
-    from models.zoom import ZoomSpec, zoom_explanation
+    from models.zoom import ZoomSpec, zoom, zoomed_explanation
 
     spec = ZoomSpec(settings.zoom_windows, settings.zoom_window, settings.zoom_input, settings.zoom_pick)
     front = FrontEnd(settings.zoom_input, TileSpec("off"), settings.flips)
@@ -237,7 +237,8 @@ def _zoomed(
             crops[key] = model.scorer.encode_frame(crop, keep, frontend=front)
         return crops[key]
 
-    return zoom_explanation(e, rgb, encode, text, library, scale, spec, roi, frame_embedding)
+    z = zoom(encode, rgb, e.heatmap, text, library, scale, spec, roi, frame_embedding)
+    return e if z is None else zoomed_explanation(e, rgb, z, spec)
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> None:

@@ -55,7 +55,8 @@ class ScoringSettings:
     # Coarse-to-fine zoom of the localization map (models/zoom.py): the map's top zoom_windows maxima
     # cropped (zoom_window frame px), scored again at zoom_input px, the window with the highest
     # zoom_pick ("prob", "max", "agree": prob among windows whose crop ranks the label first, "rise":
-    # prob among windows where it beats the whole frame's) gives peak and region. 0 = off. One extra forward per window.
+    # prob among windows where it beats the whole frame's; models.zoom.PICKS) gives peak and region.
+    # 0 = off. One extra forward per window.
     # Default 1 x 128 px at 448: validation hits 0.79/0.78 -> 0.84/0.84 (224-px frames) and
     # 0.20/0.17 -> 0.37/0.30 (small defects on 1024-px frames); more windows lowered them (BENCHMARKS.md).
     zoom_windows: int = 1
