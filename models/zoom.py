@@ -27,7 +27,13 @@ from models.tiling import Box
 # lands on the one salient spot, and the map stops telling the candidates apart (wrong-text control).
 # "rise": as "prob", but a window counts only when the closer look gives the label a higher
 # probability than the whole frame did (it is where the evidence for this label is).
-PICKS = ("prob", "max", "agree", "rise")
+# "auto": "agree" for a window that covers at least AGREE_AREA of the frame, "prob" for a smaller one.
+# A window that is most of the frame gains little resolution, and without the check every label's map
+# moves to the frame's one salient spot; a small window on a large frame is where the closer look sees
+# what the frame's forward could not, and its crop's embedding is mostly background, so the crop-level
+# check would reject the very defect it found (validation: bench/results/issue12/zoom/auto/).
+PICKS = ("prob", "max", "agree", "rise", "auto")
+AGREE_AREA = 0.25
 BLUR_CELLS = 0.5  # as models.explain.PEAK_BLUR_CELLS (the crop's map is smoothed like the frame's)
 
 
@@ -36,11 +42,12 @@ class ZoomSpec:
     """Zoom options (each is part of the scoring configuration when `windows` > 0)."""
 
     windows: int = 0  # K local maxima looked at again; 0 = no zoom
-    window: int = 128  # side of the square crop, frame px (clipped to the frame)
+    window: int = 176  # side of the square crop, frame px (clipped to the frame)
     input_size: int = 448  # short side the crop is resized to for its forward, px
-    pick: str = "prob"  # which window wins: "prob" (label's softmax probability on the crop), "max" (map max),
+    pick: str = "auto"  # which window wins: "prob" (label's softmax probability on the crop), "max" (map max),
     # "agree" ("prob", among windows whose crop ranks the label first) or "rise" ("prob", among
-    # windows where the label's probability exceeds the whole frame's)
+    # windows where the label's probability exceeds the whole frame's) or "auto" ("agree" for a window
+    # covering at least AGREE_AREA of the frame, else "prob")
 
     def __post_init__(self) -> None:
         if self.windows < 0 or self.window < 16 or self.input_size < 32 or self.pick not in PICKS:
@@ -129,7 +136,8 @@ def zoom(
         heat, prob, top, first = crop_map(feats, unit(direction), lib, logit_scale, y1 - y0, x1 - x0)
         if part is not None:
             heat = np.where(part, heat, 0.0).astype(np.float32)
-        if (spec.pick == "agree" and not first) or prob <= floor:
+        agree = spec.pick == "agree" or (spec.pick == "auto" and (x1 - x0) * (y1 - y0) >= AGREE_AREA * h * w)
+        if (agree and not first) or prob <= floor:
             continue  # the closer look does not see this label here: keep the frame's map
         score = top if spec.pick == "max" else prob
         if heat.max() > 0 and (best is None or score > best[0]):

@@ -55,14 +55,17 @@ class ScoringSettings:
     # Coarse-to-fine zoom of the localization map (models/zoom.py): the map's top zoom_windows maxima
     # cropped (zoom_window frame px), scored again at zoom_input px, the window with the highest
     # zoom_pick ("prob", "max", "agree": prob among windows whose crop ranks the label first, "rise":
-    # prob among windows where it beats the whole frame's; models.zoom.PICKS) gives peak and region.
-    # 0 = off. One extra forward per window.
-    # Default 1 x 128 px at 448: validation hits 0.79/0.78 -> 0.84/0.84 (224-px frames) and
-    # 0.20/0.17 -> 0.37/0.30 (small defects on 1024-px frames); more windows lowered them (BENCHMARKS.md).
+    # prob among windows where it beats the whole frame's, "auto": "agree" for a window covering at
+    # least a quarter of the frame, else "prob"; models.zoom.PICKS) gives peak and region. 0 = off.
+    # One extra forward per window.
+    # Default 1 x 176 px at 448, "auto": on validation (seeds 0 / 1) 224-px frames 0.79/0.78 ->
+    # 0.85/0.83 with the true/wrong-text ratio 3.2x/3.5x -> 3.1x/3.2x ("prob" at 128 px, the former
+    # default: 0.84/0.84 but 2.2x/2.1x), small defects on 1024-px frames 0.20/0.17 -> 0.33/0.35
+    # (BENCHMARKS.md, "zoom pick auto").
     zoom_windows: int = 1
-    zoom_window: int = 128
+    zoom_window: int = 176
     zoom_input: int = 448
-    zoom_pick: str = "prob"
+    zoom_pick: str = "auto"
     caption_templates: tuple[str, ...] = ()  # e.g. ("close-up of {}",): averaged with the plain description
     # The example probe's prior shift toward the plant's decided label mix (inspector/frame/example_probe.py).
     # It raises accuracy where the mix is steady, but where defects are rare it moves borderline parts
@@ -164,11 +167,11 @@ def check_settings(s: ScoringSettings, source: str = "[scoring]") -> None:
         s.zoom_windows < 0
         or s.zoom_window < 16
         or s.zoom_input < 32
-        or s.zoom_pick not in ("prob", "max", "agree", "rise")
+        or s.zoom_pick not in ("prob", "max", "agree", "rise", "auto")
     ):
         problems.append(
             f"zoom_windows {s.zoom_windows} / zoom_window {s.zoom_window} / zoom_input {s.zoom_input} / zoom_pick "
-            f"{s.zoom_pick!r} (windows >= 0, window >= 16, input >= 32, pick prob, max, agree or rise)"
+            f"{s.zoom_pick!r} (windows >= 0, window >= 16, input >= 32, pick prob, max, agree, rise or auto)"
         )
     if problems:
         raise ConfigError(f"{source}: [scoring] " + "; ".join(problems))

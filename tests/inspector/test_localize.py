@@ -157,7 +157,9 @@ def test_zoomed_peak_and_region_in_frame_pixels(h: int, w: int, x: int, y: int) 
     rgb = np.zeros((h, w, 3), np.uint8)
     rgb[y : y + 2 * CELL, x : x + 2 * CELL] = 255  # 32 px: a whole 16-px cell of any crop lies inside
     station = Station(
-        TiledFake(image_text="a clean part"), LIB3, scoring=ScoringSettings(zoom_windows=2, zoom_window=128)
+        TiledFake(image_text="a clean part"),
+        LIB3,
+        scoring=ScoringSettings(zoom_windows=2, zoom_window=128, zoom_pick="prob"),  # geometry, not the pick rule
     )
     result = station.inspect(Frame(rgb, utc_now(), "cam", 0))
     scratch = next(m for m in localize_candidates(station, result) if m.label_id == "scratch")
@@ -180,6 +182,6 @@ def test_zoom_is_recorded_in_the_scoring_config_only_when_on() -> None:
     assert set(off.as_dict()) == {"model_id", "front_end", "local_weight", "caption_templates", "map_size", "roi"}
     assert scoring_config(DenseFake(), ScoringSettings()).as_dict()["zoom"]["windows"] == 1  # the default
     on = scoring_config(DenseFake(), ScoringSettings(zoom_windows=2, zoom_window=96))
-    assert on.as_dict()["zoom"] == {"windows": 2, "window": 96, "input": 448, "pick": "prob"} and on.id != off.id
+    assert on.as_dict()["zoom"] == {"windows": 2, "window": 96, "input": 448, "pick": "auto"} and on.id != off.id
     other = scoring_config(DenseFake(), ScoringSettings(zoom_windows=2, zoom_window=96, zoom_pick="max"))
     assert other.id not in (on.id, off.id)

@@ -86,6 +86,20 @@ def test_agree_keeps_the_frame_map_when_the_closer_look_sees_another_label() -> 
     assert refined is not None and 600 <= refined.peak[0] < 696 and 400 <= refined.peak[1] < 496
 
 
+def test_auto_checks_agreement_only_for_a_window_that_is_most_of_the_frame() -> None:
+    """Pick "auto": on a frame hardly larger than the window the closer look must rank the label first
+    (as "agree"); on a large frame, where the window is a small part, it need not (as "prob")."""
+    spec = ZoomSpec(1, 128, 448, "auto")
+    for h, w, zooms_for_ok in ((192, 192, False), (1024, 1024, True)):
+        rgb = np.zeros((h, w, 3), np.uint8)
+        rgb[48:144, 48:144] = 255  # the scratch fills most of its 128-px window
+        coarse = np.zeros((h, w), np.float32)
+        coarse[96, 96] = 1.0
+        assert (zoom(encode, rgb, coarse, OK, LIBRARY, 10.0, spec) is not None) == zooms_for_ok
+        refined = zoom(encode, rgb, coarse, SCRATCH, LIBRARY, 10.0, spec)
+        assert refined is not None and 48 <= refined.peak[0] < 144 and 48 <= refined.peak[1] < 144
+
+
 def test_rise_zooms_where_the_label_gains_over_the_whole_frame() -> None:
     """Pick "rise": a window counts only when the label's probability on the crop beats the whole
     frame's; the scratch's gains (it fills more of the crop), the clean surface's falls."""
