@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from models.dense_map import FrameFeatures, cam_map, cell_px, unit
+from models.dense_map import FrameFeatures, cam_map, cell_px, roi_box, unit
 from models.tiling import Box
 
 # "agree": as "prob", but a window counts only when the closer look ranks the explained label first
@@ -27,7 +27,8 @@ from models.tiling import Box
 # lands on the one salient spot, and the map stops telling the candidates apart (wrong-text control).
 # "rise": as "prob", but a window counts only when the closer look gives the label a higher
 # probability than the whole frame did (it is where the evidence for this label is).
-# "auto": "agree" for a window that covers at least AGREE_AREA of the frame, "prob" for a smaller one.
+# "auto": "agree" for a window that covers at least AGREE_AREA of the frame (of the region of interest's
+# box where the camera has one), "prob" for a smaller one.
 # A window that is most of the frame gains little resolution, and without the check every label's map
 # moves to the frame's one salient spot; a small window on a large frame is where the closer look sees
 # what the frame's forward could not, and its crop's embedding is mostly background, so the crop-level
@@ -120,6 +121,8 @@ def zoom(
         return None
     h, w = coarse.shape
     lib = np.stack([unit(r) for r in library])
+    rx0, ry0, rx1, ry1 = roi_box(roi, h, w)  # "auto" compares a window with what the station looks at
+    looked_at = (rx1 - rx0) * (ry1 - ry0)
     floor = -1.0
     if spec.pick == "rise":
         if frame_embedding is None:
@@ -136,7 +139,7 @@ def zoom(
         heat, prob, top, first = crop_map(feats, unit(direction), lib, logit_scale, y1 - y0, x1 - x0)
         if part is not None:
             heat = np.where(part, heat, 0.0).astype(np.float32)
-        agree = spec.pick == "agree" or (spec.pick == "auto" and (x1 - x0) * (y1 - y0) >= AGREE_AREA * h * w)
+        agree = spec.pick == "agree" or (spec.pick == "auto" and (x1 - x0) * (y1 - y0) >= AGREE_AREA * looked_at)
         if (agree and not first) or prob <= floor:
             continue  # the closer look does not see this label here: keep the frame's map
         score = top if spec.pick == "max" else prob

@@ -98,6 +98,11 @@ def test_auto_checks_agreement_only_for_a_window_that_is_most_of_the_frame() -> 
         assert (zoom(encode, rgb, coarse, OK, LIBRARY, 10.0, spec) is not None) == zooms_for_ok
         refined = zoom(encode, rgb, coarse, SCRATCH, LIBRARY, 10.0, spec)
         assert refined is not None and 48 <= refined.peak[0] < 144 and 48 <= refined.peak[1] < 144
+    # On the large frame a region of interest of 192 x 192 px makes the window most of what is looked at.
+    roi = np.zeros((1024, 1024), bool)
+    roi[0:192, 0:192] = True
+    assert zoom(encode, rgb, coarse, OK, LIBRARY, 10.0, spec, roi) is None
+    assert zoom(encode, rgb, coarse, SCRATCH, LIBRARY, 10.0, spec, roi) is not None
 
 
 def test_rise_zooms_where_the_label_gains_over_the_whole_frame() -> None:
