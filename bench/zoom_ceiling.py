@@ -3,7 +3,8 @@
     python -m bench.zoom_ceiling [--seed S] [--n N] [--window PX] [--threads T]
 
 On the VALIDATION large-frame set (models.synth.large, seeds 0/1; never a test seed), one window per
-frame is zoomed as models.zoom does (crop, 448 px, softmax map over the 7 defect labels, prob pick)
+frame is zoomed as models.zoom does (models.zoom.zoom: crop, 448 px, softmax map over the 7 defect labels,
+prob pick, which is what "auto" does on these frames)
 and the crop map's peak is scored (within 8 px of the mask), for windows centred on:
 
 - text: the frame map's peak (the station's zoom);
@@ -11,7 +12,8 @@ and the crop map's peak is scored (within 8 px of the mask), for windows centred
   wrong: the ceiling of the crop's map;
 - anomaly: the peak of a label-free self-anomaly map (each 448-tile cell's cosine distance to the
   most similar cell of the same frame at least 48 px away: "unlike the rest of this frame");
-- union: text and anomaly windows both, the higher label probability wins (two crops).
+- union: text and anomaly windows both, the higher label probability wins (two crops; one, when the
+  two centres are within half a window of each other, as models.zoom keeps maxima apart).
 
 "map peak" rows are the frame maps' own peaks without zoom. "wrong" rows use the best-matching wrong
 label, as bench.cam_variants. Chooses nothing; the station's zoom is unchanged by it.
@@ -33,7 +35,7 @@ from models.scorer import TorchScorer
 from models.synth import DEFECT_TYPES, heldout_descriptions
 from models.synth.large import small_defects_on_large_frames
 from models.tiling import TileSpec
-from models.zoom import crop_map, unit, window_box
+from models.zoom import ZoomSpec, zoom
 
 SIZE, BLUR = 1024, 16  # frame px; half a 32-px tile cell, as the station's map
 
@@ -71,18 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     cache: dict[int, FrameFeatures] = {}
 
     def zoom_at(image: np.ndarray, centres: list[tuple[int, int]], text: np.ndarray) -> tuple[int, int]:
-        best = None
-        for x, y in centres:
-            x0, y0, x1, y1 = window_box(x, y, args.window, SIZE, SIZE)
-            crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-            key = hash(crop.tobytes())
-            if key not in cache:
-                cache[key] = scorer.encode_frame(crop, None, frontend=crop_front)
-            heat, prob, _, _ = crop_map(cache[key], unit(text), lib, scale, y1 - y0, x1 - x0)
-            if heat.max() > 0 and (best is None or prob > best[0]):
-                yy, xx = np.unravel_index(int(np.argmax(heat)), heat.shape)
-                best = (prob, (x0 + int(xx), y0 + int(yy)))
-        return best[1] if best else centres[0]
+        """The station's zoom (models.zoom.zoom, prob pick) with its windows centred on `centres`."""
+        coarse = np.zeros((SIZE, SIZE), np.float32)
+        for rank, (x, y) in enumerate(centres):  # a map whose maxima are the centres, in this order
+            coarse[int(np.clip(y, 0, SIZE - 1)), int(np.clip(x, 0, SIZE - 1))] = 1.0 - 0.1 * rank
+        spec = ZoomSpec(len(centres), args.window, 448, "prob")  # "auto" on these frames
+        z = zoom(encode, image, coarse, text, lib, scale, spec)
+        return z.peak if z is not None else centres[0]
+
+    def encode(crop: np.ndarray, roi: np.ndarray | None) -> FrameFeatures:
+        key = hash(crop.tobytes())
+        if key not in cache:
+            cache[key] = scorer.encode_frame(crop, roi, frontend=crop_front)
+        return cache[key]
 
     def peak(heat: np.ndarray) -> tuple[int, int]:
         y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
