@@ -56,7 +56,8 @@ class ScoringSettings:
     # cropped (zoom_window frame px), scored again at zoom_input px, the window with the highest
     # zoom_pick ("prob", "max", "agree": prob among windows whose crop ranks the label first, "rise":
     # prob among windows where it beats the whole frame's, "auto": "agree" for a window covering at
-    # least a quarter of the frame, else "prob"; models.zoom.PICKS) gives peak and region. 0 = off.
+    # least a quarter of the frame, or of the roi's box, else "prob"; models.zoom.PICKS) gives peak
+    # and region. 0 = off.
     # One extra forward per window.
     # Default 1 x 176 px at 448, "auto": on validation (seeds 0 / 1) 224-px frames 0.79/0.78 ->
     # 0.85/0.83 with the true/wrong-text ratio 3.2x/3.5x -> 3.1x/3.2x ("prob" at 128 px, the former
