@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from bench.localization import _unit, box_iou, mask_bbox, near_mask
-from models.dense_map import FrontEnd, cam_map
+from models.dense_map import FrontEnd, cam_map, cell_px
 from models.explain import _hottest_region
 from models.factory import load_model
 from models.scorer import TorchScorer
@@ -59,12 +59,6 @@ DEFAULT_VARIANTS = "gradcam,gradcam+blur,softmax,softmax+blur,softmax-defects,si
 EXTENT_BINS = ((1, 4), (5, 6), (7, 8), (9, 10), (11, 12))
 
 
-def _cell_px(features) -> float:
-    """Frame pixels per feature cell in the views the map uses."""
-    view = features.views[1] if features.tiled else features.views[0]
-    return (view.box[2] - view.box[0]) / view.dense.shape[2]
-
-
 def peak_of(
     variant: str, features, text: np.ndarray, h: int, w: int, libs: dict[str, np.ndarray], scale: float
 ) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
@@ -73,7 +67,7 @@ def peak_of(
     kind, lib = BASE[name]
     heat = cam_map(features, text, None, h, w, kind, libs[lib], scale)
     if blur:
-        heat = cv2.GaussianBlur(heat, (0, 0), 0.5 * _cell_px(features))
+        heat = cv2.GaussianBlur(heat, (0, 0), 0.5 * cell_px(features))
     if heat.max() > 0:
         heat = heat / heat.max()
     return _hottest_region(heat.astype(np.float32))
@@ -90,7 +84,7 @@ def zoom_peak(variant, scorer, image, features, text, libs, cache, clock) -> tup
     spec = zoom_spec(variant)
     h, w = image.shape[:2]
     heat = cam_map(features, text, None, h, w, "softmax", libs["defects"], scorer.logit_scale)
-    heat = cv2.GaussianBlur(heat, (0, 0), 0.5 * _cell_px(features))
+    heat = cv2.GaussianBlur(heat, (0, 0), 0.5 * cell_px(features))
     front = FrontEnd(spec.input_size, TileSpec("off"))
 
     def encode(crop: np.ndarray, roi: np.ndarray | None):

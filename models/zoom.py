@@ -40,13 +40,14 @@ BLUR_CELLS = 0.5  # as models.explain.PEAK_BLUR_CELLS (the crop's map is smoothe
 
 @dataclass(frozen=True)
 class ZoomSpec:
-    """Zoom options (each is part of the scoring configuration when `windows` > 0)."""
+    """Zoom options (each is part of the scoring configuration when `windows` > 0). No defaults here:
+    the station's live in [scoring] (inspector.frame.scoring.ScoringSettings.zoom_*)."""
 
-    windows: int = 0  # K local maxima looked at again; 0 = no zoom
-    window: int = 176  # side of the square crop, frame px (clipped to the frame)
-    input_size: int = 448  # short side the crop is resized to for its forward, px
-    pick: str = "auto"  # which window wins: "prob" (label's softmax probability on the crop), "max" (map max),
-    # "agree" ("prob", among windows whose crop ranks the label first) or "rise" ("prob", among
+    windows: int  # K local maxima looked at again; 0 = no zoom
+    window: int  # side of the square crop, frame px (clipped to the frame)
+    input_size: int  # short side the crop is resized to for its forward, px
+    pick: str  # which window wins: "prob" (label's softmax probability on the crop), "max" (map max),
+    # "agree" ("prob", among windows whose crop ranks the label first), "rise" ("prob", among
     # windows where the label's probability exceeds the whole frame's) or "auto" ("agree" for a window
     # covering at least AGREE_AREA of the frame, else "prob")
 

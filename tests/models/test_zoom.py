@@ -69,7 +69,7 @@ def test_the_window_that_answers_wins() -> None:
 
 def test_bad_spec_refused() -> None:
     with pytest.raises(ValueError):
-        ZoomSpec(windows=1, pick="best")
+        ZoomSpec(1, 128, 448, "best")
 
 
 def test_agree_keeps_the_frame_map_when_the_closer_look_sees_another_label() -> None:
